@@ -1,0 +1,64 @@
+"""Typed channels between processes, over the IPC Python already has.
+
+``open_channel[T](spec)`` returns a ``Channel[T]`` on the ``pipe``, ``queue``,
+``simplequeue`` or ``manager`` backend, with one meaning for send, receive,
+close and end of channel on all of them.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._backends.pipe import PipeChannel as PipeChannel
+from ._backends.queue import QueueChannel as QueueChannel
+from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
+from ._errors import ChannelBroken as ChannelBroken
+from ._errors import ChannelClosed as ChannelClosed
+from ._errors import ChannelError as ChannelError
+from ._errors import ChannelTimeout as ChannelTimeout
+from ._errors import ConfigError as ConfigError
+from ._errors import EndOfChannel as EndOfChannel
+from ._errors import SerializationError as SerializationError
+from ._errors import WorkerCrashed as WorkerCrashed
+from ._errors import WouldBlock as WouldBlock
+from ._open import ChannelOpener as ChannelOpener
+from ._open import ChannelOptions as ChannelOptions
+from ._open import open_channel as open_channel
+from ._protocols import Channel as Channel
+from ._protocols import Receiver as Receiver
+from ._protocols import Sender as Sender
+from ._registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from ._registry import Features as Features
+from ._registry import backends as backends
+from ._registry import register_backend as register_backend
+from ._serialize import Serializer as Serializer
+
+try:
+    __version__ = version("typed-channels")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Channel",
+    "ChannelBroken",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelOpener",
+    "ChannelOptions",
+    "ChannelTimeout",
+    "ConfigError",
+    "EndOfChannel",
+    "Features",
+    "PipeChannel",
+    "QueueChannel",
+    "Receiver",
+    "Sender",
+    "SerializationError",
+    "Serializer",
+    "SimpleQueueChannel",
+    "WorkerCrashed",
+    "WouldBlock",
+    "__version__",
+    "backends",
+    "open_channel",
+    "register_backend",
+]

@@ -1,0 +1,52 @@
+"""``queue``: many producers and consumers, optionally bounded; the default backend."""
+
+from __future__ import annotations
+
+from typing import ClassVar, TypeVar, final
+
+from .._config import ContextSpec, SerializerSpec
+from .._handles import ChannelBase
+from .._local import LocalCore
+from .._registry import Features
+
+__all__ = ["QueueChannel"]
+
+T = TypeVar("T")
+
+
+@final
+class QueueChannel(ChannelBase[T]):
+    """A channel on ``multiprocessing.Queue``'s parts: a pipe, two locks, a slot semaphore.
+
+    Args:
+        maxsize: the most items the channel holds; ``send`` waits while it is full.
+            0 (the default) means unbounded: items the pipe cannot take at once
+            wait in the channel's overflow file, never in the sender's memory.
+        context: the start method (or context) the channel's processes use.
+        serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads.
+        max_message_size: refuse items whose serialized form is larger (bytes).
+        spill_dir: the folder for the overflow file (default: the temp folder).
+    """
+
+    __slots__ = ()
+    features: ClassVar[Features] = Features(bounded=True)
+
+    def __init__(
+        self,
+        *,
+        maxsize: int = 0,
+        context: ContextSpec = None,
+        serializer: SerializerSpec = None,
+        max_message_size: int | None = None,
+        spill_dir: str | None = None,
+    ) -> None:
+        self._attach(
+            LocalCore.open(
+                "queue",
+                maxsize=maxsize,
+                context=context,
+                serializer=serializer,
+                max_message_size=max_message_size,
+                spill_dir=spill_dir,
+            )
+        )

@@ -1,0 +1,183 @@
+"""Specs, options and their checks: everything ``open_channel`` reads from the user.
+
+A spec is a backend name or a URL ``NAME://[HOST:PORT][/CHANNEL]?opt=value&...``;
+options in the URL and in keywords mean the same. With no spec, the
+``CHANNELS_URL`` environment variable decides, else the default backend.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from typing import Union
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ._errors import ConfigError
+from ._serialize import Serializer
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "ENV_URL",
+    "ContextSpec",
+    "SerializerSpec",
+    "Spec",
+    "check_maxsize",
+    "check_message_limit",
+    "coerce_options",
+    "lock_context",
+    "parse_spec",
+    "resolve_context",
+]
+
+ENV_URL = "CHANNELS_URL"
+DEFAULT_BACKEND = "queue"
+
+#: A start method name or a ``multiprocessing`` context; None means the default.
+ContextSpec = Union[str, BaseContext, None]  # noqa: UP007 (a runtime alias)
+#: A serializer name ("pickle", "json") or an object with ``dumps``/``loads``.
+SerializerSpec = Union[str, Serializer, None]  # noqa: UP007
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec: the backend name and the options the spec itself carries."""
+
+    backend: str
+    options: dict[str, object]
+
+
+def parse_spec(spec: str | None) -> Spec:
+    """Parse a name or URL; with None, read ``CHANNELS_URL`` or use the default backend."""
+    if spec is None:
+        spec = os.environ.get(ENV_URL) or DEFAULT_BACKEND
+    if not isinstance(spec, str):
+        raise ConfigError(f"a channel spec is a backend name or a URL string, not {spec!r}")
+    text = spec.strip()
+    if "://" not in text:
+        if not text or any(c in text for c in "/?:&="):
+            raise ConfigError(f"bad channel spec {spec!r}: expected NAME or NAME://[HOST:PORT][/NAME]?opt=value")
+        return Spec(text.lower(), {})
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"bad channel spec {spec!r}: {exc}") from exc
+    if parts.fragment:
+        raise ConfigError(f"bad channel spec {spec!r}: a spec has no #fragment")
+    options: dict[str, object] = {}
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise ConfigError(f"bad options in channel spec {spec!r}: {exc}") from exc
+    for key, value in pairs:
+        if key in options:
+            raise ConfigError(f"option {key!r} is given twice in channel spec {spec!r}")
+        options[key] = value
+    if parts.hostname:
+        options["address"] = (parts.hostname, port if port is not None else 0)
+    elif port is not None:
+        raise ConfigError(f"bad channel spec {spec!r}: a port needs a host")
+    name = unquote(parts.path.lstrip("/"))
+    if name:
+        options["name"] = name
+    return Spec(parts.scheme.lower(), options)
+
+
+def coerce_options(
+    backend: str, options: Mapping[str, object], hints: Mapping[str, object]
+) -> dict[str, object]:
+    """Check option names against ``hints`` and turn URL strings into the hinted types."""
+    unknown = sorted(set(options) - set(hints))
+    if unknown:
+        valid = ", ".join(sorted(hints)) or "none"
+        raise ConfigError(
+            f"backend {backend!r} does not take option(s) {', '.join(map(repr, unknown))}; "
+            f"it takes: {valid}"
+        )
+    return {key: _coerce(backend, key, value, hints[key]) for key, value in options.items()}
+
+
+def _coerce(backend: str, key: str, value: object, hint: object) -> object:
+    if not isinstance(value, str):
+        return value
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union else (hint,)
+    if str in allowed:
+        return value
+    if value.lower() in ("", "none") and type(None) in allowed:
+        return None
+    converters: list[Callable[[str], object]] = []
+    if bool in allowed:
+        converters.append(_to_bool)
+    if int in allowed:
+        converters.append(int)
+    if float in allowed:
+        converters.append(float)
+    for convert in converters:
+        try:
+            return convert(value)
+        except ValueError:
+            continue
+    if typing.get_origin(hint) is None and not converters:
+        return value
+    raise ConfigError(f"option {key}={value!r} of backend {backend!r} is not a valid {_describe(hint)}")
+
+
+def _to_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _describe(hint: object) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_maxsize(maxsize: object) -> int:
+    """``maxsize`` must be a whole number >= 0 (0 means unbounded)."""
+    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
+        raise ConfigError(f"maxsize must be a whole number >= 0 (0 = unbounded), not {maxsize!r}")
+    return maxsize
+
+
+def check_message_limit(limit: object) -> int | None:
+    """``max_message_size`` must be None or a positive number of bytes."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ConfigError(f"max_message_size must be None or a positive number of bytes, not {limit!r}")
+    return limit
+
+
+def resolve_context(context: object) -> BaseContext:
+    """Turn ``context`` (None, a start method name or a context) into a context."""
+    if context is None:
+        return multiprocessing.get_context()
+    if isinstance(context, BaseContext):
+        return context
+    if isinstance(context, str):
+        try:
+            return multiprocessing.get_context(context)
+        except ValueError:
+            methods = ", ".join(repr(m) for m in multiprocessing.get_all_start_methods())
+            raise ConfigError(f"unknown start method {context!r}; choose one of {methods}") from None
+    raise ConfigError(f"context must be a start method name or a multiprocessing context, not {context!r}")
+
+
+def lock_context(context: object) -> BaseContext:
+    """The context to build a channel's locks with.
+
+    Locks built for ``fork`` cannot travel to a spawned child, so unless the user
+    asked for ``fork`` explicitly, locks are built so they can go anywhere.
+    """
+    ctx = resolve_context(context)
+    if ctx.get_start_method() == "fork" and context is None:
+        return multiprocessing.get_context("spawn")
+    return ctx

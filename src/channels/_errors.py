@@ -1,0 +1,82 @@
+"""Exceptions raised by channels, kept in one module to avoid import loops.
+
+Every error is named after who caused it::
+
+    ChannelError                      base of everything raised here
+    ├── ChannelClosed                 you closed this handle (or the channel ended) and used it
+    ├── EndOfChannel                  every sender closed and the channel is drained: the normal end
+    ├── ChannelTimeout (TimeoutError) the timeout you gave passed first
+    ├── WouldBlock                    a ``*_nowait`` call found nothing to do right now
+    ├── ChannelBroken                 the other side went away without closing; the cause is chained
+    ├── SerializationError            an item could not be turned into bytes or back
+    ├── ConfigError (ValueError)      a bad backend name, spec or option
+    └── WorkerCrashed                 a pool worker died while running your task
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChannelBroken",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelTimeout",
+    "ConfigError",
+    "EndOfChannel",
+    "SerializationError",
+    "WorkerCrashed",
+    "WouldBlock",
+]
+
+
+class ChannelError(Exception):
+    """Base class of every error raised by ``channels``."""
+
+
+class ChannelClosed(ChannelError):
+    """This handle was closed, or the channel has ended, and you tried to use it."""
+
+
+class EndOfChannel(ChannelError):
+    """Every sender closed and every item was received: the normal end, not a failure."""
+
+
+class ChannelTimeout(ChannelError, TimeoutError):
+    """The timeout given to a blocking call passed before it could finish."""
+
+
+class WouldBlock(ChannelError):
+    """A ``*_nowait`` call would have had to wait."""
+
+
+class ChannelBroken(ChannelError):
+    """The other side is gone without closing: a peer died, or the server stopped."""
+
+
+class SerializationError(ChannelError):
+    """An item could not be serialized in ``send`` or deserialized in ``recv``."""
+
+
+class ConfigError(ChannelError, ValueError):
+    """A backend name, spec or option is wrong or cannot be honoured."""
+
+
+class WorkerCrashed(ChannelError):
+    """A pool worker process died (killed, ``os._exit``, a crash in C) while running a task.
+
+    Attributes:
+        pid: the process id of the worker that died.
+        exitcode: its exit code, negative for the signal that killed it (as in
+            ``multiprocessing.Process.exitcode``), or ``None`` if unknown.
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None, exitcode: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_worker_crashed, (str(self), self.pid, self.exitcode))
+
+
+def _rebuild_worker_crashed(message: str, pid: int | None, exitcode: int | None) -> WorkerCrashed:
+    return WorkerCrashed(message, pid=pid, exitcode=exitcode)

@@ -1,0 +1,585 @@
+"""The core of the local backends: a pipe, two locks, an optional slot semaphore.
+
+These are the parts ``multiprocessing.Queue`` is made of, driven synchronously:
+there is no feeder thread, so when ``send`` returns the item is out of the
+sender's memory and a crash right after loses nothing.
+
+Items travel through the OS pipe when a frame fits in one atomic write
+(``PIPE_BUF``) and the pipe has room. Otherwise they go to an overflow file
+shared by every process (unlinked at once, so nothing is left behind), so an
+unbounded channel never makes ``send`` wait, however slow the receivers. While
+the overflow holds items every new item goes there too, and receivers empty the
+pipe before the overflow, so the order is kept.
+
+The first pages of that file hold the channel's ``Ledger`` (see ``_ledger``) and
+a few transport words: who holds each lock, whether a reader is in the middle
+of an item, and the overflow's offsets. A process that dies holding a lock is
+noticed by the next waiter, which takes the lock over; if it died halfway
+through reading an item, the channel is marked broken instead.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import select
+import struct
+import tempfile
+import weakref
+from multiprocessing import context, reduction
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import BoundedSemaphore, Lock
+
+from ._config import ContextSpec, SerializerSpec, check_maxsize, check_message_limit, lock_context
+from ._core import remaining
+from ._errors import ChannelBroken, ChannelClosed, ChannelError, ChannelTimeout, EndOfChannel, WouldBlock
+from ._ledger import (
+    BROKEN,
+    BROKEN_RECEIVERS_GONE,
+    BROKEN_SENDERS_GONE,
+    BROKEN_TORN,
+    ENDED,
+    WORDS,
+    WHY,
+    Ledger,
+)
+from ._liveness import me, pid_alive
+from ._serialize import Serializer, resolve_serializer
+
+__all__ = ["LocalCore"]
+
+# Transport words, before the ledger.
+_WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _MIDFRAME = range(5)
+_SPILL_WOFF, _SPILL_ROFF, _SPILL_WCOUNT, _SPILL_RCOUNT = range(5, 9)
+_TRANSPORT_WORDS = 16
+_STATE_BYTES = (_TRANSPORT_WORDS + WORDS) * 8
+_SPILL_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
+#: Give the overflow file's pages back once a drained overflow had grown past this.
+_SPILL_SHRINK = 16 << 20
+
+_PIPE_FRAME = struct.Struct("!I")
+_SPILL_FRAME = struct.Struct("!Q")
+_WAKE = _PIPE_FRAME.pack(0)  # an empty frame: "look again", carries no item
+_PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
+_PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
+_READ_AHEAD = 4096
+_MAX_IOV = 0x7FFFF000  # the most Linux moves in one read or write call
+
+
+class LocalCore:
+    """One local channel's transport and books; see the module docstring."""
+
+    __slots__ = (
+        "__weakref__",
+        "_file",
+        "_first",
+        "_ledger",
+        "_limit",
+        "_maxsize",
+        "_mm",
+        "_name",
+        "_noted",
+        "_noted_pid",
+        "_poller",
+        "_poller_pid",
+        "_rconn",
+        "_receiving_pid",
+        "_rfd",
+        "_rlock",
+        "_serializer",
+        "_slots",
+        "_wconn",
+        "_wfd",
+        "_wlock",
+        "_words",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        reader: Connection,
+        writer: Connection,
+        rlock: Lock,
+        wlock: Lock,
+        slots: BoundedSemaphore | None,
+        maxsize: int,
+        file_fd: int,
+        first: int,
+        serializer: Serializer,
+        max_message_size: int | None,
+    ) -> None:
+        self._name = name
+        self._rconn, self._wconn = reader, writer
+        self._rfd, self._wfd = reader.fileno(), writer.fileno()
+        self._rlock, self._wlock, self._slots = rlock, wlock, slots
+        self._maxsize = maxsize
+        self._file = file_fd
+        self._mm = mmap.mmap(file_fd, _STATE_BYTES)
+        self._words = memoryview(self._mm).cast("q")
+        self._ledger = Ledger(self._words[_TRANSPORT_WORDS:])
+        self._first = first
+        self._serializer = serializer
+        self._limit = max_message_size
+        self._noted: set[int] = set()
+        self._noted_pid = 0
+        self._receiving_pid = 0
+        self._poller: select.poll | None = None
+        self._poller_pid = 0
+        weakref.finalize(self, _release, file_fd, reader, writer)
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        *,
+        maxsize: int = 0,
+        context: ContextSpec = None,
+        serializer: SerializerSpec = None,
+        max_message_size: int | None = None,
+        spill_dir: str | None = None,
+    ) -> LocalCore:
+        """Check a local backend's options and build its primitives from ``context``."""
+        ctx = lock_context(context)
+        size = check_maxsize(maxsize)
+        reader, writer = ctx.Pipe(duplex=False)
+        return cls.create(
+            name,
+            reader,
+            writer,
+            ctx.Lock(),
+            ctx.Lock(),
+            ctx.BoundedSemaphore(size) if size else None,
+            size,
+            resolve_serializer(serializer),
+            check_message_limit(max_message_size),
+            spill_dir,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        reader: Connection,
+        writer: Connection,
+        rlock: Lock,
+        wlock: Lock,
+        slots: BoundedSemaphore | None,
+        maxsize: int,
+        serializer: Serializer,
+        max_message_size: int | None,
+        spill_dir: str | None = None,
+    ) -> LocalCore:
+        """Build a new channel from freshly made primitives."""
+        os.set_blocking(reader.fileno(), False)
+        os.set_blocking(writer.fileno(), False)
+        try:
+            fd, path = tempfile.mkstemp(prefix="channel-", dir=spill_dir)
+        except OSError as exc:
+            raise ChannelError(f"cannot create the channel's overflow file: {exc}") from exc
+        os.unlink(path)
+        os.ftruncate(fd, _SPILL_BASE)
+        core = cls(name, reader, writer, rlock, wlock, slots, maxsize, fd, 0, serializer, max_message_size)
+        core._first = core._ledger.initialise()
+        return core
+
+    # -- the Core protocol ---------------------------------------------------------
+
+    @property
+    def serializer(self) -> Serializer:
+        return self._serializer
+
+    @property
+    def max_message_size(self) -> int | None:
+        return self._limit
+
+    @property
+    def first_token(self) -> int:
+        return self._first
+
+    def sender_open(self, token: int) -> bool:
+        return self._ledger.is_open(token)
+
+    def send(self, token: int, data: bytes | memoryview, deadline: float | None, block: bool) -> None:
+        slots = self._slots
+        if slots is None:
+            self._write(token, data, deadline)
+            return
+        if not slots.acquire(False):
+            if not block:
+                self._check_sendable(token)
+                raise WouldBlock("the channel is full")
+            self._wait_for_slot(slots, token, deadline)
+        written = False
+        try:
+            self._write(token, data, deadline)
+            written = True
+        finally:
+            if not written:
+                slots.release()
+
+    def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
+        rlock = self._rlock
+        if not rlock.acquire(False):
+            if not block and not self._ledger.flags & ENDED:
+                raise WouldBlock("another receiver is taking an item")
+            self._acquire(rlock, _READER, deadline)
+        words = self._words
+        words[_READER] = me.pid
+        words[_READER_STAMP] = me.stamp
+        try:
+            if self._receiving_pid != me.pid:
+                self._note_receiver()
+            data = self._take(deadline, block)
+        finally:
+            words[_READER] = 0
+            rlock.release()
+        if self._slots is not None:
+            self._slots.release()
+        return data
+
+    def clone(self, token: int) -> int:
+        with self._locked_books():
+            if not self._ledger.is_open(token):
+                raise ChannelClosed("cannot clone a closed sender handle")
+            return self._ledger.open_handle()
+
+    def close_sender(self, token: int) -> None:
+        if not self._ledger.is_open(token):
+            return
+        with self._locked_books():
+            if self._ledger.close_handle(token):
+                self._wake()
+
+    def close_receiver(self) -> None:
+        if self._receiving_pid == me.pid:
+            with self._locked_books():
+                self._ledger.forget_receiver(me.pid)
+            self._receiving_pid = 0
+
+    # -- sending -------------------------------------------------------------------
+
+    def _write(self, token: int, data: bytes | memoryview, deadline: float | None) -> None:
+        wlock = self._wlock
+        if not wlock.acquire(False):
+            self._acquire(wlock, _WRITER, deadline)
+        words = self._words
+        words[_WRITER] = me.pid
+        words[_WRITER_STAMP] = me.stamp
+        try:
+            ledger = self._ledger
+            if not ledger.is_open(token):
+                raise ChannelClosed("this sender handle is closed")
+            if ledger.flags & BROKEN:
+                raise ChannelBroken(ledger.broken_reason)
+            if self._noted_pid != me.pid:
+                self._noted = set()
+                self._noted_pid = me.pid
+            if token not in self._noted:
+                ledger.note_sender(me.pid, me.stamp, token, pid_alive)
+                self._noted.add(token)
+            size = len(data)
+            if size <= _PIPE_PAYLOAD and words[_SPILL_WCOUNT] == words[_SPILL_RCOUNT]:
+                try:
+                    os.write(self._wfd, _PIPE_FRAME.pack(size) + data)
+                    return
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError as exc:
+                    raise ChannelBroken("every receiving end of the channel is closed") from exc
+            self._spill(data)
+        finally:
+            words[_WRITER] = 0
+            wlock.release()
+
+    def _spill(self, data: bytes | memoryview) -> None:
+        words = self._words
+        offset = _SPILL_BASE + words[_SPILL_WOFF]
+        size = len(data)
+        try:
+            _pwrite_all(self._file, [_SPILL_FRAME.pack(size), data], offset)
+        except OSError as exc:
+            raise ChannelError(f"cannot store the item in the channel's overflow file: {exc}") from exc
+        words[_SPILL_WOFF] += _SPILL_FRAME.size + size
+        words[_SPILL_WCOUNT] += 1
+        if words[_SPILL_WCOUNT] - words[_SPILL_RCOUNT] == 1:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake a receiver waiting on the pipe; a full pipe needs no waking."""
+        try:
+            os.write(self._wfd, _WAKE)
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+    def _wait_for_slot(self, slots: BoundedSemaphore, token: int, deadline: float | None) -> None:
+        while True:
+            self._check_sendable(token)
+            wait = remaining(deadline)
+            if wait <= 0 and deadline is not None:
+                raise ChannelTimeout("the channel stayed full until the timeout")
+            if slots.acquire(timeout=wait):
+                return
+            self._look_for_dead(receivers=True)
+
+    def _check_sendable(self, token: int) -> None:
+        ledger = self._ledger
+        if not ledger.is_open(token):
+            raise ChannelClosed("this sender handle is closed")
+        if ledger.flags & BROKEN:
+            raise ChannelBroken(ledger.broken_reason)
+
+    # -- receiving -----------------------------------------------------------------
+
+    def _take(self, deadline: float | None, block: bool) -> bytes | memoryview:
+        """Return the next item; the caller holds the read lock."""
+        words = self._words
+        ledger = self._ledger
+        while True:
+            flags = ledger.flags
+            if flags & BROKEN and ledger.broken_why == BROKEN_TORN:
+                raise ChannelBroken(ledger.broken_reason)
+            data = self._read_pipe()
+            if data is not None:
+                return data
+            if words[_SPILL_WCOUNT] != words[_SPILL_RCOUNT]:
+                return self._read_spill()
+            if flags & ENDED:
+                raise EndOfChannel("every sender closed and the channel is drained")
+            if flags & BROKEN:
+                raise ChannelBroken(ledger.broken_reason)
+            if not block:
+                raise WouldBlock("no item is ready")
+            wait = remaining(deadline)
+            if wait <= 0 and deadline is not None:
+                raise ChannelTimeout("no item arrived before the timeout")
+            if not self._readable(wait):
+                self._look_for_dead(receivers=False)
+
+    def _read_pipe(self) -> bytes | None:
+        fd = self._rfd
+        while True:
+            try:
+                head = os.read(fd, _PIPE_FRAME.size)
+            except BlockingIOError:
+                return None
+            if len(head) != _PIPE_FRAME.size:
+                self._tear(f"a frame header of {len(head)} bytes")
+            (size,) = _PIPE_FRAME.unpack(head)
+            if size == 0:
+                continue
+            if size > _PIPE_PAYLOAD:
+                self._tear(f"a pipe frame claiming {size} bytes")
+            words = self._words
+            words[_MIDFRAME] = 1
+            try:
+                data = os.read(fd, size)
+            except BlockingIOError:
+                data = b""
+            if len(data) != size:
+                self._tear(f"{len(data)} of {size} bytes of an item")
+            words[_MIDFRAME] = 0
+            return data
+
+    def _read_spill(self) -> bytes | memoryview:
+        words = self._words
+        offset = _SPILL_BASE + words[_SPILL_ROFF]
+        head = os.pread(self._file, _READ_AHEAD, offset)
+        (size,) = _SPILL_FRAME.unpack_from(head)
+        start = _SPILL_FRAME.size
+        data: bytes | memoryview
+        if start + size <= len(head):
+            data = head[start : start + size]
+        else:
+            buf = bytearray(size)
+            have = len(head) - start
+            buf[:have] = head[start:]
+            _pread_into(self._file, memoryview(buf)[have:], offset + len(head))
+            data = memoryview(buf)
+        words[_MIDFRAME] = 1
+        words[_SPILL_ROFF] += start + size
+        words[_SPILL_RCOUNT] += 1
+        words[_MIDFRAME] = 0
+        if words[_SPILL_RCOUNT] == words[_SPILL_WCOUNT]:
+            self._rewind_spill()
+        return data
+
+    def _rewind_spill(self) -> None:
+        """Start the drained overflow over at offset 0, if no writer is busy."""
+        wlock = self._wlock
+        if not wlock.acquire(False):
+            return
+        words = self._words
+        try:
+            if words[_SPILL_RCOUNT] == words[_SPILL_WCOUNT]:
+                grown = words[_SPILL_WOFF] > _SPILL_SHRINK
+                words[_SPILL_WOFF] = words[_SPILL_ROFF] = 0
+                words[_SPILL_WCOUNT] = words[_SPILL_RCOUNT] = 0
+                if grown:
+                    os.ftruncate(self._file, _SPILL_BASE)
+        finally:
+            wlock.release()
+
+    def _readable(self, wait: float) -> bool:
+        if self._poller_pid != me.pid or self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self._rfd, select.POLLIN)
+            self._poller_pid = me.pid
+        return bool(self._poller.poll(wait * 1000))
+
+    def _note_receiver(self) -> None:
+        with self._locked_books():
+            self._ledger.note_receiver(me.pid, me.stamp, pid_alive)
+        self._receiving_pid = me.pid
+
+    # -- failures ------------------------------------------------------------------
+
+    def _tear(self, what: str) -> None:
+        self._words[_MIDFRAME] = 0
+        with self._locked_books():
+            self._ledger.mark_broken(BROKEN_TORN)
+        raise ChannelBroken(f"{WHY[BROKEN_TORN]} (read {what})")
+
+    def _look_for_dead(self, *, receivers: bool) -> None:
+        """After an idle wait: mark the channel broken if the peers it waits for are all dead."""
+        ledger = self._ledger
+        if ledger.flags & (ENDED | BROKEN):
+            return
+        if not self._wlock.acquire(False):
+            self._take_over_if_orphaned(self._wlock, _WRITER)
+            return
+        try:
+            if receivers:
+                if ledger.receivers_gone(pid_alive):
+                    ledger.mark_broken(BROKEN_RECEIVERS_GONE)
+            elif ledger.senders_gone(pid_alive):
+                ledger.mark_broken(BROKEN_SENDERS_GONE)
+        finally:
+            self._wlock.release()
+
+    def _acquire(self, lock: Lock, owner: int, deadline: float | None) -> None:
+        """Take ``lock``, waking every slice to take it over from a dead holder."""
+        while True:
+            wait = remaining(deadline)
+            if wait <= 0 and deadline is not None:
+                if lock.acquire(False):
+                    return
+                raise ChannelTimeout("the channel stayed busy until the timeout")
+            if lock.acquire(timeout=wait):
+                return
+            self._take_over_if_orphaned(lock, owner)
+
+    def _take_over_if_orphaned(self, lock: Lock, owner: int) -> None:
+        words = self._words
+        pid = words[owner]
+        if not pid or pid == me.pid or pid_alive(pid, words[owner + 1]):
+            return
+        if owner == _READER and words[_MIDFRAME]:
+            self._ledger.mark_broken(BROKEN_TORN)
+        if words[owner] == pid:
+            words[owner] = 0
+            words[_MIDFRAME] = 0
+            try:
+                lock.release()
+            except ValueError:  # another waiter took it over first
+                pass
+
+    def _locked_books(self) -> _BooksLock:
+        return _BooksLock(self)
+
+    # -- life cycle ----------------------------------------------------------------
+
+    def __reduce__(self) -> tuple[object, ...]:
+        if context.get_spawning_popen() is None:
+            raise ChannelError(
+                f"a {self._name} channel can be given to a child process only as an argument "
+                "when it starts (multiprocessing.Process(args=...)); to share a channel with "
+                "processes that are already running, use the manager backend"
+            )
+        return (
+            _rebuild,
+            (
+                self._name,
+                self._rconn,
+                self._wconn,
+                self._rlock,
+                self._wlock,
+                self._slots,
+                self._maxsize,
+                reduction.DupFd(self._file),
+                self._first,
+                self._serializer,
+                self._limit,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        bound = f" maxsize={self._maxsize}" if self._maxsize else ""
+        return f"{self._name}{bound}"
+
+
+class _BooksLock:
+    """The write lock taken to change the ledger, with dead-holder take-over."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: LocalCore) -> None:
+        self._core = core
+
+    def __enter__(self) -> None:
+        core = self._core
+        if not core._wlock.acquire(False):
+            core._acquire(core._wlock, _WRITER, None)
+        core._words[_WRITER] = me.pid
+        core._words[_WRITER_STAMP] = me.stamp
+
+    def __exit__(self, *exc_info: object) -> None:
+        core = self._core
+        core._words[_WRITER] = 0
+        core._wlock.release()
+
+
+def _rebuild(
+    name: str,
+    reader: Connection,
+    writer: Connection,
+    rlock: Lock,
+    wlock: Lock,
+    slots: BoundedSemaphore | None,
+    maxsize: int,
+    file_fd: object,
+    first: int,
+    serializer: Serializer,
+    max_message_size: int | None,
+) -> LocalCore:
+    fd: int = file_fd.detach()  # type: ignore[attr-defined]
+    return LocalCore(
+        name, reader, writer, rlock, wlock, slots, maxsize, fd, first, serializer, max_message_size
+    )
+
+
+def _release(file_fd: int, reader: Connection, writer: Connection) -> None:
+    os.close(file_fd)
+    reader.close()
+    writer.close()
+
+
+def _pwrite_all(fd: int, parts: list[bytes | memoryview], offset: int) -> None:
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        done = os.pwritev(fd, [v[:_MAX_IOV] for v in views], offset)
+        offset += done
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if views and done:
+            views[0] = views[0][done:]
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        got = os.preadv(fd, [view[:_MAX_IOV]], offset)
+        if got == 0:
+            raise ChannelBroken(WHY[BROKEN_TORN] + " (the overflow file ends early)")
+        view = view[got:]
+        offset += got
+

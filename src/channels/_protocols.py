@@ -1,0 +1,103 @@
+"""The three protocols every backend implements: ``Sender``, ``Receiver`` and ``Channel``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Protocol, TypeVar, runtime_checkable
+
+from typing_extensions import Self
+
+__all__ = ["Channel", "Receiver", "Sender"]
+
+# Invariant: a Channel[T] both takes and gives T.
+T = TypeVar("T")
+# Contravariant: a Sender only consumes T, so a Sender[int] may stand where a Sender[bool] is wanted.
+T_contra = TypeVar("T_contra", contravariant=True)
+# Covariant: a Receiver only produces T, so a Receiver[bool] may stand where a Receiver[int] is wanted.
+T_co = TypeVar("T_co", covariant=True)
+
+
+@runtime_checkable
+class Sender(Protocol[T_contra]):
+    """The sending half: one counted handle, the same object in every process it reaches."""
+
+    def send(self, item: T_contra, timeout: float | None = None) -> None:
+        """Put ``item`` in the channel, waiting while a bounded channel is full."""
+        ...
+
+    def send_nowait(self, item: T_contra) -> None:
+        """Put ``item`` in the channel, or raise ``WouldBlock`` if it is full."""
+        ...
+
+    def clone(self) -> Sender[T_contra]:
+        """Return a new counted sender handle; the channel ends when all are closed."""
+        ...
+
+    def close(self) -> None:
+        """Close this handle everywhere; idempotent."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether this handle is closed (in any process)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Receiver(Protocol[T_co]):
+    """The receiving half: yields items until every sender has closed."""
+
+    def recv(self, timeout: float | None = None) -> T_co:
+        """Return the next item; ``EndOfChannel`` once the channel is closed and drained."""
+        ...
+
+    def recv_nowait(self) -> T_co:
+        """Return the next item if one is ready now, else raise ``WouldBlock``."""
+        ...
+
+    def __iter__(self) -> Iterator[T_co]:
+        """Yield items until the end of the channel."""
+        ...
+
+    def close(self) -> None:
+        """Stop this receiver in this process; other receivers go on."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether this receiver was closed in this process."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Channel(Sender[T], Receiver[T], Protocol[T]):
+    """Both halves at once; ``close()`` closes the sender half, which is what ends the stream."""
+
+    @property
+    def sender(self) -> Sender[T]:
+        """The channel's own sender handle (the same object every time)."""
+        ...
+
+    @property
+    def receiver(self) -> Receiver[T]:
+        """The channel's receiver."""
+        ...

@@ -1,0 +1,101 @@
+"""How items become bytes in ``send`` and come back in ``recv``.
+
+Serializing in the caller of ``send`` (not in a background thread, as
+``multiprocessing.Queue`` does) is what makes an unpicklable item an error at
+the call that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from multiprocessing.reduction import ForkingPickler
+from typing import Protocol, runtime_checkable
+
+from ._errors import ConfigError, SerializationError
+
+__all__ = ["JSON", "PICKLE", "Serializer", "dumps", "loads", "resolve_serializer"]
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """Turns items into bytes and back; must itself be picklable (module-level)."""
+
+    name: str
+
+    def dumps(self, item: object) -> bytes | memoryview: ...
+
+    def loads(self, data: bytes | memoryview) -> object: ...
+
+
+class _Pickle:
+    """Pickle with multiprocessing's reducers, so connections and sockets travel too.
+
+    Unpickling runs code chosen by the sender: never use it with an untrusted peer.
+    """
+
+    name = "pickle"
+
+    def dumps(self, item: object) -> memoryview:
+        return ForkingPickler.dumps(item, pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes | memoryview) -> object:
+        return pickle.loads(data)
+
+    def __reduce__(self) -> str:
+        return "PICKLE"
+
+
+class _Json:
+    """JSON: plain data only, and nothing the peer sends can run code here."""
+
+    name = "json"
+
+    def dumps(self, item: object) -> bytes:
+        return json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
+
+    def loads(self, data: bytes | memoryview) -> object:
+        return json.loads(bytes(data))
+
+    def __reduce__(self) -> str:
+        return "JSON"
+
+
+PICKLE = _Pickle()
+JSON = _Json()
+_BY_NAME: dict[str, Serializer] = {"pickle": PICKLE, "json": JSON}
+
+
+def resolve_serializer(value: object) -> Serializer:
+    """Return the serializer named by ``value`` (a name or a ``Serializer``)."""
+    if value is None:
+        return PICKLE
+    if isinstance(value, str):
+        try:
+            return _BY_NAME[value]
+        except KeyError:
+            raise ConfigError(
+                f"unknown serializer {value!r}; choose one of {sorted(_BY_NAME)} "
+                "or pass an object with dumps() and loads()"
+            ) from None
+    if isinstance(value, Serializer):
+        return value
+    raise ConfigError(f"serializer must be a name or an object with dumps() and loads(), not {value!r}")
+
+
+def dumps(serializer: Serializer, item: object) -> bytes | memoryview:
+    """Serialize ``item``, turning any failure into ``SerializationError``."""
+    try:
+        return serializer.dumps(item)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot send {type(item).__qualname__} with {serializer.name}: {exc}"
+        ) from exc
+
+
+def loads(serializer: Serializer, data: bytes | memoryview) -> object:
+    """Deserialize a received item, turning any failure into ``SerializationError``."""
+    try:
+        return serializer.loads(data)
+    except Exception as exc:
+        raise SerializationError(f"cannot deserialize a received item with {serializer.name}: {exc}") from exc

@@ -60,7 +60,9 @@ def parse_spec(spec: str | None) -> Spec:
     text = spec.strip()
     if "://" not in text:
         if not text or any(c in text for c in "/?:&="):
-            raise ConfigError(f"bad channel spec {spec!r}: expected NAME or NAME://[HOST:PORT][/NAME]?opt=value")
+            raise ConfigError(
+                f"bad channel spec {spec!r}: expected NAME or NAME://[HOST:PORT][/NAME]?opt=value"
+            )
         return Spec(text.lower(), {})
     try:
         parts = urlsplit(text)
@@ -105,7 +107,11 @@ def coerce_options(
 def _coerce(backend: str, key: str, value: object, hint: object) -> object:
     if not isinstance(value, str):
         return value
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union else (hint,)
+    allowed = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union
+        else (hint,)
+    )
     if str in allowed:
         return value
     if value.lower() in ("", "none") and type(None) in allowed:
@@ -124,7 +130,9 @@ def _coerce(backend: str, key: str, value: object, hint: object) -> object:
             continue
     if typing.get_origin(hint) is None and not converters:
         return value
-    raise ConfigError(f"option {key}={value!r} of backend {backend!r} is not a valid {_describe(hint)}")
+    raise ConfigError(
+        f"option {key}={value!r} of backend {backend!r} is not a valid {_describe(hint)}"
+    )
 
 
 def _to_bool(text: str) -> bool:
@@ -152,7 +160,9 @@ def check_message_limit(limit: object) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise ConfigError(f"max_message_size must be None or a positive number of bytes, not {limit!r}")
+        raise ConfigError(
+            f"max_message_size must be None or a positive number of bytes, not {limit!r}"
+        )
     return limit
 
 
@@ -167,8 +177,12 @@ def resolve_context(context: object) -> BaseContext:
             return multiprocessing.get_context(context)
         except ValueError:
             methods = ", ".join(repr(m) for m in multiprocessing.get_all_start_methods())
-            raise ConfigError(f"unknown start method {context!r}; choose one of {methods}") from None
-    raise ConfigError(f"context must be a start method name or a multiprocessing context, not {context!r}")
+            raise ConfigError(
+                f"unknown start method {context!r}; choose one of {methods}"
+            ) from None
+    raise ConfigError(
+        f"context must be a start method name or a multiprocessing context, not {context!r}"
+    )
 
 
 def lock_context(context: object) -> BaseContext:

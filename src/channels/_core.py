@@ -36,7 +36,9 @@ class Core(Protocol):
         """The token of the channel's own sender handle."""
         ...
 
-    def send(self, token: int, data: bytes | memoryview, deadline: float | None, block: bool) -> None:
+    def send(
+        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
+    ) -> None:
         """Put one serialized item in the channel on behalf of handle ``token``."""
         ...
 

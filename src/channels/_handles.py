@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Generic, TypeVar, cast, final
-
-from typing_extensions import Self
+from typing import Generic, Self, TypeVar, cast, final
 
 from ._core import Core, deadline_after
 from ._errors import ChannelClosed, EndOfChannel, SerializationError
@@ -29,7 +27,7 @@ T = TypeVar("T")
 class SenderHandle(Generic[T]):
     """A counted sender handle; ``Sender[T]``."""
 
-    __slots__ = ("_core", "_token", "__weakref__")
+    __slots__ = ("__weakref__", "_core", "_token")
 
     def __init__(self, core: Core, token: int) -> None:
         self._core = core
@@ -98,7 +96,7 @@ class SenderHandle(Generic[T]):
 class ReceiverHandle(Generic[T]):
     """The receiving half; ``Receiver[T]``. Closing it stops only this process's receiver."""
 
-    __slots__ = ("_closed", "_core", "__weakref__")
+    __slots__ = ("__weakref__", "_closed", "_core")
 
     def __init__(self, core: Core, closed: bool = False) -> None:
         self._core = core
@@ -171,7 +169,7 @@ class ChannelBase(Generic[T]):
     closed too; the receiver half stays usable to drain what was sent.
     """
 
-    __slots__ = ("_receiver", "_sender", "__weakref__")
+    __slots__ = ("__weakref__", "_receiver", "_sender")
 
     _sender: SenderHandle[T]
     _receiver: ReceiverHandle[T]
@@ -241,4 +239,5 @@ class ChannelBase(Generic[T]):
         self._sender, self._receiver = state
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._sender._core!r} ({'closed' if self.closed else 'open'})>"
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__name__} {self._sender._core!r} ({state})>"

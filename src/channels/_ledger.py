@@ -49,7 +49,9 @@ BROKEN_TORN = 3
 BROKEN_SERVER_GONE = 4
 
 WHY = {
-    BROKEN_SENDERS_GONE: "every process that sent on an open sender handle has died without closing it",
+    BROKEN_SENDERS_GONE: (
+        "every process that sent on an open sender handle has died without closing it"
+    ),
     BROKEN_RECEIVERS_GONE: "every process that received from the channel has died",
     BROKEN_TORN: "a process died in the middle of reading or writing an item",
     BROKEN_SERVER_GONE: "the manager server holding the channel is gone",

@@ -20,33 +20,43 @@ through reading an item, the channel is marked broken instead.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import select
 import struct
 import tempfile
 import weakref
+from dataclasses import dataclass
 from multiprocessing import context, reduction
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import BoundedSemaphore, Lock
+from typing import Protocol
 
 from ._config import ContextSpec, SerializerSpec, check_maxsize, check_message_limit, lock_context
 from ._core import remaining
-from ._errors import ChannelBroken, ChannelClosed, ChannelError, ChannelTimeout, EndOfChannel, WouldBlock
+from ._errors import (
+    ChannelBroken,
+    ChannelClosed,
+    ChannelError,
+    ChannelTimeout,
+    EndOfChannel,
+    WouldBlock,
+)
 from ._ledger import (
     BROKEN,
     BROKEN_RECEIVERS_GONE,
     BROKEN_SENDERS_GONE,
     BROKEN_TORN,
     ENDED,
-    WORDS,
     WHY,
+    WORDS,
     Ledger,
 )
 from ._liveness import me, pid_alive
 from ._serialize import Serializer, resolve_serializer
 
-__all__ = ["LocalCore"]
+__all__ = ["LocalCore", "Primitives", "Settings"]
 
 # Transport words, before the ledger.
 _WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _MIDFRAME = range(5)
@@ -66,6 +76,27 @@ _READ_AHEAD = 4096
 _MAX_IOV = 0x7FFFF000  # the most Linux moves in one read or write call
 
 
+@dataclass(frozen=True)
+class Primitives:
+    """The multiprocessing parts a local channel is made of."""
+
+    reader: Connection
+    writer: Connection
+    rlock: Lock
+    wlock: Lock
+    slots: BoundedSemaphore | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a local channel was opened with."""
+
+    name: str
+    maxsize: int
+    serializer: Serializer
+    max_message_size: int | None
+
+
 class LocalCore:
     """One local channel's transport and books; see the module docstring."""
 
@@ -74,58 +105,38 @@ class LocalCore:
         "_file",
         "_first",
         "_ledger",
-        "_limit",
-        "_maxsize",
         "_mm",
-        "_name",
         "_noted",
         "_noted_pid",
+        "_parts",
         "_poller",
         "_poller_pid",
-        "_rconn",
         "_receiving_pid",
         "_rfd",
         "_rlock",
-        "_serializer",
+        "_settings",
         "_slots",
-        "_wconn",
         "_wfd",
         "_wlock",
         "_words",
     )
 
-    def __init__(
-        self,
-        name: str,
-        reader: Connection,
-        writer: Connection,
-        rlock: Lock,
-        wlock: Lock,
-        slots: BoundedSemaphore | None,
-        maxsize: int,
-        file_fd: int,
-        first: int,
-        serializer: Serializer,
-        max_message_size: int | None,
-    ) -> None:
-        self._name = name
-        self._rconn, self._wconn = reader, writer
-        self._rfd, self._wfd = reader.fileno(), writer.fileno()
-        self._rlock, self._wlock, self._slots = rlock, wlock, slots
-        self._maxsize = maxsize
+    def __init__(self, parts: Primitives, settings: Settings, file_fd: int, first: int) -> None:
+        self._parts = parts
+        self._settings = settings
+        self._rfd, self._wfd = parts.reader.fileno(), parts.writer.fileno()
+        self._rlock, self._wlock, self._slots = parts.rlock, parts.wlock, parts.slots
         self._file = file_fd
         self._mm = mmap.mmap(file_fd, _STATE_BYTES)
         self._words = memoryview(self._mm).cast("q")
         self._ledger = Ledger(self._words[_TRANSPORT_WORDS:])
         self._first = first
-        self._serializer = serializer
-        self._limit = max_message_size
         self._noted: set[int] = set()
         self._noted_pid = 0
         self._receiving_pid = 0
         self._poller: select.poll | None = None
         self._poller_pid = 0
-        weakref.finalize(self, _release, file_fd, reader, writer)
+        weakref.finalize(self, _release, file_fd, parts.reader, parts.writer)
 
     @classmethod
     def open(
@@ -138,38 +149,15 @@ class LocalCore:
         max_message_size: int | None = None,
         spill_dir: str | None = None,
     ) -> LocalCore:
-        """Check a local backend's options and build its primitives from ``context``."""
+        """Check a local backend's options, build its primitives and a fresh channel."""
         ctx = lock_context(context)
         size = check_maxsize(maxsize)
-        reader, writer = ctx.Pipe(duplex=False)
-        return cls.create(
-            name,
-            reader,
-            writer,
-            ctx.Lock(),
-            ctx.Lock(),
-            ctx.BoundedSemaphore(size) if size else None,
-            size,
-            resolve_serializer(serializer),
-            check_message_limit(max_message_size),
-            spill_dir,
+        settings = Settings(
+            name, size, resolve_serializer(serializer), check_message_limit(max_message_size)
         )
-
-    @classmethod
-    def create(
-        cls,
-        name: str,
-        reader: Connection,
-        writer: Connection,
-        rlock: Lock,
-        wlock: Lock,
-        slots: BoundedSemaphore | None,
-        maxsize: int,
-        serializer: Serializer,
-        max_message_size: int | None,
-        spill_dir: str | None = None,
-    ) -> LocalCore:
-        """Build a new channel from freshly made primitives."""
+        reader, writer = ctx.Pipe(duplex=False)
+        slots = ctx.BoundedSemaphore(size) if size else None
+        parts = Primitives(reader, writer, ctx.Lock(), ctx.Lock(), slots)
         os.set_blocking(reader.fileno(), False)
         os.set_blocking(writer.fileno(), False)
         try:
@@ -178,7 +166,7 @@ class LocalCore:
             raise ChannelError(f"cannot create the channel's overflow file: {exc}") from exc
         os.unlink(path)
         os.ftruncate(fd, _SPILL_BASE)
-        core = cls(name, reader, writer, rlock, wlock, slots, maxsize, fd, 0, serializer, max_message_size)
+        core = cls(parts, settings, fd, 0)
         core._first = core._ledger.initialise()
         return core
 
@@ -186,11 +174,11 @@ class LocalCore:
 
     @property
     def serializer(self) -> Serializer:
-        return self._serializer
+        return self._settings.serializer
 
     @property
     def max_message_size(self) -> int | None:
-        return self._limit
+        return self._settings.max_message_size
 
     @property
     def first_token(self) -> int:
@@ -199,7 +187,9 @@ class LocalCore:
     def sender_open(self, token: int) -> bool:
         return self._ledger.is_open(token)
 
-    def send(self, token: int, data: bytes | memoryview, deadline: float | None, block: bool) -> None:
+    def send(
+        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
+    ) -> None:
         slots = self._slots
         if slots is None:
             self._write(token, data, deadline)
@@ -298,7 +288,9 @@ class LocalCore:
         try:
             _pwrite_all(self._file, [_SPILL_FRAME.pack(size), data], offset)
         except OSError as exc:
-            raise ChannelError(f"cannot store the item in the channel's overflow file: {exc}") from exc
+            raise ChannelError(
+                f"cannot store the item in the channel's overflow file: {exc}"
+            ) from exc
         words[_SPILL_WOFF] += _SPILL_FRAME.size + size
         words[_SPILL_WCOUNT] += 1
         if words[_SPILL_WCOUNT] - words[_SPILL_RCOUNT] == 1:
@@ -306,10 +298,8 @@ class LocalCore:
 
     def _wake(self) -> None:
         """Wake a receiver waiting on the pipe; a full pipe needs no waking."""
-        try:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(self._wfd, _WAKE)
-        except (BlockingIOError, BrokenPipeError):
-            pass
 
     def _wait_for_slot(self, slots: BoundedSemaphore, token: int, deadline: float | None) -> None:
         while True:
@@ -478,10 +468,8 @@ class LocalCore:
         if words[owner] == pid:
             words[owner] = 0
             words[_MIDFRAME] = 0
-            try:
+            with contextlib.suppress(ValueError):  # another waiter took it over first
                 lock.release()
-            except ValueError:  # another waiter took it over first
-                pass
 
     def _locked_books(self) -> _BooksLock:
         return _BooksLock(self)
@@ -491,30 +479,15 @@ class LocalCore:
     def __reduce__(self) -> tuple[object, ...]:
         if context.get_spawning_popen() is None:
             raise ChannelError(
-                f"a {self._name} channel can be given to a child process only as an argument "
-                "when it starts (multiprocessing.Process(args=...)); to share a channel with "
-                "processes that are already running, use the manager backend"
+                f"a {self._settings.name} channel can be given to a child process only as an "
+                "argument when it starts (multiprocessing.Process(args=...)); to share a channel "
+                "with processes that are already running, use the manager backend"
             )
-        return (
-            _rebuild,
-            (
-                self._name,
-                self._rconn,
-                self._wconn,
-                self._rlock,
-                self._wlock,
-                self._slots,
-                self._maxsize,
-                reduction.DupFd(self._file),
-                self._first,
-                self._serializer,
-                self._limit,
-            ),
-        )
+        return (_rebuild, (self._parts, self._settings, reduction.DupFd(self._file), self._first))
 
     def __repr__(self) -> str:
-        bound = f" maxsize={self._maxsize}" if self._maxsize else ""
-        return f"{self._name}{bound}"
+        bound = f" maxsize={self._settings.maxsize}" if self._settings.maxsize else ""
+        return f"{self._settings.name}{bound}"
 
 
 class _BooksLock:
@@ -538,23 +511,12 @@ class _BooksLock:
         core._wlock.release()
 
 
-def _rebuild(
-    name: str,
-    reader: Connection,
-    writer: Connection,
-    rlock: Lock,
-    wlock: Lock,
-    slots: BoundedSemaphore | None,
-    maxsize: int,
-    file_fd: object,
-    first: int,
-    serializer: Serializer,
-    max_message_size: int | None,
-) -> LocalCore:
-    fd: int = file_fd.detach()  # type: ignore[attr-defined]
-    return LocalCore(
-        name, reader, writer, rlock, wlock, slots, maxsize, fd, first, serializer, max_message_size
-    )
+def _rebuild(parts: Primitives, settings: Settings, file_fd: _Detachable, first: int) -> LocalCore:
+    return LocalCore(parts, settings, file_fd.detach(), first)
+
+
+class _Detachable(Protocol):
+    def detach(self) -> int: ...
 
 
 def _release(file_fd: int, reader: Connection, writer: Connection) -> None:
@@ -582,4 +544,3 @@ def _pread_into(fd: int, view: memoryview, offset: int) -> None:
             raise ChannelBroken(WHY[BROKEN_TORN] + " (the overflow file ends early)")
         view = view[got:]
         offset += got
-

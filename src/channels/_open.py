@@ -39,7 +39,9 @@ def _open(spec: str | None, options: dict[str, Any]) -> Channel[Any]:
     parsed = parse_spec(spec)
     clash = sorted(set(parsed.options) & set(options))
     if clash:
-        raise ConfigError(f"option(s) {', '.join(clash)} given both in the spec {spec!r} and as keywords")
+        raise ConfigError(
+            f"option(s) {', '.join(clash)} given both in the spec {spec!r} and as keywords"
+        )
     return get_backend(parsed.backend).open({**parsed.options, **options})
 
 
@@ -77,7 +79,9 @@ class _OpenChannel:
     def __getitem__(self, item_type: object, /) -> ChannelOpener[Any]:
         return _OPENER
 
-    def __call__(self, spec: str | None = None, /, **options: Unpack[ChannelOptions]) -> Channel[Any]:
+    def __call__(
+        self, spec: str | None = None, /, **options: Unpack[ChannelOptions]
+    ) -> Channel[Any]:
         """Open a channel whose item type is left to inference (``Channel[Any]``)."""
         return _open(spec, dict(options))
 

@@ -15,11 +15,20 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import cast
 
+from ._config import coerce_options
 from ._errors import ConfigError
 from ._protocols import Channel
 
-__all__ = ["ENTRY_POINT_GROUP", "Backend", "Features", "backends", "get_backend", "register_backend"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Backend",
+    "Features",
+    "backends",
+    "get_backend",
+    "register_backend",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +60,6 @@ class Backend:
     origin: str
 
     def open(self, options: Mapping[str, object]) -> Channel[typing.Any]:
-        from ._config import coerce_options
-
         if "maxsize" in options and "maxsize" not in self.options:
             bounded = [n for n in _BUILTIN if n != self.name and n in ("queue", "manager")]
             raise ConfigError(
@@ -93,7 +100,9 @@ def register_backend(
         raise ConfigError(f"a backend name is a lower-case identifier, not {name!r}")
     with _lock:
         if not replace and (name in _registered or name in _BUILTIN):
-            raise ConfigError(f"backend {name!r} is already registered; pass replace=True to replace it")
+            raise ConfigError(
+                f"backend {name!r} is already registered; pass replace=True to replace it"
+            )
         _registered[name] = _describe(name, factory, features, origin="register_backend")
         _loaded.pop(name, None)
 
@@ -129,11 +138,12 @@ def get_backend(name: str) -> Backend:
 def _import(name: str, target: str) -> Factory:
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
-        factory: Factory = getattr(module, attr) if attr else module
+        factory = getattr(importlib.import_module(module_name), attr or "backend")
     except Exception as exc:  # a broken plug-in must not hide the others
         raise ConfigError(f"backend {name!r} ({target}) cannot be loaded: {exc}") from exc
-    return factory
+    if not callable(factory):
+        raise ConfigError(f"backend {name!r} ({target}) is not a channel factory: {factory!r}")
+    return cast(Factory, factory)
 
 
 def _read_entry_points() -> None:
@@ -158,7 +168,7 @@ def _describe(name: str, factory: Factory, features: Features | None, origin: st
 
 def _option_hints(factory: Factory) -> dict[str, object]:
     """The keyword options ``factory`` takes, with their annotated types."""
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         hints = typing.get_type_hints(target)
     except Exception:

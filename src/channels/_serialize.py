@@ -80,7 +80,9 @@ def resolve_serializer(value: object) -> Serializer:
             ) from None
     if isinstance(value, Serializer):
         return value
-    raise ConfigError(f"serializer must be a name or an object with dumps() and loads(), not {value!r}")
+    raise ConfigError(
+        f"serializer must be a name or an object with dumps() and loads(), not {value!r}"
+    )
 
 
 def dumps(serializer: Serializer, item: object) -> bytes | memoryview:
@@ -98,4 +100,6 @@ def loads(serializer: Serializer, data: bytes | memoryview) -> object:
     try:
         return serializer.loads(data)
     except Exception as exc:
-        raise SerializationError(f"cannot deserialize a received item with {serializer.name}: {exc}") from exc
+        raise SerializationError(
+            f"cannot deserialize a received item with {serializer.name}: {exc}"
+        ) from exc

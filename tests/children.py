@@ -1,0 +1,79 @@
+"""Targets for child processes; importable so spawn and forkserver can find them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import channels
+
+
+def produce(sender: channels.Sender[object], items: list[object], close: bool = True) -> None:
+    """Send ``items`` in order, then close the handle (or not)."""
+    for item in items:
+        sender.send(item, timeout=20)
+    if close:
+        sender.close()
+
+
+def produce_tagged(sender: channels.Sender[object], tag: int, count: int) -> None:
+    """Send ``(tag, 0) .. (tag, count - 1)`` and close."""
+    with sender:
+        for i in range(count):
+            sender.send((tag, i), timeout=20)
+
+
+def produce_and_die(sender: channels.Sender[object], items: list[object], how: str) -> None:
+    """Send ``items`` without closing, then die: ``exit`` (os._exit) or ``kill`` (SIGKILL)."""
+    for item in items:
+        sender.send(item, timeout=20)
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(7)
+
+
+def hold_and_die(sender: channels.Sender[object]) -> None:
+    """Hold a sender handle, never send on it, and exit without closing."""
+    del sender
+    os._exit(0)
+
+
+def close_it(sender: channels.Sender[object]) -> None:
+    """Close the given handle and nothing else."""
+    sender.close()
+
+
+def consume(receiver: channels.Receiver[object], results: channels.Sender[object]) -> None:
+    """Receive to the end; report ``("end"|error name, items)`` on ``results``."""
+    items: list[object] = []
+    outcome = "end"
+    try:
+        for item in receiver:
+            items.append(item)
+    except channels.ChannelError as exc:
+        outcome = type(exc).__name__
+    with results:
+        results.send((outcome, items), timeout=20)
+
+
+def consume_some(
+    receiver: channels.Receiver[object], count: int, results: channels.Sender[object]
+) -> None:
+    """Receive ``count`` items, close this receiver, report them."""
+    items = [receiver.recv(timeout=20) for _ in range(count)]
+    receiver.close()
+    with results:
+        results.send(items, timeout=20)
+
+
+def recv_then_die(receiver: channels.Receiver[object], count: int) -> None:
+    """Receive ``count`` items and exit without closing anything."""
+    for _ in range(count):
+        receiver.recv(timeout=20)
+    os._exit(0)
+
+
+def sleep_forever() -> None:
+    """Block until killed."""
+    time.sleep(3600)

@@ -1,0 +1,72 @@
+"""Fixtures shared by the suite: backends, start methods, and leak checks."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from multiprocessing import forkserver, resource_tracker
+
+import pytest
+
+import channels
+
+from support import BACKENDS, METHODS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every backend."""
+    return str(request.param)
+
+
+@pytest.fixture(params=METHODS)
+def method(request: pytest.FixtureRequest) -> str:
+    """Every start method."""
+    return str(request.param)
+
+
+def _fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def _semaphores() -> set[str]:
+    try:
+        return {n for n in os.listdir("/dev/shm") if n.startswith("sem.mp")}
+    except OSError:
+        return set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_up() -> None:
+    """Start the helpers multiprocessing keeps for the whole run, so leak checks see only tests."""
+    resource_tracker.ensure_running()
+    forkserver.ensure_running()
+    ch = channels.open_channel[int]("queue")
+    ch.close()
+    del ch
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a child process, a file descriptor or a named semaphore behind."""
+    gc.collect()
+    fds, sems = _fds(), _semaphores()
+    yield
+    leftover = multiprocessing.active_children()
+    for child in leftover:
+        child.kill()
+        child.join(5)
+    deadline = time.monotonic() + 5
+    while True:
+        gc.collect()
+        new_fds, new_sems = _fds() - fds, _semaphores() - sems
+        if not (new_fds or new_sems) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leftover, f"child processes left running: {leftover}"
+    assert not new_fds, f"file descriptors left open: {sorted(new_fds)}"
+    assert not new_sems, f"named semaphores left behind: {sorted(new_sems)}"

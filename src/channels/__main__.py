@@ -1,0 +1,3 @@
+from channels._cli import main
+
+raise SystemExit(main())

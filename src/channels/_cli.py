@@ -1,0 +1,376 @@
+"""The ``channels`` command: ``bench``, ``backends`` and ``serve``.
+
+Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import TextIO, Union
+
+from . import __version__, _bench
+from ._errors import ConfigError
+from ._registry import backends, get_backend
+
+__all__ = ["AUTHKEY_ENV", "add_bench_arguments", "main", "workload_from_args"]
+
+#: The environment variable ``channels serve`` reads its authkey from.
+AUTHKEY_ENV = "CHANNELS_AUTHKEY"
+
+_PROG = "channels"
+_UNITS = {"k": 1 << 10, "m": 1 << 20}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``channels`` command line; return the exit code.
+
+    Args:
+        argv: the arguments after the program name; default ``sys.argv[1:]``.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on bad options
+        return exc.code if isinstance(exc.code, int) else 2
+    command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    if command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Typed channels between processes: measure, list and serve backends.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    bench = sub.add_parser(
+        "bench",
+        help="throughput and latency of each backend beside the raw stdlib primitive",
+        description=(
+            "Measure each backend beside the multiprocessing primitive it wraps, with the "
+            "same workload, alternating the two over several rounds and reporting medians. "
+            "Latency is a separate ping-pong run; its figures are round trips."
+        ),
+    )
+    add_bench_arguments(bench)
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.set_defaults(run=_bench_command)
+
+    listing = sub.add_parser(
+        "backends",
+        help="the installed backends and what each supports",
+        description="List every registered backend, its features and the options it takes.",
+    )
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    listing.set_defaults(run=_backends_command)
+
+    serve = sub.add_parser(
+        "serve",
+        help="host manager-backed channels for other processes or machines",
+        description=(
+            "Host manager-backed channels that other processes or machines open with "
+            f"manager://HOST:PORT/NAME. The authkey is read from ${AUTHKEY_ENV}."
+        ),
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=0, help="port to listen on; 0 picks a free one (default: 0)"
+    )
+    serve.set_defaults(run=_serve_command)
+    return parser
+
+
+# -- bench ---------------------------------------------------------------------------
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the workload and backend options of ``channels bench`` to ``parser``."""
+    default = _bench.Workload()
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--backend",
+        metavar="NAME",
+        action="extend",
+        nargs="+",
+        dest="backends",
+        help=f"backend(s) to measure (default: {' '.join(_bench.LOCAL_BACKENDS)}; "
+        "manager only when named, as it is slow)",
+    )
+    which.add_argument(
+        "--spec", help="one channel spec to measure instead, e.g. 'queue://?maxsize=1000'"
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=default.size,
+        metavar="BYTES",
+        help="payload bytes per item, with an optional k or M suffix; 0 or 'int' sends small "
+        "ints (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--count",
+        type=_positive,
+        default=default.count,
+        metavar="N",
+        help="items sent in all, split across producers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--producers",
+        type=_positive,
+        default=default.producers,
+        metavar="P",
+        help="producer processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--consumers",
+        type=_positive,
+        default=default.consumers,
+        metavar="C",
+        help="consumer processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--context",
+        choices=multiprocessing.get_all_start_methods(),
+        metavar="METHOD",
+        help="start method: "
+        + ", ".join(multiprocessing.get_all_start_methods())
+        + f" (default: {multiprocessing.get_start_method()})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=default.repeat,
+        metavar="R",
+        help="rounds, each running the raw primitive and the channel (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pings",
+        type=_positive,
+        default=default.pings,
+        metavar="N",
+        help="round trips timed for latency in each run (default: %(default)s)",
+    )
+
+
+def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
+    """The workload the options in ``args`` describe (see ``add_bench_arguments``)."""
+    return _bench.Workload(
+        count=args.count,
+        size=args.size,
+        producers=args.producers,
+        consumers=args.consumers,
+        context=args.context,
+        repeat=args.repeat,
+        pings=args.pings,
+    )
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    progress = _Progress(sys.stderr)
+    try:
+        report = _bench.run(
+            args.backends, spec=args.spec, workload=workload_from_args(args), progress=progress
+        )
+    except ConfigError as exc:
+        progress.done()
+        return _usage_error("bench", str(exc))
+    except _bench.BenchError as exc:
+        progress.done()
+        print(f"{_PROG} bench: failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        progress.done()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(_bench.format_table(report))
+    return 0
+
+
+class _Progress:
+    """One progress line on ``stream``: rewritten in place on a terminal, else a line a step."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._shown = False
+
+    def __call__(self, message: str) -> None:
+        if self._tty:
+            self._stream.write(f"\r\x1b[K{_PROG} bench: {message}")
+        else:
+            self._stream.write(f"{_PROG} bench: {message}\n")
+        self._stream.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        """Clear the line, so that what follows starts clean."""
+        if self._shown and self._tty:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+        self._shown = False
+
+
+# -- backends ------------------------------------------------------------------------
+
+_FEATURES = (
+    ("bounded", "bounded"),
+    ("many_producers", "many producers"),
+    ("many_consumers", "many consumers"),
+    ("cross_machine", "cross-machine"),
+)
+
+
+def _describe_backends() -> list[dict[str, object]]:
+    described: list[dict[str, object]] = []
+    for name in backends():
+        entry: dict[str, object] = {"name": name}
+        try:
+            backend = get_backend(name)
+        except ConfigError as exc:
+            entry.update(available=False, error=str(exc))
+        else:
+            entry.update(
+                available=True,
+                origin=backend.origin,
+                features={attr: getattr(backend.features, attr) for attr, _ in _FEATURES},
+                options={opt: _type_name(hint) for opt, hint in backend.options.items()},
+            )
+        described.append(entry)
+    return described
+
+
+def _backends_command(args: argparse.Namespace) -> int:
+    described = _describe_backends()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    header = ("backend", "status", *(label for _, label in _FEATURES), "options")
+    rows = [header]
+    problems = []
+    for entry in described:
+        name = str(entry["name"])
+        features = entry.get("features")
+        options = entry.get("options")
+        if isinstance(features, dict) and isinstance(options, dict):
+            flags = ["yes" if features[attr] else "no" for attr, _ in _FEATURES]
+            rows.append((name, "ok", *flags, ", ".join(options) or "-"))
+        else:
+            rows.append((name, "unavailable", *("-" for _ in _FEATURES), "-"))
+            problems.append(f"{name}: {entry['error']}")
+    print(_table(rows))
+    for problem in problems:
+        print(problem)
+    return 0
+
+
+def _type_name(hint: object) -> str:
+    """A readable name for an option's annotated type: ``int``, ``str | None``."""
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union:
+        return " | ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__qualname__
+    return str(hint).replace("typing.", "")
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+# -- serve ---------------------------------------------------------------------------
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module("channels._serve")
+    except ModuleNotFoundError as exc:
+        if exc.name != "channels._serve":
+            raise
+        print(
+            f"{_PROG} serve: not available: this installation has no channel server yet",
+            file=sys.stderr,
+        )
+        return 1
+    authkey = os.environ.get(AUTHKEY_ENV, "")
+    if not authkey:
+        return _usage_error(
+            "serve", f"set {AUTHKEY_ENV} to the secret that clients will use to connect"
+        )
+    serve: Callable[..., object] = module.serve
+    try:
+        result = serve(host=args.host, port=args.port, authkey=authkey.encode())
+    except ConfigError as exc:
+        return _usage_error("serve", str(exc))
+    except KeyboardInterrupt:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+# -- option values -------------------------------------------------------------------
+
+
+def _usage_error(command: str, message: str) -> int:
+    print(f"{_PROG} {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    """Bytes, with an optional k or M suffix (1024-based); 'int' means 0."""
+    cleaned = text.strip().lower()
+    if cleaned == "int":
+        return 0
+    unit = _UNITS.get(cleaned[-1:], 1)
+    digits = cleaned[:-1] if unit > 1 else cleaned
+    try:
+        value = int(digits) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes (like 64, 4k or 1M) or 'int', not {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, not {value}")
+    return value

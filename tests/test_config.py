@@ -110,8 +110,9 @@ def test_register_backend_at_run_time() -> None:
         ch.close()
         with pytest.raises(ConfigError, match="already registered"):
             channels.register_backend("testecho", factory)
+        unknown: dict[str, Any] = {"colour": "red"}
         with pytest.raises(ConfigError, match="it takes: flavour, maxsize"):
-            channels.open_channel("testecho", colour="red")
+            channels.open_channel("testecho", **unknown)
     finally:
         channels.register_backend("testecho", factory, replace=True)
 

@@ -1,0 +1,422 @@
+"""``Pool``: a typed process pool that survives its workers.
+
+The names follow ``multiprocessing.pool.Pool``; what differs is that every
+call is typed, that a dead worker fails the calls it was running with
+``WorkerCrashed`` instead of hanging them, that ``imap`` reads its input
+lazily, and that ``stream`` connects workers to channels.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Sized
+from concurrent.futures import Future
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Self, TypeVar, cast, final
+
+from typing_extensions import ParamSpec, TypeVarTuple
+
+from ._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationError
+from ._pool_engine import Engine
+from ._pool_jobs import BatchJob, CallSpec, IterJob
+from ._pool_process import resolve_context
+from ._pool_progress import ProgressCallback, make_progress
+from ._pool_remote import describe, dumps
+from ._pool_results import AsyncResult, ResultIterator, wait_batch
+from ._pool_stream import StreamRun, StreamSpec
+from ._pool_worker import APPLY, CALL, STAR
+from ._protocols import Receiver, Sender
+
+__all__ = ["AsyncResult", "Pool", "ProgressCallback", "ResultIterator"]
+
+# Invariant: an input type, passed to the function.
+T = TypeVar("T")
+# Invariant: the function's result type, returned to the caller.
+R = TypeVar("R")
+# The parameters of a function given to apply / apply_async.
+P = ParamSpec("P")
+# The parameter types of a function given to starmap, one per tuple element.
+Ts = TypeVarTuple("Ts")
+
+
+@final
+class Pool:
+    """A pool of worker processes that run your functions, typed end to end.
+
+    Use it as a context manager. Leaving the block normally waits for the work
+    already submitted (an ``imap`` still reading its input stops after what it
+    has read) and stops the workers; leaving it by an exception, Ctrl-C
+    included, terminates them. Either way no worker process is left behind.
+
+    Failures are precise:
+
+    * an exception in your function is raised in the caller with its original
+      type, the worker's traceback attached as its ``__cause__``;
+    * a worker that dies (killed, ``os._exit``, a crash in C code) fails only
+      the chunk it was running, with ``WorkerCrashed`` (pid and exit code),
+      as soon as the parent sees it exit; the pool starts a new worker and
+      goes on with the other tasks;
+    * an argument or result that cannot be pickled fails its own task with
+      ``SerializationError``; the pool goes on;
+    * an initializer that raises breaks the pool: the first call raises a
+      ``ChannelError`` whose cause is the initializer's exception, and no
+      more workers are started.
+
+    Workers ignore SIGINT: on Ctrl-C only the caller gets ``KeyboardInterrupt``
+    and the pool terminates its workers.
+
+    Args:
+        workers: how many worker processes; default ``os.cpu_count()``.
+        context: a start method name (``"fork"``, ``"spawn"``,
+            ``"forkserver"``), a ``multiprocessing`` context, or None for the
+            default one.
+        initializer: called as ``initializer(*initargs)`` in each worker
+            when it starts.
+        initargs: the arguments of ``initializer``.
+        max_tasks_per_child: replace a worker after it has made this many
+            calls (rounded up to a whole chunk when a crashed worker's chunks
+            are retried), to bound leaks; None keeps workers for the pool's
+            lifetime. ``stream`` workers are not counted.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        context: str | BaseContext | None = None,
+        initializer: Callable[[*Ts], object] | None = None,
+        initargs: tuple[*Ts] = (),  # type: ignore[assignment]
+        max_tasks_per_child: int | None = None,
+    ) -> None:
+        if workers is None:
+            workers = os.cpu_count() or 1
+        _check_positive("workers", workers)
+        if max_tasks_per_child is not None:
+            _check_positive("max_tasks_per_child", max_tasks_per_child)
+        ctx = resolve_context(context)
+        init = cast("Callable[..., object] | None", initializer)
+        args = tuple(cast("tuple[object, ...]", initargs))
+        if init is not None and ctx.get_start_method() != "fork":
+            try:
+                dumps((init, args))
+            except Exception as exc:
+                raise SerializationError(
+                    f"cannot pickle the initializer {describe(init)} or its arguments for "
+                    f"{ctx.get_start_method()} workers: {exc}"
+                ) from exc
+        self._ctx = ctx
+        self._workers = workers
+        self._initializer = init
+        self._initargs = args
+        self._engine = Engine(ctx, workers, init, args, max_tasks_per_child)
+        self._streams: list[StreamRun] = []
+        self._finalizer = weakref.finalize(self, _collected, self._engine)
+        self._finalizer.atexit = False
+
+    @property
+    def workers(self) -> int:
+        """The number of worker processes."""
+        return self._workers
+
+    # -- mapping calls ----------------------------------------------------------
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int | None = None,
+        *,
+        progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> list[R]:
+        """Return ``[fn(x) for x in iterable]``, computed by the workers, in order.
+
+        Args:
+            fn: an importable function of one argument.
+            iterable: the inputs, read at once.
+            chunksize: inputs per message to a worker; by default about
+                ``len / (4 * workers)``, less once calls turn out to be slow,
+                so that many cheap calls are not dominated by the IPC cost.
+            progress: draw a tqdm progress bar (needs the ``progress`` extra).
+            on_progress: called as ``on_progress(done, total)`` as results come.
+            timeout: raise ``ChannelTimeout`` if not done after this many seconds.
+        """
+        return self._map(
+            "map",
+            CALL,
+            fn,
+            iterable,
+            chunksize,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
+
+    def starmap(
+        self,
+        fn: Callable[[*Ts], R],
+        iterable: Iterable[tuple[*Ts]],
+        chunksize: int | None = None,
+        *,
+        progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> list[R]:
+        """Return ``[fn(*args) for args in iterable]``; each tuple is checked against ``fn``."""
+        return self._map(
+            "starmap",
+            STAR,
+            fn,
+            iterable,
+            chunksize,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
+
+    def map_async(
+        self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = None
+    ) -> AsyncResult[list[R]]:
+        """Start ``map`` and return at once; ``get(timeout)`` gives the list."""
+        return self._submit_batch("map_async", CALL, fn, list(iterable), chunksize, single=False)
+
+    def starmap_async(
+        self,
+        fn: Callable[[*Ts], R],
+        iterable: Iterable[tuple[*Ts]],
+        chunksize: int | None = None,
+    ) -> AsyncResult[list[R]]:
+        """Start ``starmap`` and return at once; ``get(timeout)`` gives the list."""
+        return self._submit_batch(
+            "starmap_async", STAR, fn, list(iterable), chunksize, single=False
+        )
+
+    def imap(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int | None = None,
+        *,
+        progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> ResultIterator[R]:
+        """Yield ``fn(x)`` for each input, in order, reading the input lazily.
+
+        Only a bounded number of inputs is read ahead of the results taken, so
+        an endless iterable is fine. ``timeout`` bounds the wait for each result.
+        """
+        return self._iterate(
+            "imap",
+            fn,
+            iterable,
+            chunksize,
+            ordered=True,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
+
+    def imap_unordered(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int | None = None,
+        *,
+        progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> ResultIterator[R]:
+        """Like ``imap``, but yield each result as soon as it is ready."""
+        return self._iterate(
+            "imap_unordered",
+            fn,
+            iterable,
+            chunksize,
+            ordered=False,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
+
+    # -- single calls -------------------------------------------------------------
+
+    def apply(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Return ``fn(*args, **kwargs)``, computed by a worker."""
+        return self.apply_async(fn, *args, **kwargs).get()
+
+    def apply_async(
+        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncResult[R]:
+        """Start ``fn(*args, **kwargs)`` in a worker and return at once."""
+        item: object = (args, dict(kwargs))
+        return self._submit_batch("apply", APPLY, fn, [item], None, single=True)
+
+    # -- channels ---------------------------------------------------------------
+
+    def stream(self, fn: Callable[[T], R], inbox: Receiver[T], outbox: Sender[R]) -> Future[None]:
+        """Start workers that send ``fn(item)`` to ``outbox`` for each item of ``inbox``.
+
+        The pool starts ``workers`` processes of its own for the stream (a
+        local channel can reach a process only when it starts), each with the
+        inbox and a clone of the outbox. When the inbox ends and every worker
+        is done, ``outbox`` is closed, which ends it for its readers. Returns
+        at once; the future's ``result(timeout)`` waits and re-raises the
+        first failure: ``fn``'s exception, or ``WorkerCrashed``. After a
+        failure the other workers stop after their current item.
+        """
+        if not self._engine.running:
+            raise ChannelClosed("the pool is closed; it takes no new work")
+        self._streams[:] = [run for run in self._streams if not run.future.done()]
+        spec = StreamSpec(
+            cast("Callable[[object], object]", fn),
+            cast("Receiver[object]", inbox),
+            self._initializer,
+            self._initargs,
+        )
+        run = StreamRun(self._ctx, self._workers, spec, cast("Sender[object]", outbox))
+        self._streams.append(run)
+        return run.future
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Take no new work; the workers exit once the submitted work is done."""
+        self._engine.close()
+
+    def terminate(self) -> None:
+        """Stop the workers now; unfinished calls raise ``ChannelClosed``."""
+        self._engine.terminate()
+        for run in self._streams:
+            run.terminate()
+        self._finalizer.detach()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the workers to exit, after ``close()`` or ``terminate()``.
+
+        Raises:
+            ChannelTimeout: they are still running after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._engine.join(timeout)
+        for run in self._streams:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not run.join(left):
+                raise ChannelTimeout(f"a stream's workers did not exit within {timeout} s")
+        self._finalizer.detach()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.terminate()
+            return
+        try:
+            self.close()
+            self._engine.cut_inputs()
+            self.join()
+        except BaseException:
+            self.terminate()
+            raise
+
+    def __repr__(self) -> str:
+        state = "running" if self._engine.running else "closed"
+        return f"<channels.Pool workers={self._workers} {self._ctx.get_start_method()} {state}>"
+
+    # -- internals ------------------------------------------------------------------
+
+    def _spec(self, method: str, kind: int, fn: object, chunksize: int | None) -> CallSpec:
+        if chunksize is not None:
+            _check_positive("chunksize", chunksize)
+        name = f"{method}({getattr(fn, '__qualname__', None) or describe(fn)})"
+        try:
+            fn_bytes = dumps(fn)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot pickle the function of {name}: {exc}; pool functions must be "
+                "importable by the workers (defined at module level, not a lambda)"
+            ) from exc
+        return CallSpec(fn_bytes, kind, name, chunksize, self._workers)
+
+    def _submit_batch(
+        self,
+        method: str,
+        kind: int,
+        fn: object,
+        items: list[object],
+        chunksize: int | None,
+        *,
+        single: bool,
+    ) -> AsyncResult[R]:
+        job = BatchJob(self._engine.condition(), self._spec(method, kind, fn, chunksize), items)
+        self._engine.submit(job)
+        return AsyncResult(job, single, keepalive=self)
+
+    def _map(
+        self,
+        method: str,
+        kind: int,
+        fn: object,
+        iterable: Iterable[object],
+        chunksize: int | None,
+        *,
+        progress: bool,
+        on_progress: ProgressCallback | None,
+        timeout: float | None,
+    ) -> list[R]:
+        spec = self._spec(method, kind, fn, chunksize)
+        items = list(iterable)
+        reporter = make_progress(progress, on_progress, spec.name, len(items))
+        job = BatchJob(self._engine.condition(), spec, items)
+        self._engine.submit(job)
+        return cast("list[R]", wait_batch(self._engine, job, timeout, reporter))
+
+    def _iterate(
+        self,
+        method: str,
+        fn: object,
+        iterable: Iterable[object],
+        chunksize: int | None,
+        *,
+        ordered: bool,
+        progress: bool,
+        on_progress: ProgressCallback | None,
+        timeout: float | None,
+    ) -> ResultIterator[R]:
+        spec = self._spec(method, CALL, fn, chunksize)
+        total = len(iterable) if isinstance(iterable, Sized) else None
+        source = iter(iterable)
+        reporter = make_progress(progress, on_progress, spec.name, total)
+        job = IterJob(self._engine.condition(), spec, total, ordered=ordered)
+        self._engine.submit(job)
+        return ResultIterator(
+            self._engine, job, source, progress=reporter, timeout=timeout, keepalive=self
+        )
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive int, not {value!r}")
+
+
+def _collected(engine: Engine) -> None:
+    """The pool was garbage collected: let the workers finish their work and exit."""
+    if engine.running:
+        warnings.warn(
+            "a channels.Pool was garbage collected while running; use it as a context "
+            "manager or call close() and join()",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        engine.close()

@@ -1,0 +1,553 @@
+"""The pool's dispatcher: one thread that feeds chunks to workers and sees them die.
+
+Each worker has its own task pipe and result pipe. The dispatcher thread waits
+with ``multiprocessing.connection.wait`` on every result pipe, every worker's
+process sentinel and a wake-up pipe that other threads write to when they
+submit work. A sentinel that fires while chunks are still on its worker means
+the worker died: the chunk it was running fails with ``WorkerCrashed``, the
+chunks queued behind it go to other workers, and a fresh worker takes its
+place. Nothing waits on a dead process.
+
+A worker gets a second chunk before it has answered the first only when that
+chunk fits in half its pipe buffer, so the dispatcher never blocks on a worker
+that is itself blocked sending results.
+
+Only the dispatcher thread touches the workers and their pipes. The queue of
+jobs, the jobs themselves and the pool's state are guarded by ``lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import final
+
+from ._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
+from ._pool_jobs import IterJob, Job
+from ._pool_process import sigint_blocked, start_process, terminate_at_exit
+from ._pool_remote import describe, dumps, unpack_exception
+from ._pool_worker import DONE, INIT_FAILED, READY, worker_main
+
+__all__ = ["Engine", "exit_description"]
+
+logger = logging.getLogger(__name__)
+
+# Give up on a pool whose workers die this many times in a row before they are ready.
+_MAX_START_FAILURES = 3
+# How long terminated workers get to exit before they are killed outright.
+_TERMINATE_GRACE = 1.0
+
+
+class _State(enum.Enum):
+    RUNNING = "running"
+    CLOSING = "closed"
+    TERMINATING = "terminated"
+
+
+@final
+class _Chunk:
+    """Inputs ``start .. start + count - 1`` of a job, pickled and ready to send."""
+
+    __slots__ = ("count", "job", "payload", "start")
+
+    def __init__(self, job: Job, start: int, count: int, payload: bytes) -> None:
+        self.job, self.start, self.count, self.payload = job, start, count, payload
+
+
+@final
+class _Worker:
+    """The dispatcher's view of one worker process."""
+
+    __slots__ = (
+        "budget",
+        "outstanding",
+        "prefetch_limit",
+        "process",
+        "ready",
+        "results",
+        "results_open",
+        "stopping",
+        "tasks",
+    )
+
+    def __init__(
+        self, process: BaseProcess, tasks: Connection, results: Connection, budget: int | None
+    ) -> None:
+        self.process, self.tasks, self.results = process, tasks, results
+        self.budget = budget
+        self.ready = False
+        self.stopping = False
+        self.results_open = True
+        self.outstanding: deque[_Chunk] = deque()
+        self.prefetch_limit = _pipe_capacity(tasks) // 2
+
+    def stop(self) -> None:
+        """Ask the worker to exit once it is done with its chunks."""
+        if not self.stopping:
+            self.stopping = True
+            with contextlib.suppress(OSError):
+                self.tasks.send_bytes(b"")
+
+
+def _pipe_capacity(conn: Connection) -> int:
+    try:
+        return fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ)
+    except (AttributeError, OSError):
+        return 8192
+
+
+def exit_description(exitcode: int | None) -> str:
+    """Say how a process ended, from ``Process.exitcode``."""
+    if exitcode is None:
+        return "died"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}"
+    return f"exited with code {exitcode}"
+
+
+class Engine:
+    """Worker processes, the dispatcher thread and the queue of jobs of one pool."""
+
+    def __init__(
+        self,
+        ctx: BaseContext,
+        workers: int,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[object, ...],
+        max_tasks_per_child: int | None,
+    ) -> None:
+        self.ctx = ctx
+        self.workers = workers
+        self._initializer = initializer
+        self._initargs = initargs
+        self._max_tasks = max_tasks_per_child
+        self.lock = threading.Lock()
+        self._state = _State.RUNNING
+        self._broken: BaseException | None = None
+        self._queue: deque[Job] = deque()
+        self._jobs: set[Job] = set()
+        self._processes: dict[int, BaseProcess] = {}
+        self.started = 0
+        # Dispatcher-only state.
+        self._workers: list[_Worker] = []
+        self._ready_chunks: deque[_Chunk] = deque()
+        self._start_failures = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._run, name="channels-pool", daemon=True)
+        with sigint_blocked():  # the thread, and every worker it starts, inherits the mask
+            self._thread.start()
+        terminate_at_exit(self)
+
+    # -- called from any thread ------------------------------------------------
+
+    def condition(self) -> threading.Condition:
+        """A condition on the pool's lock, for a job's waiters."""
+        return threading.Condition(self.lock)
+
+    def submit(self, job: Job) -> None:
+        """Queue a new job; raise if the pool no longer takes work."""
+        with self.lock:
+            self._check_open()
+            if job.finished:  # nothing to do, e.g. map over an empty input
+                return
+            self._jobs.add(job)
+            job.on_finished = self._forget
+            self._schedule(job)
+
+    def feed(
+        self, job: IterJob, items: list[object], done: bool, error: Exception | None = None
+    ) -> None:
+        """Add inputs read by an ``imap`` caller, and whether (or how) the input ended."""
+        with self.lock:
+            job.add(items)
+            if error is not None:
+                job.input_error = error
+            if done:
+                job.end_input()
+            self._schedule(job)
+
+    def abandon(self, job: Job, reason: str) -> None:
+        """Stop a job whose results nobody will take."""
+        with self.lock:
+            if not job.finished:
+                job.fail(0, ChannelClosed(reason))
+
+    def close(self) -> None:
+        """Take no new work; workers exit once the work already submitted is done."""
+        with self.lock:
+            if self._state is _State.RUNNING:
+                self._state = _State.CLOSING
+            self._wake()
+
+    def cut_inputs(self) -> None:
+        """Make every ``imap`` still reading its input stop after what it has read."""
+        with self.lock:
+            for job in list(self._jobs):
+                if isinstance(job, IterJob) and not job.input_done:
+                    job.input_error = ChannelClosed(
+                        "the pool was shut down before this imap read all its input"
+                    )
+                    job.end_input()
+            self._wake()
+
+    def terminate(self) -> None:
+        """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL)."""
+        with self.lock:
+            self._state = _State.TERMINATING
+            self._fail_all(lambda: ChannelClosed("the pool was terminated before this task ended"))
+            self._wake()
+        if threading.current_thread() is self._thread:
+            return
+        self._thread.join(_TERMINATE_GRACE + 4.0)
+        if self._thread.is_alive():  # the dispatcher is stuck: do its job
+            with self.lock:
+                processes = list(self._processes.values())
+            for process in processes:
+                process.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until every worker has exited; ``ChannelTimeout`` if it takes longer."""
+        with self.lock:
+            if self._state is _State.RUNNING:
+                raise ChannelError("call close() or terminate() before join()")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise ChannelTimeout(f"the pool's workers did not exit within {timeout} s")
+
+    @property
+    def running(self) -> bool:
+        """Whether the pool still takes new work."""
+        return self._state is _State.RUNNING
+
+    def pids(self) -> list[int]:
+        """The process ids of the live workers."""
+        with self.lock:
+            return list(self._processes)
+
+    # -- helpers called with the lock held --------------------------------------
+
+    def _check_open(self) -> None:
+        if self._broken is not None:
+            raise self._broken_error()
+        if self._state is not _State.RUNNING:
+            raise ChannelClosed(f"the pool is {self._state.value}; it takes no new work")
+
+    def _schedule(self, job: Job) -> None:
+        if job.has_pending() and not job.queued:
+            job.queued = True
+            self._queue.append(job)
+        self._wake()
+
+    def _forget(self, job: Job) -> None:
+        self._jobs.discard(job)
+        self._wake()
+
+    def _fail_all(self, error: Callable[[], BaseException]) -> None:
+        for job in list(self._jobs):
+            job.fail(-1, error())
+        self._queue.clear()
+
+    def _broken_error(self) -> ChannelError:
+        cause = self._broken
+        error = ChannelError(f"the pool is broken: {cause}")
+        error.__cause__ = cause
+        return error
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"!")
+
+    # -- the dispatcher thread ------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            logger.exception("the pool's dispatcher failed")
+            message = f"the pool's dispatcher failed: {exc!r}"
+            with self.lock:
+                self._state = _State.TERMINATING
+                self._fail_all(lambda: ChannelError(message))
+        finally:
+            self._stop_all()
+            with self.lock:
+                wake_r, wake_w = self._wake_r, self._wake_w
+                self._wake_r = self._wake_w = -1
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _loop(self) -> None:
+        while True:
+            with self.lock:
+                state, broken = self._state, self._broken is not None
+                idle = not self._jobs
+            if state is _State.TERMINATING:
+                return
+            busy = any(w.outstanding for w in self._workers)
+            if broken or (state is _State.CLOSING and idle and not busy):
+                for worker in self._workers:
+                    worker.stop()
+                if not self._workers:
+                    return
+            elif state is _State.RUNNING or not idle:
+                self._start_workers()
+                self._dispatch()
+            self._wait_and_handle()
+
+    def _wait_and_handle(self) -> None:
+        watched: dict[Connection | int, tuple[bool, _Worker | None]] = {self._wake_r: (False, None)}
+        for worker in self._workers:
+            if worker.results_open:
+                watched[worker.results] = (False, worker)
+            watched[worker.process.sentinel] = (True, worker)
+        dead: list[_Worker] = []
+        for obj in wait(list(watched), timeout=1.0):
+            is_sentinel, owner = watched[obj]  # type: ignore[index]
+            if owner is None:
+                os.read(self._wake_r, 65536)
+            elif is_sentinel:
+                dead.append(owner)
+            else:
+                self._receive(owner)
+        for worker in dead:
+            self._bury(worker)
+
+    def _start_workers(self) -> None:
+        with self.lock:
+            if self._broken is not None or self._state is _State.TERMINATING:
+                return
+        while sum(not w.stopping for w in self._workers) < self.workers:
+            tasks_r, tasks_w = self.ctx.Pipe(duplex=False)
+            results_r, results_w = self.ctx.Pipe(duplex=False)
+            try:
+                process = start_process(
+                    self.ctx,
+                    worker_main,
+                    (tasks_r, results_w, self._initializer, self._initargs),
+                    f"channels-pool-worker-{self.started + 1}",
+                )
+            except Exception as exc:
+                for conn in (tasks_r, tasks_w, results_r, results_w):
+                    conn.close()
+                self._break(exc, "a worker process could not be started")
+                return
+            finally:
+                tasks_r.close()
+                results_w.close()
+            self.started += 1
+            assert process.pid is not None
+            with self.lock:
+                self._processes[process.pid] = process
+            self._workers.append(_Worker(process, tasks_w, results_r, self._max_tasks))
+
+    def _dispatch(self) -> None:
+        for depth in (0, 1):
+            for worker in self._workers:
+                if not worker.ready or worker.stopping or len(worker.outstanding) != depth:
+                    continue
+                if worker.budget == 0:
+                    continue
+                chunk = self._next_chunk(worker.budget)
+                if chunk is None:
+                    return
+                if depth and len(chunk.payload) > worker.prefetch_limit:
+                    self._ready_chunks.appendleft(chunk)
+                    continue
+                self._send(worker, chunk)
+
+    def _next_chunk(self, budget: int | None) -> _Chunk | None:
+        while self._ready_chunks:
+            ready = self._ready_chunks.popleft()
+            with self.lock:
+                if ready.job.wants(ready.start):
+                    return ready
+        while True:
+            with self.lock:
+                while self._queue and not self._queue[0].has_pending():
+                    self._queue.popleft().queued = False
+                if not self._queue:
+                    return None
+                job = self._queue[0]
+                limit = job.chunk_size() if budget is None else min(job.chunk_size(), budget)
+                taken = job.take(limit)
+            if taken is not None:
+                chunk = self._pack(job, *taken)
+                if chunk is not None:
+                    return chunk
+
+    def _pack(self, job: Job, start: int, items: list[object]) -> _Chunk | None:
+        """Pickle a chunk; an input that cannot be pickled fails the job at its index."""
+        spec = job.spec
+        try:
+            payload = dumps((spec.fn_bytes, spec.kind, items))
+        except Exception:
+            for offset, item in enumerate(items):
+                try:
+                    dumps(item)
+                except Exception as exc:
+                    error = SerializationError(
+                        f"cannot pickle the input {describe(item)} (item {start + offset}) "
+                        f"of {spec.name}: {exc}"
+                    )
+                    error.__cause__ = exc
+                    with self.lock:
+                        job.fail(start + offset, error)
+                    items = items[:offset]
+                    break
+            if not items:
+                return None
+            payload = dumps((spec.fn_bytes, spec.kind, items))
+        with self.lock:
+            job.sent(len(items), len(payload))
+        return _Chunk(job, start, len(items), payload)
+
+    def _send(self, worker: _Worker, chunk: _Chunk) -> None:
+        worker.outstanding.append(chunk)
+        if worker.budget is not None:
+            worker.budget = max(0, worker.budget - chunk.count)
+        try:
+            worker.tasks.send_bytes(chunk.payload)
+        except OSError:  # it died: its sentinel will say how; this chunk never reached it
+            worker.outstanding.pop()
+            self._ready_chunks.appendleft(chunk)
+            worker.stopping = True
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            data = worker.results.recv_bytes()
+        except (EOFError, OSError):
+            worker.results_open = False
+            return
+        try:
+            message = pickle.loads(data)
+        except Exception as exc:
+            if worker.outstanding:
+                lost = worker.outstanding.popleft()
+                unreadable = SerializationError(
+                    f"cannot unpickle the results of {lost.job.spec.name} here: {exc}"
+                )
+                unreadable.__cause__ = exc
+                with self.lock:
+                    lost.job.fail(lost.start, unreadable)
+            return
+        tag = message[0]
+        if tag == READY:
+            worker.ready = True
+            self._start_failures = 0
+        elif tag == INIT_FAILED:
+            self._break(unpack_exception(message[1]), "its initializer raised")
+        elif tag == DONE and worker.outstanding:
+            _, values, failure, seconds = message
+            error = None if failure is None else unpack_exception(failure[1])
+            chunk = worker.outstanding.popleft()
+            with self.lock:
+                job = chunk.job
+                job.measured(len(values) + (failure is not None), seconds)
+                job.deliver(chunk.start, values)
+                if failure is not None and error is not None:
+                    job.fail(chunk.start + failure[0], error)
+            if worker.budget == 0 and not worker.outstanding:
+                worker.stop()
+
+    def _bury(self, worker: _Worker) -> None:
+        """Handle a worker whose process ended: fail what it was running, replace it."""
+        while worker.results_open and _readable(worker.results):
+            self._receive(worker)
+        worker.process.join(5.0)
+        pid, exitcode = worker.process.pid, worker.process.exitcode
+        self._workers.remove(worker)
+        with self.lock:
+            self._processes.pop(pid or 0, None)
+            state = self._state
+        if worker.outstanding:
+            chunk = worker.outstanding.popleft()
+            last = chunk.start + chunk.count - 1
+            items = f"item {chunk.start}" if last == chunk.start else f"items {chunk.start}-{last}"
+            crash = WorkerCrashed(
+                f"pool worker {pid} {exit_description(exitcode)} while running "
+                f"{chunk.job.spec.name} ({items}); the pool replaced it",
+                pid=pid,
+                exitcode=exitcode,
+            )
+            with self.lock:
+                chunk.job.fail(chunk.start, crash)
+            self._ready_chunks.extendleft(reversed(worker.outstanding))
+            worker.outstanding.clear()
+        elif not worker.ready and not worker.stopping and state is not _State.TERMINATING:
+            self._start_failures += 1
+            if self._start_failures >= _MAX_START_FAILURES:
+                self._break(
+                    ChannelError(f"worker {pid} {exit_description(exitcode)}"),
+                    f"{self._start_failures} workers in a row died while starting",
+                )
+        worker.tasks.close()
+        worker.results.close()
+        worker.process.close()
+
+    def _break(self, cause: BaseException, why: str) -> None:
+        """Give up: the pool cannot run tasks (its initializer raises, workers cannot start)."""
+        with self.lock:
+            if self._broken is None:
+                self._broken = ChannelError(f"{why} ({type(cause).__name__}: {cause})")
+                self._broken.__cause__ = cause
+                self._fail_all(self._broken_error)
+                self._wake()
+
+    def _stop_all(self) -> None:
+        """Make sure no worker outlives the dispatcher: terminate, wait, kill, reap."""
+        workers = self._workers
+        graceful = all(w.stopping and not w.outstanding for w in workers)
+        if not graceful:
+            for worker in workers:
+                worker.process.terminate()
+        pending = {w.process.sentinel: w for w in workers}
+        _wait_for_exit(pending, _TERMINATE_GRACE * (5 if graceful else 1))
+        for worker in pending.values():
+            worker.process.kill()
+        _wait_for_exit(pending, _TERMINATE_GRACE)
+        for worker in workers:
+            worker.process.join(1.0)
+            with self.lock:
+                self._processes.pop(worker.process.pid or 0, None)
+            worker.tasks.close()
+            worker.results.close()
+        workers.clear()
+        with self.lock:
+            self._fail_all(lambda: ChannelClosed("the pool stopped before this task ended"))
+
+
+def _wait_for_exit(pending: dict[int, _Worker], timeout: float) -> None:
+    """Wait until the processes of ``pending`` exit, removing them, for at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        for sentinel in wait(list(pending), timeout=left):
+            assert isinstance(sentinel, int)
+            pending.pop(sentinel, None)
+
+
+def _readable(conn: Connection) -> bool:
+    try:
+        return conn.poll(0)
+    except (EOFError, OSError):
+        return False

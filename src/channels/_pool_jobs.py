@@ -1,0 +1,235 @@
+"""The state of one pool call, shared by the caller's thread and the dispatcher.
+
+A job holds the inputs not yet cut into chunks, the results that came back,
+and the first error. Every method is called with the pool's lock held; the
+job's condition is built on that lock, so a caller waiting for results wakes
+when the dispatcher delivers them.
+
+A job stops at its first error: ``map`` raises it at once, ``imap`` after
+yielding every result before it, and the items after it are not run.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import final
+
+__all__ = ["BatchJob", "CallSpec", "IterJob", "Job"]
+
+# Auto chunk size: aim for chunks that take about this long in a worker...
+_TARGET_SECONDS = 0.05
+# ... and whose items pickle to about this many bytes, with at most this many items.
+_TARGET_BYTES = 1 << 20
+_MAX_CHUNK = 50_000
+# Chunk size while nothing is known about the cost of a call yet.
+_PROBE = 1
+
+
+@final
+@dataclass(frozen=True)
+class CallSpec:
+    """What every chunk of a call runs: the pickled function and how to pass items."""
+
+    fn_bytes: bytes
+    kind: int
+    name: str
+    chunksize: int | None
+    workers: int
+
+
+class Job:
+    """Inputs, results and the first error of one call."""
+
+    def __init__(self, cond: threading.Condition, spec: CallSpec, total: int | None) -> None:
+        self.cond = cond
+        self.spec = spec
+        self.total = total
+        # Inputs not yet cut into chunks, as (first index, items); the head
+        # segment is cut from ``_position`` on.
+        self._segments: deque[tuple[int, list[object]]] = deque()
+        self._position = 0
+        self.read = 0
+        self.input_done = False
+        self.delivered = 0
+        self.error: BaseException | None = None
+        self.error_index: int | None = None
+        self.finished = False
+        self.queued = False
+        self.on_finished: Callable[[Job], None] = _ignore
+        self._item_seconds: float | None = None
+        self._item_bytes: float | None = None
+
+    # -- input side ---------------------------------------------------------
+
+    def add(self, items: list[object]) -> None:
+        """Append inputs; their indices follow the ones added before."""
+        if items and not self.finished:
+            self._segments.append((self.read, items))
+        self.read += len(items)
+
+    def end_input(self) -> None:
+        """No more inputs will be added."""
+        self.input_done = True
+        self._check_finished()
+
+    def has_pending(self) -> bool:
+        """Whether inputs wait to be cut into chunks."""
+        return bool(self._segments)
+
+    def take(self, limit: int) -> tuple[int, list[object]] | None:
+        """Cut the next chunk of at most ``limit`` inputs: (first index, items)."""
+        if not self._segments:
+            return None
+        first, items = self._segments[0]
+        begin = self._position
+        end = min(len(items), begin + max(1, limit))
+        chunk = items if begin == 0 and end == len(items) else items[begin:end]
+        if end == len(items):
+            self._segments.popleft()
+            self._position = 0
+        else:
+            self._position = end
+        return first + begin, chunk
+
+    def chunk_size(self) -> int:
+        """The explicit chunksize, or one sized from the input length and measured costs."""
+        if self.spec.chunksize is not None:
+            return self.spec.chunksize
+        size = _MAX_CHUNK
+        if self.total is not None:
+            size = min(size, max(1, math.ceil(self.total / (4 * self.spec.workers))))
+        if self._item_seconds is None:
+            return min(size, _PROBE)
+        if self._item_seconds > 0:
+            size = min(size, max(1, int(_TARGET_SECONDS / self._item_seconds)))
+        if self._item_bytes:
+            size = min(size, max(1, int(_TARGET_BYTES / self._item_bytes)))
+        return size
+
+    def readahead(self) -> int:
+        """How many inputs may be read ahead of the results the caller took."""
+        return 2 * self.spec.workers * max(2, self.chunk_size())
+
+    def measured(self, count: int, seconds: float) -> None:
+        """Record how long a chunk of ``count`` calls took in a worker."""
+        if count:
+            per_item = seconds / count
+            old = self._item_seconds
+            self._item_seconds = per_item if old is None else (old + per_item) / 2
+
+    def sent(self, count: int, nbytes: int) -> None:
+        """Record the pickled size of a chunk of ``count`` inputs."""
+        if count:
+            per_item = nbytes / count
+            old = self._item_bytes
+            self._item_bytes = per_item if old is None else (old + per_item) / 2
+
+    def wants(self, start: int) -> bool:
+        """Whether a chunk starting at ``start`` is still worth running."""
+        if self.error is None:
+            return not self.finished
+        return self.error_index is not None and start < self.error_index
+
+    # -- output side --------------------------------------------------------
+
+    def deliver(self, start: int, values: list[object]) -> None:
+        """Store results for the inputs ``start .. start + len(values) - 1``."""
+        if values:
+            self._store(start, values)
+            self.delivered += len(values)
+            self._check_finished()
+            self.cond.notify_all()
+
+    def fail(self, index: int, exc: BaseException) -> None:
+        """Record that the input at ``index`` failed with ``exc`` (the earliest one wins)."""
+        if self.error_index is None or index < self.error_index:
+            self.error, self.error_index = exc, index
+        self._finish()
+
+    def _store(self, start: int, values: list[object]) -> None:
+        raise NotImplementedError
+
+    def _check_finished(self) -> None:
+        if self.input_done and self.delivered >= self.read:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._segments.clear()
+            self._position = 0
+            self.on_finished(self)
+        self.cond.notify_all()
+
+
+def _ignore(job: Job) -> None:
+    pass
+
+
+@final
+class BatchJob(Job):
+    """A call whose inputs are all known up front: ``map``, ``starmap``, ``apply_async``."""
+
+    def __init__(self, cond: threading.Condition, spec: CallSpec, items: list[object]) -> None:
+        super().__init__(cond, spec, len(items))
+        self.results: list[object] = [None] * len(items)
+        self.add(items)
+        self.end_input()
+
+    def _store(self, start: int, values: list[object]) -> None:
+        if self.error is None:
+            self.results[start : start + len(values)] = values
+
+
+@final
+class IterJob(Job):
+    """A lazily fed call whose results are taken one at a time: ``imap``, ``imap_unordered``."""
+
+    def __init__(
+        self, cond: threading.Condition, spec: CallSpec, total: int | None, *, ordered: bool
+    ) -> None:
+        super().__init__(cond, spec, total)
+        self.ordered = ordered
+        self.input_error: BaseException | None = None
+        self.taken = 0
+        self._by_start: dict[int, list[object]] = {}
+        self._arrived: deque[list[object]] = deque()
+        self._current: list[object] = []
+        self._offset = 0
+
+    def _store(self, start: int, values: list[object]) -> None:
+        if self.ordered:
+            self._by_start[start] = values
+        else:
+            self._arrived.append(values)
+
+    def pop(self) -> tuple[bool, object]:
+        """Take the next result if it is here: (True, value), else (False, None)."""
+        if self._offset >= len(self._current):
+            if self.ordered:
+                following = self._by_start.pop(self.taken, None)
+            else:
+                following = self._arrived.popleft() if self._arrived else None
+            if following is None:
+                return False, None
+            self._current, self._offset = following, 0
+        value = self._current[self._offset]
+        self._offset += 1
+        self.taken += 1
+        return True, value
+
+    def failed_here(self) -> BaseException | None:
+        """The error the caller must get now that no result is ready, if any."""
+        if self.error is None:
+            return None
+        if self.ordered and self.error_index is not None and self.taken < self.error_index:
+            return None
+        return self.error
+
+    def exhausted(self) -> bool:
+        """Whether every input was read and its result taken."""
+        return self.input_done and self.taken >= self.read

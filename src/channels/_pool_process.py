@@ -1,0 +1,112 @@
+"""Starting pool worker processes: choosing the context, and keeping Ctrl-C out of them.
+
+Workers ignore SIGINT so that Ctrl-C in a terminal, which reaches the whole
+process group, interrupts only the parent; the parent then terminates them.
+A child could receive the signal before it gets to ignore it, so processes are
+started with SIGINT blocked: the mask is inherited through fork and exec, and
+the worker unblocks it only after installing ``SIG_IGN``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import multiprocessing
+import multiprocessing.util
+import signal
+import weakref
+from collections.abc import Callable, Iterator
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Protocol
+
+from ._errors import ConfigError
+
+__all__ = [
+    "ignore_sigint",
+    "resolve_context",
+    "sigint_blocked",
+    "start_process",
+    "terminate_at_exit",
+]
+
+
+class _Terminable(Protocol):
+    def terminate(self) -> None: ...
+
+
+_at_exit: weakref.WeakSet[_Terminable] = weakref.WeakSet()
+
+
+def terminate_at_exit(owner: _Terminable) -> None:
+    """Terminate ``owner``'s workers when the interpreter exits, if still running then.
+
+    Registered after ``multiprocessing.util`` is imported, so it runs before
+    multiprocessing's own exit hook, which would otherwise wait forever for
+    our non-daemonic workers.
+    """
+    _at_exit.add(owner)
+
+
+@atexit.register
+def _terminate_all() -> None:
+    for owner in list(_at_exit):
+        owner.terminate()
+
+
+def resolve_context(context: str | BaseContext | None) -> BaseContext:
+    """Turn the ``context`` argument of ``Pool`` into a multiprocessing context."""
+    if context is None:
+        ctx: BaseContext = multiprocessing.get_context()
+    elif isinstance(context, str):
+        methods = multiprocessing.get_all_start_methods()
+        if context not in methods:
+            raise ConfigError(
+                f"unknown start method {context!r}; choose one of {', '.join(methods)} "
+                "or pass a multiprocessing context"
+            )
+        ctx = multiprocessing.get_context(context)
+    elif isinstance(context, BaseContext):
+        ctx = context
+    else:
+        raise ConfigError(
+            f"context must be None, a start method name or a multiprocessing context, "
+            f"not {type(context).__name__}"
+        )
+    if ctx.get_start_method() == "forkserver":
+        # Start the server now, from the caller's thread: started later from a
+        # thread that blocks SIGINT, it would pass that mask on to every
+        # process it forks, including other libraries' ones.
+        forkserver.ensure_running()
+    return ctx
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread; a signal that arrives meanwhile is delivered on exit."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def start_process(
+    ctx: BaseContext, target: Callable[..., object], args: tuple[object, ...], name: str
+) -> BaseProcess:
+    """Start a non-daemonic child running ``target(*args)`` with SIGINT blocked.
+
+    Workers are not daemonic so that the functions they run may start
+    processes of their own; the pool terminates them itself.
+    """
+    process = ctx.Process(target=target, args=args, name=name, daemon=False)  # type: ignore[attr-defined]
+    with sigint_blocked():
+        process.start()
+    return process  # type: ignore[no-any-return]
+
+
+def ignore_sigint() -> None:
+    """In a worker: ignore SIGINT from now on, then unblock it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -1,0 +1,221 @@
+"""What the pool hands back: ``AsyncResult`` and the ``imap`` iterator.
+
+Both are thin typed views on a job. They keep the pool alive while they are,
+so that ``Pool(2).apply_async(f).get()`` works, and the iterator reads its
+input lazily, in the caller's thread, a bounded distance ahead of the results
+taken so far.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Iterator
+from itertools import islice
+from typing import Generic, TypeVar, cast, final
+
+from ._errors import ChannelTimeout
+from ._pool_engine import Engine
+from ._pool_jobs import BatchJob, IterJob
+from ._pool_progress import Progress
+
+__all__ = ["AsyncResult", "ResultIterator", "wait_batch"]
+
+# Covariant: these objects only hand out R, so an AsyncResult[bool] is an AsyncResult[int].
+R_co = TypeVar("R_co", covariant=True)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def wait_batch(
+    engine: Engine, job: BatchJob, timeout: float | None, progress: Progress | None
+) -> list[object]:
+    """Wait for every result of ``job`` (reporting progress), then return them or raise."""
+    deadline = _deadline(timeout)
+    try:
+        while True:
+            with job.cond:
+                if not job.finished:
+                    left = _remaining(deadline)
+                    wait_for = left if progress is None else min(left or 1.0, 1.0)
+                    job.cond.wait(wait_for)
+                finished, done = job.finished, job.delivered
+            if finished:
+                break
+            if progress is not None:
+                progress.update(done)
+            if deadline is not None and time.monotonic() >= deadline:
+                engine.abandon(job, f"{job.spec.name} timed out")
+                raise ChannelTimeout(f"{job.spec.name} did not finish within {timeout} s")
+    except BaseException:
+        engine.abandon(job, f"{job.spec.name} was interrupted")
+        if progress is not None:
+            progress.finish(job.delivered)
+        raise
+    if progress is not None:
+        progress.finish(job.delivered)
+    if job.error is not None:
+        raise job.error
+    return job.results
+
+
+@final
+class AsyncResult(Generic[R_co]):
+    """The future result of ``apply_async``, ``map_async`` or ``starmap_async``."""
+
+    def __init__(self, job: BatchJob, single: bool, keepalive: object) -> None:
+        self._job = job
+        self._single = single
+        self._keepalive = keepalive
+
+    def ready(self) -> bool:
+        """Whether the call has finished, successfully or not."""
+        with self._job.cond:
+            return self._job.finished
+
+    def successful(self) -> bool:
+        """Whether the call finished without raising; ``ValueError`` if it is not finished."""
+        with self._job.cond:
+            if not self._job.finished:
+                raise ValueError(f"{self._job.spec.name} has not finished yet")
+            return self._job.error is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the call finishes or ``timeout`` seconds pass; return ``ready()``."""
+        job = self._job
+        deadline = _deadline(timeout)
+        with job.cond:
+            while not job.finished:
+                left = _remaining(deadline)
+                if left == 0.0:
+                    break
+                job.cond.wait(left)
+            return job.finished
+
+    def get(self, timeout: float | None = None) -> R_co:
+        """Return the result, or raise the call's exception, or ``ChannelTimeout``."""
+        if not self.wait(timeout):
+            raise ChannelTimeout(f"{self._job.spec.name} did not finish within {timeout} s")
+        if self._job.error is not None:
+            raise self._job.error
+        results = self._job.results
+        return cast(R_co, results[0] if self._single else results)
+
+    def __repr__(self) -> str:
+        state = "ready" if self.ready() else "pending"
+        return f"<AsyncResult {self._job.spec.name} {state}>"
+
+
+@final
+class ResultIterator(Iterator[R_co]):
+    """The results of ``imap`` or ``imap_unordered``, read lazily from the input."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        job: IterJob,
+        source: Iterator[object],
+        *,
+        progress: Progress | None,
+        timeout: float | None,
+        keepalive: object,
+    ) -> None:
+        self._engine = engine
+        self._job = job
+        self._source = source
+        self._progress = progress
+        self._timeout = timeout
+        self._keepalive = keepalive
+        self._done = False
+        self._finalizer = weakref.finalize(
+            self, engine.abandon, job, f"the iterator of {job.spec.name} was dropped"
+        )
+        self._refill()
+
+    def __iter__(self) -> ResultIterator[R_co]:
+        return self
+
+    def __next__(self) -> R_co:
+        return self.next(self._timeout)
+
+    def next(self, timeout: float | None = None) -> R_co:
+        """The next result, waiting at most ``timeout`` seconds (``ChannelTimeout``)."""
+        if self._done:
+            raise StopIteration
+        job = self._job
+        deadline = _deadline(timeout)
+        try:
+            while True:
+                self._refill()
+                with job.cond:
+                    found, value = self._take(deadline, timeout)
+                if found:
+                    if self._progress is not None:
+                        self._progress.update(job.taken)
+                    return cast(R_co, value)
+        except StopIteration:
+            self._end()
+            raise
+        except ChannelTimeout:
+            raise
+        except BaseException:
+            self._end()
+            raise
+
+    def close(self) -> None:
+        """Stop: no more input is read and the results still to come are dropped."""
+        if not self._done:
+            self._end()
+
+    def _take(self, deadline: float | None, timeout: float | None) -> tuple[bool, object]:
+        """With the lock held: a result, or (False, None) when it is time to read input."""
+        job = self._job
+        while True:
+            found, value = job.pop()
+            if found:
+                return True, value
+            error = job.failed_here()
+            if error is not None:
+                raise error
+            if job.exhausted():
+                if job.input_error is not None:
+                    raise job.input_error
+                raise StopIteration
+            if self._refill_due():
+                return False, None
+            left = _remaining(deadline)
+            if left == 0.0:
+                raise ChannelTimeout(f"no result of {job.spec.name} within {timeout} s")
+            job.cond.wait(left)
+
+    def _refill_due(self) -> bool:
+        job = self._job
+        return not job.input_done and job.read - job.taken <= job.readahead() // 2
+
+    def _refill(self) -> None:
+        """Read inputs, outside the lock, until ``readahead`` of them wait for results."""
+        job = self._job
+        with job.cond:
+            if job.input_done or job.finished or not self._refill_due():
+                return
+            want = job.readahead() - (job.read - job.taken)
+        items: list[object] = []
+        error: Exception | None = None
+        try:
+            for item in islice(self._source, want):
+                items.append(item)
+        except Exception as exc:
+            error = exc
+        self._engine.feed(job, items, error is not None or len(items) < want, error)
+
+    def _end(self) -> None:
+        self._done = True
+        self._finalizer()
+        if self._progress is not None:
+            self._progress.finish(self._job.taken)

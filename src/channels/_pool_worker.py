@@ -1,0 +1,133 @@
+"""The loop a pool worker process runs, and the messages it exchanges with the parent.
+
+Each worker has its own pair of pipes. The parent sends a chunk as one
+message, ``(function bytes, kind, items)``, and an empty message to ask the
+worker to exit. The worker answers in order, one message per chunk::
+
+    (READY,)                          once, after the initializer ran
+    (INIT_FAILED, packed exception)   instead, if the initializer raised
+    (DONE, values, error, seconds)    per chunk: the results of a prefix of
+                                      the chunk, and (offset, packed
+                                      exception) if the item at that offset
+                                      failed, which ends the chunk
+
+Answers carry no ids: a worker handles its chunks in order, so the parent
+knows which chunk an answer is for.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import cast
+
+from ._errors import SerializationError
+from ._pool_process import ignore_sigint
+from ._pool_remote import describe, dumps, pack_exception
+
+__all__ = ["APPLY", "CALL", "DONE", "INIT_FAILED", "READY", "STAR", "worker_main"]
+
+# Answer tags.
+READY = 0
+INIT_FAILED = 1
+DONE = 2
+
+# How a chunk's items are passed to the function.
+CALL = 0  # fn(item)
+STAR = 1  # fn(*item)
+APPLY = 2  # fn(*args, **kwargs) for item == (args, kwargs)
+
+Error = tuple[int, bytes]
+
+
+def worker_main(
+    tasks: Connection,
+    results: Connection,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[object, ...],
+) -> None:
+    """Run the initializer, then chunks from ``tasks`` until told to stop or orphaned."""
+    ignore_sigint()
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as exc:
+            results.send_bytes(dumps((INIT_FAILED, pack_exception(exc))))
+            return
+    results.send_bytes(dumps((READY,)))
+    fn_bytes = b""
+    fn: Callable[..., object] = _unset
+    while True:
+        try:
+            message = tasks.recv_bytes()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if not message:
+            return
+        try:
+            new_fn_bytes, kind, items = pickle.loads(message)
+            if new_fn_bytes != fn_bytes:
+                fn = pickle.loads(new_fn_bytes)
+                fn_bytes = new_fn_bytes
+        except BaseException as exc:
+            error = SerializationError(
+                f"the worker could not unpickle a task's function or arguments: {exc}"
+            )
+            error.__cause__ = exc
+            results.send_bytes(dumps((DONE, [], (0, pack_exception(error)), 0.0)))
+            continue
+        del message
+        start = time.perf_counter()
+        values, failure = _run_chunk(fn, kind, items)
+        del items
+        _send_done(results, values, failure, time.perf_counter() - start)
+        del values
+
+
+def _unset(*args: object, **kwargs: object) -> object:
+    raise RuntimeError("no function received yet")
+
+
+def _run_chunk(
+    fn: Callable[..., object], kind: int, items: list[object]
+) -> tuple[list[object], Error | None]:
+    """Call ``fn`` on each item, stopping at the first exception."""
+    values: list[object] = []
+    append = values.append
+    try:
+        if kind == CALL:
+            for item in items:
+                append(fn(item))
+        elif kind == STAR:
+            for item in items:
+                append(fn(*item))  # type: ignore[misc]
+        else:
+            for item in items:
+                args, kwargs = cast(tuple[tuple[object, ...], dict[str, object]], item)
+                append(fn(*args, **kwargs))
+    except BaseException as exc:
+        return values, (len(values), pack_exception(exc))
+    return values, None
+
+
+def _send_done(
+    results: Connection, values: list[object], failure: Error | None, seconds: float
+) -> None:
+    """Send a chunk's answer; a result that cannot be pickled fails at its own index."""
+    try:
+        data = dumps((DONE, values, failure, seconds))
+    except Exception:
+        for index, value in enumerate(values):
+            try:
+                dumps(value)
+            except Exception as exc:
+                error = SerializationError(f"the result {describe(value)} cannot be pickled: {exc}")
+                error.__cause__ = exc
+                values, failure = values[:index], (index, pack_exception(error))
+                break
+        else:
+            values, failure = [], (0, pack_exception(SerializationError("cannot pickle results")))
+        data = dumps((DONE, values, failure, seconds))
+    results.send_bytes(data)

@@ -77,3 +77,10 @@ def recv_then_die(receiver: channels.Receiver[object], count: int) -> None:
 def sleep_forever() -> None:
     """Block until killed."""
     time.sleep(3600)
+
+
+def serve_squares(end: channels.Endpoint[str, int]) -> None:
+    """Answer each number with its square, as text, until the other end closes."""
+    with end:
+        for n in end:
+            end.send(str(n * n), timeout=20)

@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from ._backends.pipe import PipeChannel as PipeChannel
 from ._backends.queue import QueueChannel as QueueChannel
 from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
+from ._duplex import Endpoint as Endpoint
+from ._duplex import duplex as duplex
 from ._errors import ChannelBroken as ChannelBroken
 from ._errors import ChannelClosed as ChannelClosed
 from ._errors import ChannelError as ChannelError
@@ -47,6 +49,7 @@ __all__ = [
     "ChannelTimeout",
     "ConfigError",
     "EndOfChannel",
+    "Endpoint",
     "Features",
     "PipeChannel",
     "QueueChannel",
@@ -59,6 +62,7 @@ __all__ = [
     "WouldBlock",
     "__version__",
     "backends",
+    "duplex",
     "open_channel",
     "register_backend",
 ]

@@ -1,0 +1,137 @@
+"""``duplex[A, B](spec)``: two endpoints for request and response between two processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar, final, overload
+
+from typing_extensions import Unpack
+
+from ._open import ChannelOptions, open_channel
+from ._protocols import Channel, Receiver, Sender
+
+__all__ = ["Endpoint", "duplex"]
+
+# Contravariant: an endpoint only consumes what it sends.
+S_contra = TypeVar("S_contra", contravariant=True)
+# Covariant: an endpoint only produces what it receives.
+R_co = TypeVar("R_co", covariant=True)
+# Invariant: the two types as written at duplex[A, B].
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+@final
+class Endpoint(Generic[S_contra, R_co]):
+    """One end of a two-way link: a ``Sender[S]`` and a ``Receiver[R]`` in one object.
+
+    ``close()`` closes this end's sending handle, like shutting down the write
+    side of a socket: the other end's stream ends, and this end can still read
+    what the other end sends until it closes in turn.
+    """
+
+    __slots__ = ("_inbox", "_out")
+
+    def __init__(self, out: Sender[S_contra], inbox: Receiver[R_co]) -> None:
+        self._out = out
+        self._inbox = inbox
+
+    def send(self, item: S_contra, timeout: float | None = None) -> None:
+        """Send ``item`` to the other end."""
+        self._out.send(item, timeout)
+
+    def send_nowait(self, item: S_contra) -> None:
+        """Send ``item`` now, or raise ``WouldBlock``."""
+        self._out.send_nowait(item)
+
+    def recv(self, timeout: float | None = None) -> R_co:
+        """Receive the next item from the other end."""
+        return self._inbox.recv(timeout)
+
+    def recv_nowait(self) -> R_co:
+        """Receive an item that is ready now, or raise ``WouldBlock``."""
+        return self._inbox.recv_nowait()
+
+    def request(self, item: S_contra, timeout: float | None = None) -> R_co:
+        """Send ``item`` and wait for the next item back (one request, one response)."""
+        self._out.send(item, timeout)
+        return self._inbox.recv(timeout)
+
+    def __iter__(self) -> Iterator[R_co]:
+        """Yield what the other end sends until it closes."""
+        return iter(self._inbox)
+
+    def clone(self) -> Sender[S_contra]:
+        """Another counted handle for sending to the other end."""
+        return self._out.clone()
+
+    def close(self) -> None:
+        """Stop sending: the other end's iteration stops once it has read everything."""
+        self._out.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether this end's sending handle is closed."""
+        return self._out.closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@final
+class DuplexOpener(Generic[A, B]):
+    """``duplex[A, B]``: call it to open the pair."""
+
+    __slots__ = ()
+
+    def __call__(
+        self, spec: str | None = None, /, **options: Unpack[ChannelOptions]
+    ) -> tuple[Endpoint[A, B], Endpoint[B, A]]:
+        """Open two channels of ``spec`` and return the two ends."""
+        forward: Channel[A] = open_channel(spec, **options)
+        backward: Channel[B] = open_channel(spec, **options)
+        return (
+            Endpoint(forward.sender, backward.receiver),
+            Endpoint(backward.sender, forward.receiver),
+        )
+
+
+_OPENER: DuplexOpener[Any, Any] = DuplexOpener()
+
+
+@final
+class _Duplex:
+    """Open a two-way link: ``client, server = duplex[Request, Response]("pipe")``.
+
+    ``client`` sends ``Request`` and receives ``Response``; ``server`` the other
+    way round. Each end can go to its own process.
+    """
+
+    __slots__ = ()
+
+    @overload
+    def __getitem__(self, types: tuple[type[A], type[B]], /) -> DuplexOpener[A, B]: ...
+
+    @overload
+    def __getitem__(self, types: object, /) -> DuplexOpener[Any, Any]: ...
+
+    def __getitem__(self, types: object, /) -> DuplexOpener[Any, Any]:
+        return _OPENER
+
+    def __call__(
+        self, spec: str | None = None, /, **options: Unpack[ChannelOptions]
+    ) -> tuple[Endpoint[Any, Any], Endpoint[Any, Any]]:
+        """Open a pair whose item types are left to inference."""
+        return _OPENER(spec, **options)
+
+
+duplex = _Duplex()

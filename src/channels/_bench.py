@@ -29,8 +29,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue as MPQueue
-from multiprocessing.synchronize import Barrier, Lock
-from threading import BrokenBarrierError
+from multiprocessing.synchronize import Event, Lock, Semaphore
 from typing import Protocol
 
 from ._config import parse_spec
@@ -279,13 +278,43 @@ def _make_raw(
 # -- what the child processes run ----------------------------------------------------
 
 
+class _StartLine:
+    """Holds every process of a run until all are ready, so that timing starts for all at once.
+
+    (A ``multiprocessing.Barrier`` would do, but it takes its counters from the
+    shared heap, which then keeps a file open for the rest of the process's life.)
+    """
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self.ready: Semaphore = ctx.Semaphore(0)
+        self.go: Event = ctx.Event()
+
+    def wait(self) -> None:
+        """In a child: say it is ready, then wait for the start."""
+        self.ready.release()
+        if not self.go.wait(_STEP_TIMEOUT):
+            raise BenchError("the run did not start in time")
+
+    def release(self, processes: Sequence[BaseProcess]) -> float:
+        """In the parent: wait until all ``processes`` are ready, start them, return the time."""
+        deadline = time.monotonic() + _STEP_TIMEOUT
+        for _ in processes:
+            while not self.ready.acquire(timeout=0.2):
+                _check_exits(processes)
+                if time.monotonic() > deadline:
+                    raise BenchError("the benchmark processes did not start in time")
+        now = time.monotonic()
+        self.go.set()
+        return now
+
+
 def _payload(size: int) -> object:
     return b"x" * size if size else 1
 
 
-def _raw_producer(ends: _RawEnds, n: int, size: int, barrier: Barrier) -> None:
+def _raw_producer(ends: _RawEnds, n: int, size: int, start: _StartLine) -> None:
     put = ends.putter()
-    barrier.wait(_STEP_TIMEOUT)
+    start.wait()
     if size:
         payload = b"x" * size
         for _ in range(n):
@@ -295,19 +324,19 @@ def _raw_producer(ends: _RawEnds, n: int, size: int, barrier: Barrier) -> None:
             put(i)
 
 
-def _raw_consumer(ends: _RawEnds, barrier: Barrier, results: MPQueue[tuple[int, float]]) -> None:
+def _raw_consumer(ends: _RawEnds, start: _StartLine, results: MPQueue[tuple[int, float]]) -> None:
     get, clock = ends.getter(), time.monotonic
     count, last = 0, 0.0
-    barrier.wait(_STEP_TIMEOUT)
+    start.wait()
     while get() is not None:
         count += 1
         last = clock()
     results.put((count, last))
 
 
-def _channel_producer(tx: Sender[object], n: int, size: int, barrier: Barrier) -> None:
+def _channel_producer(tx: Sender[object], n: int, size: int, start: _StartLine) -> None:
     send = tx.send
-    barrier.wait(_STEP_TIMEOUT)
+    start.wait()
     with tx:
         if size:
             payload = b"x" * size
@@ -319,11 +348,11 @@ def _channel_producer(tx: Sender[object], n: int, size: int, barrier: Barrier) -
 
 
 def _channel_consumer(
-    rx: Receiver[object], barrier: Barrier, results: MPQueue[tuple[int, float]]
+    rx: Receiver[object], start: _StartLine, results: MPQueue[tuple[int, float]]
 ) -> None:
     clock = time.monotonic
     count, last = 0, 0.0
-    barrier.wait(_STEP_TIMEOUT)
+    start.wait()
     for _ in rx:
         count += 1
         last = clock()
@@ -357,10 +386,11 @@ def _split(count: int, parts: int) -> list[int]:
 
 
 def _stop(processes: Sequence[BaseProcess]) -> None:
-    for p in processes:
+    started = [p for p in processes if p.pid is not None]
+    for p in started:
         if p.is_alive():
             p.terminate()
-    for p in processes:
+    for p in started:
         p.join(5)
         if p.is_alive():
             p.kill()
@@ -412,26 +442,21 @@ def _throughput(
     once every producer has exited (to send poison pills).
     """
     w = workload
-    barrier = ctx.Barrier(w.producers + w.consumers + 1)
+    start_line = _StartLine(ctx)
     results: MPQueue[tuple[int, float]] = ctx.Queue()
     producers = []
     for i, n in enumerate(_split(w.count, w.producers)):
         target, args = producer(n)
-        producers.append(_process(ctx, target, (*args, barrier), f"bench-producer-{i}"))
+        producers.append(_process(ctx, target, (*args, start_line), f"bench-producer-{i}"))
     consumers = [
-        _process(ctx, consumer[0], (*consumer[1], barrier, results), f"bench-consumer-{i}")
+        _process(ctx, consumer[0], (*consumer[1], start_line, results), f"bench-consumer-{i}")
         for i in range(w.consumers)
     ]
     everyone: list[BaseProcess] = [*producers, *consumers]
     try:
         for p in everyone:
             p.start()
-        try:
-            barrier.wait(_STEP_TIMEOUT)
-        except BrokenBarrierError:
-            _check_exits(everyone)
-            raise BenchError("the benchmark processes did not start in time") from None
-        start = time.monotonic()
+        start = start_line.release(everyone)
         deadline = start + _STEP_TIMEOUT
         _join(producers, deadline)
         after_producers()

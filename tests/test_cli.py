@@ -1,0 +1,201 @@
+"""The ``channels`` command line: ``backends``, ``bench`` and ``serve``.
+
+The bench tests check that the numbers are well formed, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from channels import _bench, _cli
+
+BUILTIN = {"pipe", "queue", "simplequeue", "manager"}
+LOCAL = ["pipe", "queue", "simplequeue"]
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m channels ARGS`` as a real process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CHANNELS_URL", "CHANNELS_AUTHKEY")}
+    return subprocess.run(
+        [sys.executable, "-m", "channels", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def test_backends_json_lists_builtins_and_features() -> None:
+    done = run_cli("backends", "--json")
+    assert done.returncode == 0, done.stderr
+    entries = {entry["name"]: entry for entry in json.loads(done.stdout)}
+    assert set(entries) >= BUILTIN
+    for name in LOCAL:
+        entry = entries[name]
+        assert entry["available"] is True
+        assert set(entry["features"]) == {
+            "bounded",
+            "many_producers",
+            "many_consumers",
+            "cross_machine",
+        }
+        assert entry["features"]["cross_machine"] is False
+        assert "context" in entry["options"]
+    assert entries["queue"]["features"]["bounded"] is True
+    assert entries["queue"]["options"]["maxsize"] == "int"
+    assert entries["pipe"]["features"]["bounded"] is False
+    assert "maxsize" not in entries["pipe"]["options"]
+    manager = entries["manager"]
+    assert manager["available"] is ("features" in manager)
+    if not manager["available"]:
+        assert manager["error"]
+
+
+def test_backends_table_names_every_builtin() -> None:
+    done = run_cli("backends")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    for column in ("bounded", "many producers", "many consumers", "cross-machine", "options"):
+        assert column in header
+    assert {row.split()[0] for row in rows if row.strip()} >= BUILTIN
+
+
+def _assert_sane(side: dict[str, Any], size: int) -> None:
+    assert side["msgs_per_s"] > 0
+    assert all(rate > 0 for rate in side["rounds_msgs_per_s"])
+    assert 0 < side["p50_us"] <= side["p99_us"]
+    if size:
+        assert side["mb_per_s"] > 0
+    else:
+        assert side["mb_per_s"] is None
+
+
+def test_bench_json_gives_sane_numbers() -> None:
+    done = run_cli("bench", "--count", "200", "--repeat", "1", "--pings", "20", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["workload"]["count"] == 200
+    assert report["start_method"]
+    assert "round trip" in report["latency_method"]
+    assert [r["backend"] for r in report["results"]] == LOCAL
+    for result in report["results"]:
+        assert result["raw_primitive"]
+        _assert_sane(result["raw"], 64)
+        _assert_sane(result["channel"], 64)
+        assert result["ratio"] > 0
+    assert "[6/6]" in done.stderr  # the progress line
+
+
+def test_bench_table() -> None:
+    done = run_cli("bench", "--backend", "pipe", "--count", "100", "--repeat", "1", "--pings", "5")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("backend"))
+    assert "ratio" in header
+    assert "p50/p99" in header
+    assert any(line.startswith("pipe ") for line in lines)
+
+
+def test_bench_many_producers_and_consumers() -> None:
+    """In process, so that the suite's leak checks cover the bench's own processes."""
+    workload = _bench.Workload(count=301, size=0, producers=3, consumers=2, repeat=2, pings=5)
+    steps: list[str] = []
+    report = _bench.run(["pipe", "queue"], workload=workload, progress=steps.append)
+    assert len(steps) == 8
+    for result in report.results:
+        assert result.raw is not None
+        assert len(result.raw.rounds_msgs_per_s) == 2
+        assert len(result.channel.rounds_msgs_per_s) == 2
+        assert result.ratio is not None
+        assert result.ratio > 0
+    assert report.results[0].notes  # the raw pipe needed locks
+    table = _bench.format_table(report)
+    assert "small int" in table
+    assert "note (pipe)" in table
+
+
+def test_bench_under_spawn() -> None:
+    """Everything a run hands its processes must travel to a spawned child."""
+    workload = _bench.Workload(
+        count=100, producers=2, consumers=2, context="spawn", repeat=1, pings=5
+    )
+    report = _bench.run(["simplequeue"], workload=workload)
+    assert report.start_method == "spawn"
+    (result,) = report.results
+    assert result.ratio is not None
+    assert result.ratio > 0
+
+
+def test_bench_spec_with_options() -> None:
+    workload = _bench.Workload(count=50, repeat=1, pings=5)
+    report = _bench.run(spec="queue://?maxsize=4", workload=workload)
+    (result,) = report.results
+    assert result.backend == "queue"
+    assert result.spec == "queue://?maxsize=4"
+    assert json.loads(json.dumps(report.to_dict()))["results"][0]["ratio"] > 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--count", "0"],
+        ["bench", "--count", "many"],
+        ["bench", "--size", "-1"],
+        ["bench", "--size", "big"],
+        ["bench", "--producers", "0"],
+        ["bench", "--repeat", "0"],
+        ["bench", "--context", "teleport"],
+        ["bench", "--backend", "carrier-pigeon"],
+        ["bench", "--spec", "pipe://?maxsize=3"],
+        ["bench", "--spec", "queue://?colour=blue"],
+        ["bench", "--backend", "pipe", "--spec", "queue"],
+        ["serve", "--port", "70000"],
+        ["frobnicate"],
+        [],
+    ],
+)
+def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error" in err or "usage" in err
+
+
+def test_bad_option_exits_2_from_a_real_process() -> None:
+    done = run_cli("bench", "--count", "-5", timeout=30)
+    assert done.returncode == 2
+    assert "--count" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("64", 64), ("int", 0), ("0", 0), ("4k", 4096), ("1M", 1 << 20)]
+)
+def test_size_values(text: str, size: int) -> None:
+    args = _cli._parser().parse_args(["bench", "--size", text])
+    assert args.size == size
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["bench", "--help"]) == 0
+    assert "--producers" in capsys.readouterr().out
+
+
+def test_serve_is_wired(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(_cli.AUTHKEY_ENV, raising=False)
+    code = _cli.main(["serve"])
+    err = capsys.readouterr().err
+    if importlib.util.find_spec("channels._serve") is None:
+        assert code == 1
+        assert "not available" in err
+    else:
+        assert code == 2
+        assert _cli.AUTHKEY_ENV in err

@@ -84,3 +84,24 @@ def serve_squares(end: channels.Endpoint[str, int]) -> None:
     with end:
         for n in end:
             end.send(str(n * n), timeout=20)
+
+
+def recv_forever(receiver: channels.Receiver[object]) -> None:
+    """Block in recv (holding the channel's read lock while it waits) until killed."""
+    receiver.recv()
+
+
+def fill_then_block(sender: channels.Sender[object], results: channels.Sender[object]) -> None:
+    """Send until a bounded channel is full and stays full; report how that ended."""
+    try:
+        while True:
+            sender.send("item", timeout=30)
+    except channels.ChannelError as exc:
+        outcome = type(exc).__name__
+    with results:
+        results.send(outcome, timeout=20)
+
+
+def send_one(sender: channels.Sender[object], item: object) -> None:
+    """Send one item and keep the handle open."""
+    sender.send(item, timeout=60)

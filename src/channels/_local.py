@@ -21,6 +21,7 @@ through reading an item, the channel is marked broken instead.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
 import select
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from multiprocessing import context, reduction
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import BoundedSemaphore, Lock
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from ._config import ContextSpec, SerializerSpec, check_maxsize, check_message_limit, lock_context
 from ._core import remaining
@@ -58,9 +59,11 @@ from ._serialize import Serializer, resolve_serializer
 
 __all__ = ["LocalCore", "Primitives", "Settings"]
 
-# Transport words, before the ledger.
-_WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _MIDFRAME = range(5)
-_SPILL_WOFF, _SPILL_ROFF, _SPILL_WCOUNT, _SPILL_RCOUNT = range(5, 9)
+# Transport words, before the ledger. _CRITICAL holds the pid of a process in
+# the middle of an update spanning several words (or of a two-read frame), so a
+# waiter taking over the lock of a process that died there knows the state is torn.
+_WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _CRITICAL = range(5)
+_SPILL_WOFF, _SPILL_ROFF = range(5, 7)
 _TRANSPORT_WORDS = 16
 _STATE_BYTES = (_TRANSPORT_WORDS + WORDS) * 8
 _SPILL_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -74,6 +77,8 @@ _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
 _READ_AHEAD = 4096
 _MAX_IOV = 0x7FFFF000  # the most Linux moves in one read or write call
+_PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class Settings:
     maxsize: int
     serializer: Serializer
     max_message_size: int | None
+    #: Whether the pipe is in packet mode: one read returns exactly one write.
+    packets: bool
 
 
 class LocalCore:
@@ -108,6 +115,7 @@ class LocalCore:
         "_mm",
         "_noted",
         "_noted_pid",
+        "_packets",
         "_parts",
         "_poller",
         "_poller_pid",
@@ -131,6 +139,7 @@ class LocalCore:
         self._words = memoryview(self._mm).cast("q")
         self._ledger = Ledger(self._words[_TRANSPORT_WORDS:])
         self._first = first
+        self._packets = settings.packets
         self._noted: set[int] = set()
         self._noted_pid = 0
         self._receiving_pid = 0
@@ -152,14 +161,12 @@ class LocalCore:
         """Check a local backend's options, build its primitives and a fresh channel."""
         ctx = lock_context(context)
         size = check_maxsize(maxsize)
-        settings = Settings(
-            name, size, resolve_serializer(serializer), check_message_limit(max_message_size)
-        )
+        serializer_ = resolve_serializer(serializer)
+        limit = check_message_limit(max_message_size)
         reader, writer = ctx.Pipe(duplex=False)
         slots = ctx.BoundedSemaphore(size) if size else None
         parts = Primitives(reader, writer, ctx.Lock(), ctx.Lock(), slots)
-        os.set_blocking(reader.fileno(), False)
-        os.set_blocking(writer.fileno(), False)
+        settings = Settings(name, size, serializer_, limit, _prepare_pipe(reader, writer))
         try:
             fd, path = tempfile.mkstemp(prefix="channel-", dir=spill_dir)
         except OSError as exc:
@@ -216,6 +223,7 @@ class LocalCore:
         words = self._words
         words[_READER] = me.pid
         words[_READER_STAMP] = me.stamp
+        data: bytes | memoryview | None = None
         try:
             if self._receiving_pid != me.pid:
                 self._note_receiver()
@@ -223,8 +231,8 @@ class LocalCore:
         finally:
             words[_READER] = 0
             rlock.release()
-        if self._slots is not None:
-            self._slots.release()
+            if data is not None and self._slots is not None:
+                self._slots.release()
         return data
 
     def clone(self, token: int) -> int:
@@ -268,7 +276,7 @@ class LocalCore:
                 ledger.note_sender(me.pid, me.stamp, token, pid_alive)
                 self._noted.add(token)
             size = len(data)
-            if size <= _PIPE_PAYLOAD and words[_SPILL_WCOUNT] == words[_SPILL_RCOUNT]:
+            if size <= _PIPE_PAYLOAD and words[_SPILL_WOFF] == words[_SPILL_ROFF]:
                 try:
                     os.write(self._wfd, _PIPE_FRAME.pack(size) + data)
                     return
@@ -283,17 +291,17 @@ class LocalCore:
 
     def _spill(self, data: bytes | memoryview) -> None:
         words = self._words
-        offset = _SPILL_BASE + words[_SPILL_WOFF]
+        end = words[_SPILL_WOFF]
+        was_empty = end == words[_SPILL_ROFF]
         size = len(data)
         try:
-            _pwrite_all(self._file, [_SPILL_FRAME.pack(size), data], offset)
+            _pwrite_all(self._file, [_SPILL_FRAME.pack(size), data], _SPILL_BASE + end)
         except OSError as exc:
             raise ChannelError(
-                f"cannot store the item in the channel's overflow file: {exc}"
+                f"cannot keep the item in the channel's overflow file: {exc}"
             ) from exc
-        words[_SPILL_WOFF] += _SPILL_FRAME.size + size
-        words[_SPILL_WCOUNT] += 1
-        if words[_SPILL_WCOUNT] - words[_SPILL_RCOUNT] == 1:
+        words[_SPILL_WOFF] = end + _SPILL_FRAME.size + size  # one store commits the item
+        if was_empty:
             self._wake()
 
     def _wake(self) -> None:
@@ -331,7 +339,7 @@ class LocalCore:
             data = self._read_pipe()
             if data is not None:
                 return data
-            if words[_SPILL_WCOUNT] != words[_SPILL_RCOUNT]:
+            if words[_SPILL_ROFF] != words[_SPILL_WOFF]:
                 return self._read_spill()
             if flags & ENDED:
                 raise EndOfChannel("every sender closed and the channel is drained")
@@ -345,11 +353,16 @@ class LocalCore:
             if not self._readable(wait):
                 self._look_for_dead(receivers=False)
 
-    def _read_pipe(self) -> bytes | None:
+    def _read_pipe(self) -> bytes | memoryview | None:
+        """Take one item from the pipe, or None if it holds none (wake-ups are skipped)."""
         fd = self._rfd
         while True:
             try:
-                head = os.read(fd, _PIPE_FRAME.size)
+                if self._packets:  # one read is one whole frame: nothing can tear it
+                    frame = os.read(fd, _PIPE_BUF)
+                    head = frame[: _PIPE_FRAME.size]
+                else:
+                    frame = head = os.read(fd, _PIPE_FRAME.size)
             except BlockingIOError:
                 return None
             if len(head) != _PIPE_FRAME.size:
@@ -359,37 +372,44 @@ class LocalCore:
                 continue
             if size > _PIPE_PAYLOAD:
                 self._tear(f"a pipe frame claiming {size} bytes")
-            words = self._words
-            words[_MIDFRAME] = 1
-            try:
-                data = os.read(fd, size)
-            except BlockingIOError:
-                data = b""
-            if len(data) != size:
-                self._tear(f"{len(data)} of {size} bytes of an item")
-            words[_MIDFRAME] = 0
-            return data
+            if not self._packets:
+                return self._read_payload(fd, size)
+            if len(frame) != _PIPE_FRAME.size + size:
+                self._tear(f"a frame of {len(frame)} bytes claiming {size}")
+            return memoryview(frame)[_PIPE_FRAME.size :]
+
+    def _read_payload(self, fd: int, size: int) -> bytes:
+        """The second read of a frame, where the pipe has no packet mode."""
+        words = self._words
+        words[_CRITICAL] = me.pid
+        try:
+            data = os.read(fd, size)
+        except BlockingIOError:
+            data = b""
+        if len(data) != size:
+            self._tear(f"{len(data)} of {size} bytes of an item")
+        words[_CRITICAL] = 0
+        return data
 
     def _read_spill(self) -> bytes | memoryview:
         words = self._words
-        offset = _SPILL_BASE + words[_SPILL_ROFF]
+        start = words[_SPILL_ROFF]
+        offset = _SPILL_BASE + start
         head = os.pread(self._file, _READ_AHEAD, offset)
         (size,) = _SPILL_FRAME.unpack_from(head)
-        start = _SPILL_FRAME.size
+        skip = _SPILL_FRAME.size
         data: bytes | memoryview
-        if start + size <= len(head):
-            data = head[start : start + size]
+        if skip + size <= len(head):
+            data = memoryview(head)[skip : skip + size]
         else:
             buf = bytearray(size)
-            have = len(head) - start
-            buf[:have] = head[start:]
+            have = len(head) - skip
+            buf[:have] = head[skip:]
             _pread_into(self._file, memoryview(buf)[have:], offset + len(head))
             data = memoryview(buf)
-        words[_MIDFRAME] = 1
-        words[_SPILL_ROFF] += start + size
-        words[_SPILL_RCOUNT] += 1
-        words[_MIDFRAME] = 0
-        if words[_SPILL_RCOUNT] == words[_SPILL_WCOUNT]:
+        end = start + skip + size
+        words[_SPILL_ROFF] = end  # one store takes the item: interrupted before it, none is taken
+        if end == words[_SPILL_WOFF]:
             self._rewind_spill()
         return data
 
@@ -400,11 +420,12 @@ class LocalCore:
             return
         words = self._words
         try:
-            if words[_SPILL_RCOUNT] == words[_SPILL_WCOUNT]:
-                grown = words[_SPILL_WOFF] > _SPILL_SHRINK
+            end = words[_SPILL_WOFF]
+            if words[_SPILL_ROFF] == end:
+                words[_CRITICAL] = me.pid
                 words[_SPILL_WOFF] = words[_SPILL_ROFF] = 0
-                words[_SPILL_WCOUNT] = words[_SPILL_RCOUNT] = 0
-                if grown:
+                words[_CRITICAL] = 0
+                if end > _SPILL_SHRINK:
                     os.ftruncate(self._file, _SPILL_BASE)
         finally:
             wlock.release()
@@ -423,8 +444,8 @@ class LocalCore:
 
     # -- failures ------------------------------------------------------------------
 
-    def _tear(self, what: str) -> None:
-        self._words[_MIDFRAME] = 0
+    def _tear(self, what: str) -> NoReturn:
+        self._words[_CRITICAL] = 0
         with self._locked_books():
             self._ledger.mark_broken(BROKEN_TORN)
         raise ChannelBroken(f"{WHY[BROKEN_TORN]} (read {what})")
@@ -463,11 +484,11 @@ class LocalCore:
         pid = words[owner]
         if not pid or pid == me.pid or pid_alive(pid, words[owner + 1]):
             return
-        if owner == _READER and words[_MIDFRAME]:
+        if words[_CRITICAL] == pid:
             self._ledger.mark_broken(BROKEN_TORN)
         if words[owner] == pid:
             words[owner] = 0
-            words[_MIDFRAME] = 0
+            words[_CRITICAL] = 0
             with contextlib.suppress(ValueError):  # another waiter took it over first
                 lock.release()
 
@@ -517,6 +538,25 @@ def _rebuild(parts: Primitives, settings: Settings, file_fd: _Detachable, first:
 
 class _Detachable(Protocol):
     def detach(self) -> int: ...
+
+
+def _prepare_pipe(reader: Connection, writer: Connection) -> bool:
+    """Make both ends non-blocking, ask for a larger pipe and for packet mode.
+
+    Returns whether packet mode (Linux's ``O_DIRECT`` pipes) is on: then each
+    write of at most ``PIPE_BUF`` bytes is read back whole by one read.
+    """
+    packets = bool(_O_DIRECT)
+    for fd in (reader.fileno(), writer.fileno()):
+        os.set_blocking(fd, False)
+        if packets:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _O_DIRECT)
+            except OSError:
+                packets = False
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+    return packets
 
 
 def _release(file_fd: int, reader: Connection, writer: Connection) -> None:

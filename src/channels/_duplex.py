@@ -134,4 +134,4 @@ class _Duplex:
         return _OPENER(spec, **options)
 
 
-duplex = _Duplex()
+duplex: _Duplex = _Duplex()

@@ -89,4 +89,4 @@ class _OpenChannel:
         return "channels.open_channel"
 
 
-open_channel = _OpenChannel()
+open_channel: _OpenChannel = _OpenChannel()

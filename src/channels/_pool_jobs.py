@@ -177,8 +177,9 @@ class BatchJob(Job):
     def __init__(self, cond: threading.Condition, spec: CallSpec, items: list[object]) -> None:
         super().__init__(cond, spec, len(items))
         self.results: list[object] = [None] * len(items)
-        self.add(items)
-        self.end_input()
+        with cond:
+            self.add(items)
+            self.end_input()
 
     def _store(self, start: int, values: list[object]) -> None:
         if self.error is None:

@@ -1,0 +1,204 @@
+"""Functions the pool tests run in worker processes.
+
+They live in an importable module because the spawn and forkserver start
+methods send functions by reference: a function defined inside a test cannot
+reach a worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def identity(x: object) -> object:
+    return x
+
+
+def pid_of(_: object = None) -> int:
+    return os.getpid()
+
+
+def sleep_then(seconds: float, value: int = 0) -> int:
+    time.sleep(seconds)
+    return value
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.01)
+    return x * x
+
+
+def fail_on(x: int, bad: int = 3) -> int:
+    if x == bad:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+class CustomError(Exception):
+    """An exception whose constructor takes two arguments."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+
+def raise_custom(code: int) -> None:
+    raise CustomError(code, "custom detail")
+
+
+class UnpicklableError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable(_: object = None) -> None:
+    raise UnpicklableError
+
+
+def exit_on(x: int, bad: int = 3) -> int:
+    """Kill the worker with ``os._exit`` on the input ``bad``."""
+    if x == bad:
+        os._exit(7)
+    return x
+
+
+def kill_self(x: int, bad: int = 3) -> int:
+    """SIGKILL the worker on the input ``bad``."""
+    if x == bad:
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(10)
+    return x
+
+
+def segfault(_: object = None) -> None:
+    """Crash the worker in C code."""
+    ctypes.string_at(0)
+
+
+def exit_once(marker: str, x: int) -> int:
+    """Exit the worker the first time it is called for a marker file that does not exist yet."""
+    path = Path(marker)
+    if x == 0 and not path.exists():
+        path.write_text("crashed")
+        os._exit(3)
+    return x
+
+
+def unpicklable_result(_: object = None) -> object:
+    return threading.Lock()
+
+
+def return_lambda(x: int) -> object:
+    return lambda: x
+
+
+def init_fail() -> None:
+    raise RuntimeError("initializer refuses")
+
+
+_initialized: list[str] = []
+
+
+def init_set(value: str) -> None:
+    _initialized.append(value)
+
+
+def get_initialized(_: object = None) -> list[str]:
+    return list(_initialized)
+
+
+def hang(_: object = None) -> None:
+    time.sleep(3600)
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+# -- helpers for the tests themselves (run in the test process) --------------------
+
+# Helper processes multiprocessing keeps for the whole run; their children are still checked.
+_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every live process as pid -> (parent pid, state letter), read from /proc."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def live_descendants(root: int | None = None) -> list[int]:
+    """Live (non-zombie) descendants of ``root``, leaving out multiprocessing's own helpers.
+
+    Children of the forkserver are included: a pool's forkserver workers are
+    grandchildren of the test process.
+    """
+    root = os.getpid() if root is None else root
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        if table[pid][1] == "Z":
+            continue
+        if table[pid][0] == root and any(h in _cmdline(pid) for h in _HELPERS):
+            continue
+        found.append(pid)
+    return found
+
+
+def wait_no_descendants(timeout: float = 5.0) -> list[int]:
+    """Poll until the test process has no live descendants; return those left after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = live_descendants()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"

@@ -1,0 +1,359 @@
+"""``Pool``: the calls of ``multiprocessing.pool.Pool``, typed, under every start method."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import multiprocessing
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, assert_type
+
+import pytest
+
+from channels._errors import ChannelClosed, ChannelError, ChannelTimeout, ConfigError
+from channels._pool import AsyncResult, Pool, ResultIterator
+from channels._pool_jobs import BatchJob, CallSpec, IterJob
+
+import pool_funcs as f
+
+METHODS = ["fork", "spawn", "forkserver"]
+# Bound for anything a test waits on: a hang fails the test instead of blocking the run.
+WAIT = 20.0
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def no_children() -> Iterator[None]:
+    """Every test must leave no worker behind, by multiprocessing's count and by /proc's."""
+    yield
+    assert multiprocessing.active_children() == []
+    assert f.wait_no_descendants() == []
+
+
+@pytest.fixture(params=METHODS)
+def method(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# -- the seed programs, under every start method --------------------------------
+
+
+def test_seeds(method: str) -> None:
+    with Pool(workers=2, context=method) as pool:
+        assert pool.map(square := f.square, range(10), timeout=WAIT) == [
+            square(x) for x in range(10)
+        ]
+        assert pool.starmap(f.add, zip(range(6), range(6, 12), strict=True), timeout=WAIT) == [
+            6,
+            8,
+            10,
+            12,
+            14,
+            16,
+        ]
+        assert pool.apply_async(f.add, 1, 2).get(timeout=WAIT) == 3
+        assert pool.apply_async(f.add, 1, b=2).get(timeout=WAIT) == 3
+        assert pool.apply(f.add, a=4, b=5) == 9
+        assert list(pool.imap(f.square, range(10), timeout=WAIT)) == [x * x for x in range(10)]
+        unordered = pool.imap_unordered(f.square, range(10), timeout=WAIT)
+        assert sorted(unordered) == [x * x for x in range(10)]
+        assert pool.map_async(f.square, range(5)).get(timeout=WAIT) == [0, 1, 4, 9, 16]
+        assert pool.starmap_async(f.add, [(1, 2), (3, 4)]).get(timeout=WAIT) == [3, 7]
+
+
+def test_uses_the_requested_start_method(method: str) -> None:
+    with Pool(2, context=method) as pool:
+        assert method in repr(pool)
+        pids = set(pool.map(f.pid_of, range(20), chunksize=1, timeout=WAIT))
+        assert pids <= set(pool._engine.pids())
+        assert len(pool._engine.pids()) == 2
+
+
+def test_context_object_and_default_workers() -> None:
+    with Pool(context=multiprocessing.get_context("fork")) as pool:
+        assert pool.workers == (multiprocessing.cpu_count() or 1)
+        assert pool.map(f.double, [1, 2], timeout=WAIT) == [2, 4]
+
+
+def test_empty_inputs() -> None:
+    with Pool(2, context="fork") as pool:
+        assert pool.map(f.square, [], timeout=WAIT) == []
+        assert pool.starmap(f.add, [], timeout=WAIT) == []
+        assert list(pool.imap(f.square, [], timeout=WAIT)) == []
+        assert pool.map_async(f.square, []).get(timeout=WAIT) == []
+
+
+# -- chunking and laziness ------------------------------------------------------------
+
+
+def _spec(chunksize: int | None = None, workers: int = 2) -> CallSpec:
+    return CallSpec(b"", 0, "map(test)", chunksize, workers)
+
+
+def test_default_chunksize_follows_length_workers_and_cost() -> None:
+    cond = threading.Condition()
+    job = BatchJob(cond, _spec(), list(range(1000)))
+    assert job.chunk_size() == 1  # nothing known about the cost of a call yet
+    job.measured(10, 10e-6)  # cheap calls: len / (4 * workers)
+    assert job.chunk_size() == 125
+    job.measured(10, 10.0)  # expensive calls: one at a time
+    assert job.chunk_size() == 1
+    assert BatchJob(cond, _spec(chunksize=7), list(range(1000))).chunk_size() == 7
+    unknown_length = IterJob(cond, _spec(), None, ordered=True)
+    unknown_length.measured(100, 100e-6)
+    assert 1000 <= unknown_length.chunk_size() <= 50_000
+
+
+def test_many_small_tasks_are_batched() -> None:
+    with Pool(2, context="fork") as pool:
+        start = time.monotonic()
+        assert pool.map(f.square, range(100_000), timeout=WAIT)[-1] == 99_999**2
+        elapsed = time.monotonic() - start
+    # One message per call would take tens of seconds here.
+    assert elapsed < 10.0
+
+
+def test_imap_of_an_endless_iterable() -> None:
+    with Pool(2, context="fork") as pool:
+        first = list(itertools.islice(pool.imap(f.square, itertools.count(), timeout=WAIT), 50))
+        assert first == [x * x for x in range(50)]
+        some = set(itertools.islice(pool.imap_unordered(f.double, itertools.count()), 50))
+        assert len(some) == 50
+
+
+def test_imap_reads_a_bounded_distance_ahead() -> None:
+    drawn = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal drawn
+        for x in itertools.count():
+            drawn = x + 1
+            yield x
+
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.square, numbers(), chunksize=1, timeout=WAIT)
+        for x in range(20):
+            assert next(results) == x * x
+        time.sleep(0.2)
+        # 2 workers x 2 chunks in flight x chunksize max(2, 1) ahead of what was taken.
+        assert drawn <= 20 + 8
+        results.close()
+
+
+def test_imap_stops_reading_when_the_pool_is_left() -> None:
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.square, itertools.count(), chunksize=1, timeout=WAIT)
+        assert next(results) == 0
+    with pytest.raises(ChannelClosed, match="shut down"):
+        list(results)
+
+
+def test_imap_then_close_then_iterate() -> None:
+    pool = Pool(2, context="fork")
+    results = pool.imap(f.square, range(100), chunksize=3, timeout=WAIT)
+    pool.close()
+    assert list(results) == [x * x for x in range(100)]
+    pool.join(timeout=WAIT)
+
+
+def test_imap_next_with_timeout() -> None:
+    with Pool(1, context="fork") as pool:
+        results = pool.imap(f.sleep_then, [2.0])
+        assert isinstance(results, ResultIterator)
+        with pytest.raises(ChannelTimeout):
+            results.next(timeout=0.05)
+        pool.terminate()
+
+
+# -- progress -------------------------------------------------------------------------
+
+
+def test_on_progress_reports_done_and_total() -> None:
+    calls: list[tuple[int, int | None]] = []
+    with Pool(2, context="fork") as pool:
+        pool.map(f.slow_square, range(20), chunksize=2, on_progress=lambda *a: calls.append(a))
+        assert calls[0] == (0, 20)
+        assert calls[-1] == (20, 20)
+        assert [done for done, _ in calls] == sorted({done for done, _ in calls})
+        lazy: list[tuple[int, int | None]] = []
+        list(pool.imap(f.square, iter(range(30)), on_progress=lambda *a: lazy.append(a)))
+        assert lazy[0] == (0, None)
+        assert lazy[-1] == (30, None)
+
+
+def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    with Pool(2, context="fork") as pool:
+        assert pool.map(f.square, range(10), progress=True, timeout=WAIT)[-1] == 81
+        assert sorted(pool.imap_unordered(f.square, range(5), progress=True, timeout=WAIT)) == [
+            0,
+            1,
+            4,
+            9,
+            16,
+        ]
+    err = capsys.readouterr().err
+    assert "10/10" in err
+    assert "5/5" in err
+
+
+def test_progress_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with Pool(1, context="fork") as pool:
+        with pytest.raises(ImportError, match=r"pip install 'typed-channels\[progress\]'"):
+            pool.map(f.square, range(3), progress=True)
+        assert pool.map(f.square, range(3), timeout=WAIT) == [0, 1, 4]
+
+
+# -- results and life cycle ---------------------------------------------------------------
+
+
+def test_async_result_api() -> None:
+    with Pool(2, context="fork") as pool:
+        slow = pool.apply_async(f.sleep_then, 0.3, value=5)
+        assert isinstance(slow, AsyncResult)
+        assert not slow.ready()
+        with pytest.raises(ValueError, match="not finished"):
+            slow.successful()
+        assert slow.wait(timeout=0.01) is False
+        with pytest.raises(ChannelTimeout):
+            slow.get(timeout=0.01)
+        assert slow.get(timeout=WAIT) == 5
+        assert slow.ready()
+        assert slow.successful()
+        failed = pool.apply_async(f.fail_on, 3)
+        assert failed.wait(timeout=WAIT)
+        assert not failed.successful()
+        with pytest.raises(ValueError, match="bad input 3"):
+            failed.get(timeout=WAIT)
+
+
+def test_map_timeout() -> None:
+    with Pool(1, context="fork") as pool:
+        with pytest.raises(ChannelTimeout, match="within"):
+            pool.map(f.sleep_then, [1.0, 1.0, 1.0], chunksize=1, timeout=0.1)
+        pool.terminate()
+
+
+def test_leaving_the_block_waits_for_submitted_work() -> None:
+    with Pool(2, context="fork") as pool:
+        pending = [pool.apply_async(f.sleep_then, 0.2, value=i) for i in range(3)]
+    assert [result.get(timeout=0) for result in pending] == [0, 1, 2]
+
+
+def test_leaving_the_block_on_an_exception_terminates() -> None:
+    def leave_by_exception() -> tuple[AsyncResult[None], list[int]]:
+        with Pool(2, context="fork") as pool:
+            hanging = pool.apply_async(f.hang)
+            pids = pool._engine.pids()
+            raise RuntimeError((hanging, pids))
+
+    start = time.monotonic()
+    with pytest.raises(RuntimeError) as info:
+        leave_by_exception()
+    assert time.monotonic() - start < 10
+    hanging, pids = info.value.args[0]
+    assert not any(f.pid_alive(pid) for pid in pids)
+    with pytest.raises(ChannelClosed, match="terminated"):
+        hanging.get(timeout=WAIT)
+
+
+def test_close_join_terminate() -> None:
+    pool = Pool(2, context="fork")
+    with pytest.raises(ChannelError, match="close"):
+        pool.join(timeout=WAIT)
+    assert pool.map(f.square, range(4), timeout=WAIT) == [0, 1, 4, 9]
+    pool.close()
+    with pytest.raises(ChannelClosed):
+        pool.map(f.square, range(4))
+    with pytest.raises(ChannelClosed):
+        pool.apply_async(f.square, 2)
+    pool.join(timeout=WAIT)
+    pool.terminate()  # harmless once joined
+
+    pool = Pool(2, context="fork")
+    hanging = pool.apply_async(f.hang)
+    pool.terminate()
+    pool.join(timeout=WAIT)
+    with pytest.raises(ChannelClosed):
+        hanging.get(timeout=WAIT)
+
+
+def test_join_timeout() -> None:
+    pool = Pool(1, context="fork")
+    pool.apply_async(f.sleep_then, 2.0)
+    pool.close()
+    with pytest.raises(ChannelTimeout):
+        pool.join(timeout=0.1)
+    pool.terminate()
+
+
+def test_result_keeps_an_unreferenced_pool_alive() -> None:
+    result = Pool(1, context="fork").apply_async(f.add, 2, 3)
+    gc.collect()
+    assert result.get(timeout=WAIT) == 5
+    engine = result._keepalive._engine  # type: ignore[attr-defined]
+    del result
+    with pytest.warns(ResourceWarning, match="garbage collected"):
+        gc.collect()
+    engine.join(timeout=WAIT)
+
+
+def test_max_tasks_per_child_replaces_workers() -> None:
+    with Pool(1, context="fork", max_tasks_per_child=2) as pool:
+        pids = pool.map(f.pid_of, range(6), chunksize=1, timeout=WAIT)
+    assert len(set(pids)) == 3
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] == pids[5]
+
+
+def test_initializer_runs_in_every_worker(method: str) -> None:
+    with Pool(2, context=method, initializer=f.init_set, initargs=("ready",)) as pool:
+        assert pool.map(f.get_initialized, range(4), chunksize=1, timeout=WAIT) == [["ready"]] * 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"workers": 0}, "workers"),
+        ({"workers": 1.5}, "workers"),
+        ({"context": "bogus"}, "start method"),
+        ({"context": 3}, "context"),
+        ({"max_tasks_per_child": 0}, "max_tasks_per_child"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        Pool(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_chunksize() -> None:
+    with Pool(1, context="fork") as pool, pytest.raises(ConfigError, match="chunksize"):
+        pool.map(f.square, range(3), chunksize=0)
+
+
+# -- types: checked by mypy, not run --------------------------------------------------------
+
+if TYPE_CHECKING:
+
+    def _types(pool: Pool) -> None:
+        assert_type(pool.map(f.square, range(3)), list[int])
+        assert_type(pool.starmap(f.add, zip(range(3), range(3), strict=True)), list[int])
+        assert_type(pool.apply(f.add, 1, b=2), int)
+        assert_type(pool.apply_async(f.add, 1, 2), AsyncResult[int])
+        assert_type(pool.apply_async(f.add, 1, 2).get(1.0), int)
+        assert_type(pool.map_async(f.square, [1]), AsyncResult[list[int]])
+        assert_type(pool.imap(f.square, [1]), ResultIterator[int])
+        assert_type(next(pool.imap_unordered(f.square, [1])), int)
+        # Misuse that must not type-check (an unneeded ignore is itself an error):
+        pool.map(f.square, ["a"])  # type: ignore[arg-type]
+        pool.starmap(f.add, zip(range(3), ["a"], strict=True))  # type: ignore[arg-type]
+        pool.apply(f.add, 1)  # type: ignore[call-arg]
+        pool.apply(f.add, 1, "2")  # type: ignore[arg-type]
+        pool.apply_async(f.add, 1, c=2)  # type: ignore[call-arg]
+        pool.apply(f.add, 1, 2).upper()  # type: ignore[attr-defined]
+        Pool(initializer=f.init_set, initargs=(1,))  # type: ignore[arg-type]

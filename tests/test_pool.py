@@ -298,9 +298,15 @@ def test_result_keeps_an_unreferenced_pool_alive() -> None:
     gc.collect()
     assert result.get(timeout=WAIT) == 5
     engine = result._keepalive._engine  # type: ignore[attr-defined]
+    results = [result]
     del result
-    with pytest.warns(ResourceWarning, match="garbage collected"):
+
+    def drop() -> None:
+        results.clear()
         gc.collect()
+
+    with pytest.warns(ResourceWarning, match="garbage collected"):
+        drop()
     engine.join(timeout=WAIT)
 
 

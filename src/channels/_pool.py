@@ -413,10 +413,10 @@ def _check_positive(name: str, value: object) -> None:
 def _collected(engine: Engine) -> None:
     """The pool was garbage collected: let the workers finish their work and exit."""
     if engine.running:
+        engine.close()
         warnings.warn(
             "a channels.Pool was garbage collected while running; use it as a context "
             "manager or call close() and join()",
             ResourceWarning,
             stacklevel=1,
         )
-        engine.close()

@@ -500,7 +500,8 @@ class Engine:
                 )
         worker.tasks.close()
         worker.results.close()
-        worker.process.close()
+        with contextlib.suppress(ValueError):  # someone else reaped it first
+            worker.process.close()
 
     def _break(self, cause: BaseException, why: str) -> None:
         """Give up: the pool cannot run tasks (its initializer raises, workers cannot start)."""

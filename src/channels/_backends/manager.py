@@ -1,0 +1,83 @@
+"""``manager``: a queue held by a manager server, reachable from other machines."""
+
+from __future__ import annotations
+
+from typing import ClassVar, TypeVar, final
+
+from .._config import ContextSpec, SerializerSpec
+from .._handles import ChannelBase
+from .._manager import ChannelManager, ManagerCore
+from .._registry import Features
+
+__all__ = ["ManagerChannel"]
+
+T = TypeVar("T")
+
+
+@final
+class ManagerChannel(ChannelBase[T]):
+    """A channel whose items wait in a ``multiprocessing`` manager server.
+
+    With no ``address`` and no ``manager``, it starts a private manager process
+    that stops when this channel (with every handle to it) is garbage collected
+    in the creating process, or when that process exits. With ``address`` it
+    joins a server that is already running (``channels serve``, or a
+    ``ChannelManager``), on this machine or another.
+
+    Unlike local channels, it can be pickled at any time (sent through another
+    channel, say), and the pickle never holds the authkey: the receiving process
+    needs the key itself (``authkey=`` where it opens the channel, or
+    ``CHANNELS_AUTHKEY``; the children that multiprocessing starts share their
+    parent's key).
+
+    A channel opened by name is shared: each open of the name takes a sender
+    handle of its own, and the channel ends when every handle is closed. So a
+    process that only receives closes its sender half right after opening
+    (``ch.sender.close()``) and then iterates. Open the name in the producers
+    first (or keep one handle open in a process that closes it once they have
+    opened theirs): if the consumer's handle is the only one, closing it ends the
+    channel at once. A name whose channel ended and was drained names a fresh
+    channel at its next open; one that ended with items left still gives them
+    out to a late opener, then ``EndOfChannel``.
+
+    Args:
+        maxsize: the most items the channel holds; ``send`` waits while it is full
+            (0: unbounded). A name must be reopened with the maxsize it has.
+        context: the start method of the private manager process.
+        serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads;
+            items travel serialized, so the server never unpickles them.
+        max_message_size: refuse items whose serialized form is larger (bytes).
+        address: a running server's ``(HOST, PORT)``, ``"HOST:PORT"`` or Unix socket path.
+        authkey: the server's secret; default ``CHANNELS_AUTHKEY``, else this
+            process's ``multiprocessing`` authkey.
+        name: the channel's name on the server; None: a new anonymous channel.
+        manager: a running ``ChannelManager`` to hold the channel (instead of ``address``).
+    """
+
+    __slots__ = ()
+    features: ClassVar[Features] = Features(bounded=True, cross_machine=True)
+
+    def __init__(
+        self,
+        *,
+        maxsize: int = 0,
+        context: ContextSpec = None,
+        serializer: SerializerSpec = None,
+        max_message_size: int | None = None,
+        address: tuple[str, int] | str | None = None,
+        authkey: bytes | str | None = None,
+        name: str | None = None,
+        manager: ChannelManager | None = None,
+    ) -> None:
+        self._attach(
+            ManagerCore.open(
+                maxsize=maxsize,
+                context=context,
+                serializer=serializer,
+                max_message_size=max_message_size,
+                address=address,
+                authkey=authkey,
+                name=name,
+                manager=manager,
+            )
+        )

@@ -1,0 +1,332 @@
+"""The manager backend seen from a client process: ``ChannelManager`` and the channel's core.
+
+A ``ManagerCore`` names one channel in one server: the server's address, its
+nonce (so a new server at the same address is not taken for the old one) and
+the channel's id there. That is all it pickles, so, unlike a local channel, it
+can be pickled at any time and sent anywhere; it never pickles the authkey.
+The connections it calls through are in ``_manager_link``, the channel itself
+in the server (``_manager_state``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+import weakref
+from multiprocessing.managers import BaseManager
+from multiprocessing.process import BaseProcess
+from typing import NamedTuple, Protocol
+
+from ._config import (
+    ContextSpec,
+    SerializerSpec,
+    check_maxsize,
+    check_message_limit,
+    resolve_context,
+)
+from ._errors import ChannelBroken, ChannelError, ConfigError
+from ._liveness import me
+from ._manager_link import (
+    CONNECT_TIMEOUT,
+    REPLY_GRACE,
+    Address,
+    Link,
+    env_authkey,
+    key_for,
+    key_source,
+    link_for,
+    parse_address,
+    process_key,
+    to_authkey,
+)
+from ._manager_server import ChannelServer, describe_address
+from ._manager_state import WINDOW
+from ._serialize import Serializer, resolve_serializer
+
+__all__ = ["ChannelManager", "ChannelRef", "ManagerCore"]
+
+_INITIAL, _STARTED = 0, 1  # BaseManager's states
+
+
+class _State(Protocol):
+    value: int
+
+
+class ChannelManager(BaseManager):
+    """A manager server that holds channels, by name, for processes on this machine or others.
+
+    Run it in a new process with ``with ChannelManager(address, authkey) as m:``
+    or ``m.start()``, or in this process with ``m.get_server().serve_forever()``.
+    Open its channels with ``ManagerChannel[T](manager=m, name=...)``, or from
+    anywhere with ``open_channel[T]("manager://HOST:PORT/NAME")`` and the same
+    authkey. Opening a name that exists joins that channel, with a sender
+    handle of its own.
+
+    Args:
+        address: ``(HOST, PORT)`` or ``"HOST:PORT"`` to listen on (port 0: any
+            free port), or a Unix socket path; default: a Unix socket in a
+            private temporary folder.
+        authkey: the secret that clients prove they know; default: this
+            process's ``multiprocessing`` authkey (the children it starts share it).
+        ctx: the start method of the server process that ``start()`` makes.
+        shutdown_timeout: how long ``shutdown()`` waits before it kills that process.
+    """
+
+    _Server = ChannelServer
+    # Set by BaseManager.
+    _state: _State
+    _authkey: bytes
+    _address: Address | None
+    _process: BaseProcess | None
+
+    def __init__(
+        self,
+        address: Address | None = None,
+        authkey: bytes | str | None = None,
+        *,
+        ctx: ContextSpec = None,
+        shutdown_timeout: float = 1.0,
+    ) -> None:
+        super().__init__(
+            address=None if address is None else parse_address(address, listen=True),
+            authkey=None if authkey is None else to_authkey(authkey),
+            ctx=resolve_context(ctx),
+            shutdown_timeout=shutdown_timeout,
+        )
+
+    def get_server(self) -> ChannelServer:
+        """A server listening at the address, to run in this process with ``serve_forever()``."""
+        if self._state.value != _INITIAL:
+            raise ChannelError("this manager has already started (or shut down)")
+        return ChannelServer({}, self._address, bytes(self._authkey), "pickle")
+
+    def client_params(self) -> tuple[Address, bytes]:
+        """The address and key a client of this manager uses; the manager must be running."""
+        address = self.address
+        if self._state.value != _STARTED or not isinstance(address, tuple | str):
+            raise ConfigError(
+                "the manager is not running: use it in a 'with' block, or call start() or connect()"
+            )
+        return address, bytes(self._authkey)
+
+
+def start_local_manager(context: ContextSpec, authkey: bytes | None) -> ChannelManager:
+    """Start a private manager process for one channel; ``stop_local_manager`` ends it."""
+    manager = ChannelManager(authkey=authkey, ctx=context)
+    manager.start()
+    # The server belongs to the channel and stops with it. Keep it out of
+    # active_children(), where code that joins "all my workers" would wait for it forever.
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(manager._process)
+    return manager
+
+
+def stop_local_manager(manager: ChannelManager, creator: int) -> None:
+    """Shut down a manager that ``start_local_manager`` started in process ``creator``."""
+    if os.getpid() != creator:
+        return
+    manager.shutdown()
+    process = manager._process
+    if process is not None:
+        with contextlib.suppress(ValueError):  # still running after shutdown's kill: leave it
+            process.close()
+
+
+class ChannelRef(NamedTuple):
+    """What names a manager-backed channel anywhere: all a ``ManagerCore`` pickles."""
+
+    address: Address
+    nonce: int
+    cid: int
+    first: int
+    name: str | None
+    maxsize: int
+    keysource: str
+
+
+class ManagerCore:
+    """One manager-backed channel as a process sees it; implements ``Core``.
+
+    A process that unpickles it authenticates with the key given for that
+    address in this process (a forked child inherits it), else with
+    ``CHANNELS_AUTHKEY``, else with its own ``multiprocessing`` authkey, which
+    the children of the creator share.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_limit",
+        "_link",
+        "_receiving",
+        "_serializer",
+        "manager",
+        "ref",
+    )
+
+    def __init__(
+        self, ref: ChannelRef, serializer: Serializer, max_message_size: int | None
+    ) -> None:
+        self.ref = ref
+        self._serializer = serializer
+        self._limit = max_message_size
+        self._link: tuple[int, Link] | None = None
+        self._closed: set[int] = set()
+        self._receiving = 0
+        #: The private manager this core started, if any; it stops when the core is collected.
+        self.manager: ChannelManager | None = None
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        maxsize: int = 0,
+        context: ContextSpec = None,
+        serializer: SerializerSpec = None,
+        max_message_size: int | None = None,
+        address: Address | None = None,
+        authkey: bytes | str | None = None,
+        name: str | None = None,
+        manager: ChannelManager | None = None,
+    ) -> ManagerCore:
+        """Check the options, find or start the server, and open the channel there."""
+        size = check_maxsize(maxsize)
+        codec = resolve_serializer(serializer)
+        limit = check_message_limit(max_message_size)
+        resolve_context(context)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(f"a channel name is a non-empty string, not {name!r}")
+        key = None if authkey is None else to_authkey(authkey)
+        owner: ChannelManager | None = None
+        if manager is not None:
+            if address is not None or key is not None:
+                raise ConfigError("give a manager, or an address and an authkey, not both")
+            where, key = manager.client_params()
+        elif address is None:
+            owner = start_local_manager(context, key)
+            where, key = owner.client_params()
+        else:
+            where = parse_address(address)
+            key = key or env_authkey() or process_key()
+        source = key_source(where, key, given=authkey is not None)
+        try:
+            ref, link = _open_on(where, key, name, size, source)
+        except BaseException:
+            if owner is not None:
+                stop_local_manager(owner, os.getpid())
+            raise
+        core = cls(ref, codec, limit)
+        core._link = (me.pid, link)
+        if owner is not None:
+            core.manager = owner
+            weakref.finalize(core, stop_local_manager, owner, os.getpid())
+        return core
+
+    # -- the Core protocol ---------------------------------------------------------------
+
+    @property
+    def serializer(self) -> Serializer:
+        return self._serializer
+
+    @property
+    def max_message_size(self) -> int | None:
+        return self._limit
+
+    @property
+    def first_token(self) -> int:
+        return self.ref.first
+
+    def send(
+        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
+    ) -> None:
+        payload = bytes(data)  # a memoryview does not pickle
+        while True:  # each round waits at most one server window
+            timeout = _left(deadline)
+            args = (self.ref.cid, token, payload, timeout, block)
+            if self._call("send", args, _answer_within(timeout, block)):
+                return
+
+    def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
+        self._receiving = me.pid
+        while True:
+            timeout = _left(deadline)
+            args = (self.ref.cid, timeout, block)
+            data = self._call("recv", args, _answer_within(timeout, block))
+            if isinstance(data, bytes):
+                return data
+
+    def clone(self, token: int) -> int:
+        return int(str(self._call("clone", (self.ref.cid, token), REPLY_GRACE)))
+
+    def close_sender(self, token: int) -> None:
+        if token in self._closed:
+            return
+        with contextlib.suppress(ChannelBroken):  # a server that is gone has nothing to close
+            self._call("close_sender", (self.ref.cid, token), REPLY_GRACE)
+        self._closed.add(token)
+
+    def sender_open(self, token: int) -> bool:
+        if token in self._closed:
+            return False
+        try:
+            is_open = bool(self._call("sender_open", (self.ref.cid, token), REPLY_GRACE))
+        except ChannelBroken:
+            return False  # with its server gone, no handle can send
+        if not is_open:
+            self._closed.add(token)  # a closed handle never opens again
+        return is_open
+
+    def close_receiver(self) -> None:
+        if self._receiving == me.pid:
+            self._receiving = 0
+            with contextlib.suppress(ChannelBroken):
+                self._call("close_receiver", (self.ref.cid,), REPLY_GRACE)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _call(self, method: str, args: tuple[object, ...], wait: float) -> object:
+        held = self._link
+        if held is None or held[0] != me.pid:
+            ref = self.ref
+            held = (me.pid, link_for(ref.address, key_for(ref.address, ref.keysource)))
+            self._link = held
+        return held[1].call(self.ref.nonce, method, args, wait)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ManagerCore, (self.ref, self._serializer, self._limit))
+
+    def __repr__(self) -> str:
+        ref = self.ref
+        name = f"/{ref.name}" if ref.name else f" #{ref.cid}"
+        bound = f" maxsize={ref.maxsize}" if ref.maxsize else ""
+        return f"manager {describe_address(ref.address)}{name}{bound}"
+
+
+def _open_on(
+    where: Address, key: bytes, name: str | None, maxsize: int, source: str
+) -> tuple[ChannelRef, Link]:
+    link = link_for(where, key)
+    try:
+        answer = link.call(None, "open", (name, maxsize), CONNECT_TIMEOUT + REPLY_GRACE)
+        nonce = link.nonce()
+    except ChannelBroken as exc:
+        raise ConfigError(
+            f"cannot reach a manager server at {describe_address(where)}: {exc.__cause__ or exc}"
+        ) from exc
+    if not isinstance(answer, tuple):
+        raise ChannelError(f"the manager server answered {answer!r} to open")
+    return ChannelRef(where, nonce, int(answer[0]), int(answer[1]), name, maxsize, source), link
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _answer_within(timeout: float | None, block: bool) -> float:
+    """How long the server may take to answer one call before it counts as gone."""
+    if not block:
+        return REPLY_GRACE
+    return REPLY_GRACE + (WINDOW if timeout is None else min(timeout, WINDOW))

@@ -1,0 +1,361 @@
+"""How a client process reaches a manager server: addresses, authkeys and connections.
+
+Each process keeps, per server, one ``Link``: an idle *anchor* connection,
+whose closing tells the server that the process is gone, and one connection
+per thread for its calls (see ``_manager_server``). A call that fails because
+the server went away raises ``ChannelBroken`` at once; a call interrupted half
+way (by KeyboardInterrupt, say) drops its connection rather than leave it out
+of step. A forked child closes its copies of the parent's connections and
+makes its own.
+
+Authkeys are never pickled. Where a process's key for a server comes from is
+recorded instead (``KEY_GIVEN``, ``KEY_ENV``, ``KEY_PROCESS``), so that a
+process that unpickles a channel looks in the same place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import multiprocessing
+import os
+import socket
+import struct
+import threading
+import weakref
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+
+from ._errors import ChannelBroken, ChannelError, ConfigError
+from ._ledger import BROKEN_SERVER_GONE, WHY
+from ._manager_server import HUB_ID, describe_address
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "ENV_AUTHKEY",
+    "KEY_ENV",
+    "KEY_GIVEN",
+    "KEY_PROCESS",
+    "REPLY_GRACE",
+    "Address",
+    "Link",
+    "env_authkey",
+    "is_loopback",
+    "key_for",
+    "key_source",
+    "link_for",
+    "parse_address",
+    "process_key",
+    "to_authkey",
+]
+
+#: The environment variable a process reads its authkey from when it was given none.
+ENV_AUTHKEY = "CHANNELS_AUTHKEY"
+#: How long connecting to a server and proving the key may take, in seconds.
+CONNECT_TIMEOUT = 10.0
+#: How much longer than its own wait a server may take to answer before it counts as gone.
+REPLY_GRACE = 20.0
+
+#: A server address: (host, port), or the path of a Unix socket.
+Address = tuple[str, int] | str
+
+KEY_GIVEN, KEY_ENV, KEY_PROCESS = "given", "env", "process"
+
+
+# -- addresses and keys ----------------------------------------------------------------
+
+
+def parse_address(value: object, *, listen: bool = False) -> Address:
+    """Check a server address: ``(HOST, PORT)``, ``"HOST:PORT"``, or a Unix socket path.
+
+    A string with a ``/`` is a socket path. Port 0 (any free port) is for a
+    server only (``listen``).
+    """
+    if isinstance(value, str) and "/" in value:
+        return value
+    if isinstance(value, str):
+        host, sep, port_text = value.rpartition(":")
+        if sep and port_text.isdigit():
+            value = (host.strip("[]"), int(port_text))
+    if isinstance(value, tuple | list) and len(value) == 2:
+        host, port = value
+        if (
+            isinstance(host, str)
+            and (host or listen)
+            and isinstance(port, int)
+            and not isinstance(port, bool)
+            and (0 if listen else 1) <= port <= 65535
+        ):
+            return (host, port)
+    ports = "0-65535" if listen else "1-65535"
+    raise ConfigError(
+        f"a manager address is (HOST, PORT) or 'HOST:PORT' with a port in {ports}, "
+        f"or a Unix socket path; not {value!r}"
+    )
+
+
+def is_loopback(address: Address) -> bool:
+    """Whether only this machine can reach ``address`` (a Unix socket, or a loopback host)."""
+    if isinstance(address, str):
+        return True
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything
+
+
+def to_authkey(value: object) -> bytes:
+    """An authkey given as bytes or as text (UTF-8)."""
+    if isinstance(value, bytes | bytearray):
+        key = bytes(value)
+    elif isinstance(value, str):
+        key = value.encode()
+    else:
+        raise ConfigError(f"an authkey is bytes or text, not {type(value).__name__}")
+    if not key:
+        raise ConfigError("the authkey is empty")
+    return key
+
+
+def env_authkey() -> bytes | None:
+    """The authkey in ``CHANNELS_AUTHKEY``, if it is set."""
+    text = os.environ.get(ENV_AUTHKEY)
+    return text.encode() if text else None
+
+
+def process_key() -> bytes:
+    """This process's ``multiprocessing`` authkey, which the children it starts inherit."""
+    return bytes(multiprocessing.current_process().authkey)
+
+
+#: Keys this process was given explicitly, by server address (never pickled).
+_given_keys: dict[Address, bytes] = {}
+
+
+def key_source(address: Address, key: bytes, *, given: bool) -> str:
+    """Record where ``key`` came from; a key given explicitly is remembered for ``address``."""
+    if key == process_key():
+        return KEY_PROCESS
+    if not given and key == env_authkey():
+        return KEY_ENV
+    _given_keys[address] = key
+    return KEY_GIVEN
+
+
+def key_for(address: Address, source: str) -> bytes:
+    """This process's key for ``address``, looked up where the channel's creator found it."""
+    if source == KEY_GIVEN and address in _given_keys:
+        return _given_keys[address]
+    if source in (KEY_GIVEN, KEY_ENV):
+        key = env_authkey()
+        if key is not None:
+            return key
+    return process_key()
+
+
+# -- connections ------------------------------------------------------------------------
+
+
+def _gone(address: Address, exc: BaseException) -> ChannelBroken:
+    detail = str(exc) or type(exc).__name__
+    return ChannelBroken(f"{WHY[BROKEN_SERVER_GONE]} ({describe_address(address)}: {detail})")
+
+
+def _read_timeout(conn: Connection, seconds: float) -> None:
+    """Bound how long a read on ``conn`` may block (0: no bound)."""
+    sock = socket.socket(fileno=conn.fileno())
+    try:
+        whole = int(seconds)
+        value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    finally:
+        sock.detach()
+
+
+def _dial(address: Address, authkey: bytes) -> Connection:
+    """Connect, prove the key both ways, and have the server give us a thread of our own."""
+    if isinstance(address, tuple):
+        sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(address)  # a local server that is alive always accepts
+        except BaseException:
+            sock.close()
+            raise
+    conn = Connection(sock.detach())
+    try:
+        _read_timeout(conn, CONNECT_TIMEOUT)
+        answer_challenge(conn, authkey)
+        deliver_challenge(conn, authkey)
+        conn.send((None, "accept_connection", (f"channels-client-{os.getpid()}",), {}))
+        kind, result = conn.recv()
+        if kind != "#RETURN":
+            raise ChannelError(f"the manager server refused the connection: {result}")
+        _read_timeout(conn, 0)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _exchange(conn: Connection, method: str, args: tuple[object, ...], wait: float) -> object:
+    """One call on the hub; re-raises the error the server raised."""
+    conn.send((HUB_ID, method, args, {}))
+    if not conn.poll(wait):
+        raise TimeoutError(f"no answer from the manager server within {wait:.0f} s")
+    kind, result = conn.recv()
+    if kind == "#RETURN":
+        return result
+    if kind == "#ERROR" and isinstance(result, BaseException):
+        raise result
+    raise ChannelError(f"the manager server failed: {result}")
+
+
+class Link:
+    """This process's connections to one server (see the module docstring)."""
+
+    __slots__ = ("__weakref__", "_anchor", "_conns", "_local", "_lock", "address", "authkey")
+
+    def __init__(self, address: Address, authkey: bytes) -> None:
+        self.address = address
+        self.authkey = authkey
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._anchor: list[tuple[Connection, int, int]] = []  # [(connection, session, nonce)]
+        self._conns: weakref.WeakSet[Connection] = weakref.WeakSet()
+        weakref.finalize(self, _close_all, self._anchor, self._conns)
+
+    def call(self, nonce: int | None, method: str, args: tuple[object, ...], wait: float) -> object:
+        """Call ``method`` on the hub, waiting at most ``wait`` seconds for the answer.
+
+        Args:
+            nonce: the nonce of the server that holds the channel, or None (any server).
+
+        Raises:
+            ChannelBroken: the server is gone (the cause is chained).
+            ConfigError: the server refused this process's authkey.
+        """
+        conn: Connection | None = None
+        try:
+            conn, server = self._connection()
+            if nonce is not None and server != nonce:
+                raise ChannelBroken(
+                    f"{WHY[BROKEN_SERVER_GONE]} (another server now listens at "
+                    f"{describe_address(self.address)})"
+                )
+            return _exchange(conn, method, args, wait)
+        except ChannelError:
+            raise
+        except multiprocessing.AuthenticationError as exc:
+            raise ConfigError(
+                f"the manager server at {describe_address(self.address)} refused this "
+                f"process's authkey: pass authkey=, or set {ENV_AUTHKEY} (the processes "
+                "that multiprocessing starts share their parent's key)"
+            ) from exc
+        except BaseException as exc:
+            if conn is not None:
+                self._drop(conn)
+            if isinstance(exc, EOFError | OSError):
+                raise _gone(self.address, exc) from exc
+            raise
+
+    def nonce(self) -> int:
+        """The nonce of the server this link reaches now."""
+        return self._session()[1]
+
+    def _connection(self) -> tuple[Connection, int]:
+        """This thread's connection, and the nonce of the server it reaches."""
+        held: tuple[Connection, int] | None = getattr(self._local, "held", None)
+        if held is not None:
+            return held
+        session, nonce = self._session()
+        conn = _dial(self.address, self.authkey)
+        try:
+            nonce = int(str(_exchange(conn, "attach", (session,), CONNECT_TIMEOUT)))
+        except BaseException:
+            conn.close()
+            raise
+        self._local.held = (conn, nonce)
+        self._conns.add(conn)
+        return conn, nonce
+
+    def _session(self) -> tuple[int, int]:
+        """(session, nonce): open the anchor if there is none, or if the server closed it."""
+        with self._lock:
+            if self._anchor:
+                anchor, session, nonce = self._anchor[0]
+                if not _hung_up(anchor):
+                    return session, nonce
+                anchor.close()
+                self._anchor.clear()
+            anchor = _dial(self.address, self.authkey)
+            try:
+                answer = _exchange(anchor, "hello", (), CONNECT_TIMEOUT)
+                if not isinstance(answer, tuple):
+                    raise ChannelError(f"the manager server answered {answer!r} to hello")
+                nonce, session = int(answer[0]), int(answer[1])
+            except BaseException:
+                anchor.close()
+                raise
+            self._anchor.append((anchor, session, nonce))
+            return session, nonce
+
+    def _drop(self, conn: Connection) -> None:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] is conn:
+            del self._local.held
+        self._conns.discard(conn)
+        conn.close()
+
+    def abandon(self) -> None:
+        """In a forked child: close this process's copies of the parent's connections."""
+        _close_all(self._anchor, self._conns)
+
+
+def _hung_up(anchor: Connection) -> bool:
+    """The server never writes on an anchor: anything readable means it closed."""
+    try:
+        return anchor.poll(0)
+    except (OSError, EOFError, ValueError):
+        return True
+
+
+def _close_all(
+    anchor: list[tuple[Connection, int, int]], conns: weakref.WeakSet[Connection]
+) -> None:
+    for conn, _, _ in anchor:
+        conn.close()
+    anchor.clear()
+    for conn in list(conns):
+        conn.close()
+
+
+_links: weakref.WeakValueDictionary[tuple[Address, bytes], Link] = weakref.WeakValueDictionary()
+_links_lock = threading.Lock()
+
+
+def link_for(address: Address, authkey: bytes) -> Link:
+    """This process's link to the server at ``address``; it lives while a core holds it."""
+    key = (address, authkey)
+    link = _links.get(key)
+    if link is None:
+        with _links_lock:
+            link = _links.get(key)
+            if link is None:
+                link = _links[key] = Link(address, authkey)
+    return link
+
+
+def _forget_links_in_child() -> None:
+    global _links_lock
+    _links_lock = threading.Lock()
+    for link in list(_links.values()):
+        link.abandon()
+    _links.clear()
+
+
+os.register_at_fork(after_in_child=_forget_links_in_child)

@@ -17,6 +17,7 @@ import time
 import weakref
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
+from types import TracebackType
 from typing import NamedTuple, Protocol
 
 from ._config import (
@@ -102,6 +103,16 @@ class ChannelManager(BaseManager):
             raise ChannelError("this manager has already started (or shut down)")
         return ChannelServer({}, self._address, bytes(self._authkey), "pickle")
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Shut the server down and release what this process held for it."""
+        super().__exit__(exc_type, exc, tb)
+        _release(self._process)
+
     def client_params(self) -> tuple[Address, bytes]:
         """The address and key a client of this manager uses; the manager must be running."""
         address = self.address
@@ -129,7 +140,11 @@ def stop_local_manager(manager: ChannelManager, creator: int) -> None:
     if os.getpid() != creator:
         return
     manager.shutdown()
-    process = manager._process
+    _release(manager._process)
+
+
+def _release(process: BaseProcess | None) -> None:
+    """Close a stopped server process's handles (they would stay open until it is collected)."""
     if process is not None:
         with contextlib.suppress(ValueError):  # still running after shutdown's kill: leave it
             process.close()

@@ -1,0 +1,127 @@
+"""``channels serve``: host manager-backed channels in the foreground until told to stop.
+
+Clients open the hosted channels with ``manager://HOST:PORT/NAME`` and the same
+authkey. The server unpickles every request it authenticates, so the authkey
+is what keeps strangers from running code in it: a server that other machines
+can reach must have one, and it must be long enough not to be guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from ._errors import ConfigError
+from ._manager import ChannelManager
+from ._manager_link import ENV_AUTHKEY, Address, env_authkey, is_loopback, parse_address, to_authkey
+from ._manager_server import ChannelServer, describe_address
+
+__all__ = ["MIN_AUTHKEY_BYTES", "check_server_key", "serve"]
+
+log = logging.getLogger(__name__)
+
+#: The shortest authkey a server accepts.
+MIN_AUTHKEY_BYTES = 32
+
+_KEY_HINT = (
+    f"set {ENV_AUTHKEY} to a secret of at least {MIN_AUTHKEY_BYTES} bytes, for example "
+    "the output of: python -c 'import secrets; print(secrets.token_hex(32))'"
+)
+
+
+def check_server_key(address: Address, authkey: bytes | str | None) -> bytes | None:
+    """The key a server at ``address`` uses: ``authkey``, else ``CHANNELS_AUTHKEY``.
+
+    Returns None (use this process's ``multiprocessing`` authkey, which only its
+    own children share) when there is no key and the address is loopback.
+
+    Raises:
+        ConfigError: no key on an address other machines can reach, or a key
+            shorter than ``MIN_AUTHKEY_BYTES``. The message never shows the key.
+    """
+    key = env_authkey() if authkey is None else to_authkey(authkey)
+    if key is None:
+        if not is_loopback(address):
+            raise ConfigError(
+                f"refusing to serve on {describe_address(address)} without an authkey: "
+                f"anyone who reaches it could run code in this process; {_KEY_HINT}"
+            )
+        return None
+    if len(key) < MIN_AUTHKEY_BYTES:
+        raise ConfigError(
+            f"the authkey is {len(key)} bytes long, too short to be safe; {_KEY_HINT}"
+        )
+    return key
+
+
+def serve(
+    address: tuple[str, int] | str = ("127.0.0.1", 0),
+    authkey: bytes | str | None = None,
+    *,
+    ready: Callable[[str], object] | None = None,
+) -> None:
+    """Host channels for other processes and machines until SIGINT or SIGTERM.
+
+    Binds loopback unless told otherwise. Once it listens, it reports the bound
+    address (``HOST:PORT``, or the socket path) to ``ready``, or prints
+    ``channels: serving on HOST:PORT`` on stdout. A signal stops it cleanly:
+    every client connection is closed (their calls raise ``ChannelBroken``) and
+    ``serve`` returns. Signals are handled only when called in the main thread.
+
+    Args:
+        address: ``(HOST, PORT)``, ``"HOST:PORT"`` (port 0: any free port) or a
+            Unix socket path.
+        authkey: the secret clients must know; default ``CHANNELS_AUTHKEY``.
+            Required for an address other machines can reach; at least 32 bytes.
+        ready: called once with the bound address when the server listens.
+
+    Raises:
+        ConfigError: a bad address or key, or the address cannot be bound.
+    """
+    where = parse_address(address, listen=True)
+    key = check_server_key(where, authkey)
+    if key is None:
+        log.warning(
+            "no authkey given: only processes sharing this process's multiprocessing "
+            "authkey can connect; %s",
+            _KEY_HINT,
+        )
+    try:
+        server = ChannelManager(address=where, authkey=key).get_server()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {describe_address(where)}: {exc.strerror or exc}"
+        ) from exc
+    restore = _stop_on_signals(server)
+    try:
+        bound = describe_address(server.address)
+        log.info("serving channels on %s", bound)
+        (ready or _announce)(bound)
+        server.serve_forever()
+    finally:
+        restore()
+    log.info("stopped serving channels on %s", bound)
+
+
+def _announce(bound: str) -> None:
+    print(f"channels: serving on {bound}", flush=True)
+
+
+def _stop_on_signals(server: ChannelServer) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM stop ``server``; return what puts the old handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.request_stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

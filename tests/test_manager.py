@@ -1,0 +1,367 @@
+"""The manager backend beyond the shared contract: servers, lifetimes, crashes, ``serve``."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import pickle
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import pytest
+
+import channels
+from channels import ChannelBroken, ChannelTimeout, ConfigError
+from channels._backends.manager import ManagerChannel
+from channels._manager import ChannelManager, ManagerCore
+from channels._manager_link import ENV_AUTHKEY
+from channels._serve import MIN_AUTHKEY_BYTES, check_server_key, serve
+
+import manager_funcs
+from support import METHODS, WAIT, join, start
+
+#: Text, so it can go in the environment too; random, so a test can look for it in bytes.
+KEY = secrets.token_hex(24)
+
+
+def _core(ch: channels.Channel[Any]) -> ManagerCore:
+    return cast(ManagerCore, cast(ManagerChannel[Any], ch)._sender._core)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def _eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _address(manager: ChannelManager) -> tuple[str, int]:
+    return cast(tuple[str, int], manager.address)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server() -> Iterator[ChannelManager]:
+    """A manager server on a loopback TCP port, in a process of its own."""
+    with ChannelManager(address=("127.0.0.1", 0), authkey=KEY) as manager:
+        yield manager
+
+
+@pytest.fixture
+def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_AUTHKEY, raising=False)
+
+
+# -- the private manager of a channel -------------------------------------------------
+
+
+def test_a_private_manager_lives_as_long_as_the_channel_or_a_handle() -> None:
+    ch = ManagerChannel[int]()
+    manager = _core(ch).manager
+    assert manager is not None
+    assert manager._process is not None
+    pid = manager._process.pid
+    assert pid is not None
+    assert not _gone(pid)
+    assert manager._process not in multiprocessing.active_children()  # not a user's worker
+    sender = ch.sender
+    del ch
+    gc.collect()
+    sender.send(1)  # a handle keeps the server
+    assert not _gone(pid)
+    del sender
+    gc.collect()
+    assert _eventually(lambda: _gone(pid), 5), "the manager process outlived its channel"
+
+
+# -- a server of one's own ---------------------------------------------------------------
+
+
+def test_named_channels_on_a_running_server(server: ChannelManager) -> None:
+    address = _address(server)
+    a = ManagerChannel[str](address=address, authkey=KEY, name="jobs")
+    b = channels.open_channel[str](f"manager://{address[0]}:{address[1]}/jobs", authkey=KEY)
+    c = ManagerChannel[str](manager=server, name="jobs")
+    a.send("x")
+    assert b.recv(timeout=WAIT) == "x"
+    a.close()
+    c.close()
+    with pytest.raises(ChannelTimeout):  # b's own handle keeps the channel open
+        b.recv(timeout=0.1)
+    b.send("y")
+    b.close()
+    assert list(a) == ["y"]
+    # Ended and drained: the name starts a fresh channel, with a maxsize of its own.
+    fresh = ManagerChannel[str](manager=server, name="jobs", maxsize=2)
+    assert not fresh.closed
+    with pytest.raises(ConfigError, match="maxsize=2"):
+        ManagerChannel[str](manager=server, name="jobs")
+    fresh.close()
+    # Ended with items left: a late opener gets a closed handle and the items.
+    early = ManagerChannel[str](manager=server, name="late")
+    early.send("left")
+    early.close()
+    late = ManagerChannel[str](manager=server, name="late")
+    assert late.closed
+    assert list(late) == ["left"]
+
+
+def test_bad_keys_addresses_and_options_are_config_errors(server: ChannelManager) -> None:
+    with pytest.raises(ConfigError, match="refused this process's authkey"):
+        ManagerChannel[int](address=_address(server), authkey="not the key")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="cannot reach"):
+        ManagerChannel[int](address=("127.0.0.1", _free_port()), authkey=KEY)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ConfigError, match="not both"):
+        ManagerChannel[int](manager=server, address=("127.0.0.1", 1))
+    with pytest.raises(ConfigError, match="manager address"):
+        ManagerChannel[int](address="no-port-here")
+    with pytest.raises(ConfigError, match="manager address"):
+        channels.open_channel[int]("manager://127.0.0.1/jobs")  # no port
+    with pytest.raises(ConfigError, match="non-empty"):
+        ManagerChannel[int](manager=server, name="")
+    with pytest.raises(ConfigError, match="not running"):
+        ManagerChannel[int](manager=ChannelManager())
+
+
+@pytest.mark.slow
+def test_a_server_run_in_this_process_stops_cleanly() -> None:
+    server = ChannelManager(address=("127.0.0.1", 0), authkey=KEY).get_server()
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    ch = ManagerChannel[int](address=cast(tuple[str, int], server.address), authkey=KEY)
+    ch.send(1)
+    assert ch.recv(timeout=WAIT) == 1
+    outcome: list[str] = []
+
+    def wait_for_more() -> None:
+        try:
+            ch.recv(timeout=WAIT)
+        except channels.ChannelError as exc:
+            outcome.append(type(exc).__name__)
+
+    waiter = threading.Thread(target=wait_for_more)
+    waiter.start()
+    time.sleep(0.2)
+    server.stop()
+    thread.join(WAIT)
+    waiter.join(WAIT)
+    assert not thread.is_alive()
+    assert outcome == ["ChannelBroken"]
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_children_use_the_channel_under_every_start_method(method: str) -> None:
+    ch = ManagerChannel[object](context=method)
+    results: channels.Channel[Any] = channels.open_channel[object]("queue", context=method)
+    child = start(method, manager_funcs.drain_and_report, ch.receiver, results.clone())
+    results.close()
+    for i in range(5):
+        ch.send(i)
+    ch.close()
+    items, stop, _ = results.recv(timeout=WAIT)
+    assert (items, stop) == (list(range(5)), "EndOfChannel")
+    assert join(child) == [0]
+
+
+def test_a_spawned_child_authenticates_with_the_key_in_the_environment(
+    server: ChannelManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_AUTHKEY, KEY)
+    ch = ManagerChannel[object](address=_address(server))  # the key comes from the environment
+    results: channels.Channel[Any] = channels.open_channel[object]("queue", context="spawn")
+    child = start("spawn", manager_funcs.drain_and_report, ch.receiver, results.clone())
+    results.close()
+    ch.send("a")
+    ch.close()
+    items, stop, _ = results.recv(timeout=WAIT)
+    assert (items, stop) == (["a"], "EndOfChannel")
+    assert join(child) == [0]
+
+
+def test_pickled_at_any_time_and_never_with_the_key(server: ChannelManager) -> None:
+    ch = ManagerChannel[object](address=_address(server), authkey=KEY, name="pickled")
+    data = pickle.dumps(ch)
+    assert KEY.encode() not in data
+    assert bytes(multiprocessing.current_process().authkey) not in data
+    copy = pickle.loads(data)
+    copy.send("through a copy")
+    assert ch.recv(timeout=WAIT) == "through a copy"
+    ch.close()
+    # A private manager's channel, sent as an item to a child that is already running.
+    local = ManagerChannel[object]()
+    inbox = channels.open_channel[object]("queue", context="spawn")
+    child = start("spawn", manager_funcs.use_a_channel_that_arrives, inbox.receiver)
+    handle = local.clone()
+    assert bytes(multiprocessing.current_process().authkey) not in pickle.dumps(handle)
+    inbox.send(handle)
+    inbox.close()
+    local.close()
+    greeting = local.recv(timeout=WAIT)
+    assert isinstance(greeting, str)
+    assert greeting.startswith("hello from")
+    assert join(child) == [0]
+    with pytest.raises(channels.EndOfChannel):
+        local.recv(timeout=WAIT)
+
+
+@pytest.mark.slow
+def test_a_killed_server_breaks_blocked_calls_at_once() -> None:
+    results: channels.Channel[Any] = channels.open_channel[object]("queue")
+    with ChannelManager(authkey=KEY) as manager:
+        assert manager._process is not None
+        empty = ManagerChannel[object](manager=manager, name="empty")
+        full = ManagerChannel[object](manager=manager, name="full", maxsize=1)
+        full.send("x")
+        rx = start("fork", manager_funcs.recv_and_report, empty.receiver, results.clone())
+        tx = start("fork", manager_funcs.send_and_report, full.sender, results.clone())
+        results.close()
+        assert [results.recv(timeout=WAIT) for _ in range(2)] == ["ready", "ready"]
+        time.sleep(0.3)  # both are blocked in the server now
+        killed = time.time()
+        os.kill(cast(int, manager._process.pid), signal.SIGKILL)
+        reports = [results.recv(timeout=WAIT) for _ in range(2)]
+        assert sorted(r[0] for r in reports) == ["ChannelBroken", "ChannelBroken"]
+        assert max(r[-1] for r in reports) - killed < 2
+        started = time.monotonic()
+        with pytest.raises(ChannelBroken, match="manager server"):
+            empty.send("more")
+        with pytest.raises(ChannelBroken):
+            full.recv(timeout=WAIT)
+        assert time.monotonic() - started < 2
+        empty.close()  # closing needs no server
+        assert empty.closed
+    assert join(rx, tx) == [0, 0]
+
+
+def test_a_receiver_killed_while_waiting_takes_no_item_with_it() -> None:
+    ch = ManagerChannel[object]()
+    results: channels.Channel[Any] = channels.open_channel[object]("queue")
+    victim = start("fork", manager_funcs.recv_and_report, ch.receiver, results.clone())
+    results.close()
+    assert results.recv(timeout=WAIT) == "ready"
+    time.sleep(0.3)  # the victim waits in the server
+    victim.kill()
+    assert join(victim) == [-signal.SIGKILL]
+    ch.send("next")
+    assert ch.recv(timeout=WAIT) == "next"
+    ch.close()
+
+
+def test_an_interrupted_call_leaves_the_channel_in_step() -> None:
+    ch = ManagerChannel[object]()
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        ch.recv(timeout=WAIT)
+    timer.join()
+    ch.send("after")  # the interrupted call's server thread must not take this
+    assert ch.recv(timeout=WAIT) == "after"
+    ch.close()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_senders_that_die_without_closing_break_the_channel_after_their_items(
+    method: str,
+) -> None:
+    ch = ManagerChannel[object](context=method)
+    results: channels.Channel[Any] = channels.open_channel[object]("queue", context=method)
+    rx = start(method, manager_funcs.drain_and_report, ch.receiver, results.clone())
+    results.close()
+    sent = [[(n, i) for i in range(3)] for n in range(2)]
+    senders = [start(method, manager_funcs.send_and_vanish, ch.clone(), items) for items in sent]
+    ch.close()
+    assert join(*senders) == [3, 3]
+    died = time.time()
+    items, stop, when = results.recv(timeout=WAIT)
+    assert sorted(items) == sorted(sent[0] + sent[1])
+    assert stop == "ChannelBroken"
+    assert when - died < 2
+    assert join(rx) == [0]
+    with pytest.raises(ChannelBroken):
+        ch.recv(timeout=WAIT)
+
+
+# -- channels serve ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_serve_hosts_named_channels_until_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_AUTHKEY, KEY)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from channels._serve import serve; serve()"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("channels: serving on 127.0.0.1:"), line
+        spec = f"manager://{line.split()[-1]}/jobs"
+        holder = channels.open_channel[int](spec)  # keeps the channel open until both joined
+        results: channels.Channel[Any] = channels.open_channel[object]("queue", context="spawn")
+        consumer = start("spawn", manager_funcs.consume_by_spec, spec, results.clone())
+        producer = start("spawn", manager_funcs.produce_by_spec, spec, 50)
+        results.close()
+        assert results.recv(timeout=WAIT) == "opened"
+        assert join(producer) == [0]
+        holder.close()
+        items, stop, _ = results.recv(timeout=WAIT)
+        assert (items, stop) == (list(range(50)), "EndOfChannel")
+        assert join(consumer) == [0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert KEY not in out + err
+
+
+def test_serve_checks_its_key_and_address(
+    no_env_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert check_server_key(("127.0.0.1", 0), None) is None  # loopback: this process's key
+    with pytest.raises(ConfigError, match="without an authkey"):
+        check_server_key(("0.0.0.0", 0), None)
+    with pytest.raises(ConfigError, match="without an authkey"):
+        serve(("", 8765))
+    short = "s3cret" * 3
+    with pytest.raises(ConfigError, match=f"{len(short)} bytes") as info:
+        serve(("0.0.0.0", 0), authkey=short)
+    assert short not in str(info.value)
+    monkeypatch.setenv(ENV_AUTHKEY, KEY)
+    assert check_server_key(("10.1.2.3", 0), None) == KEY.encode()
+    assert len(KEY) >= MIN_AUTHKEY_BYTES
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ConfigError, match="cannot listen"):
+            serve(taken.getsockname())

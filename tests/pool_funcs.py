@@ -132,6 +132,19 @@ def double(x: int) -> int:
     return 2 * x
 
 
+def die_on(x: int, how: str, bad: int = 3) -> int:
+    """Return ``x``, except for ``bad``: die by ``exit`` (os._exit(7)), ``kill`` or ``segfault``."""
+    if x == bad:
+        if how == "exit":
+            os._exit(7)
+        elif how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)
+        else:
+            ctypes.string_at(0)
+    return x
+
+
 # -- helpers for the tests themselves (run in the test process) --------------------
 
 # Helper processes multiprocessing keeps for the whole run; their children are still checked.

@@ -1,0 +1,286 @@
+"""The pool's failure modes, under every start method: each one loud, prompt and contained."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from channels._errors import ChannelError, SerializationError, WorkerCrashed
+from channels._pool import Pool
+from channels._pool_remote import RemoteTraceback
+
+import pool_funcs as f
+
+METHODS = ["fork", "spawn", "forkserver"]
+WAIT = 20.0
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def no_children() -> Iterator[None]:
+    yield
+    assert multiprocessing.active_children() == []
+    assert f.wait_no_descendants() == []
+
+
+@pytest.fixture(params=METHODS)
+def method(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def warm_up(pool: Pool) -> set[int]:
+    """Wait until every worker has run a task; return their pids."""
+    deadline = time.monotonic() + WAIT
+    seen: set[int] = set()
+    while len(seen) < pool.workers and time.monotonic() < deadline:
+        seen |= set(pool.map(f.pid_of, range(2 * pool.workers), chunksize=1, timeout=WAIT))
+    assert len(seen) == pool.workers
+    return seen
+
+
+# -- exceptions in the function ------------------------------------------------------
+
+
+def test_exception_keeps_its_type_and_the_worker_traceback(method: str) -> None:
+    with Pool(2, context=method) as pool:
+        with pytest.raises(ValueError, match="bad input 3") as info:
+            pool.map(f.fail_on, range(10), timeout=WAIT)
+        cause = info.value.__cause__
+        assert isinstance(cause, RemoteTraceback)
+        assert "in fail_on" in cause.text
+        assert 'raise ValueError(f"bad input {x}")' in cause.text
+        report = "".join(traceback.format_exception(info.value))
+        assert "raised in a pool worker" in report
+
+        with pytest.raises(f.CustomError) as custom:
+            pool.apply(f.raise_custom, 42)
+        assert (custom.value.code, custom.value.detail) == (42, "custom detail")
+
+        with pytest.raises(SerializationError, match="UnpicklableError"):
+            pool.apply(f.raise_unpicklable)
+
+        # imap yields what comes before the failure, then raises it.
+        results = pool.imap(f.fail_on, range(10), chunksize=2, timeout=WAIT)
+        assert [next(results) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="bad input 3"):
+            next(results)
+        with pytest.raises(StopIteration):
+            next(results)
+
+        # The pool is unharmed.
+        assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
+
+
+def test_input_iterable_that_raises() -> None:
+    def numbers() -> Iterator[int]:
+        yield from range(5)
+        raise LookupError("input broke")
+
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.square, numbers(), timeout=WAIT)
+        assert [next(results) for _ in range(5)] == [0, 1, 4, 9, 16]
+        with pytest.raises(LookupError, match="input broke"):
+            next(results)
+        with pytest.raises(LookupError, match="input broke"):
+            pool.map(f.square, numbers(), timeout=WAIT)
+
+
+# -- workers that die -----------------------------------------------------------------
+
+EXITCODES = {"exit": 7, "kill": -signal.SIGKILL, "segfault": -signal.SIGSEGV}
+
+
+@pytest.mark.parametrize("how", sorted(EXITCODES))
+def test_dead_worker_fails_only_its_task_and_is_replaced(method: str, how: str) -> None:
+    with Pool(2, context=method) as pool:
+        before = warm_up(pool)
+        start = time.monotonic()
+        results = [pool.apply_async(f.die_on, i, how) for i in range(8)]
+        with pytest.raises(WorkerCrashed) as info:
+            results[3].get(timeout=WAIT)
+        assert time.monotonic() - start < 2.0
+        crash = info.value
+        assert crash.pid in before
+        assert crash.exitcode == EXITCODES[how]
+        assert f"pool worker {crash.pid}" in str(crash)
+        # Every other task ran, including those queued behind the dead one.
+        assert [r.get(timeout=WAIT) for i, r in enumerate(results) if i != 3] == [
+            0,
+            1,
+            2,
+            4,
+            5,
+            6,
+            7,
+        ]
+        assert pool.map(f.square, range(10), timeout=WAIT) == [x * x for x in range(10)]
+        after = set(pool._engine.pids())
+        assert crash.pid not in after
+        assert len(after) == 2
+
+
+def test_crash_inside_map_and_imap(method: str) -> None:
+    with Pool(2, context=method) as pool:
+        crashing = pool.starmap_async(f.die_on, [(i, "exit") for i in range(10)])
+        with pytest.raises(WorkerCrashed):
+            crashing.get(timeout=WAIT)
+        results = pool.imap(f.exit_on, range(10), chunksize=1, timeout=WAIT)
+        assert [next(results) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(WorkerCrashed, match="exited with code 7"):
+            next(results)
+        assert pool.starmap(f.die_on, [(1, "kill"), (2, "kill")], timeout=WAIT) == [1, 2]
+
+
+def test_worker_killed_from_outside() -> None:
+    with Pool(2, context="fork") as pool:
+        warm_up(pool)
+        hanging = [pool.apply_async(f.hang) for _ in range(2)]
+        time.sleep(0.2)
+        for pid in pool._engine.pids():
+            os.kill(pid, signal.SIGKILL)
+        for result in hanging:
+            with pytest.raises(WorkerCrashed, match="killed by SIGKILL"):
+                result.get(timeout=WAIT)
+        assert pool.apply(f.add, 1, 2) == 3
+
+
+# -- serialization ----------------------------------------------------------------------
+
+
+def test_unpicklable_argument_result_or_function(method: str) -> None:
+    lock = threading.Lock()
+    with Pool(2, context=method) as pool:
+        with pytest.raises(SerializationError, match="cannot pickle the input"):
+            pool.apply(f.identity, lock)
+        with pytest.raises(SerializationError, match="item 1"):
+            pool.map(f.identity, [1, lock, 3], chunksize=3, timeout=WAIT)
+        with pytest.raises(SerializationError, match="cannot be pickled"):
+            pool.apply(f.unpicklable_result)
+        with pytest.raises(SerializationError, match="cannot be pickled"):
+            pool.map(f.return_lambda, range(4), timeout=WAIT)
+        with pytest.raises(SerializationError, match="module level"):
+            pool.map(lambda x: x, range(4))
+        # imap yields the results before the bad item.
+        results = pool.imap(f.identity, [1, 2, lock, 4], chunksize=4, timeout=WAIT)
+        assert [next(results), next(results)] == [1, 2]
+        with pytest.raises(SerializationError):
+            next(results)
+        assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
+
+
+# -- initializers -----------------------------------------------------------------------
+
+
+def test_initializer_that_raises_fails_fast(method: str) -> None:
+    with Pool(2, context=method, initializer=f.init_fail) as pool:
+        start = time.monotonic()
+        with pytest.raises(ChannelError, match="initializer") as info:
+            pool.map(f.square, range(4), timeout=WAIT)
+        assert time.monotonic() - start < 10
+        assert isinstance(info.value.__cause__, ChannelError)
+        original = info.value.__cause__.__cause__
+        assert isinstance(original, RuntimeError)
+        assert "initializer refuses" in str(original)
+        assert isinstance(original.__cause__, RemoteTraceback)
+        with pytest.raises(ChannelError, match="initializer"):
+            pool.apply_async(f.square, 2)
+        time.sleep(0.2)
+        assert pool._engine.started <= 2  # no respawning
+
+
+def test_unpicklable_initializer_is_refused_at_once() -> None:
+    with pytest.raises(SerializationError, match="initializer"):
+        Pool(1, context="spawn", initializer=lambda: None)
+
+
+# -- leaving, interrupting ----------------------------------------------------------------
+
+
+def test_exception_in_the_block_leaves_no_worker(method: str) -> None:
+    pids: list[int] = []
+
+    def leave_by_exception() -> None:
+        with Pool(2, context=method) as pool:
+            pids.extend(warm_up(pool))
+            pool.apply_async(f.hang)
+            pool.apply_async(f.hang)
+            raise KeyError("leave")
+
+    with pytest.raises(KeyError):
+        leave_by_exception()
+    assert len(pids) == 2
+    assert not any(f.pid_alive(pid) for pid in pids)
+
+
+_INTERRUPTED = """
+import multiprocessing, sys
+from channels._pool import Pool
+import pool_funcs as f
+
+def main():
+    with Pool(2, context=sys.argv[1]) as pool:
+        pool.map(f.sleep_then, [0.1, 0.1], chunksize=1, timeout=20)
+        print("pids", *pool._engine.pids(), flush=True)
+        pool.map(f.hang, range(4), chunksize=1, timeout=60)
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("children", len(multiprocessing.active_children()), flush=True)
+        raise
+"""
+
+
+@pytest.mark.parametrize(
+    ("start_method", "target"),
+    [(m, "group") for m in METHODS] + [("fork", "parent")],
+)
+def test_ctrl_c_stops_the_workers(start_method: str, target: str) -> None:
+    tests = Path(__file__).parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), str(tests)]),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED, start_method],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal would have
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("pids"), line + child.stderr.read()  # type: ignore[union-attr]
+        pids = [int(p) for p in line.split()[1:]]
+        time.sleep(0.3)  # let the workers start on the hanging tasks
+        if target == "group":
+            os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        else:
+            os.kill(child.pid, signal.SIGINT)
+        out, err = child.communicate(timeout=15)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+    assert child.returncode == -signal.SIGINT, err
+    assert "children 0" in out
+    assert err.count("Traceback (most recent call last)") == 1, err
+    assert "KeyboardInterrupt" in err
+    deadline = time.monotonic() + 5
+    while any(f.pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(f.pid_alive(pid) for pid in pids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import cast
 
 import channels
 
@@ -55,8 +56,9 @@ def send_and_vanish(sender: channels.Sender[object], items: list[object]) -> Non
 
 def use_a_channel_that_arrives(inbox: channels.Receiver[object]) -> None:
     """Receive a manager channel as an item, send a greeting on it and close it."""
-    channel = inbox.recv(timeout=WAIT)
-    assert isinstance(channel, channels.Sender)
+    received = inbox.recv(timeout=WAIT)
+    assert isinstance(received, channels.Sender)
+    channel = cast("channels.Sender[object]", received)
     with channel:
         channel.send(f"hello from {os.getpid()}", timeout=WAIT)
 

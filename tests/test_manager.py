@@ -83,11 +83,11 @@ def test_a_private_manager_lives_as_long_as_the_channel_or_a_handle() -> None:
     ch = ManagerChannel[int]()
     manager = _core(ch).manager
     assert manager is not None
-    assert manager._process is not None
-    pid = manager._process.pid
+    assert manager.process is not None
+    pid = manager.process.pid
     assert pid is not None
     assert not _gone(pid)
-    assert manager._process not in multiprocessing.active_children()  # not a user's worker
+    assert manager.process not in multiprocessing.active_children()  # not a user's worker
     sender = ch.sender
     del ch
     gc.collect()
@@ -237,7 +237,7 @@ def test_pickled_at_any_time_and_never_with_the_key(server: ChannelManager) -> N
 def test_a_killed_server_breaks_blocked_calls_at_once() -> None:
     results: channels.Channel[Any] = channels.open_channel[object]("queue")
     with ChannelManager(authkey=KEY) as manager:
-        assert manager._process is not None
+        assert manager.process is not None
         empty = ManagerChannel[object](manager=manager, name="empty")
         full = ManagerChannel[object](manager=manager, name="full", maxsize=1)
         full.send("x")
@@ -247,7 +247,7 @@ def test_a_killed_server_breaks_blocked_calls_at_once() -> None:
         assert [results.recv(timeout=WAIT) for _ in range(2)] == ["ready", "ready"]
         time.sleep(0.3)  # both are blocked in the server now
         killed = time.time()
-        os.kill(cast(int, manager._process.pid), signal.SIGKILL)
+        os.kill(cast(int, manager.process.pid), signal.SIGKILL)
         reports = [results.recv(timeout=WAIT) for _ in range(2)]
         assert sorted(r[0] for r in reports) == ["ChannelBroken", "ChannelBroken"]
         assert max(r[-1] for r in reports) - killed < 2

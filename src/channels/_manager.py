@@ -11,14 +11,14 @@ in the server (``_manager_state``).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import time
 import weakref
+from multiprocessing import process as mp_process
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from ._config import (
     ContextSpec,
@@ -35,6 +35,8 @@ from ._manager_link import (
     Address,
     Link,
     env_authkey,
+    expect_int,
+    expect_pair,
     key_for,
     key_source,
     link_for,
@@ -113,6 +115,11 @@ class ChannelManager(BaseManager):
         super().__exit__(exc_type, exc, tb)
         _release(self._process)
 
+    @property
+    def process(self) -> BaseProcess | None:
+        """The server process that ``start()`` made, if it did."""
+        return getattr(self, "_process", None)
+
     def client_params(self) -> tuple[Address, bytes]:
         """The address and key a client of this manager uses; the manager must be running."""
         address = self.address
@@ -129,9 +136,9 @@ def start_local_manager(context: ContextSpec, authkey: bytes | None) -> ChannelM
     manager.start()
     # The server belongs to the channel and stops with it. Keep it out of
     # active_children(), where code that joins "all my workers" would wait for it forever.
-    children = getattr(multiprocessing.process, "_children", None)
+    children: object = getattr(mp_process, "_children", None)
     if isinstance(children, set):
-        children.discard(manager._process)
+        cast("set[BaseProcess]", children).discard(cast(BaseProcess, manager.process))
     return manager
 
 
@@ -140,7 +147,7 @@ def stop_local_manager(manager: ChannelManager, creator: int) -> None:
     if os.getpid() != creator:
         return
     manager.shutdown()
-    _release(manager._process)
+    _release(manager.process)
 
 
 def _release(process: BaseProcess | None) -> None:
@@ -274,7 +281,7 @@ class ManagerCore:
                 return data
 
     def clone(self, token: int) -> int:
-        return int(str(self._call("clone", (self.ref.cid, token), REPLY_GRACE)))
+        return expect_int(self._call("clone", (self.ref.cid, token), REPLY_GRACE), "clone")
 
     def close_sender(self, token: int) -> None:
         if token in self._closed:
@@ -331,9 +338,8 @@ def _open_on(
         raise ConfigError(
             f"cannot reach a manager server at {describe_address(where)}: {exc.__cause__ or exc}"
         ) from exc
-    if not isinstance(answer, tuple):
-        raise ChannelError(f"the manager server answered {answer!r} to open")
-    return ChannelRef(where, nonce, int(answer[0]), int(answer[1]), name, maxsize, source), link
+    cid, token = expect_pair(answer, "open")
+    return ChannelRef(where, nonce, cid, token, name, maxsize, source), link
 
 
 def _left(deadline: float | None) -> float | None:

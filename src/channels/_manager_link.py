@@ -22,7 +22,9 @@ import socket
 import struct
 import threading
 import weakref
+from collections.abc import Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+from typing import cast
 
 from ._errors import ChannelBroken, ChannelError, ConfigError
 from ._ledger import BROKEN_SERVER_GONE, WHY
@@ -38,6 +40,8 @@ __all__ = [
     "Address",
     "Link",
     "env_authkey",
+    "expect_int",
+    "expect_pair",
     "is_loopback",
     "key_for",
     "key_source",
@@ -72,11 +76,12 @@ def parse_address(value: object, *, listen: bool = False) -> Address:
     if isinstance(value, str) and "/" in value:
         return value
     if isinstance(value, str):
-        host, sep, port_text = value.rpartition(":")
+        name, sep, port_text = value.rpartition(":")
         if sep and port_text.isdigit():
-            value = (host.strip("[]"), int(port_text))
-    if isinstance(value, tuple | list) and len(value) == 2:
-        host, port = value
+            value = (name.strip("[]"), int(port_text))
+    pair = cast("Sequence[object]", value) if isinstance(value, tuple | list) else ()
+    if len(pair) == 2:
+        host, port = pair
         if (
             isinstance(host, str)
             and (host or listen)
@@ -215,6 +220,21 @@ def _exchange(conn: Connection, method: str, args: tuple[object, ...], wait: flo
     raise ChannelError(f"the manager server failed: {result}")
 
 
+def expect_int(answer: object, call: str) -> int:
+    """The whole number the server answered to ``call``."""
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return answer
+    raise ChannelError(f"the manager server answered {answer!r} to {call}")
+
+
+def expect_pair(answer: object, call: str) -> tuple[int, int]:
+    """The two whole numbers the server answered to ``call``."""
+    pair = cast("tuple[object, ...]", answer) if isinstance(answer, tuple) else ()
+    if len(pair) == 2:
+        return expect_int(pair[0], call), expect_int(pair[1], call)
+    raise ChannelError(f"the manager server answered {answer!r} to {call}")
+
+
 class Link:
     """This process's connections to one server (see the module docstring)."""
 
@@ -275,7 +295,7 @@ class Link:
         session, nonce = self._session()
         conn = _dial(self.address, self.authkey)
         try:
-            nonce = int(str(_exchange(conn, "attach", (session,), CONNECT_TIMEOUT)))
+            nonce = expect_int(_exchange(conn, "attach", (session,), CONNECT_TIMEOUT), "attach")
         except BaseException:
             conn.close()
             raise
@@ -295,9 +315,7 @@ class Link:
             anchor = _dial(self.address, self.authkey)
             try:
                 answer = _exchange(anchor, "hello", (), CONNECT_TIMEOUT)
-                if not isinstance(answer, tuple):
-                    raise ChannelError(f"the manager server answered {answer!r} to hello")
-                nonce, session = int(answer[0]), int(answer[1])
+                nonce, session = expect_pair(answer, "hello")
             except BaseException:
                 anchor.close()
                 raise

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.managers import Server
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from ._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
 from ._ledger import BROKEN
@@ -361,8 +361,9 @@ def _wake_accepter(address: object) -> None:
     """Connect once to our own listener so a thread blocked in accept() sees that we stop."""
     try:
         if isinstance(address, tuple):
-            host = "127.0.0.1" if address[0] in ("", "0.0.0.0") else address[0]
-            socket.create_connection((host, address[1]), timeout=1).close()
+            host, port = cast("tuple[str, int]", address)
+            host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+            socket.create_connection((host, port), timeout=1).close()
         elif isinstance(address, str):
             with socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(1)
@@ -381,7 +382,7 @@ def _widen_backlog(listener: object) -> None:
 
 def describe_address(address: object) -> str:
     """``HOST:PORT`` for a TCP address, the path for a Unix socket."""
-    if isinstance(address, tuple) and len(address) == 2:
-        host, port = address
+    if isinstance(address, tuple):
+        host, port = cast("tuple[object, object]", address)
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address)

@@ -8,6 +8,7 @@ reach a worker.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import signal
 import threading
@@ -87,20 +88,6 @@ def kill_self(x: int, bad: int = 3) -> int:
     return x
 
 
-def segfault(_: object = None) -> None:
-    """Crash the worker in C code."""
-    ctypes.string_at(0)
-
-
-def exit_once(marker: str, x: int) -> int:
-    """Exit the worker the first time it is called for a marker file that does not exist yet."""
-    path = Path(marker)
-    if x == 0 and not path.exists():
-        path.write_text("crashed")
-        os._exit(3)
-    return x
-
-
 def unpicklable_result(_: object = None) -> object:
     return threading.Lock()
 
@@ -141,6 +128,7 @@ def die_on(x: int, how: str, bad: int = 3) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(10)
         else:
+            faulthandler.disable()  # keep the crash report out of the test run's output
             ctypes.string_at(0)
     return x
 

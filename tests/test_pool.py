@@ -174,13 +174,20 @@ def test_imap_next_with_timeout() -> None:
 
 def test_on_progress_reports_done_and_total() -> None:
     calls: list[tuple[int, int | None]] = []
+    lazy: list[tuple[int, int | None]] = []
+
+    def record(done: int, total: int | None) -> None:
+        calls.append((done, total))
+
+    def record_lazy(done: int, total: int | None) -> None:
+        lazy.append((done, total))
+
     with Pool(2, context="fork") as pool:
-        pool.map(f.slow_square, range(20), chunksize=2, on_progress=lambda *a: calls.append(a))
+        pool.map(f.slow_square, range(20), chunksize=2, on_progress=record)
         assert calls[0] == (0, 20)
         assert calls[-1] == (20, 20)
         assert [done for done, _ in calls] == sorted({done for done, _ in calls})
-        lazy: list[tuple[int, int | None]] = []
-        list(pool.imap(f.square, iter(range(30)), on_progress=lambda *a: lazy.append(a)))
+        list(pool.imap(f.square, iter(range(30)), on_progress=record_lazy))
         assert lazy[0] == (0, None)
         assert lazy[-1] == (30, None)
 
@@ -294,12 +301,12 @@ def test_join_timeout() -> None:
 
 
 def test_result_keeps_an_unreferenced_pool_alive() -> None:
-    result = Pool(1, context="fork").apply_async(f.add, 2, 3)
+    pool = Pool(1, context="fork")
+    engine = pool._engine
+    results = [pool.apply_async(f.add, 2, 3)]
+    del pool
     gc.collect()
-    assert result.get(timeout=WAIT) == 5
-    engine = result._keepalive._engine  # type: ignore[attr-defined]
-    results = [result]
-    del result
+    assert results[0].get(timeout=WAIT) == 5
 
     def drop() -> None:
         results.clear()
@@ -346,7 +353,7 @@ def test_bad_chunksize() -> None:
 
 if TYPE_CHECKING:
 
-    def _types(pool: Pool) -> None:
+    def typing_examples(pool: Pool) -> None:
         assert_type(pool.map(f.square, range(3)), list[int])
         assert_type(pool.starmap(f.add, zip(range(3), range(3), strict=True)), list[int])
         assert_type(pool.apply(f.add, 1, b=2), int)

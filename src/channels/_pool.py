@@ -146,16 +146,9 @@ class Pool:
             on_progress: called as ``on_progress(done, total)`` as results come.
             timeout: raise ``ChannelTimeout`` if not done after this many seconds.
         """
-        return self._map(
-            "map",
-            CALL,
-            fn,
-            iterable,
-            chunksize,
-            progress=progress,
-            on_progress=on_progress,
-            timeout=timeout,
-        )
+        spec = self._spec("map", CALL, fn, chunksize)
+        results = self._wait(spec, list(iterable), progress, on_progress, timeout)
+        return cast("list[R]", results)
 
     def starmap(
         self,
@@ -168,22 +161,16 @@ class Pool:
         timeout: float | None = None,
     ) -> list[R]:
         """Return ``[fn(*args) for args in iterable]``; each tuple is checked against ``fn``."""
-        return self._map(
-            "starmap",
-            STAR,
-            fn,
-            iterable,
-            chunksize,
-            progress=progress,
-            on_progress=on_progress,
-            timeout=timeout,
-        )
+        spec = self._spec("starmap", STAR, fn, chunksize)
+        results = self._wait(spec, list(iterable), progress, on_progress, timeout)
+        return cast("list[R]", results)
 
     def map_async(
         self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = None
     ) -> AsyncResult[list[R]]:
         """Start ``map`` and return at once; ``get(timeout)`` gives the list."""
-        return self._submit_batch("map_async", CALL, fn, list(iterable), chunksize, single=False)
+        spec = self._spec("map_async", CALL, fn, chunksize)
+        return cast("AsyncResult[list[R]]", self._submit(spec, list(iterable), single=False))
 
     def starmap_async(
         self,
@@ -192,9 +179,8 @@ class Pool:
         chunksize: int | None = None,
     ) -> AsyncResult[list[R]]:
         """Start ``starmap`` and return at once; ``get(timeout)`` gives the list."""
-        return self._submit_batch(
-            "starmap_async", STAR, fn, list(iterable), chunksize, single=False
-        )
+        spec = self._spec("starmap_async", STAR, fn, chunksize)
+        return cast("AsyncResult[list[R]]", self._submit(spec, list(iterable), single=False))
 
     def imap(
         self,
@@ -211,16 +197,9 @@ class Pool:
         Only a bounded number of inputs is read ahead of the results taken, so
         an endless iterable is fine. ``timeout`` bounds the wait for each result.
         """
-        return self._iterate(
-            "imap",
-            fn,
-            iterable,
-            chunksize,
-            ordered=True,
-            progress=progress,
-            on_progress=on_progress,
-            timeout=timeout,
-        )
+        spec = self._spec("imap", CALL, fn, chunksize)
+        results = self._iterate(spec, iterable, progress, on_progress, timeout, ordered=True)
+        return cast("ResultIterator[R]", results)
 
     def imap_unordered(
         self,
@@ -233,16 +212,9 @@ class Pool:
         timeout: float | None = None,
     ) -> ResultIterator[R]:
         """Like ``imap``, but yield each result as soon as it is ready."""
-        return self._iterate(
-            "imap_unordered",
-            fn,
-            iterable,
-            chunksize,
-            ordered=False,
-            progress=progress,
-            on_progress=on_progress,
-            timeout=timeout,
-        )
+        spec = self._spec("imap_unordered", CALL, fn, chunksize)
+        results = self._iterate(spec, iterable, progress, on_progress, timeout, ordered=False)
+        return cast("ResultIterator[R]", results)
 
     # -- single calls -------------------------------------------------------------
 
@@ -254,8 +226,8 @@ class Pool:
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> AsyncResult[R]:
         """Start ``fn(*args, **kwargs)`` in a worker and return at once."""
-        item: object = (args, dict(kwargs))
-        return self._submit_batch("apply", APPLY, fn, [item], None, single=True)
+        spec = self._spec("apply", APPLY, fn, None)
+        return cast("AsyncResult[R]", self._submit(spec, [(args, dict(kwargs))], single=True))
 
     # -- channels ---------------------------------------------------------------
 
@@ -349,52 +321,34 @@ class Pool:
             ) from exc
         return CallSpec(fn_bytes, kind, name, chunksize, self._workers)
 
-    def _submit_batch(
-        self,
-        method: str,
-        kind: int,
-        fn: object,
-        items: list[object],
-        chunksize: int | None,
-        *,
-        single: bool,
-    ) -> AsyncResult[R]:
-        job = BatchJob(self._engine.condition(), self._spec(method, kind, fn, chunksize), items)
+    def _submit(self, spec: CallSpec, items: list[object], *, single: bool) -> AsyncResult[object]:
+        job = BatchJob(self._engine.condition(), spec, items)
         self._engine.submit(job)
         return AsyncResult(job, single, keepalive=self)
 
-    def _map(
+    def _wait(
         self,
-        method: str,
-        kind: int,
-        fn: object,
-        iterable: Iterable[object],
-        chunksize: int | None,
-        *,
+        spec: CallSpec,
+        items: list[object],
         progress: bool,
         on_progress: ProgressCallback | None,
         timeout: float | None,
-    ) -> list[R]:
-        spec = self._spec(method, kind, fn, chunksize)
-        items = list(iterable)
+    ) -> list[object]:
         reporter = make_progress(progress, on_progress, spec.name, len(items))
         job = BatchJob(self._engine.condition(), spec, items)
         self._engine.submit(job)
-        return cast("list[R]", wait_batch(self._engine, job, timeout, reporter))
+        return wait_batch(self._engine, job, timeout, reporter)
 
     def _iterate(
         self,
-        method: str,
-        fn: object,
+        spec: CallSpec,
         iterable: Iterable[object],
-        chunksize: int | None,
-        *,
-        ordered: bool,
         progress: bool,
         on_progress: ProgressCallback | None,
         timeout: float | None,
-    ) -> ResultIterator[R]:
-        spec = self._spec(method, CALL, fn, chunksize)
+        *,
+        ordered: bool,
+    ) -> ResultIterator[object]:
         total = len(iterable) if isinstance(iterable, Sized) else None
         source = iter(iterable)
         reporter = make_progress(progress, on_progress, spec.name, total)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import multiprocessing
-import multiprocessing.util
 import signal
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Protocol
+from typing import Protocol, cast
 
 from ._errors import ConfigError
 
@@ -37,6 +37,10 @@ class _Terminable(Protocol):
 
 
 _at_exit: weakref.WeakSet[_Terminable] = weakref.WeakSet()
+
+# multiprocessing registers its own exit hook when this module is first
+# imported; ours, registered below, must come later so that it runs first.
+importlib.import_module("multiprocessing.util")
 
 
 def terminate_at_exit(owner: _Terminable) -> None:
@@ -83,7 +87,7 @@ def resolve_context(context: str | BaseContext | None) -> BaseContext:
 
 
 @contextlib.contextmanager
-def sigint_blocked() -> Iterator[None]:
+def sigint_blocked() -> Generator[None, None, None]:
     """Block SIGINT in this thread; a signal that arrives meanwhile is delivered on exit."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
@@ -100,10 +104,11 @@ def start_process(
     Workers are not daemonic so that the functions they run may start
     processes of their own; the pool terminates them itself.
     """
-    process = ctx.Process(target=target, args=args, name=name, daemon=False)  # type: ignore[attr-defined]
+    factory = cast("Callable[..., BaseProcess]", ctx.Process)  # type: ignore[attr-defined]
+    process = factory(target=target, args=args, name=name, daemon=False)
     with sigint_blocked():
         process.start()
-    return process  # type: ignore[no-any-return]
+    return process
 
 
 def ignore_sigint() -> None:

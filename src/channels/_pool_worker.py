@@ -76,7 +76,8 @@ def worker_main(
                 f"the worker could not unpickle a task's function or arguments: {exc}"
             )
             error.__cause__ = exc
-            results.send_bytes(dumps((DONE, [], (0, pack_exception(error)), 0.0)))
+            nothing: list[object] = []
+            results.send_bytes(dumps((DONE, nothing, (0, pack_exception(error)), 0.0)))
             continue
         del message
         start = time.perf_counter()

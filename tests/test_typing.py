@@ -1,0 +1,646 @@
+"""Type checkers reject misuse of the public API, and accept its intended use.
+
+Each case is a small module. All of them are checked in one ``mypy --strict``
+run (with the project's configuration) and one strict pyright run; each test
+then looks up its own module in the parsed output. A rejected case must give
+the expected error on the line marked ``# !`` and nowhere else; an accepted
+case must give no error at all, so that neither list can pass by checking
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "# !"
+
+CHANNEL_PRELUDE = """\
+from channels import (
+    Channel, Endpoint, PipeChannel, QueueChannel, Receiver, Sender,
+    SimpleQueueChannel, duplex, open_channel,
+)
+
+ch = open_channel[int]("queue")
+"""
+
+POOL_PRELUDE = """\
+from channels import Channel, Pool, open_channel
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+def square(x: int) -> int:
+    return x * x
+
+def shout(s: str) -> str:
+    return s.upper()
+
+pool = Pool(workers=2)
+"""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A misuse, and the error each checker must give on the marked line.
+
+    ``mypy`` is the error code and a fragment of the message; ``pyright`` the
+    rule and a fragment of its message.
+    """
+
+    name: str
+    body: str
+    mypy: tuple[str, str]
+    pyright: tuple[str, str]
+    prelude: str = CHANNEL_PRELUDE
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An intended use: no error from either checker."""
+
+    name: str
+    body: str
+    prelude: str = CHANNEL_PRELUDE
+
+
+REJECTED = [
+    # -- items of the wrong type --------------------------------------------------
+    Rejected(
+        "send_str_into_int_channel",
+        'ch.send("3")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 1 to "send" of "Sender" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'3\']" is not assignable to "int"'),
+    ),
+    Rejected(
+        "send_nowait_str_into_int_sender",
+        'ch.sender.send_nowait("3")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 1 to "send_nowait" of "Sender" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'3\']" is not assignable to "int"'),
+    ),
+    Rejected(
+        "send_str_into_int_backend",
+        'QueueChannel[int]().send("3")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 1 to "send" of "ChannelBase" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'3\']" is not assignable to "int"'),
+    ),
+    Rejected(
+        "recv_result_assigned_to_str",
+        "x: str = ch.recv()  # !",
+        mypy=(
+            "assignment",
+            'Incompatible types in assignment (expression has type "int", variable has type "str")',
+        ),
+        pyright=("reportAssignmentType", 'Type "int" is not assignable to declared type "str"'),
+    ),
+    Rejected(
+        "recv_nowait_result_assigned_to_bytes",
+        "x: bytes = ch.receiver.recv_nowait()  # !",
+        mypy=(
+            "assignment",
+            'expression has type "int", variable has type "bytes"',
+        ),
+        pyright=("reportAssignmentType", 'Type "int" is not assignable to declared type "bytes"'),
+    ),
+    Rejected(
+        "iterated_item_used_as_str",
+        """\
+        for item in ch.receiver:
+            item.upper()  # !
+        """,
+        mypy=(
+            "attr-defined",
+            '"int" has no attribute "upper"',
+        ),
+        pyright=("reportAttributeAccessIssue", 'Cannot access attribute "upper" for class "int"'),
+    ),
+    Rejected(
+        "timeout_given_as_str",
+        'ch.recv(timeout="1")  # !',
+        mypy=(
+            "arg-type",
+            'Argument "timeout" to "recv" of "Receiver" has incompatible type "str"; '
+            'expected "float | None"',
+        ),
+        pyright=("reportArgumentType", 'parameter "timeout" of type "float | None"'),
+    ),
+    # -- the wrong half -----------------------------------------------------------
+    Rejected(
+        "recv_on_sender",
+        "ch.sender.recv()  # !",
+        mypy=(
+            "attr-defined",
+            '"Sender[int]" has no attribute "recv"',
+        ),
+        pyright=(
+            "reportAttributeAccessIssue",
+            'Cannot access attribute "recv" for class "Sender[int]"',
+        ),
+    ),
+    Rejected(
+        "send_on_receiver",
+        "ch.receiver.send(1)  # !",
+        mypy=(
+            "attr-defined",
+            '"Receiver[int]" has no attribute "send"',
+        ),
+        pyright=(
+            "reportAttributeAccessIssue",
+            'Cannot access attribute "send" for class "Receiver[int]"',
+        ),
+    ),
+    Rejected(
+        "iterate_a_sender",
+        """\
+        for item in ch.sender:  # !
+            pass
+        """,
+        mypy=(
+            "attr-defined",
+            '"Sender[int]" has no attribute "__iter__"',
+        ),
+        pyright=("reportGeneralTypeIssues", '"Sender[int]" is not iterable'),
+    ),
+    Rejected(
+        "clone_a_receiver",
+        "ch.receiver.clone()  # !",
+        mypy=(
+            "attr-defined",
+            '"Receiver[int]" has no attribute "clone"',
+        ),
+        pyright=(
+            "reportAttributeAccessIssue",
+            'Cannot access attribute "clone" for class "Receiver[int]"',
+        ),
+    ),
+    # -- item types across functions and variance ---------------------------------
+    Rejected(
+        "int_receiver_where_str_receiver_wanted",
+        """\
+        def consume(inbox: Receiver[str]) -> None: ...
+        consume(ch.receiver)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "consume" has incompatible type "Receiver[int]"; '
+            'expected "Receiver[str]"',
+        ),
+        pyright=("reportArgumentType", '"Receiver[int]" is not assignable to "Receiver[str]"'),
+    ),
+    Rejected(
+        "int_channel_where_str_sender_wanted",
+        """\
+        def produce(out: Sender[str]) -> None: ...
+        produce(ch)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "produce" has incompatible type "Channel[int]"; expected "Sender[str]"',
+        ),
+        pyright=("reportArgumentType", '"Channel[int]" is not assignable to "Sender[str]"'),
+    ),
+    Rejected(
+        "int_receiver_where_bool_receiver_wanted",
+        """\
+        def consume(inbox: Receiver[bool]) -> None: ...
+        consume(ch.receiver)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "consume" has incompatible type "Receiver[int]"; '
+            'expected "Receiver[bool]"',
+        ),
+        pyright=(
+            "reportArgumentType",
+            '"T_co@Receiver" is covariant, but "int" is not a subtype of "bool"',
+        ),
+    ),
+    Rejected(
+        "bool_sender_where_int_sender_wanted",
+        """\
+        def produce(out: Sender[int]) -> None: ...
+        produce(open_channel[bool]().sender)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "produce" has incompatible type "Sender[bool]"; expected "Sender[int]"',
+        ),
+        pyright=(
+            "reportArgumentType",
+            '"T_contra@Sender" is contravariant, but "bool" is not a supertype of "int"',
+        ),
+    ),
+    Rejected(
+        "bool_channel_where_int_channel_wanted",
+        """\
+        def use(c: Channel[int]) -> None: ...
+        use(open_channel[bool]())  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "use" has incompatible type "Channel[bool]"; expected "Channel[int]"',
+        ),
+        pyright=(
+            "reportArgumentType",
+            '"T@Channel" is invariant, but "bool" is not the same as "int"',
+        ),
+    ),
+    Rejected(
+        "int_channel_where_bool_channel_wanted",
+        """\
+        def use(c: Channel[bool]) -> None: ...
+        use(ch)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "use" has incompatible type "Channel[int]"; expected "Channel[bool]"',
+        ),
+        pyright=(
+            "reportArgumentType",
+            '"T@Channel" is invariant, but "int" is not the same as "bool"',
+        ),
+    ),
+    Rejected(
+        "clone_assigned_to_other_item_type",
+        "s: Sender[str] = ch.clone()  # !",
+        mypy=(
+            "assignment",
+            'expression has type "Sender[int]", variable has type "Sender[str]"',
+        ),
+        pyright=("reportAssignmentType", '"Sender[int]" is not assignable to "Sender[str]"'),
+    ),
+    # -- options ------------------------------------------------------------------
+    Rejected(
+        "open_channel_maxsize_as_str",
+        'open_channel[int]("queue", maxsize="3")  # !',
+        mypy=(
+            "arg-type",
+            'Argument "maxsize" to "__call__" of "ChannelOpener" has incompatible type "str"; '
+            'expected "int"',
+        ),
+        pyright=("reportArgumentType", 'parameter "maxsize" of type "int"'),
+    ),
+    Rejected(
+        "open_channel_context_as_int",
+        'open_channel[int]("queue", context=3)  # !',
+        mypy=(
+            "arg-type",
+            'Argument "context" to "__call__" of "ChannelOpener" has incompatible type "int"',
+        ),
+        pyright=("reportArgumentType", 'parameter "context" of type "ContextSpec"'),
+    ),
+    Rejected(
+        "open_channel_unknown_option",
+        'open_channel[int]("queue", max_size=3)  # !',
+        mypy=(
+            "call-arg",
+            'Unexpected keyword argument "max_size" for "__call__" of "ChannelOpener"',
+        ),
+        pyright=("reportCallIssue", 'No parameter named "max_size"'),
+    ),
+    Rejected(
+        "open_channel_spec_not_a_string",
+        "open_channel[int](3)  # !",
+        mypy=(
+            "arg-type",
+            'Argument 1 to "__call__" of "ChannelOpener" has incompatible type "int"; '
+            'expected "str | None"',
+        ),
+        pyright=("reportArgumentType", 'parameter "spec" of type "str | None"'),
+    ),
+    Rejected(
+        "queue_channel_maxsize_as_str",
+        'QueueChannel[int](maxsize="3")  # !',
+        mypy=(
+            "arg-type",
+            'Argument "maxsize" to "QueueChannel" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", 'parameter "maxsize" of type "int"'),
+    ),
+    Rejected(
+        "simplequeue_channel_has_no_maxsize",
+        "SimpleQueueChannel[int](maxsize=1)  # !",
+        mypy=(
+            "call-arg",
+            'Unexpected keyword argument "maxsize" for "SimpleQueueChannel"',
+        ),
+        pyright=("reportCallIssue", 'No parameter named "maxsize"'),
+    ),
+    Rejected(
+        "pipe_channel_has_no_maxsize",
+        "PipeChannel[int](maxsize=1)  # !",
+        mypy=(
+            "call-arg",
+            'Unexpected keyword argument "maxsize" for "PipeChannel"',
+        ),
+        pyright=("reportCallIssue", 'No parameter named "maxsize"'),
+    ),
+    Rejected(
+        "backend_options_are_keywords",
+        "QueueChannel[int](3)  # !",
+        mypy=(
+            "call-arg",
+            'Too many positional arguments for "QueueChannel"',
+        ),
+        pyright=("reportCallIssue", "Expected 0 positional arguments"),
+    ),
+    # -- duplex[A, B]: the two ends the wrong way round ----------------------------
+    Rejected(
+        "duplex_client_sends_response_type",
+        """\
+        client, server = duplex[int, str]("pipe")
+        client.send("request")  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "send" of "Endpoint" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'request\']" is not assignable to "int"'),
+    ),
+    Rejected(
+        "duplex_server_sends_request_type",
+        """\
+        client, server = duplex[int, str]("pipe")
+        server.send(1)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "send" of "Endpoint" has incompatible type "int"; expected "str"',
+        ),
+        pyright=("reportArgumentType", '"Literal[1]" is not assignable to "str"'),
+    ),
+    Rejected(
+        "duplex_client_reads_request_type",
+        """\
+        client, server = duplex[int, str]("pipe")
+        answer: int = client.request(1)  # !
+        """,
+        mypy=(
+            "assignment",
+            'expression has type "str", variable has type "int"',
+        ),
+        pyright=("reportAssignmentType", 'Type "str" is not assignable to declared type "int"'),
+    ),
+    Rejected(
+        "duplex_ends_swapped",
+        """\
+        client, server = duplex[int, str]("pipe")
+        def serve(end: Endpoint[str, int]) -> None: ...
+        serve(client)  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "serve" has incompatible type "Endpoint[int, str]"; '
+            'expected "Endpoint[str, int]"',
+        ),
+        pyright=(
+            "reportArgumentType",
+            '"Endpoint[int, str]" is not assignable to "Endpoint[str, int]"',
+        ),
+    ),
+]
+
+ACCEPTED = [
+    Accepted(
+        "items_of_the_channel_type",
+        """\
+        ch.send(3)
+        ch.sender.send_nowait(4)
+        x: int = ch.recv(timeout=1.0)
+        y: int = ch.receiver.recv_nowait()
+        for item in ch.receiver:
+            item.bit_length()
+        """,
+    ),
+    Accepted(
+        "options_of_the_right_type",
+        """\
+        open_channel[int]("queue", maxsize=3, context="spawn", serializer="json")
+        QueueChannel[int](maxsize=3)
+        SimpleQueueChannel[int](max_message_size=1024)
+        PipeChannel[int](spill_dir=None)
+        """,
+    ),
+    Accepted(
+        "bool_receiver_where_int_receiver_wanted",
+        """\
+        def consume(inbox: Receiver[int]) -> None: ...
+        bools = open_channel[bool]()
+        consume(bools.receiver)
+        consume(bools)
+        """,
+    ),
+    Accepted(
+        "int_sender_where_bool_sender_wanted",
+        """\
+        def produce(out: Sender[bool]) -> None: ...
+        produce(ch.sender)
+        produce(ch.clone())
+        produce(ch)
+        """,
+    ),
+    Accepted(
+        "channel_where_either_half_wanted",
+        """\
+        def produce(out: Sender[int]) -> None: ...
+        def consume(inbox: Receiver[int]) -> None: ...
+        produce(ch)
+        consume(ch)
+        produce(QueueChannel[int]())
+        consume(PipeChannel[int]())
+        """,
+    ),
+    Accepted(
+        "duplex_ends_the_right_way_round",
+        """\
+        client, server = duplex[int, str]("pipe")
+        def serve(end: Endpoint[str, int]) -> None: ...
+        serve(server)
+        client.send(1)
+        server.send("one")
+        answer: str = client.request(2)
+        question: int = server.recv()
+        """,
+    ),
+]
+
+CASES: list[Rejected | Accepted] = [*REJECTED, *ACCEPTED]
+
+
+# -- running the checkers once ------------------------------------------------------
+
+
+def _module(case: Rejected | Accepted) -> str:
+    return f"case_{case.name}"
+
+
+def _source(case: Rejected | Accepted) -> str:
+    return case.prelude + "\n" + textwrap.dedent(case.body)
+
+
+def _marked_line(case: Rejected) -> int:
+    lines = [n for n, line in enumerate(_source(case).splitlines(), 1) if line.endswith(MARK)]
+    assert len(lines) == 1, f"{case.name}: mark exactly one line with {MARK!r}"
+    return lines[0]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One error a checker reported: where, which code or rule, what it said."""
+
+    line: int
+    code: str
+    message: str
+
+
+Report = dict[str, list[Finding]]
+
+_MYPY_LINE = re.compile(
+    r"^(?P<path>[^:]+\.py):(?P<line>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[a-z-]+)\])?$"
+)
+
+
+@pytest.fixture(scope="session")
+def snippets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one module per case."""
+    folder = tmp_path_factory.mktemp("typing_cases")
+    for case in CASES:
+        (folder / f"{_module(case)}.py").write_text(_source(case))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mypy_report(snippets: Path) -> Report:
+    """Errors per module from one ``mypy --strict`` run with the project's configuration.
+
+    mypy runs in a child process: in this one, the memory it leaves behind
+    would make every later garbage collection slow.
+    """
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--strict",
+            "--show-error-codes",
+            "--no-pretty",
+            "--no-error-summary",
+            "--cache-dir",
+            str(snippets / ".mypy_cache"),
+            *sorted(str(path) for path in snippets.glob("*.py")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode in (0, 1), f"mypy failed to run:\n{done.stderr}{done.stdout}"
+    report: Report = {}
+    for line in done.stdout.splitlines():
+        found = _MYPY_LINE.match(line)
+        if found:
+            report.setdefault(Path(found["path"]).stem, []).append(
+                Finding(int(found["line"]), found["code"] or "", found["message"])
+            )
+    return report
+
+
+@pytest.fixture(scope="session")
+def pyright_report(snippets: Path) -> Report:
+    """Errors per module from one strict pyright run."""
+    pytest.importorskip("pyright", reason="pyright comes with the dev extra")
+    config = {
+        "typeCheckingMode": "strict",
+        "pythonVersion": "3.11",
+        "stubPath": str(ROOT / "stubs"),
+        # The shared prelude imports more than each case uses.
+        "reportUnusedImport": False,
+    }
+    (snippets / "pyrightconfig.json").write_text(json.dumps(config))
+    # pyright finds installed packages through the python first on PATH.
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pyright", "--outputjson", "-p", str(snippets)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    try:
+        output = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"pyright failed to run:\n{done.stderr}{done.stdout}")
+    report: Report = {}
+    for diagnostic in output["generalDiagnostics"]:
+        if diagnostic["severity"] != "error":
+            continue
+        report.setdefault(Path(diagnostic["file"]).stem, []).append(
+            Finding(
+                diagnostic["range"]["start"]["line"] + 1,
+                diagnostic.get("rule", ""),
+                diagnostic["message"],
+            )
+        )
+    return report
+
+
+# -- the tests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", REJECTED, ids=[case.name for case in REJECTED])
+def test_mypy_rejects(case: Rejected, mypy_report: Report) -> None:
+    code, message = case.mypy
+    found = mypy_report.get(_module(case), [])
+    assert [f.line for f in found] == [_marked_line(case)], found
+    assert found[0].code == code, found
+    assert message in found[0].message, found
+
+
+@pytest.mark.parametrize("case", REJECTED, ids=[case.name for case in REJECTED])
+def test_pyright_rejects(case: Rejected, pyright_report: Report) -> None:
+    rule, message = case.pyright
+    found = pyright_report.get(_module(case), [])
+    assert found, f"pyright accepted {case.name}"
+    # Besides the error itself, strict mode may flag what it makes unknown, on the same line.
+    assert {f.line for f in found} == {_marked_line(case)}, found
+    assert any(f.code == rule and message in f.message for f in found), found
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[case.name for case in ACCEPTED])
+def test_mypy_accepts(case: Accepted, mypy_report: Report) -> None:
+    assert mypy_report.get(_module(case), []) == []
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[case.name for case in ACCEPTED])
+def test_pyright_accepts(case: Accepted, pyright_report: Report) -> None:
+    assert pyright_report.get(_module(case), []) == []
+
+
+def test_enough_misuses() -> None:
+    assert len(REJECTED) >= 20
+    assert len({case.name for case in CASES}) == len(CASES)

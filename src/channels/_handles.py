@@ -240,4 +240,6 @@ class ChannelBase(Generic[T]):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<{type(self).__name__} {self._sender._core!r} ({state})>"
+        # The core is shared within this module, not private to SenderHandle.
+        core = self._sender._core  # pyright: ignore[reportPrivateUsage]
+        return f"<{type(self).__name__} {core!r} ({state})>"

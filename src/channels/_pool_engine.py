@@ -36,7 +36,7 @@ from typing import final
 
 from ._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
 from ._pool_jobs import IterJob, Job
-from ._pool_process import sigint_blocked, start_process, terminate_at_exit
+from ._pool_process import sigint_blocked, start_process, starting_processes, terminate_at_exit
 from ._pool_remote import describe, dumps, unpack_exception
 from ._pool_worker import DONE, INIT_FAILED, READY, worker_main
 
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 _MAX_START_FAILURES = 3
 # How long terminated workers get to exit before they are killed outright.
 _TERMINATE_GRACE = 1.0
+# How often the workers' exit status is polled, besides watching their sentinels.
+_SWEEP_INTERVAL = 0.5
 
 
 class _State(enum.Enum):
@@ -148,6 +150,7 @@ class Engine:
         self._workers: list[_Worker] = []
         self._ready_chunks: deque[_Chunk] = deque()
         self._start_failures = 0
+        self._next_sweep = 0.0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._thread = threading.Thread(target=self._run, name="channels-pool", daemon=True)
@@ -319,14 +322,21 @@ class Engine:
                 watched[worker.results] = (False, worker)
             watched[worker.process.sentinel] = (True, worker)
         dead: list[_Worker] = []
-        for obj in wait(list(watched), timeout=1.0):
+        for obj in wait(list(watched), timeout=_SWEEP_INTERVAL):
             is_sentinel, owner = watched[obj]  # type: ignore[index]
             if owner is None:
                 os.read(self._wake_r, 65536)
-            elif is_sentinel:
+            elif is_sentinel and owner not in dead:
                 dead.append(owner)
             else:
                 self._receive(owner)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            # A sentinel can be held open by a process forked elsewhere: ask the OS too.
+            self._next_sweep = now + _SWEEP_INTERVAL
+            dead.extend(
+                w for w in self._workers if w not in dead and w.process.exitcode is not None
+            )
         for worker in dead:
             self._bury(worker)
 
@@ -335,6 +345,15 @@ class Engine:
             if self._broken is not None or self._state is _State.TERMINATING:
                 return
         while sum(not w.stopping for w in self._workers) < self.workers:
+            try:
+                worker = self._start_worker()
+            except Exception as exc:
+                self._break(exc, "a worker process could not be started")
+                return
+            self._workers.append(worker)
+
+    def _start_worker(self) -> _Worker:
+        with starting_processes():
             tasks_r, tasks_w = self.ctx.Pipe(duplex=False)
             results_r, results_w = self.ctx.Pipe(duplex=False)
             try:
@@ -344,19 +363,18 @@ class Engine:
                     (tasks_r, results_w, self._initializer, self._initargs),
                     f"channels-pool-worker-{self.started + 1}",
                 )
-            except Exception as exc:
-                for conn in (tasks_r, tasks_w, results_r, results_w):
-                    conn.close()
-                self._break(exc, "a worker process could not be started")
-                return
+            except BaseException:
+                tasks_w.close()
+                results_r.close()
+                raise
             finally:
                 tasks_r.close()
                 results_w.close()
-            self.started += 1
-            assert process.pid is not None
-            with self.lock:
-                self._processes[process.pid] = process
-            self._workers.append(_Worker(process, tasks_w, results_r, self._max_tasks))
+        self.started += 1
+        assert process.pid is not None
+        with self.lock:
+            self._processes[process.pid] = process
+        return _Worker(process, tasks_w, results_r, self._max_tasks)
 
     def _dispatch(self) -> None:
         for depth in (0, 1):

@@ -5,6 +5,14 @@ process group, interrupts only the parent; the parent then terminates them.
 A child could receive the signal before it gets to ignore it, so processes are
 started with SIGINT blocked: the mask is inherited through fork and exec, and
 the worker unblocks it only after installing ``SIG_IGN``.
+
+Pools start processes from more than one thread (the dispatcher replaces
+workers while the caller starts a stream). A fork copies every open file
+descriptor, so a child forked while another thread holds the child ends of a
+new worker's pipes would keep them open: that worker's sentinel would never
+fire and its pipes never report end of file. ``starting_processes`` makes
+the pool's own starts take turns; against forks by other code, the pool also
+polls its workers' exit status now and then.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import importlib
 import multiprocessing
 import signal
+import threading
 import weakref
 from collections.abc import Callable, Generator
 from multiprocessing import forkserver
@@ -28,6 +37,7 @@ __all__ = [
     "resolve_context",
     "sigint_blocked",
     "start_process",
+    "starting_processes",
     "terminate_at_exit",
 ]
 
@@ -96,18 +106,31 @@ def sigint_blocked() -> Generator[None, None, None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+_starting = threading.Lock()
+
+
+@contextlib.contextmanager
+def starting_processes() -> Generator[None, None, None]:
+    """Hold while creating a child's pipes, starting it and closing the child's ends.
+
+    SIGINT is blocked meanwhile, so Ctrl-C cannot leave a started process
+    unrecorded; it is delivered when the block ends.
+    """
+    with _starting, sigint_blocked():
+        yield
+
+
 def start_process(
     ctx: BaseContext, target: Callable[..., object], args: tuple[object, ...], name: str
 ) -> BaseProcess:
-    """Start a non-daemonic child running ``target(*args)`` with SIGINT blocked.
+    """Start a non-daemonic child running ``target(*args)``; call within ``starting_processes``.
 
     Workers are not daemonic so that the functions they run may start
     processes of their own; the pool terminates them itself.
     """
     factory = cast("Callable[..., BaseProcess]", ctx.Process)  # type: ignore[attr-defined]
     process = factory(target=target, args=args, name=name, daemon=False)
-    with sigint_blocked():
-        process.start()
+    process.start()
     return process
 
 

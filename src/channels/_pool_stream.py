@@ -37,7 +37,13 @@ from ._errors import (
     WorkerCrashed,
 )
 from ._pool_engine import exit_description
-from ._pool_process import ignore_sigint, sigint_blocked, start_process, terminate_at_exit
+from ._pool_process import (
+    ignore_sigint,
+    sigint_blocked,
+    start_process,
+    starting_processes,
+    terminate_at_exit,
+)
 from ._pool_remote import describe, dumps, pack_exception, unpack_exception
 from ._protocols import Receiver, Sender
 
@@ -160,25 +166,26 @@ class StreamRun:
     def _start(
         self, ctx: BaseContext, number: int, spec: StreamSpec, outbox: Sender[object]
     ) -> _Member:
-        report, report_w = ctx.Pipe(duplex=False)
-        args = (spec, outbox, report_w, self._stop)
-        try:
-            process = start_process(
-                ctx, stream_worker_main, args, f"channels-stream-{self._name}-{number}"
-            )
-        except ChannelError:
-            report.close()
-            raise
-        except Exception as exc:
-            report.close()
-            if isinstance(exc, pickle.PicklingError | TypeError | AttributeError):
-                raise SerializationError(
-                    f"cannot pass the function or channels of stream({self._name}) "
-                    f"to a worker: {exc}"
-                ) from exc
-            raise
-        finally:
-            report_w.close()
+        with starting_processes():
+            report, report_w = ctx.Pipe(duplex=False)
+            args = (spec, outbox, report_w, self._stop)
+            try:
+                process = start_process(
+                    ctx, stream_worker_main, args, f"channels-stream-{self._name}-{number}"
+                )
+            except ChannelError:
+                report.close()
+                raise
+            except Exception as exc:
+                report.close()
+                if isinstance(exc, pickle.PicklingError | TypeError | AttributeError):
+                    raise SerializationError(
+                        f"cannot pass the function or channels of stream({self._name}) "
+                        f"to a worker: {exc}"
+                    ) from exc
+                raise
+            finally:
+                report_w.close()
         return _Member(process, report, outbox)
 
     def terminate(self) -> None:
@@ -206,13 +213,14 @@ class StreamRun:
             if kill_at is not None and time.monotonic() >= kill_at:
                 for member in pending.values():
                     member.process.kill()
-            left = None if kill_at is None else max(0.0, kill_at - time.monotonic()) + 0.01
-            for ready in wait([*pending, self._wake_r], timeout=left):
-                assert isinstance(ready, int)
-                if ready == self._wake_r:
-                    os.read(self._wake_r, 512)
-                    continue
-                member = pending.pop(ready)
+            left = _POLL * 5 if kill_at is None else max(0.0, kill_at - time.monotonic()) + 0.01
+            ready = wait([*pending, self._wake_r], timeout=min(left, _POLL * 5))
+            if self._wake_r in ready:
+                os.read(self._wake_r, 512)
+            # A sentinel can be held open by a process forked elsewhere: ask the OS too.
+            ended = [s for s, m in pending.items() if s in ready or m.process.exitcode is not None]
+            for sentinel in ended:
+                member = pending.pop(sentinel)
                 outcome = self._outcome(member)
                 with contextlib.suppress(Exception):
                     member.outbox.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(autouse=True)
 def no_children() -> Iterator[None]:
     yield
+    gc.collect()  # a channel's helper process stops when the channel is collected
     assert multiprocessing.active_children() == []
     assert f.wait_no_descendants() == []
 

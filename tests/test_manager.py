@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import pickle
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from channels._manager_link import ENV_AUTHKEY
 from channels._serve import MIN_AUTHKEY_BYTES, check_server_key, serve
 
 import manager_funcs
-from support import METHODS, WAIT, join, start
+from support import METHODS, WAIT, drain, join, start
 
 #: Text, so it can go in the environment too; random, so a test can look for it in bytes.
 KEY = secrets.token_hex(24)
@@ -114,7 +115,7 @@ def test_named_channels_on_a_running_server(server: ChannelManager) -> None:
         b.recv(timeout=0.1)
     b.send("y")
     b.close()
-    assert list(a) == ["y"]
+    assert drain(a) == (["y"], "EndOfChannel")
     # Ended and drained: the name starts a fresh channel, with a maxsize of its own.
     fresh = ManagerChannel[str](manager=server, name="jobs", maxsize=2)
     assert not fresh.closed
@@ -127,7 +128,7 @@ def test_named_channels_on_a_running_server(server: ChannelManager) -> None:
     early.close()
     late = ManagerChannel[str](manager=server, name="late")
     assert late.closed
-    assert list(late) == ["left"]
+    assert drain(late) == (["left"], "EndOfChannel")
 
 
 def test_bad_keys_addresses_and_options_are_config_errors(server: ChannelManager) -> None:
@@ -178,6 +179,7 @@ def test_a_server_run_in_this_process_stops_cleanly() -> None:
 # -- processes ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_children_use_the_channel_under_every_start_method(method: str) -> None:
     ch = ManagerChannel[object](context=method)
@@ -288,6 +290,7 @@ def test_an_interrupted_call_leaves_the_channel_in_step() -> None:
     ch.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_senders_that_die_without_closing_break_the_channel_after_their_items(
     method: str,
@@ -324,6 +327,8 @@ def test_serve_hosts_named_channels_until_sigterm(monkeypatch: pytest.MonkeyPatc
     )
     try:
         assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], WAIT)
+        assert ready, "serve() printed no address"
         line = proc.stdout.readline()
         assert line.startswith("channels: serving on 127.0.0.1:"), line
         spec = f"manager://{line.split()[-1]}/jobs"

@@ -26,6 +26,7 @@ from channels._manager import ChannelManager, ManagerCore
 from channels._manager_link import ENV_AUTHKEY
 from channels._serve import MIN_AUTHKEY_BYTES, check_server_key, serve
 
+import children
 import manager_funcs
 from support import METHODS, WAIT, drain, join, start
 
@@ -311,6 +312,20 @@ def test_senders_that_die_without_closing_break_the_channel_after_their_items(
     assert join(rx) == [0]
     with pytest.raises(ChannelBroken):
         ch.recv(timeout=WAIT)
+
+
+def test_every_receiver_gone_breaks_a_blocked_sender() -> None:
+    ch = ManagerChannel[object](maxsize=2)
+    consumer = start("fork", children.recv_then_die, ch.receiver, 1)
+    ch.send("first")
+    assert join(consumer) == [0]
+    ch.send("fills")
+    ch.send("the channel")
+    started = time.monotonic()
+    with pytest.raises(ChannelBroken, match="every process that received"):
+        ch.send("one too many", timeout=WAIT)
+    assert time.monotonic() - started < 2
+    ch.close()
 
 
 # -- channels serve ----------------------------------------------------------------------

@@ -133,7 +133,10 @@ class ChannelManager(BaseManager):
 def start_local_manager(context: ContextSpec, authkey: bytes | None) -> ChannelManager:
     """Start a private manager process for one channel; ``stop_local_manager`` ends it."""
     manager = ChannelManager(authkey=authkey, ctx=context)
-    manager.start()
+    try:
+        manager.start()
+    except (EOFError, OSError) as exc:  # the server process died before it listened
+        raise ChannelError(f"the channel's manager process failed to start: {exc!r}") from exc
     # The server belongs to the channel and stops with it. Keep it out of
     # active_children(), where code that joins "all my workers" would wait for it forever.
     children: object = getattr(mp_process, "_children", None)

@@ -56,17 +56,17 @@ def no_leaks() -> Iterator[None]:
     gc.collect()
     fds, sems = _fds(), _semaphores()
     yield
-    leftover = multiprocessing.active_children()
+    deadline = time.monotonic() + 5
+    while True:
+        gc.collect()  # a channel's private manager server stops when the channel is collected
+        leftover = multiprocessing.active_children()
+        new_fds, new_sems = _fds() - fds, _semaphores() - sems
+        if not (leftover or new_fds or new_sems) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     for child in leftover:
         child.kill()
         child.join(5)
-    deadline = time.monotonic() + 5
-    while True:
-        gc.collect()
-        new_fds, new_sems = _fds() - fds, _semaphores() - sems
-        if not (new_fds or new_sems) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
     assert not leftover, f"child processes left running: {leftover}"
     assert not new_fds, f"file descriptors left open: {sorted(new_fds)}"
     assert not new_sems, f"named semaphores left behind: {sorted(new_sems)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from multiprocessing.synchronize import Event, Semaphore
 from typing import cast
 
 import channels
@@ -47,10 +48,18 @@ def drain_and_report(receiver: channels.Receiver[object], results: channels.Send
             return
 
 
-def send_and_vanish(sender: channels.Sender[object], items: list[object]) -> None:
-    """Send ``items`` without closing, then exit at once."""
+def send_and_vanish(
+    sender: channels.Sender[object],
+    items: list[object],
+    sent: Semaphore | None = None,
+    go: Event | None = None,
+) -> None:
+    """Send ``items`` without closing, then exit at once (after ``go`` is set, if given)."""
     for item in items:
         sender.send(item, timeout=WAIT)
+    if sent is not None and go is not None:
+        sent.release()
+        go.wait(WAIT)
     os._exit(3)
 
 

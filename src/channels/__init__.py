@@ -7,6 +7,7 @@ close and end of channel on all of them.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._backends.manager import ManagerChannel as ManagerChannel
 from ._backends.pipe import PipeChannel as PipeChannel
 from ._backends.queue import QueueChannel as QueueChannel
 from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
@@ -21,6 +22,7 @@ from ._errors import EndOfChannel as EndOfChannel
 from ._errors import SerializationError as SerializationError
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
+from ._manager import ChannelManager as ChannelManager
 from ._open import ChannelOpener as ChannelOpener
 from ._open import ChannelOptions as ChannelOptions
 from ._open import open_channel as open_channel
@@ -44,6 +46,7 @@ __all__ = [
     "ChannelBroken",
     "ChannelClosed",
     "ChannelError",
+    "ChannelManager",
     "ChannelOpener",
     "ChannelOptions",
     "ChannelTimeout",
@@ -51,6 +54,7 @@ __all__ = [
     "EndOfChannel",
     "Endpoint",
     "Features",
+    "ManagerChannel",
     "PipeChannel",
     "QueueChannel",
     "Receiver",

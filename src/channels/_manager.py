@@ -14,11 +14,10 @@ import contextlib
 import os
 import time
 import weakref
-from multiprocessing import process as mp_process
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
 from ._config import (
     ContextSpec,
@@ -137,11 +136,6 @@ def start_local_manager(context: ContextSpec, authkey: bytes | None) -> ChannelM
         manager.start()
     except (EOFError, OSError) as exc:  # the server process died before it listened
         raise ChannelError(f"the channel's manager process failed to start: {exc!r}") from exc
-    # The server belongs to the channel and stops with it. Keep it out of
-    # active_children(), where code that joins "all my workers" would wait for it forever.
-    children: object = getattr(mp_process, "_children", None)
-    if isinstance(children, set):
-        cast("set[BaseProcess]", children).discard(cast(BaseProcess, manager.process))
     return manager
 
 

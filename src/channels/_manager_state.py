@@ -11,11 +11,9 @@ so an item is never handed to a client that hung up. It gives up after
 ``WINDOW`` seconds with "not yet", and the client asks again: a live server
 always answers within a bounded time.
 
-When every process that sent on an open handle has died, the channel breaks at
-once if each open handle was used by one of them. If some open handle has never
-been used, its holder may still be on its way (a process just started, still
-connecting), so the channel waits ``HOLDER_GRACE`` seconds for it to send
-before it breaks.
+When every process that sent on an open handle has died, the channel breaks,
+as the shared ``Ledger`` decides for every backend: a process that only holds a
+handle does not keep the channel alive.
 """
 
 from __future__ import annotations
@@ -31,12 +29,10 @@ from ._core import POLL_SLICE
 from ._errors import ChannelBroken, ChannelClosed, ChannelTimeout, EndOfChannel, WouldBlock
 from ._ledger import BROKEN, BROKEN_RECEIVERS_GONE, BROKEN_SENDERS_GONE, ENDED, WORDS, Ledger
 
-__all__ = ["HOLDER_GRACE", "WINDOW", "Caller", "ChannelState"]
+__all__ = ["WINDOW", "Caller", "ChannelState"]
 
 #: The longest a server call waits before answering "not yet" (the client asks again).
 WINDOW = 2.0
-#: How long dead senders wait for the holder of a never-used open handle (see above).
-HOLDER_GRACE = 1.0
 
 _OVER = ENDED | BROKEN
 
@@ -76,7 +72,6 @@ class ChannelState:
 
     __slots__ = (
         "_alive",
-        "_gone_since",
         "_receivers",
         "_senders",
         "cid",
@@ -105,7 +100,6 @@ class ChannelState:
         self._alive = alive
         self._senders: set[tuple[int, int]] = set()  # (session, token) in the ledger
         self._receivers: set[int] = set()
-        self._gone_since: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -158,7 +152,7 @@ class ChannelState:
                     return data
                 if ledger.flags & ENDED:
                     raise EndOfChannel("every sender closed and the channel is drained")
-                if not ledger.flags & BROKEN and self._senders_gone():
+                if not ledger.flags & BROKEN and ledger.senders_gone(self._alive):
                     ledger.mark_broken(BROKEN_SENDERS_GONE)
                 if ledger.flags & BROKEN:
                     raise ChannelBroken(ledger.broken_reason)
@@ -171,18 +165,6 @@ class ChannelState:
                 if caller.gone():
                     self.not_empty.notify()  # pass a wake-up on: this caller takes nothing
                     raise ChannelBroken("the receiving client hung up")
-
-    def _senders_gone(self) -> bool:
-        """Every sender died: at once if they used every open handle, else after the grace."""
-        if not self.ledger.senders_gone(self._alive):
-            self._gone_since = None
-            return False
-        if self.ledger.open_handles <= len({token for _, token in self._senders}):
-            return True
-        now = time.monotonic()
-        if self._gone_since is None:
-            self._gone_since = now
-        return now - self._gone_since >= HOLDER_GRACE
 
     def open_handle(self) -> int:
         """A sender handle for a process that opens the channel by name; 0 if it is over."""

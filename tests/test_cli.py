@@ -5,9 +5,9 @@ The bench tests check that the numbers are well formed, never how fast anything 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -187,15 +187,30 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--producers" in capsys.readouterr().out
 
 
-def test_serve_is_wired(
+def test_serve_refuses_a_reachable_address_without_authkey(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv(_cli.AUTHKEY_ENV, raising=False)
-    code = _cli.main(["serve"])
-    err = capsys.readouterr().err
-    if importlib.util.find_spec("channels._serve") is None:
-        assert code == 1
-        assert "not available" in err
-    else:
-        assert code == 2
-        assert _cli.AUTHKEY_ENV in err
+    assert _cli.main(["serve", "--host", "0.0.0.0"]) == 2
+    assert _cli.AUTHKEY_ENV in capsys.readouterr().err
+
+
+def test_serve_runs_until_terminated() -> None:
+    env = {**os.environ, _cli.AUTHKEY_ENV: "k" * 40}
+    with subprocess.Popen(
+        [sys.executable, "-m", "channels", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            assert line.startswith("channels: serving on 127.0.0.1:"), line
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=20) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()

@@ -6,10 +6,8 @@ Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import multiprocessing
-import os
 import sys
 import types
 import typing
@@ -85,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         help="host manager-backed channels for other processes or machines",
         description=(
             "Host manager-backed channels that other processes or machines open with "
-            f"manager://HOST:PORT/NAME. The authkey is read from ${AUTHKEY_ENV}."
+            f"manager://HOST:PORT/NAME, until SIGINT or SIGTERM. The authkey is read from "
+            f"${AUTHKEY_ENV} (at least 32 bytes); it is required unless the host is loopback."
         ),
     )
     serve.add_argument(
@@ -305,29 +304,16 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    # Imported on use: it brings in the manager machinery, which bench and backends never need.
+    from ._serve import serve  # noqa: PLC0415
+
     try:
-        module = importlib.import_module("channels._serve")
-    except ModuleNotFoundError as exc:
-        if exc.name != "channels._serve":
-            raise
-        print(
-            f"{_PROG} serve: not available: this installation has no channel server yet",
-            file=sys.stderr,
-        )
-        return 1
-    authkey = os.environ.get(AUTHKEY_ENV, "")
-    if not authkey:
-        return _usage_error(
-            "serve", f"set {AUTHKEY_ENV} to the secret that clients will use to connect"
-        )
-    serve: Callable[..., object] = module.serve
-    try:
-        result = serve(host=args.host, port=args.port, authkey=authkey.encode())
+        serve((args.host, args.port))  # the authkey comes from CHANNELS_AUTHKEY
     except ConfigError as exc:
         return _usage_error("serve", str(exc))
     except KeyboardInterrupt:
-        return 0
-    return result if isinstance(result, int) else 0
+        pass
+    return 0
 
 
 # -- option values -------------------------------------------------------------------

@@ -517,6 +517,7 @@ class _Measurer:
         self.workload = workload
         self.ctx = multiprocessing.get_context(workload.context)
         self.shared = workload.producers > 1 or workload.consumers > 1
+        self.remote = False
 
     def raw(self) -> tuple[float, tuple[float, float]]:
         """Throughput and latency of the raw primitive."""
@@ -628,7 +629,9 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
         # Opening one now reports a bad option before any process starts.
         open_channel[object](text, **options).close()
         maxsize = parsed.options.get("maxsize", 0)
-        plan.append(_Measurer(parsed.backend, text, options, int(str(maxsize) or 0), workload))
+        measurer = _Measurer(parsed.backend, text, options, int(str(maxsize) or 0), workload)
+        measurer.remote = "address" in parsed.options
+        plan.append(measurer)
     return plan
 
 
@@ -678,6 +681,8 @@ def run(
         notes = []
         if m.backend == "pipe" and m.shared:
             notes.append("the raw pipe is locked at each end, as several processes share it")
+        if m.remote:
+            notes.append("the channel uses the server at the spec's address; the raw one is local")
         if not has_raw:
             notes.append("no raw primitive is known for this backend")
         results.append(

@@ -140,8 +140,8 @@ def test_imap_reads_a_bounded_distance_ahead() -> None:
         for x in range(20):
             assert next(results) == x * x
         time.sleep(0.2)
-        # 2 workers x 2 chunks in flight x chunksize max(2, 1) ahead of what was taken.
-        assert drawn <= 20 + 8
+        # 4 chunks of max(2, chunksize) per worker ahead of what was taken.
+        assert drawn <= 20 + 4 * 2 * 2
         results.close()
 
 

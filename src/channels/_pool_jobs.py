@@ -53,6 +53,7 @@ class Job:
         self._segments: deque[tuple[int, list[object]]] = deque()
         self._position = 0
         self.read = 0
+        self.taken: int = 0
         self.input_done = False
         self.delivered = 0
         self.error: BaseException | None = None
@@ -111,8 +112,18 @@ class Job:
         return size
 
     def readahead(self) -> int:
-        """How many inputs may be read ahead of the results the caller took."""
-        return 2 * self.spec.workers * max(2, self.chunk_size())
+        """How many inputs may be read ahead of the results the caller took.
+
+        Room for two chunks on each worker (one running, one queued behind
+        it) and as many again waiting to be cut or taken, so that no worker
+        waits for the caller to read more input.
+        """
+        return 4 * self.spec.workers * max(2, self.chunk_size())
+
+    def refill_due(self) -> bool:
+        """Whether the caller should read more input: a chunk's worth is missing."""
+        missing = self.readahead() - (self.read - self.taken)
+        return not self.input_done and missing >= max(1, self.chunk_size())
 
     def measured(self, count: int, seconds: float) -> None:
         """Record how long a chunk of ``count`` calls took in a worker."""
@@ -196,11 +207,8 @@ class IterJob(Job):
         super().__init__(cond, spec, total)
         self.ordered = ordered
         self.input_error: BaseException | None = None
-        self.taken = 0
         self._by_start: dict[int, list[object]] = {}
         self._arrived: deque[list[object]] = deque()
-        self._current: list[object] = []
-        self._offset = 0
 
     def _store(self, start: int, values: list[object]) -> None:
         if self.ordered:
@@ -208,20 +216,15 @@ class IterJob(Job):
         else:
             self._arrived.append(values)
 
-    def pop(self) -> tuple[bool, object]:
-        """Take the next result if it is here: (True, value), else (False, None)."""
-        if self._offset >= len(self._current):
-            if self.ordered:
-                following = self._by_start.pop(self.taken, None)
-            else:
-                following = self._arrived.popleft() if self._arrived else None
-            if following is None:
-                return False, None
-            self._current, self._offset = following, 0
-        value = self._current[self._offset]
-        self._offset += 1
-        self.taken += 1
-        return True, value
+    def pop_chunk(self) -> list[object] | None:
+        """Take the next run of results if it is here (the caller hands them out one by one)."""
+        if self.ordered:
+            chunk = self._by_start.pop(self.taken, None)
+        else:
+            chunk = self._arrived.popleft() if self._arrived else None
+        if chunk is not None:
+            self.taken += len(chunk)
+        return chunk
 
     def failed_here(self) -> BaseException | None:
         """The error the caller must get now that no result is ready, if any."""

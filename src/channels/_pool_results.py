@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Generic, TypeVar, cast, final
 
@@ -133,19 +133,48 @@ class ResultIterator(Iterator[R_co]):
         self._timeout = timeout
         self._keepalive = keepalive
         self._done = False
+        self._run: Sequence[R_co] = []
+        self._position = 0
         self._finalizer = weakref.finalize(
             self, engine.abandon, job, f"the iterator of {job.spec.name} was dropped"
         )
         self._refill()
 
-    def __iter__(self) -> ResultIterator[R_co]:
-        return self
+    def __iter__(self) -> Iterator[R_co]:
+        """Iterate without a method call per result: results come in runs."""
+        return self._each()
 
     def __next__(self) -> R_co:
         return self.next(self._timeout)
 
     def next(self, timeout: float | None = None) -> R_co:
         """The next result, waiting at most ``timeout`` seconds (``ChannelTimeout``)."""
+        if self._position >= len(self._run):
+            self._fetch(timeout)
+        value = self._run[self._position]
+        self._position += 1
+        return value
+
+    def close(self) -> None:
+        """Stop: no more input is read and the results still to come are dropped."""
+        if not self._done:
+            self._end()
+
+    def _each(self) -> Iterator[R_co]:
+        while True:
+            run, position = self._run, self._position
+            end = len(run)
+            while position < end:
+                self._position = position + 1
+                yield run[position]
+                position = self._position  # next() may have been called meanwhile
+            try:
+                self._fetch(self._timeout)
+            except StopIteration:
+                return
+
+    def _fetch(self, timeout: float | None) -> None:
+        """Wait for the next run of results; raise the job's error or ``StopIteration``."""
         if self._done:
             raise StopIteration
         job = self._job
@@ -154,11 +183,12 @@ class ResultIterator(Iterator[R_co]):
             while True:
                 self._refill()
                 with job.cond:
-                    found, value = self._take(deadline, timeout)
-                if found:
+                    run = self._take(deadline, timeout)
+                if run is not None:
+                    self._run, self._position = cast("list[R_co]", run), 0
                     if self._progress is not None:
-                        self._progress.update(job.taken)
-                    return cast(R_co, value)
+                        self._progress.update(job.taken - len(run))
+                    return
         except StopIteration:
             self._end()
             raise
@@ -168,18 +198,13 @@ class ResultIterator(Iterator[R_co]):
             self._end()
             raise
 
-    def close(self) -> None:
-        """Stop: no more input is read and the results still to come are dropped."""
-        if not self._done:
-            self._end()
-
-    def _take(self, deadline: float | None, timeout: float | None) -> tuple[bool, object]:
-        """With the lock held: a result, or (False, None) when it is time to read input."""
+    def _take(self, deadline: float | None, timeout: float | None) -> list[object] | None:
+        """With the lock held: the next run of results, or None when it is time to read input."""
         job = self._job
         while True:
-            found, value = job.pop()
-            if found:
-                return True, value
+            run = job.pop_chunk()
+            if run is not None:
+                return run
             error = job.failed_here()
             if error is not None:
                 raise error
@@ -187,29 +212,24 @@ class ResultIterator(Iterator[R_co]):
                 if job.input_error is not None:
                     raise job.input_error
                 raise StopIteration
-            if self._refill_due():
-                return False, None
+            if job.refill_due():
+                return None
             left = _remaining(deadline)
             if left == 0.0:
                 raise ChannelTimeout(f"no result of {job.spec.name} within {timeout} s")
             job.cond.wait(left)
 
-    def _refill_due(self) -> bool:
-        job = self._job
-        return not job.input_done and job.read - job.taken <= job.readahead() // 2
-
     def _refill(self) -> None:
         """Read inputs, outside the lock, until ``readahead`` of them wait for results."""
         job = self._job
         with job.cond:
-            if job.input_done or job.finished or not self._refill_due():
+            if job.input_done or job.finished or not job.refill_due():
                 return
             want = job.readahead() - (job.read - job.taken)
         items: list[object] = []
         error: Exception | None = None
         try:
-            for item in islice(self._source, want):
-                items.append(item)
+            items.extend(islice(self._source, want))  # keeps what it read before an error
         except Exception as exc:
             error = exc
         self._engine.feed(job, items, error is not None or len(items) < want, error)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable
+from itertools import starmap
 from multiprocessing.connection import Connection
 from typing import cast
 
@@ -94,20 +95,21 @@ def _unset(*args: object, **kwargs: object) -> object:
 def _run_chunk(
     fn: Callable[..., object], kind: int, items: list[object]
 ) -> tuple[list[object], Error | None]:
-    """Call ``fn`` on each item, stopping at the first exception."""
+    """Call ``fn`` on each item, stopping at the first exception.
+
+    ``list.extend`` keeps what it took before an exception, so the results
+    before a failing item survive and the failing index is their count.
+    """
     values: list[object] = []
-    append = values.append
     try:
         if kind == CALL:
-            for item in items:
-                append(fn(item))
+            values.extend(map(fn, items))
         elif kind == STAR:
-            for item in items:
-                append(fn(*item))  # type: ignore[misc]
+            values.extend(starmap(fn, cast("list[tuple[object, ...]]", items)))
         else:
             for item in items:
-                args, kwargs = cast(tuple[tuple[object, ...], dict[str, object]], item)
-                append(fn(*args, **kwargs))
+                args, kwargs = cast("tuple[tuple[object, ...], dict[str, object]]", item)
+                values.append(fn(*args, **kwargs))
     except BaseException as exc:
         return values, (len(values), pack_exception(exc))
     return values, None

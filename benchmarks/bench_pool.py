@@ -1,0 +1,135 @@
+"""Compare ``channels.Pool`` with ``multiprocessing.Pool`` and ``ProcessPoolExecutor``.
+
+Two workloads: many trivial calls, where the cost is all in moving tasks and
+results between processes, and fewer heavy calls, where it is all in the
+workers. Every pool has the same number of workers and start method and is
+warmed up before it is timed. ``multiprocessing.Pool.imap`` and the executor
+get a hand-tuned chunksize (the best of several, tried first); ``channels.Pool``
+runs with its defaults, crash detection included.
+
+The contenders take turns, one run each per round, so that a machine whose
+load changes during the benchmark slows them all alike; each time is the best
+of ``--repeat`` rounds. The ratio is the time of the tuned
+``multiprocessing.Pool.imap`` divided by the time of the row: above 1 is
+faster than it.
+
+Run: ``python benchmarks/bench_pool.py [--workers N] [--context fork]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.pool import Pool as StdlibPool
+
+from channels._pool import Pool
+
+
+def trivial(x: int) -> int:
+    return x + 1
+
+
+def heavy(x: int) -> int:
+    total = 0
+    for i in range(40_000):
+        total += (i * x) % 7
+    return total
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    fn: Callable[[int], int]
+    tasks: int
+    chunksizes: tuple[int, ...]
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def consume(results: Iterable[int]) -> None:
+    for _ in results:
+        pass
+
+
+def contenders(
+    workload: Workload, stdlib: StdlibPool, executor: ProcessPoolExecutor, pool: Pool
+) -> dict[str, Callable[[], object]]:
+    """The runs to time, the stdlib ones with their best chunksize found first."""
+    fn, inputs = workload.fn, range(workload.tasks)
+
+    def tuned(run: Callable[[int], object]) -> int:
+        return min(workload.chunksizes, key=lambda size: timed(lambda: run(size)))
+
+    def stdlib_imap(size: int) -> None:
+        consume(stdlib.imap(fn, inputs, chunksize=size))
+
+    def executor_map(size: int) -> None:
+        consume(executor.map(fn, inputs, chunksize=size))
+
+    mp_size, cf_size = tuned(stdlib_imap), tuned(executor_map)
+    runs: dict[str, Callable[[], object]] = {
+        f"multiprocessing.Pool.imap (chunksize={mp_size}, tuned)": lambda: stdlib_imap(mp_size),
+    }
+    if workload.tasks <= 10_000:
+        runs["multiprocessing.Pool.imap (chunksize=1, its default)"] = lambda: stdlib_imap(1)
+    runs[f"ProcessPoolExecutor.map (chunksize={cf_size}, tuned)"] = lambda: executor_map(cf_size)
+    runs["channels.Pool.imap (default chunksize)"] = lambda: consume(pool.imap(fn, inputs))
+    runs["channels.Pool.imap_unordered (default)"] = lambda: consume(
+        pool.imap_unordered(fn, inputs)
+    )
+    runs["channels.Pool.map (default chunksize)"] = lambda: pool.map(fn, inputs)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--context", default="fork", choices=multiprocessing.get_all_start_methods()
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--trivial-tasks", type=int, default=1_000_000)
+    parser.add_argument("--heavy-tasks", type=int, default=400)
+    args = parser.parse_args()
+    workloads = [
+        Workload("trivial calls", trivial, args.trivial_tasks, (1_000, 10_000, 50_000, 125_000)),
+        Workload("heavy calls (~2 ms each)", heavy, args.heavy_tasks, (1, 4, 16, 50)),
+    ]
+    ctx = multiprocessing.get_context(args.context)
+    print(f"{args.workers} workers, start method {args.context}, best of {args.repeat} rounds\n")
+    with (
+        ctx.Pool(args.workers) as stdlib,
+        ProcessPoolExecutor(args.workers, mp_context=ctx) as executor,
+        Pool(args.workers, context=args.context) as pool,
+    ):
+        warm = range(args.workers * 4)
+        stdlib.map(trivial, warm, chunksize=1)
+        list(executor.map(trivial, warm))
+        pool.map(trivial, warm, chunksize=1)
+        for workload in workloads:
+            runs = contenders(workload, stdlib, executor, pool)
+            best = dict.fromkeys(runs, math.inf)
+            for _ in range(args.repeat):
+                for label, run in runs.items():
+                    best[label] = min(best[label], timed(run))
+            reference = next(iter(best.values()))
+            print(f"{workload.name}: {workload.tasks} tasks")
+            print(f"  {'contender':<56} {'seconds':>8} {'tasks/s':>10} {'ratio':>6}")
+            for label, seconds in best.items():
+                rate = workload.tasks / seconds
+                print(f"  {label:<56} {seconds:>8.3f} {rate:>10.0f} {reference / seconds:>6.2f}")
+            print()
+
+
+if __name__ == "__main__":
+    main()

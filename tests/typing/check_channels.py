@@ -12,7 +12,9 @@ from typing import Any, assert_type
 
 from channels import (
     Channel,
+    ChannelManager,
     Endpoint,
+    ManagerChannel,
     PipeChannel,
     QueueChannel,
     Receiver,
@@ -73,6 +75,16 @@ def backends() -> None:
     using(PipeChannel[int]())
     using(QueueChannel[int](maxsize=3))
     using(SimpleQueueChannel[int]())
+    assert_type(ManagerChannel[int](), ManagerChannel[int])
+    assert_type(
+        ManagerChannel[Job](maxsize=3, address=("10.0.0.2", 5000), authkey=b"key", name="jobs"),
+        ManagerChannel[Job],
+    )
+    assert_type(ManagerChannel[str](address="host:5000", serializer="json"), ManagerChannel[str])
+    with ChannelManager(("127.0.0.1", 0), authkey="key") as manager:
+        assert_type(manager, ChannelManager)
+        assert_type(ManagerChannel[int](manager=manager, name="jobs"), ManagerChannel[int])
+    using(ManagerChannel[int]())
     with QueueChannel[int]() as ch:
         assert_type(ch, QueueChannel[int])
         assert_type(ch.sender, Sender[int])

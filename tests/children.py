@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from multiprocessing.synchronize import Semaphore
 
 import channels
 
@@ -105,3 +106,68 @@ def fill_then_block(sender: channels.Sender[object], results: channels.Sender[ob
 def send_one(sender: channels.Sender[object], item: object) -> None:
     """Send one item and keep the handle open."""
     sender.send(item, timeout=60)
+
+
+HARD_FAULTS = ("sigkill", "exit", "segfault")
+SOFT_FAULTS = ("exception", "sigint")
+
+
+def strike(kind: str) -> None:
+    """Fail the way ``kind`` says: a hard death skips every ``with`` block, a soft one unwinds."""
+    if kind == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+    elif kind == "exception":
+        raise RuntimeError("injected fault")
+    elif kind == "sigint":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)  # a signal that has not struck yet does so here
+
+
+def faulty_producer(
+    sender: channels.Sender[object], items: list[object], kind: str, where: str
+) -> None:
+    """Send ``items`` inside ``with sender``, striking ``kind`` before or after sending."""
+    with sender:
+        if where == "before_send":
+            strike(kind)
+        for item in items:
+            sender.send(item, timeout=20)
+        strike(kind)
+
+
+def unpicklable_then_fine(sender: channels.Sender[object]) -> None:
+    """Try to send what cannot be pickled, then send something that can."""
+    with sender:
+        try:
+            sender.send(lambda: None, timeout=20)
+        except channels.SerializationError:
+            sender.send("fine after the bad item", timeout=20)
+
+
+def blocked_receiver(receiver: channels.Receiver[object], ready: Semaphore) -> None:
+    """Wait in recv, with SIGINT raising KeyboardInterrupt, until a signal strikes."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ready.release()
+    with receiver:
+        receiver.recv(timeout=30)
+
+
+def blocked_sender(sender: channels.Sender[object], ready: Semaphore) -> None:
+    """Fill a bounded channel inside ``with sender`` and wait in send until a signal strikes."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with sender:
+        n = 0
+        while True:
+            try:
+                sender.send_nowait(n)
+            except channels.WouldBlock:
+                ready.release()
+                sender.send(n, timeout=30)
+            n += 1

@@ -67,7 +67,10 @@ LATENCY_METHOD = (
     "primitive or channel, echoed back on a second), p50/p99 in microseconds"
 )
 
-RATIO_METHOD = "median over rounds of channel/raw throughput, each round running both back to back"
+RATIO_METHOD = (
+    "median of the per-round channel/raw throughput ratios (each round runs both back to "
+    "back), so it need not equal the quotient of the two medians"
+)
 
 #: Round trips discarded before latency samples are taken.
 _WARMUP_PINGS = 50

@@ -106,7 +106,7 @@ def test_default_chunksize_follows_length_workers_and_cost() -> None:
     assert BatchJob(cond, _spec(chunksize=7), list(range(1000))).chunk_size() == 7
     unknown_length = IterJob(cond, _spec(), None, ordered=True)
     unknown_length.measured(100, 100e-6)
-    assert 1000 <= unknown_length.chunk_size() <= 50_000
+    assert 1000 <= unknown_length.chunk_size() <= 10_000
 
 
 def test_many_small_tasks_are_batched() -> None:
@@ -159,6 +159,16 @@ def test_imap_then_close_then_iterate() -> None:
     pool.close()
     assert list(results) == [x * x for x in range(100)]
     pool.join(timeout=WAIT)
+
+
+def test_imap_mixing_next_and_iteration() -> None:
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.square, range(101), chunksize=7, timeout=WAIT)
+        assert next(results) == 0
+        pairs = [(x, next(results, None)) for x in results]
+        assert [x for pair in pairs for x in pair if x is not None] == [
+            x * x for x in range(1, 101)
+        ]
 
 
 def test_imap_next_with_timeout() -> None:

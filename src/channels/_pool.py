@@ -12,7 +12,7 @@ import os
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
 from types import TracebackType
@@ -147,7 +147,7 @@ class Pool:
             timeout: raise ``ChannelTimeout`` if not done after this many seconds.
         """
         spec = self._spec("map", CALL, fn, chunksize)
-        results = self._wait(spec, list(iterable), progress, on_progress, timeout)
+        results = self._wait(spec, _inputs(iterable), progress, on_progress, timeout)
         return cast("list[R]", results)
 
     def starmap(
@@ -162,7 +162,7 @@ class Pool:
     ) -> list[R]:
         """Return ``[fn(*args) for args in iterable]``; each tuple is checked against ``fn``."""
         spec = self._spec("starmap", STAR, fn, chunksize)
-        results = self._wait(spec, list(iterable), progress, on_progress, timeout)
+        results = self._wait(spec, _inputs(iterable), progress, on_progress, timeout)
         return cast("list[R]", results)
 
     def map_async(
@@ -170,7 +170,7 @@ class Pool:
     ) -> AsyncResult[list[R]]:
         """Start ``map`` and return at once; ``get(timeout)`` gives the list."""
         spec = self._spec("map_async", CALL, fn, chunksize)
-        return cast("AsyncResult[list[R]]", self._submit(spec, list(iterable), single=False))
+        return cast("AsyncResult[list[R]]", self._submit(spec, _inputs(iterable), single=False))
 
     def starmap_async(
         self,
@@ -180,7 +180,7 @@ class Pool:
     ) -> AsyncResult[list[R]]:
         """Start ``starmap`` and return at once; ``get(timeout)`` gives the list."""
         spec = self._spec("starmap_async", STAR, fn, chunksize)
-        return cast("AsyncResult[list[R]]", self._submit(spec, list(iterable), single=False))
+        return cast("AsyncResult[list[R]]", self._submit(spec, _inputs(iterable), single=False))
 
     def imap(
         self,
@@ -321,7 +321,9 @@ class Pool:
             ) from exc
         return CallSpec(fn_bytes, kind, name, chunksize, self._workers)
 
-    def _submit(self, spec: CallSpec, items: list[object], *, single: bool) -> AsyncResult[object]:
+    def _submit(
+        self, spec: CallSpec, items: Sequence[object], *, single: bool
+    ) -> AsyncResult[object]:
         job = BatchJob(self._engine.condition(), spec, items)
         self._engine.submit(job)
         return AsyncResult(job, single, keepalive=self)
@@ -329,7 +331,7 @@ class Pool:
     def _wait(
         self,
         spec: CallSpec,
-        items: list[object],
+        items: Sequence[object],
         progress: bool,
         on_progress: ProgressCallback | None,
         timeout: float | None,
@@ -357,6 +359,13 @@ class Pool:
         return ResultIterator(
             self._engine, job, source, progress=reporter, timeout=timeout, keepalive=self
         )
+
+
+def _inputs(iterable: Iterable[object]) -> Sequence[object]:
+    """The inputs of a call that reads them at once: lists, tuples and ranges as they are."""
+    if isinstance(iterable, list | tuple | range):
+        return iterable
+    return list(iterable)
 
 
 def _check_positive(name: str, value: object) -> None:

@@ -1,16 +1,15 @@
 """The pool's dispatcher: one thread that feeds chunks to workers and sees them die.
 
-Each worker has its own task pipe and result pipe. The dispatcher thread waits
-with ``multiprocessing.connection.wait`` on every result pipe, every worker's
-process sentinel and a wake-up pipe that other threads write to when they
-submit work. A sentinel that fires while chunks are still on its worker means
-the worker died: the chunk it was running fails with ``WorkerCrashed``, the
-chunks queued behind it go to other workers, and a fresh worker takes its
-place. Nothing waits on a dead process.
+Each worker has its own task pipe and result pipe (see ``_pool_workers``). The
+dispatcher thread waits in one selector on every result pipe, every worker's
+process sentinel, the task pipes it still has bytes for, and a wake-up pipe
+that other threads write to when they submit work. A sentinel that fires while
+chunks are still on its worker means the worker died: the chunk it was running
+fails with ``WorkerCrashed``, the chunks queued behind it go to other workers,
+and a fresh worker takes its place. Nothing waits on a dead process.
 
-A worker gets a second chunk before it has answered the first only when that
-chunk fits in half its pipe buffer, so the dispatcher never blocks on a worker
-that is itself blocked sending results.
+Each worker holds at most two chunks, the one it runs and the next, so it
+never waits for the dispatcher between chunks and a crash costs one chunk.
 
 Only the dispatcher thread touches the workers and their pipes. The queue of
 jobs, the jobs themselves and the pool's state are guarded by ``lock``.
@@ -20,27 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import logging
 import os
 import pickle
-import signal
+import selectors
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import final
 
 from ._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
 from ._pool_jobs import IterJob, Job
-from ._pool_process import sigint_blocked, start_process, starting_processes, terminate_at_exit
+from ._pool_process import exit_description, sigint_blocked, terminate_at_exit
 from ._pool_remote import describe, dumps, unpack_exception
-from ._pool_worker import DONE, INIT_FAILED, READY, worker_main
+from ._pool_worker import DONE, INIT_FAILED, READY
+from ._pool_workers import Chunk, WorkerHandle, start_worker
 
-__all__ = ["Engine", "exit_description"]
+__all__ = ["Engine"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,77 +48,17 @@ _MAX_START_FAILURES = 3
 _TERMINATE_GRACE = 1.0
 # How often the workers' exit status is polled, besides watching their sentinels.
 _SWEEP_INTERVAL = 0.5
+# Chunks a worker holds at most: the one it runs and the next one.
+_DEPTH = 2
+
+# What a selector key is about.
+_WAKE, _RESULTS, _SENTINEL, _TASKS = range(4)
 
 
 class _State(enum.Enum):
     RUNNING = "running"
     CLOSING = "closed"
     TERMINATING = "terminated"
-
-
-@final
-class _Chunk:
-    """Inputs ``start .. start + count - 1`` of a job, pickled and ready to send."""
-
-    __slots__ = ("count", "job", "payload", "start")
-
-    def __init__(self, job: Job, start: int, count: int, payload: bytes) -> None:
-        self.job, self.start, self.count, self.payload = job, start, count, payload
-
-
-@final
-class _Worker:
-    """The dispatcher's view of one worker process."""
-
-    __slots__ = (
-        "budget",
-        "outstanding",
-        "prefetch_limit",
-        "process",
-        "ready",
-        "results",
-        "results_open",
-        "stopping",
-        "tasks",
-    )
-
-    def __init__(
-        self, process: BaseProcess, tasks: Connection, results: Connection, budget: int | None
-    ) -> None:
-        self.process, self.tasks, self.results = process, tasks, results
-        self.budget = budget
-        self.ready = False
-        self.stopping = False
-        self.results_open = True
-        self.outstanding: deque[_Chunk] = deque()
-        self.prefetch_limit = _pipe_capacity(tasks) // 2
-
-    def stop(self) -> None:
-        """Ask the worker to exit once it is done with its chunks."""
-        if not self.stopping:
-            self.stopping = True
-            with contextlib.suppress(OSError):
-                self.tasks.send_bytes(b"")
-
-
-def _pipe_capacity(conn: Connection) -> int:
-    try:
-        return fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ)
-    except (AttributeError, OSError):
-        return 8192
-
-
-def exit_description(exitcode: int | None) -> str:
-    """Say how a process ended, from ``Process.exitcode``."""
-    if exitcode is None:
-        return "died"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}"
-    return f"exited with code {exitcode}"
 
 
 class Engine:
@@ -147,12 +85,14 @@ class Engine:
         self._processes: dict[int, BaseProcess] = {}
         self.started = 0
         # Dispatcher-only state.
-        self._workers: list[_Worker] = []
-        self._ready_chunks: deque[_Chunk] = deque()
+        self._workers: list[WorkerHandle] = []
+        self._ready_chunks: deque[Chunk] = deque()
         self._start_failures = 0
         self._next_sweep = 0.0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, None))
         self._thread = threading.Thread(target=self._run, name="channels-pool", daemon=True)
         with sigint_blocked():  # the thread, and every worker it starts, inherits the mask
             self._thread.start()
@@ -175,7 +115,7 @@ class Engine:
             self._schedule(job)
 
     def feed(
-        self, job: IterJob, items: list[object], done: bool, error: Exception | None = None
+        self, job: IterJob, items: Sequence[object], done: bool, error: Exception | None = None
     ) -> None:
         """Add inputs read by an ``imap`` caller, and whether (or how) the input ended."""
         with self.lock:
@@ -291,6 +231,7 @@ class Engine:
                 self._fail_all(lambda: ChannelError(message))
         finally:
             self._stop_all()
+            self._selector.close()
             with self.lock:
                 wake_r, wake_w = self._wake_r, self._wake_w
                 self._wake_r = self._wake_w = -1
@@ -316,20 +257,19 @@ class Engine:
             self._wait_and_handle()
 
     def _wait_and_handle(self) -> None:
-        watched: dict[Connection | int, tuple[bool, _Worker | None]] = {self._wake_r: (False, None)}
         for worker in self._workers:
-            if worker.results_open:
-                watched[worker.results] = (False, worker)
-            watched[worker.process.sentinel] = (True, worker)
-        dead: list[_Worker] = []
-        for obj in wait(list(watched), timeout=_SWEEP_INTERVAL):
-            is_sentinel, owner = watched[obj]  # type: ignore[index]
-            if owner is None:
+            self._watch_writes(worker)
+        dead: list[WorkerHandle] = []
+        for key, _ in self._selector.select(timeout=_SWEEP_INTERVAL):
+            what, worker = key.data
+            if worker is None:
                 os.read(self._wake_r, 65536)
-            elif is_sentinel and owner not in dead:
-                dead.append(owner)
-            else:
-                self._receive(owner)
+            elif what == _RESULTS:
+                self._receive(worker)
+            elif what == _TASKS:
+                worker.flush()
+            elif worker not in dead:
+                dead.append(worker)
         now = time.monotonic()
         if now >= self._next_sweep:
             # A sentinel can be held open by a process forked elsewhere: ask the OS too.
@@ -340,44 +280,44 @@ class Engine:
         for worker in dead:
             self._bury(worker)
 
+    def _watch_writes(self, worker: WorkerHandle) -> None:
+        """Wait for room in the task pipe exactly while there are bytes for it."""
+        fd = worker.tasks.fileno()
+        watched = fd in self._selector.get_map()
+        if worker.has_unsent and not watched:
+            self._selector.register(fd, selectors.EVENT_WRITE, (_TASKS, worker))
+        elif watched and not worker.has_unsent:
+            self._selector.unregister(fd)
+
+    def _forget_fds(self, worker: WorkerHandle) -> None:
+        watched = self._selector.get_map()
+        for fd in (worker.tasks.fileno(), worker.results.fileno(), worker.process.sentinel):
+            if fd in watched:
+                self._selector.unregister(fd)
+
     def _start_workers(self) -> None:
         with self.lock:
             if self._broken is not None or self._state is _State.TERMINATING:
                 return
         while sum(not w.stopping for w in self._workers) < self.workers:
             try:
-                worker = self._start_worker()
+                worker = start_worker(
+                    self.ctx, self.started + 1, self._initializer, self._initargs, self._max_tasks
+                )
             except Exception as exc:
                 self._break(exc, "a worker process could not be started")
                 return
+            self.started += 1
+            with self.lock:
+                self._processes[worker.pid] = worker.process
             self._workers.append(worker)
-
-    def _start_worker(self) -> _Worker:
-        with starting_processes():
-            tasks_r, tasks_w = self.ctx.Pipe(duplex=False)
-            results_r, results_w = self.ctx.Pipe(duplex=False)
-            try:
-                process = start_process(
-                    self.ctx,
-                    worker_main,
-                    (tasks_r, results_w, self._initializer, self._initargs),
-                    f"channels-pool-worker-{self.started + 1}",
-                )
-            except BaseException:
-                tasks_w.close()
-                results_r.close()
-                raise
-            finally:
-                tasks_r.close()
-                results_w.close()
-        self.started += 1
-        assert process.pid is not None
-        with self.lock:
-            self._processes[process.pid] = process
-        return _Worker(process, tasks_w, results_r, self._max_tasks)
+            self._selector.register(worker.results, selectors.EVENT_READ, (_RESULTS, worker))
+            self._selector.register(
+                worker.process.sentinel, selectors.EVENT_READ, (_SENTINEL, worker)
+            )
 
     def _dispatch(self) -> None:
-        for depth in (0, 1):
+        for depth in range(_DEPTH):
             for worker in self._workers:
                 if not worker.ready or worker.stopping or len(worker.outstanding) != depth:
                     continue
@@ -386,12 +326,9 @@ class Engine:
                 chunk = self._next_chunk(worker.budget)
                 if chunk is None:
                     return
-                if depth and len(chunk.payload) > worker.prefetch_limit:
-                    self._ready_chunks.appendleft(chunk)
-                    continue
-                self._send(worker, chunk)
+                worker.send(chunk)
 
-    def _next_chunk(self, budget: int | None) -> _Chunk | None:
+    def _next_chunk(self, budget: int | None) -> Chunk | None:
         while self._ready_chunks:
             ready = self._ready_chunks.popleft()
             with self.lock:
@@ -411,7 +348,7 @@ class Engine:
                 if chunk is not None:
                     return chunk
 
-    def _pack(self, job: Job, start: int, items: list[object]) -> _Chunk | None:
+    def _pack(self, job: Job, start: int, items: Sequence[object]) -> Chunk | None:
         """Pickle a chunk; an input that cannot be pickled fails the job at its index."""
         spec = job.spec
         try:
@@ -435,24 +372,14 @@ class Engine:
             payload = dumps((spec.fn_bytes, spec.kind, items))
         with self.lock:
             job.sent(len(items), len(payload))
-        return _Chunk(job, start, len(items), payload)
+        return Chunk(job, start, len(items), payload)
 
-    def _send(self, worker: _Worker, chunk: _Chunk) -> None:
-        worker.outstanding.append(chunk)
-        if worker.budget is not None:
-            worker.budget = max(0, worker.budget - chunk.count)
-        try:
-            worker.tasks.send_bytes(chunk.payload)
-        except OSError:  # it died: its sentinel will say how; this chunk never reached it
-            worker.outstanding.pop()
-            self._ready_chunks.appendleft(chunk)
-            worker.stopping = True
-
-    def _receive(self, worker: _Worker) -> None:
+    def _receive(self, worker: WorkerHandle) -> None:
         try:
             data = worker.results.recv_bytes()
         except (EOFError, OSError):
             worker.results_open = False
+            self._selector.unregister(worker.results)
             return
         try:
             message = pickle.loads(data)
@@ -485,12 +412,13 @@ class Engine:
             if worker.budget == 0 and not worker.outstanding:
                 worker.stop()
 
-    def _bury(self, worker: _Worker) -> None:
+    def _bury(self, worker: WorkerHandle) -> None:
         """Handle a worker whose process ended: fail what it was running, replace it."""
         while worker.results_open and _readable(worker.results):
             self._receive(worker)
         worker.process.join(5.0)
         pid, exitcode = worker.process.pid, worker.process.exitcode
+        self._forget_fds(worker)
         self._workers.remove(worker)
         with self.lock:
             self._processes.pop(pid or 0, None)
@@ -516,8 +444,7 @@ class Engine:
                     ChannelError(f"worker {pid} {exit_description(exitcode)}"),
                     f"{self._start_failures} workers in a row died while starting",
                 )
-        worker.tasks.close()
-        worker.results.close()
+        worker.close()
         with contextlib.suppress(ValueError):  # someone else reaped it first
             worker.process.close()
 
@@ -545,15 +472,15 @@ class Engine:
         for worker in workers:
             worker.process.join(1.0)
             with self.lock:
-                self._processes.pop(worker.process.pid or 0, None)
-            worker.tasks.close()
-            worker.results.close()
+                self._processes.pop(worker.pid, None)
+            self._forget_fds(worker)
+            worker.close()
         workers.clear()
         with self.lock:
             self._fail_all(lambda: ChannelClosed("the pool stopped before this task ended"))
 
 
-def _wait_for_exit(pending: dict[int, _Worker], timeout: float) -> None:
+def _wait_for_exit(pending: dict[int, WorkerHandle], timeout: float) -> None:
     """Wait until the processes of ``pending`` exit, removing them, for at most ``timeout``."""
     deadline = time.monotonic() + timeout
     while pending:
@@ -566,6 +493,7 @@ def _wait_for_exit(pending: dict[int, _Worker], timeout: float) -> None:
 
 
 def _readable(conn: Connection) -> bool:
+    """Whether ``conn`` has data (or end of file) to read now."""
     try:
         return conn.poll(0)
     except (EOFError, OSError):

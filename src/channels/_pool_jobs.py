@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import final
 
@@ -24,7 +24,7 @@ __all__ = ["BatchJob", "CallSpec", "IterJob", "Job"]
 _TARGET_SECONDS = 0.05
 # ... and whose items pickle to about this many bytes, with at most this many items.
 _TARGET_BYTES = 1 << 20
-_MAX_CHUNK = 50_000
+_MAX_CHUNK = 10_000
 # Chunk size while nothing is known about the cost of a call yet.
 _PROBE = 1
 
@@ -50,7 +50,7 @@ class Job:
         self.total = total
         # Inputs not yet cut into chunks, as (first index, items); the head
         # segment is cut from ``_position`` on.
-        self._segments: deque[tuple[int, list[object]]] = deque()
+        self._segments: deque[tuple[int, Sequence[object]]] = deque()
         self._position = 0
         self.read = 0
         self.taken: int = 0
@@ -66,7 +66,7 @@ class Job:
 
     # -- input side ---------------------------------------------------------
 
-    def add(self, items: list[object]) -> None:
+    def add(self, items: Sequence[object]) -> None:
         """Append inputs; their indices follow the ones added before."""
         if items and not self.finished:
             self._segments.append((self.read, items))
@@ -81,8 +81,11 @@ class Job:
         """Whether inputs wait to be cut into chunks."""
         return bool(self._segments)
 
-    def take(self, limit: int) -> tuple[int, list[object]] | None:
-        """Cut the next chunk of at most ``limit`` inputs: (first index, items)."""
+    def take(self, limit: int) -> tuple[int, Sequence[object]] | None:
+        """Cut the next chunk of at most ``limit`` inputs: (first index, items).
+
+        A slice of the inputs, so a ``range`` travels as a range, not its numbers.
+        """
         if not self._segments:
             return None
         first, items = self._segments[0]
@@ -185,7 +188,7 @@ def _ignore(job: Job) -> None:
 class BatchJob(Job):
     """A call whose inputs are all known up front: ``map``, ``starmap``, ``apply_async``."""
 
-    def __init__(self, cond: threading.Condition, spec: CallSpec, items: list[object]) -> None:
+    def __init__(self, cond: threading.Condition, spec: CallSpec, items: Sequence[object]) -> None:
         super().__init__(cond, spec, len(items))
         self.results: list[object] = [None] * len(items)
         with cond:

@@ -33,6 +33,7 @@ from typing import Protocol, cast
 from ._errors import ConfigError
 
 __all__ = [
+    "exit_description",
     "ignore_sigint",
     "resolve_context",
     "sigint_blocked",
@@ -138,3 +139,16 @@ def ignore_sigint() -> None:
     """In a worker: ignore SIGINT from now on, then unblock it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def exit_description(exitcode: int | None) -> str:
+    """Say how a process ended, from ``Process.exitcode``."""
+    if exitcode is None:
+        return "died"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}"
+    return f"exited with code {exitcode}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import islice
 from typing import Generic, TypeVar, cast, final
 
@@ -133,8 +133,7 @@ class ResultIterator(Iterator[R_co]):
         self._timeout = timeout
         self._keepalive = keepalive
         self._done = False
-        self._run: Sequence[R_co] = []
-        self._position = 0
+        self._run: Iterator[R_co] = iter(())
         self._finalizer = weakref.finalize(
             self, engine.abandon, job, f"the iterator of {job.spec.name} was dropped"
         )
@@ -149,11 +148,10 @@ class ResultIterator(Iterator[R_co]):
 
     def next(self, timeout: float | None = None) -> R_co:
         """The next result, waiting at most ``timeout`` seconds (``ChannelTimeout``)."""
-        if self._position >= len(self._run):
-            self._fetch(timeout)
-        value = self._run[self._position]
-        self._position += 1
-        return value
+        for value in self._run:  # the current run, shared with ``__iter__``
+            return value
+        self._fetch(timeout)
+        return next(self._run)
 
     def close(self) -> None:
         """Stop: no more input is read and the results still to come are dropped."""
@@ -162,12 +160,10 @@ class ResultIterator(Iterator[R_co]):
 
     def _each(self) -> Iterator[R_co]:
         while True:
-            run, position = self._run, self._position
-            end = len(run)
-            while position < end:
-                self._position = position + 1
-                yield run[position]
-                position = self._position  # next() may have been called meanwhile
+            run = self._run
+            yield from run
+            if self._run is not run:  # next() took the following run meanwhile
+                continue
             try:
                 self._fetch(self._timeout)
             except StopIteration:
@@ -185,7 +181,7 @@ class ResultIterator(Iterator[R_co]):
                 with job.cond:
                     run = self._take(deadline, timeout)
                 if run is not None:
-                    self._run, self._position = cast("list[R_co]", run), 0
+                    self._run = iter(cast("list[R_co]", run))
                     if self._progress is not None:
                         self._progress.update(job.taken - len(run))
                     return
@@ -220,19 +216,30 @@ class ResultIterator(Iterator[R_co]):
             job.cond.wait(left)
 
     def _refill(self) -> None:
-        """Read inputs, outside the lock, until ``readahead`` of them wait for results."""
+        """Read inputs, outside the lock, until ``readahead`` of them wait for results.
+
+        They are handed over a chunk's worth at a time, so the workers start
+        on the first while the rest is read.
+        """
         job = self._job
         with job.cond:
             if job.input_done or job.finished or not job.refill_due():
                 return
             want = job.readahead() - (job.read - job.taken)
-        items: list[object] = []
-        error: Exception | None = None
-        try:
-            items.extend(islice(self._source, want))  # keeps what it read before an error
-        except Exception as exc:
-            error = exc
-        self._engine.feed(job, items, error is not None or len(items) < want, error)
+            batch = max(1, job.chunk_size())
+        while want > 0:
+            items: list[object] = []
+            error: Exception | None = None
+            size = min(want, batch)
+            try:
+                items.extend(islice(self._source, size))  # keeps what it read before an error
+            except Exception as exc:
+                error = exc
+            done = error is not None or len(items) < size
+            self._engine.feed(job, items, done, error)
+            if done:
+                return
+            want -= size
 
     def _end(self) -> None:
         self._done = True

@@ -36,8 +36,8 @@ from ._errors import (
     SerializationError,
     WorkerCrashed,
 )
-from ._pool_engine import exit_description
 from ._pool_process import (
+    exit_description,
     ignore_sigint,
     sigint_blocked,
     start_process,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from channels._errors import ChannelClosed, ChannelError, ChannelTimeout, ConfigError
 from channels._pool import AsyncResult, Pool, ResultIterator
 from channels._pool_jobs import BatchJob, CallSpec, IterJob
+from channels._pool_workers import frame
 
 import pool_funcs as f
 
@@ -116,6 +118,31 @@ def test_many_small_tasks_are_batched() -> None:
         elapsed = time.monotonic() - start
     # One message per call would take tens of seconds here.
     assert elapsed < 10.0
+
+
+def test_large_inputs_and_results_both_ways() -> None:
+    # Messages far larger than a pipe's buffer, several per worker at once.
+    blobs = [bytes([i]) * 3_000_000 for i in range(8)]
+    with Pool(2, context="fork") as pool:
+        assert pool.map(f.identity, blobs, chunksize=2, timeout=WAIT) == blobs
+        assert list(pool.imap(f.identity, blobs, chunksize=1, timeout=WAIT)) == blobs
+
+
+def test_chunk_frames_read_back_by_connection() -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    payloads = [b"", b"x", bytes(range(256)) * 1000]
+
+    def write() -> None:
+        for payload in payloads:
+            view = memoryview(frame(payload))
+            while view:
+                view = view[os.write(writer.fileno(), view) :]
+
+    with reader, writer:
+        thread = threading.Thread(target=write)
+        thread.start()
+        assert [reader.recv_bytes() for _ in payloads] == payloads
+        thread.join(WAIT)
 
 
 def test_imap_of_an_endless_iterable() -> None:

@@ -286,3 +286,37 @@ def test_ctrl_c_stops_the_workers(start_method: str, target: str) -> None:
     while any(f.pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(f.pid_alive(pid) for pid in pids)
+
+
+_LEFT_OPEN = """
+import sys
+from channels._pool import Pool
+import pool_funcs as f
+
+if __name__ == "__main__":
+    pool = Pool(2, context=sys.argv[1])
+    pool.map(f.square, range(4), chunksize=1, timeout=20)
+    pool.apply_async(f.hang)
+    print("pids", *pool._engine.pids(), flush=True)
+"""
+
+
+def test_a_pool_left_open_at_exit_neither_hangs_nor_leaks() -> None:
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), str(tests)])}
+    done = subprocess.run(
+        [sys.executable, "-c", _LEFT_OPEN, "fork"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    pids = [int(p) for p in done.stdout.split()[1:]]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 5
+    while any(f.pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(f.pid_alive(pid) for pid in pids)

@@ -22,21 +22,20 @@ import enum
 import logging
 import os
 import pickle
-import selectors
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 
 from ._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
 from ._pool_jobs import IterJob, Job
 from ._pool_process import exit_description, sigint_blocked, terminate_at_exit
-from ._pool_remote import describe, dumps, unpack_exception
+from ._pool_remote import unpack_exception
 from ._pool_worker import DONE, INIT_FAILED, READY
-from ._pool_workers import Chunk, WorkerHandle, start_worker
+from ._pool_workers import Chunk, Watch, WorkerHandle, pack, start_worker, stop_workers
 
 __all__ = ["Engine"]
 
@@ -50,9 +49,6 @@ _TERMINATE_GRACE = 1.0
 _SWEEP_INTERVAL = 0.5
 # Chunks a worker holds at most: the one it runs and the next one.
 _DEPTH = 2
-
-# What a selector key is about.
-_WAKE, _RESULTS, _SENTINEL, _TASKS = range(4)
 
 
 class _State(enum.Enum):
@@ -91,8 +87,7 @@ class Engine:
         self._next_sweep = 0.0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, None))
+        self._watch = Watch(self._wake_r)
         self._thread = threading.Thread(target=self._run, name="channels-pool", daemon=True)
         with sigint_blocked():  # the thread, and every worker it starts, inherits the mask
             self._thread.start()
@@ -231,7 +226,7 @@ class Engine:
                 self._fail_all(lambda: ChannelError(message))
         finally:
             self._stop_all()
-            self._selector.close()
+            self._watch.close()
             with self.lock:
                 wake_r, wake_w = self._wake_r, self._wake_w
                 self._wake_r = self._wake_w = -1
@@ -257,19 +252,12 @@ class Engine:
             self._wait_and_handle()
 
     def _wait_and_handle(self) -> None:
-        for worker in self._workers:
-            self._watch_writes(worker)
-        dead: list[WorkerHandle] = []
-        for key, _ in self._selector.select(timeout=_SWEEP_INTERVAL):
-            what, worker = key.data
-            if worker is None:
-                os.read(self._wake_r, 65536)
-            elif what == _RESULTS:
-                self._receive(worker)
-            elif what == _TASKS:
-                worker.flush()
-            elif worker not in dead:
-                dead.append(worker)
+        events = self._watch.wait(self._workers, _SWEEP_INTERVAL)
+        for worker in events.writable:
+            worker.flush()
+        for worker in events.readable:
+            self._receive(worker)
+        dead = events.exited
         now = time.monotonic()
         if now >= self._next_sweep:
             # A sentinel can be held open by a process forked elsewhere: ask the OS too.
@@ -279,21 +267,6 @@ class Engine:
             )
         for worker in dead:
             self._bury(worker)
-
-    def _watch_writes(self, worker: WorkerHandle) -> None:
-        """Wait for room in the task pipe exactly while there are bytes for it."""
-        fd = worker.tasks.fileno()
-        watched = fd in self._selector.get_map()
-        if worker.has_unsent and not watched:
-            self._selector.register(fd, selectors.EVENT_WRITE, (_TASKS, worker))
-        elif watched and not worker.has_unsent:
-            self._selector.unregister(fd)
-
-    def _forget_fds(self, worker: WorkerHandle) -> None:
-        watched = self._selector.get_map()
-        for fd in (worker.tasks.fileno(), worker.results.fileno(), worker.process.sentinel):
-            if fd in watched:
-                self._selector.unregister(fd)
 
     def _start_workers(self) -> None:
         with self.lock:
@@ -311,10 +284,7 @@ class Engine:
             with self.lock:
                 self._processes[worker.pid] = worker.process
             self._workers.append(worker)
-            self._selector.register(worker.results, selectors.EVENT_READ, (_RESULTS, worker))
-            self._selector.register(
-                worker.process.sentinel, selectors.EVENT_READ, (_SENTINEL, worker)
-            )
+            self._watch.add(worker)
 
     def _dispatch(self) -> None:
         for depth in range(_DEPTH):
@@ -350,36 +320,19 @@ class Engine:
 
     def _pack(self, job: Job, start: int, items: Sequence[object]) -> Chunk | None:
         """Pickle a chunk; an input that cannot be pickled fails the job at its index."""
-        spec = job.spec
-        try:
-            payload = dumps((spec.fn_bytes, spec.kind, items))
-        except Exception:
-            for offset, item in enumerate(items):
-                try:
-                    dumps(item)
-                except Exception as exc:
-                    error = SerializationError(
-                        f"cannot pickle the input {describe(item)} (item {start + offset}) "
-                        f"of {spec.name}: {exc}"
-                    )
-                    error.__cause__ = exc
-                    with self.lock:
-                        job.fail(start + offset, error)
-                    items = items[:offset]
-                    break
-            if not items:
-                return None
-            payload = dumps((spec.fn_bytes, spec.kind, items))
+        payload, count, failure = pack(job.spec, start, items)
         with self.lock:
-            job.sent(len(items), len(payload))
-        return Chunk(job, start, len(items), payload)
+            if failure is not None:
+                job.fail(start + count, failure)
+            if payload is not None:
+                job.sent(count, len(payload))
+        return None if payload is None else Chunk(job, start, count, payload)
 
     def _receive(self, worker: WorkerHandle) -> None:
         try:
             data = worker.results.recv_bytes()
         except (EOFError, OSError):
-            worker.results_open = False
-            self._selector.unregister(worker.results)
+            self._watch.stop_reading(worker)
             return
         try:
             message = pickle.loads(data)
@@ -418,7 +371,7 @@ class Engine:
             self._receive(worker)
         worker.process.join(5.0)
         pid, exitcode = worker.process.pid, worker.process.exitcode
-        self._forget_fds(worker)
+        self._watch.remove(worker)
         self._workers.remove(worker)
         with self.lock:
             self._processes.pop(pid or 0, None)
@@ -460,36 +413,15 @@ class Engine:
     def _stop_all(self) -> None:
         """Make sure no worker outlives the dispatcher: terminate, wait, kill, reap."""
         workers = self._workers
-        graceful = all(w.stopping and not w.outstanding for w in workers)
-        if not graceful:
-            for worker in workers:
-                worker.process.terminate()
-        pending = {w.process.sentinel: w for w in workers}
-        _wait_for_exit(pending, _TERMINATE_GRACE * (5 if graceful else 1))
-        for worker in pending.values():
-            worker.process.kill()
-        _wait_for_exit(pending, _TERMINATE_GRACE)
+        stop_workers(workers, _TERMINATE_GRACE)
         for worker in workers:
-            worker.process.join(1.0)
             with self.lock:
                 self._processes.pop(worker.pid, None)
-            self._forget_fds(worker)
+            self._watch.remove(worker)
             worker.close()
         workers.clear()
         with self.lock:
             self._fail_all(lambda: ChannelClosed("the pool stopped before this task ended"))
-
-
-def _wait_for_exit(pending: dict[int, WorkerHandle], timeout: float) -> None:
-    """Wait until the processes of ``pending`` exit, removing them, for at most ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while pending:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        for sentinel in wait(list(pending), timeout=left):
-            assert isinstance(sentinel, int)
-            pending.pop(sentinel, None)
 
 
 def _readable(conn: Connection) -> bool:

@@ -13,19 +13,23 @@ reads it with ``recv_bytes``.
 from __future__ import annotations
 
 import os
+import selectors
 import struct
+import time
 from collections import deque
-from collections.abc import Callable
-from multiprocessing.connection import Connection
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import final
 
-from ._pool_jobs import Job
+from ._errors import SerializationError
+from ._pool_jobs import CallSpec, Job
 from ._pool_process import start_process, starting_processes
+from ._pool_remote import describe, dumps
 from ._pool_worker import worker_main
 
-__all__ = ["Chunk", "WorkerHandle", "frame", "start_worker"]
+__all__ = ["Chunk", "Watch", "WorkerHandle", "frame", "pack", "start_worker", "stop_workers"]
 
 _SHORT = struct.Struct("!i")
 _LONG = struct.Struct("!Q")
@@ -37,6 +41,33 @@ def frame(payload: bytes) -> bytes:
     if size > 0x7FFFFFFF:
         return _SHORT.pack(-1) + _LONG.pack(size) + payload
     return _SHORT.pack(size) + payload
+
+
+def pack(
+    spec: CallSpec, start: int, items: Sequence[object]
+) -> tuple[bytes | None, int, SerializationError | None]:
+    """Pickle a chunk: (payload, how many items it holds, the error of the next one).
+
+    An input that cannot be pickled ends the chunk: the items before it are
+    sent, and the error is for the caller to charge to that input.
+    """
+    try:
+        return dumps((spec.fn_bytes, spec.kind, items)), len(items), None
+    except Exception:
+        pass
+    for offset, item in enumerate(items):
+        try:
+            dumps(item)
+        except Exception as exc:
+            error = SerializationError(
+                f"cannot pickle the input {describe(item)} (item {start + offset}) "
+                f"of {spec.name}: {exc}"
+            )
+            error.__cause__ = exc
+            payload = dumps((spec.fn_bytes, spec.kind, items[:offset])) if offset else None
+            return payload, offset, error
+    error = SerializationError(f"cannot pickle the inputs {start}.. of {spec.name} together")
+    return None, 0, error
 
 
 @final
@@ -126,6 +157,81 @@ class WorkerHandle:
         self.results.close()
 
 
+@final
+class Events:
+    """What one wait found: workers with results to read, room to write, or an end."""
+
+    __slots__ = ("exited", "readable", "writable")
+
+    def __init__(self) -> None:
+        self.readable: list[WorkerHandle] = []
+        self.writable: list[WorkerHandle] = []
+        self.exited: list[WorkerHandle] = []
+
+
+_WAKE, _RESULTS, _TASKS, _SENTINEL = range(4)
+
+
+@final
+class Watch:
+    """The one selector the dispatcher waits on.
+
+    It watches every worker's result pipe and process sentinel, the task pipes
+    that have bytes waiting for room, and the wake-up pipe other threads write
+    to when they submit work.
+    """
+
+    def __init__(self, wake_fd: int) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_fd = wake_fd
+        self._selector.register(wake_fd, selectors.EVENT_READ, (_WAKE, None))
+
+    def add(self, worker: WorkerHandle) -> None:
+        """Watch a new worker's results and exit."""
+        self._selector.register(worker.results, selectors.EVENT_READ, (_RESULTS, worker))
+        self._selector.register(worker.process.sentinel, selectors.EVENT_READ, (_SENTINEL, worker))
+
+    def stop_reading(self, worker: WorkerHandle) -> None:
+        """The worker's result pipe reached end of file: stop watching it."""
+        worker.results_open = False
+        self._forget(worker.results.fileno())
+
+    def remove(self, worker: WorkerHandle) -> None:
+        """Stop watching a worker (before its pipes are closed)."""
+        for fd in (worker.tasks.fileno(), worker.results.fileno(), worker.process.sentinel):
+            self._forget(fd)
+
+    def wait(self, workers: list[WorkerHandle], timeout: float) -> Events:
+        """Wait up to ``timeout`` for something to do; drain the wake-up pipe."""
+        for worker in workers:
+            fd = worker.tasks.fileno()
+            watched = fd in self._selector.get_map()
+            if worker.has_unsent and not watched:
+                self._selector.register(fd, selectors.EVENT_WRITE, (_TASKS, worker))
+            elif watched and not worker.has_unsent:
+                self._selector.unregister(fd)
+        events = Events()
+        for key, _ in self._selector.select(timeout):
+            what, worker = key.data
+            if worker is None:
+                os.read(self._wake_fd, 65536)
+            elif what == _RESULTS:
+                events.readable.append(worker)
+            elif what == _TASKS:
+                events.writable.append(worker)
+            else:
+                events.exited.append(worker)
+        return events
+
+    def close(self) -> None:
+        """Release the selector."""
+        self._selector.close()
+
+    def _forget(self, fd: int) -> None:
+        if fd in self._selector.get_map():
+            self._selector.unregister(fd)
+
+
 def start_worker(
     ctx: BaseContext,
     number: int,
@@ -152,3 +258,34 @@ def start_worker(
             tasks_r.close()
             results_w.close()
     return WorkerHandle(process, tasks_w, results_r, budget)
+
+
+def stop_workers(workers: list[WorkerHandle], grace: float) -> None:
+    """Stop and reap every worker: those still busy get SIGTERM, then SIGKILL after ``grace``.
+
+    Workers already told to stop with nothing on them get five times as long
+    to exit by themselves first.
+    """
+    graceful = all(w.stopping and not w.outstanding for w in workers)
+    if not graceful:
+        for worker in workers:
+            worker.process.terminate()
+    pending = {w.process.sentinel: w for w in workers}
+    _wait_for_exit(pending, grace * (5 if graceful else 1))
+    for worker in pending.values():
+        worker.process.kill()
+    _wait_for_exit(pending, grace)
+    for worker in workers:
+        worker.process.join(1.0)
+
+
+def _wait_for_exit(pending: dict[int, WorkerHandle], timeout: float) -> None:
+    """Wait until the processes of ``pending`` exit, removing them, for at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        for sentinel in wait(list(pending), timeout=left):
+            assert isinstance(sentinel, int)
+            pending.pop(sentinel, None)

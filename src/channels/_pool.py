@@ -58,8 +58,8 @@ class Pool:
       type, the worker's traceback attached as its ``__cause__``;
     * a worker that dies (killed, ``os._exit``, a crash in C code) fails only
       the chunk it was running, with ``WorkerCrashed`` (pid and exit code),
-      as soon as the parent sees it exit; the pool starts a new worker and
-      goes on with the other tasks;
+      as soon as the parent sees it exit; the chunk queued behind it goes to
+      another worker, and the pool starts a new worker and goes on;
     * an argument or result that cannot be pickled fails its own task with
       ``SerializationError``; the pool goes on;
     * an initializer that raises breaks the pool: the first call raises a

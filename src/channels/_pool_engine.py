@@ -75,7 +75,8 @@ class Engine:
         self._max_tasks = max_tasks_per_child
         self.lock = threading.Lock()
         self._state = _State.RUNNING
-        self._broken: BaseException | None = None
+        # Why the pool cannot run tasks, and the exception that says so.
+        self._broken: tuple[str, BaseException] | None = None
         self._queue: deque[Job] = deque()
         self._jobs: set[Job] = set()
         self._processes: dict[int, BaseProcess] = {}
@@ -203,8 +204,9 @@ class Engine:
         self._queue.clear()
 
     def _broken_error(self) -> ChannelError:
-        cause = self._broken
-        error = ChannelError(f"the pool is broken: {cause}")
+        assert self._broken is not None
+        why, cause = self._broken
+        error = ChannelError(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
         error.__cause__ = cause
         return error
 
@@ -351,7 +353,7 @@ class Engine:
             worker.ready = True
             self._start_failures = 0
         elif tag == INIT_FAILED:
-            self._break(unpack_exception(message[1]), "its initializer raised")
+            self._break(unpack_exception(message[1]), "the initializer raised in a worker")
         elif tag == DONE and worker.outstanding:
             _, values, failure, seconds = message
             error = None if failure is None else unpack_exception(failure[1])
@@ -405,8 +407,7 @@ class Engine:
         """Give up: the pool cannot run tasks (its initializer raises, workers cannot start)."""
         with self.lock:
             if self._broken is None:
-                self._broken = ChannelError(f"{why} ({type(cause).__name__}: {cause})")
-                self._broken.__cause__ = cause
+                self._broken = (why, cause)
                 self._fail_all(self._broken_error)
                 self._wake()
 

@@ -64,6 +64,10 @@ __all__ = ["LocalCore", "Primitives", "Settings"]
 # waiter taking over the lock of a process that died there knows the state is torn.
 _WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _CRITICAL = range(5)
 _SPILL_WOFF, _SPILL_ROFF = range(5, 7)
+# _SPILL_GEN counts rewinds of the overflow file, so cached bytes of an older
+# round are never read again; _PIPE_DRAINED says a reader found the pipe empty
+# while the overflow held items, so until the overflow drains the pipe holds no item.
+_SPILL_GEN, _PIPE_DRAINED = range(7, 9)
 _TRANSPORT_WORDS = 16
 _STATE_BYTES = (_TRANSPORT_WORDS + WORDS) * 8
 _SPILL_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -75,7 +79,7 @@ _SPILL_FRAME = struct.Struct("!Q")
 _WAKE = _PIPE_FRAME.pack(0)  # an empty frame: "look again", carries no item
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
-_READ_AHEAD = 4096
+_READ_AHEAD = 64 << 10  # how much committed overflow a reader caches at once
 _MAX_IOV = 0x7FFFF000  # the most Linux moves in one read or write call
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
@@ -109,6 +113,8 @@ class LocalCore:
 
     __slots__ = (
         "__weakref__",
+        "_cache",
+        "_cache_at",
         "_file",
         "_first",
         "_ledger",
@@ -140,6 +146,8 @@ class LocalCore:
         self._ledger = Ledger(self._words[_TRANSPORT_WORDS:])
         self._first = first
         self._packets = settings.packets
+        self._cache = b""
+        self._cache_at = (-1, 0, 0)  # (pid, overflow round, offset) of the cached bytes
         self._noted: set[int] = set()
         self._noted_pid = 0
         self._receiving_pid = 0
@@ -294,8 +302,12 @@ class LocalCore:
         end = words[_SPILL_WOFF]
         was_empty = end == words[_SPILL_ROFF]
         size = len(data)
+        head = _SPILL_FRAME.pack(size)
         try:
-            _pwrite_all(self._file, [_SPILL_FRAME.pack(size), data], _SPILL_BASE + end)
+            if size <= _READ_AHEAD:
+                os.pwrite(self._file, head + data, _SPILL_BASE + end)
+            else:
+                _pwrite_all(self._file, [head, data], _SPILL_BASE + end)
         except OSError as exc:
             raise ChannelError(
                 f"cannot keep the item in the channel's overflow file: {exc}"
@@ -336,11 +348,19 @@ class LocalCore:
             flags = ledger.flags
             if flags & BROKEN and ledger.broken_why == BROKEN_TORN:
                 raise ChannelBroken(ledger.broken_reason)
+            # The overflow only ever holds items newer than the pipe's, so it is
+            # read only once the pipe was seen empty *after* the overflow had items.
+            pending = words[_SPILL_ROFF] != words[_SPILL_WOFF]
+            if pending and words[_PIPE_DRAINED]:
+                return self._read_spill()
             data = self._read_pipe()
             if data is not None:
                 return data
-            if words[_SPILL_ROFF] != words[_SPILL_WOFF]:
+            if pending:
+                words[_PIPE_DRAINED] = 1
                 return self._read_spill()
+            if words[_SPILL_ROFF] != words[_SPILL_WOFF]:
+                continue  # the overflow filled after we looked: the pipe may hold older items
             if flags & ENDED:
                 raise EndOfChannel("every sender closed and the channel is drained")
             if flags & BROKEN:
@@ -392,24 +412,37 @@ class LocalCore:
         return data
 
     def _read_spill(self) -> bytes | memoryview:
+        """Take the oldest overflow item; the caller holds the read lock."""
         words = self._words
         start = words[_SPILL_ROFF]
-        offset = _SPILL_BASE + start
-        head = os.pread(self._file, _READ_AHEAD, offset)
-        (size,) = _SPILL_FRAME.unpack_from(head)
-        skip = _SPILL_FRAME.size
+        round_ = words[_SPILL_GEN]
+        pid, cached_round, cached_at = self._cache_at
+        cache = self._cache
+        pos = start - cached_at
+        if (
+            pid != me.pid
+            or cached_round != round_
+            or pos < 0
+            or pos + _SPILL_FRAME.size > len(cache)
+            or pos + _SPILL_FRAME.size + _SPILL_FRAME.unpack_from(cache, pos)[0] > len(cache)
+        ):
+            # Cache only committed bytes (below the write offset): they never change
+            # until the overflow is rewound, which starts a new round.
+            ahead = min(words[_SPILL_WOFF] - start, _READ_AHEAD)
+            cache = self._cache = os.pread(self._file, ahead, _SPILL_BASE + start)
+            self._cache_at = (me.pid, round_, start)
+            pos = 0
+        (size,) = _SPILL_FRAME.unpack_from(cache, pos)
+        skip = pos + _SPILL_FRAME.size
         data: bytes | memoryview
-        if skip + size <= len(head):
-            data = memoryview(head)[skip : skip + size]
-        else:
-            buf = bytearray(size)
-            have = len(head) - skip
-            buf[:have] = head[skip:]
-            _pread_into(self._file, memoryview(buf)[have:], offset + len(head))
-            data = memoryview(buf)
-        end = start + skip + size
+        if skip + size <= len(cache):
+            data = memoryview(cache)[skip : skip + size]
+        else:  # larger than the read-ahead: one read straight from the file
+            data = _pread_exactly(self._file, size, _SPILL_BASE + start + _SPILL_FRAME.size)
+        end = start + _SPILL_FRAME.size + size
         words[_SPILL_ROFF] = end  # one store takes the item: interrupted before it, none is taken
         if end == words[_SPILL_WOFF]:
+            words[_PIPE_DRAINED] = 0  # writers may use the pipe again from now on
             self._rewind_spill()
         return data
 
@@ -424,6 +457,7 @@ class LocalCore:
             if words[_SPILL_ROFF] == end:
                 words[_CRITICAL] = me.pid
                 words[_SPILL_WOFF] = words[_SPILL_ROFF] = 0
+                words[_SPILL_GEN] += 1
                 words[_CRITICAL] = 0
                 if end > _SPILL_SHRINK:
                     os.ftruncate(self._file, _SPILL_BASE)
@@ -575,6 +609,17 @@ def _pwrite_all(fd: int, parts: list[bytes | memoryview], offset: int) -> None:
             views.pop(0)
         if views and done:
             views[0] = views[0][done:]
+
+
+def _pread_exactly(fd: int, size: int, offset: int) -> bytes | memoryview:
+    """Read ``size`` bytes at ``offset``: one call, unless the kernel moves less at once."""
+    data = os.pread(fd, size, offset)
+    if len(data) == size:
+        return data
+    buf = bytearray(size)
+    buf[: len(data)] = data
+    _pread_into(fd, memoryview(buf)[len(data) :], offset + len(data))
+    return memoryview(buf)
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> None:

@@ -7,10 +7,13 @@ the call that caused it.
 
 from __future__ import annotations
 
+import copyreg
+import io
 import json
 import pickle
+from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError, SerializationError
 
@@ -28,6 +31,25 @@ class Serializer(Protocol):
     def loads(self, data: bytes | memoryview) -> object: ...
 
 
+class _Pickler(pickle.Pickler):
+    """A pickler with multiprocessing's reducers, whose table is merged once.
+
+    ``ForkingPickler`` copies the whole copyreg table for every item it pickles;
+    this keeps one merged table and merges again only when a reducer is added.
+    """
+
+    _merged_from = (-1, -1)
+
+    @classmethod
+    def merge_table(cls) -> None:
+        """Merge copyreg's reducers with multiprocessing's, if either has grown."""
+        extra: dict[type, Callable[[Any], Any]] = getattr(ForkingPickler, "_extra_reducers", {})
+        sizes = (len(copyreg.dispatch_table), len(extra))
+        if sizes != cls._merged_from:
+            cls.dispatch_table = {**copyreg.dispatch_table, **extra}
+            cls._merged_from = sizes
+
+
 class _Pickle:
     """Pickle with multiprocessing's reducers, so connections and sockets travel too.
 
@@ -37,7 +59,10 @@ class _Pickle:
     name = "pickle"
 
     def dumps(self, item: object) -> memoryview:
-        return ForkingPickler.dumps(item, pickle.HIGHEST_PROTOCOL)
+        _Pickler.merge_table()
+        buf = io.BytesIO()
+        _Pickler(buf, pickle.HIGHEST_PROTOCOL).dump(item)
+        return buf.getbuffer()
 
     def loads(self, data: bytes | memoryview) -> object:
         return pickle.loads(data)

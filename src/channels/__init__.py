@@ -26,6 +26,8 @@ from ._manager import ChannelManager as ChannelManager
 from ._open import ChannelOpener as ChannelOpener
 from ._open import ChannelOptions as ChannelOptions
 from ._open import open_channel as open_channel
+from ._pool import AsyncResult as AsyncResult
+from ._pool import Pool as Pool
 from ._protocols import Channel as Channel
 from ._protocols import Receiver as Receiver
 from ._protocols import Sender as Sender
@@ -42,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AsyncResult",
     "Channel",
     "ChannelBroken",
     "ChannelClosed",
@@ -56,6 +59,7 @@ __all__ = [
     "Features",
     "ManagerChannel",
     "PipeChannel",
+    "Pool",
     "QueueChannel",
     "Receiver",
     "Sender",

@@ -436,6 +436,203 @@ REJECTED = [
             '"Endpoint[int, str]" is not assignable to "Endpoint[str, int]"',
         ),
     ),
+    # -- the pool: arguments checked against the function, results inferred ------
+    Rejected(
+        "apply_argument_of_wrong_type",
+        'pool.apply(add, 1, "2")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 3 to "apply" of "Pool" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'2\']" is not assignable to "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_argument_missing",
+        "pool.apply(add, 1)  # !",
+        mypy=("call-arg", 'Missing positional argument "b" in call to "apply" of "Pool"'),
+        pyright=("reportCallIssue", 'Argument missing for parameter "b"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_unknown_keyword",
+        "pool.apply(square, 1, y=2)  # !",
+        mypy=("call-arg", 'Unexpected keyword argument "y" for "apply" of "Pool"'),
+        pyright=("reportCallIssue", 'No parameter named "y"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_result_used_as_str",
+        "total: str = pool.apply(add, 1, 2)  # !",
+        mypy=("assignment", 'expression has type "int", variable has type "str"'),
+        pyright=("reportAssignmentType", 'Type "int" is not assignable to declared type "str"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_async_argument_of_wrong_type",
+        'pool.apply_async(square, "x")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 2 to "apply_async" of "Pool" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'x\']" is not assignable to "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_async_result_used_as_str",
+        "total: str = pool.apply_async(add, 1, 2).get(timeout=1)  # !",
+        mypy=("assignment", 'expression has type "int", variable has type "str"'),
+        pyright=("reportAssignmentType", 'Type "int" is not assignable to declared type "str"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "starmap_tuple_of_wrong_types",
+        'pool.starmap(add, [(1, "x")])  # !',
+        mypy=(
+            "arg-type",
+            'Argument 1 to "starmap" of "Pool" has incompatible type "Callable[[int, int], int]"; '
+            'expected "Callable[[int, str], int]"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'x\']" is not assignable to "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "starmap_tuple_too_short",
+        "pool.starmap(add, [(1,)])  # !",
+        mypy=(
+            "arg-type",
+            'Argument 1 to "starmap" of "Pool" has incompatible type "Callable[[int, int], int]"; '
+            'expected "Callable[[int], int]"',
+        ),
+        pyright=("reportArgumentType", "Tuple size mismatch; expected 2 but received 1"),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "starmap_async_tuple_of_wrong_types",
+        'pool.starmap_async(add, [("a", 1)])  # !',
+        mypy=(
+            "arg-type",
+            'Argument 1 to "starmap_async" of "Pool" has incompatible type '
+            '"Callable[[int, int], int]"; expected "Callable[[str, int], int]"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'a\']" is not assignable to "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "map_with_a_function_of_two_arguments",
+        "pool.map(add, [1, 2])  # !",
+        mypy=(
+            "arg-type",
+            'Argument 1 to "map" of "Pool" has incompatible type "Callable[[int, int], int]"; '
+            'expected "Callable[[int], int]"',
+        ),
+        pyright=("reportArgumentType", 'Extra parameter "b"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "map_inputs_of_wrong_type",
+        'pool.map(square, ["a"])  # !',
+        mypy=(
+            "arg-type",
+            'Argument 1 to "map" of "Pool" has incompatible type "Callable[[int], int]"; '
+            'expected "Callable[[str], int]"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'a\']" is not assignable to "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "map_result_used_as_list_of_str",
+        "squares: list[str] = pool.map(square, [1])  # !",
+        # mypy infers R from the declared type, so it blames the function.
+        mypy=(
+            "arg-type",
+            'Argument 1 to "map" of "Pool" has incompatible type "Callable[[int], int]"; '
+            'expected "Callable[[int], str]"',
+        ),
+        pyright=("reportAssignmentType", '"list[int]" is not assignable to "list[str]"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "map_async_result_used_as_list_of_str",
+        "squares: list[str] = pool.map_async(square, [1]).get()  # !",
+        mypy=(
+            "assignment",
+            'expression has type "list[int]", variable has type "list[str]"',
+        ),
+        pyright=("reportAssignmentType", '"list[int]" is not assignable to "list[str]"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "imap_result_used_as_str",
+        """\
+        for r in pool.imap(square, [1]):
+            r.upper()  # !
+        """,
+        mypy=("attr-defined", '"int" has no attribute "upper"'),
+        pyright=("reportAttributeAccessIssue", 'Cannot access attribute "upper" for class "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "imap_unordered_inputs_of_wrong_type",
+        "pool.imap_unordered(shout, [1, 2])  # !",
+        mypy=(
+            "arg-type",
+            'Argument 1 to "imap_unordered" of "Pool" has incompatible type '
+            '"Callable[[str], str]"; expected "Callable[[int], str]"',
+        ),
+        pyright=("reportArgumentType", '"Literal[1]" is not assignable to "str"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "stream_inbox_of_wrong_type",
+        "pool.stream(square, open_channel[str]().receiver, open_channel[int]().sender)  # !",
+        mypy=(
+            "arg-type",
+            'Argument 1 to "stream" of "Pool" has incompatible type "Callable[[int], int]"; '
+            'expected "Callable[[str], int]"',
+        ),
+        pyright=("reportArgumentType", '"Receiver[str]" is not assignable to "Receiver[int]"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "stream_outbox_of_wrong_type",
+        "pool.stream(square, open_channel[int](), open_channel[str]())  # !",
+        mypy=(
+            "arg-type",
+            'Argument 1 to "stream" of "Pool" has incompatible type "Callable[[int], int]"; '
+            'expected "Callable[[int], str]"',
+        ),
+        pyright=("reportArgumentType", '"Channel[str]" is not assignable to "Sender[int]"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "stream_future_holds_no_result",
+        "n: int = pool.stream(square, open_channel[int](), open_channel[int]()).result()  # !",
+        mypy=("assignment", 'expression has type "None", variable has type "int"'),
+        pyright=("reportAssignmentType", 'Type "None" is not assignable to declared type "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "pool_workers_as_str",
+        'Pool(workers="4")  # !',
+        mypy=(
+            "arg-type",
+            'Argument "workers" to "Pool" has incompatible type "str"; expected "int | None"',
+        ),
+        pyright=("reportArgumentType", 'parameter "workers" of type "int | None"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "pool_initargs_do_not_match_initializer",
+        'Pool(initializer=add, initargs=(1, "2"))  # !',
+        mypy=(
+            "arg-type",
+            'Argument "initializer" to "Pool" has incompatible type "Callable[[int, int], int]"; '
+            'expected "Callable[[int, str], object] | None"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'2\']" is not assignable to "int"'),
+        prelude=POOL_PRELUDE,
+    ),
 ]
 
 ACCEPTED = [
@@ -501,6 +698,36 @@ ACCEPTED = [
         answer: str = client.request(2)
         question: int = server.recv()
         """,
+    ),
+    Accepted(
+        "pool_calls_of_the_right_types",
+        """\
+        total: int = pool.apply(add, 1, 2)
+        later: int = pool.apply_async(add, 1, b=2).get(timeout=1)
+        squares: list[int] = pool.map(square, range(10), chunksize=2)
+        sums: list[int] = pool.starmap(add, [(1, 2), (3, 4)])
+        more: list[int] = pool.starmap_async(add, [(1, 2)]).get()
+        words: list[str] = pool.map_async(shout, ["a"]).get()
+        for r in pool.imap(square, iter(range(3))):
+            r.bit_length()
+        for w in pool.imap_unordered(shout, ["b"]):
+            w.upper()
+        Pool(initializer=add, initargs=(1, 2))
+        """,
+        prelude=POOL_PRELUDE,
+    ),
+    Accepted(
+        "pool_stream_between_channels",
+        """\
+        jobs = open_channel[int]("queue")
+        results = open_channel[str]("pipe")
+        def label(n: int) -> str:
+            return str(n)
+        pool.stream(label, jobs.receiver, results.sender).result(timeout=5)
+        pool.stream(square, jobs, open_channel[float]())
+        pool.stream(square, open_channel[bool](), jobs)
+        """,
+        prelude=POOL_PRELUDE,
     ),
 ]
 

@@ -1,0 +1,81 @@
+"""What type checkers see of each ``Pool`` call.
+
+mypy and pyright check this file (strict); pytest never runs it. The misuses
+that must be rejected are in ``tests/test_typing.py``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import assert_type
+
+from channels import AsyncResult, Pool, open_channel
+from channels._pool_results import ResultIterator
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def label(n: int, *, prefix: str = "#") -> str:
+    return f"{prefix}{n}"
+
+
+def describe(name: str, size: int, ratio: float) -> tuple[str, float]:
+    return name, size * ratio
+
+
+def setup(name: str, level: int) -> None: ...
+
+
+def pool_calls() -> None:
+    assert_type(Pool(), Pool)
+    assert_type(Pool(4, context="spawn", max_tasks_per_child=10), Pool)
+    assert_type(Pool(2, initializer=setup, initargs=("worker", 3)), Pool)
+    with Pool(workers=2) as pool:
+        assert_type(pool, Pool)
+        assert_type(pool.workers, int)
+
+        assert_type(pool.map(square, range(10)), list[int])
+        assert_type(pool.map(label, [1, 2], chunksize=1, timeout=5.0), list[str])
+        assert_type(pool.map(square, range(3), progress=True), list[int])
+        assert_type(pool.map(square, range(3), on_progress=lambda done, total: None), list[int])
+        assert_type(pool.starmap(add, zip(range(6), range(6, 12), strict=True)), list[int])
+        assert_type(pool.starmap(describe, [("a", 1, 0.5)]), list[tuple[str, float]])
+        assert_type(pool.map_async(square, [1, 2]), AsyncResult[list[int]])
+        assert_type(pool.map_async(square, [1, 2]).get(timeout=1.0), list[int])
+        assert_type(pool.starmap_async(add, [(1, 2)]), AsyncResult[list[int]])
+
+        assert_type(pool.imap(square, range(10)), ResultIterator[int])
+        assert_type(pool.imap_unordered(label, iter([1, 2])), ResultIterator[str])
+        for r in pool.imap(square, range(10)):
+            assert_type(r, int)
+        for s in pool.imap_unordered(label, range(10), chunksize=4):
+            assert_type(s, str)
+        assert_type(pool.imap(square, [1]).next(timeout=1.0), int)
+
+        assert_type(pool.apply(add, 1, 2), int)
+        assert_type(pool.apply(label, 3, prefix="n"), str)
+        future = pool.apply_async(add, 1, 2)
+        assert_type(future, AsyncResult[int])
+        assert_type(future.get(), int)
+        assert_type(future.get(timeout=2.0), int)
+        assert_type(future.ready(), bool)
+        assert_type(future.wait(1.0), bool)
+        assert_type(future.successful(), bool)
+
+        jobs = open_channel[int]("queue")
+        results = open_channel[str]("queue")
+        done = pool.stream(label, jobs.receiver, results.sender)
+        assert_type(done, Future[None])
+        assert_type(done.result(timeout=1.0), None)
+        # The whole channel stands for either half; variance applies as usual.
+        assert_type(pool.stream(square, open_channel[bool](), open_channel[float]()), Future[None])
+
+        assert_type(pool.close(), None)
+        assert_type(pool.join(timeout=1.0), None)
+        assert_type(pool.terminate(), None)

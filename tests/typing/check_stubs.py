@@ -1,7 +1,10 @@
 """The local tqdm stubs (``stubs/tqdm``) fit what the pool's progress bar expects.
 
-mypy and pyright check this file; pytest never runs it.
+mypy and pyright check this file; pytest never runs it. tqdm itself need
+not be installed (it is the optional ``progress`` extra): the stubs are enough.
 """
+
+# pyright: reportMissingModuleSource=false
 
 from __future__ import annotations
 

@@ -68,19 +68,19 @@ class Engine:
         initargs: tuple[object, ...],
         max_tasks_per_child: int | None,
     ) -> None:
-        self.ctx = ctx
-        self.workers = workers
+        self.ctx: BaseContext = ctx
+        self.workers: int = workers
         self._initializer = initializer
         self._initargs = initargs
         self._max_tasks = max_tasks_per_child
-        self.lock = threading.Lock()
+        self.lock: threading.Lock = threading.Lock()
         self._state = _State.RUNNING
         # Why the pool cannot run tasks, and the exception that says so.
         self._broken: tuple[str, BaseException] | None = None
         self._queue: deque[Job] = deque()
         self._jobs: set[Job] = set()
         self._processes: dict[int, BaseProcess] = {}
-        self.started = 0
+        self.started: int = 0
         # Dispatcher-only state.
         self._workers: list[WorkerHandle] = []
         self._ready_chunks: deque[Chunk] = deque()

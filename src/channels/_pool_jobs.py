@@ -45,21 +45,20 @@ class Job:
     """Inputs, results and the first error of one call."""
 
     def __init__(self, cond: threading.Condition, spec: CallSpec, total: int | None) -> None:
-        self.cond = cond
-        self.spec = spec
-        self.total = total
+        self.cond: threading.Condition = cond
+        self.spec: CallSpec = spec
+        self.total: int | None = total
         # Inputs not yet cut into chunks, as (first index, items); the head
         # segment is cut from ``_position`` on.
         self._segments: deque[tuple[int, Sequence[object]]] = deque()
         self._position = 0
-        self.read = 0
-        self.taken: int = 0
-        self.input_done = False
-        self.delivered = 0
+        self.read: int = 0
+        self.input_done: bool = False
+        self.delivered: int = 0
         self.error: BaseException | None = None
         self.error_index: int | None = None
-        self.finished = False
-        self.queued = False
+        self.finished: bool = False
+        self.queued: bool = False
         self.on_finished: Callable[[Job], None] = _ignore
         self._item_seconds: float | None = None
         self._item_bytes: float | None = None
@@ -113,20 +112,6 @@ class Job:
         if self._item_bytes:
             size = min(size, max(1, int(_TARGET_BYTES / self._item_bytes)))
         return size
-
-    def readahead(self) -> int:
-        """How many inputs may be read ahead of the results the caller took.
-
-        Room for two chunks on each worker (one running, one queued behind
-        it) and as many again waiting to be cut or taken, so that no worker
-        waits for the caller to read more input.
-        """
-        return 4 * self.spec.workers * max(2, self.chunk_size())
-
-    def refill_due(self) -> bool:
-        """Whether the caller should read more input: a chunk's worth is missing."""
-        missing = self.readahead() - (self.read - self.taken)
-        return not self.input_done and missing >= max(1, self.chunk_size())
 
     def measured(self, count: int, seconds: float) -> None:
         """Record how long a chunk of ``count`` calls took in a worker."""
@@ -208,10 +193,25 @@ class IterJob(Job):
         self, cond: threading.Condition, spec: CallSpec, total: int | None, *, ordered: bool
     ) -> None:
         super().__init__(cond, spec, total)
-        self.ordered = ordered
+        self.ordered: bool = ordered
         self.input_error: BaseException | None = None
         self._by_start: dict[int, list[object]] = {}
         self._arrived: deque[list[object]] = deque()
+        self.taken: int = 0
+
+    def readahead(self) -> int:
+        """How many inputs may be read ahead of the results the caller took.
+
+        Room for two chunks on each worker (one running, one queued behind
+        it) and as many again waiting to be cut or taken, so that no worker
+        waits for the caller to read more input.
+        """
+        return 4 * self.spec.workers * max(2, self.chunk_size())
+
+    def refill_due(self) -> bool:
+        """Whether the caller should read more input: a chunk's worth is missing."""
+        missing = self.readahead() - (self.read - self.taken)
+        return not self.input_done and missing >= max(1, self.chunk_size())
 
     def _store(self, start: int, values: list[object]) -> None:
         if self.ordered:

@@ -79,7 +79,7 @@ class Progress:
     ) -> None:
         self._callbacks = callbacks
         self._bar = bar
-        self.total = total
+        self.total: int | None = total
         self._last_time = 0.0
         self._last_done = -1
 

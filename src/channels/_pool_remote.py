@@ -24,7 +24,7 @@ class RemoteTraceback(Exception):
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
-        self.text = text
+        self.text: str = text
 
     def __str__(self) -> str:
         return f"\n(raised in a pool worker)\n{self.text.rstrip()}"

@@ -119,7 +119,9 @@ class _Member:
     __slots__ = ("outbox", "process", "report")
 
     def __init__(self, process: BaseProcess, report: Connection, outbox: Sender[object]) -> None:
-        self.process, self.report, self.outbox = process, report, outbox
+        self.process: BaseProcess = process
+        self.report: Connection = report
+        self.outbox: Sender[object] = outbox
 
 
 @final

@@ -77,7 +77,10 @@ class Chunk:
     __slots__ = ("count", "job", "payload", "start")
 
     def __init__(self, job: Job, start: int, count: int, payload: bytes) -> None:
-        self.job, self.start, self.count, self.payload = job, start, count, payload
+        self.job: Job = job
+        self.start: int = start
+        self.count: int = count
+        self.payload: bytes = payload
 
 
 @final
@@ -99,11 +102,13 @@ class WorkerHandle:
     def __init__(
         self, process: BaseProcess, tasks: Connection, results: Connection, budget: int | None
     ) -> None:
-        self.process, self.tasks, self.results = process, tasks, results
-        self.budget = budget
-        self.ready = False
-        self.stopping = False
-        self.results_open = True
+        self.process: BaseProcess = process
+        self.tasks: Connection = tasks
+        self.results: Connection = results
+        self.budget: int | None = budget
+        self.ready: bool = False
+        self.stopping: bool = False
+        self.results_open: bool = True
         self.outstanding: deque[Chunk] = deque()
         self._unsent: deque[memoryview] = deque()
         os.set_blocking(tasks.fileno(), False)

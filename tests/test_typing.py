@@ -5,7 +5,10 @@ run (with the project's configuration) and one strict pyright run; each test
 then looks up its own module in the parsed output. A rejected case must give
 the expected error on the line marked ``# !`` and nowhere else; an accepted
 case must give no error at all, so that neither list can pass by checking
-nothing.
+nothing. Last, pyright's ``--verifytypes`` must find every public name typed.
+
+The positive side, what each public call is inferred to return, is in
+``tests/typing/``, which the checkers read and pytest does not run.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ ch = open_channel[int]("queue")
 """
 
 POOL_PRELUDE = """\
-from channels import Channel, Pool, open_channel
+from channels import Pool, open_channel
 
 def add(a: int, b: int) -> int:
     return a + b

@@ -106,6 +106,16 @@ def test_default_chunksize_follows_length_workers_and_cost() -> None:
     job.measured(10, 10.0)  # expensive calls: one at a time
     assert job.chunk_size() == 1
     assert BatchJob(cond, _spec(chunksize=7), list(range(1000))).chunk_size() == 7
+    # Chunks shrink as the input runs out, so the workers finish together.
+    tail = BatchJob(cond, _spec(), list(range(1000)))
+    tail.measured(10, 10e-6)
+    sizes = []
+    while (chunk := tail.take(tail.chunk_size())) is not None:
+        sizes.append(len(chunk[1]))
+    assert sum(sizes) == 1000
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == 125
+    assert sizes[-1] == 1
     unknown_length = IterJob(cond, _spec(), None, ordered=True)
     unknown_length.measured(100, 100e-6)
     assert 1000 <= unknown_length.chunk_size() <= 10_000

@@ -21,7 +21,7 @@ from typing import final
 __all__ = ["BatchJob", "CallSpec", "IterJob", "Job"]
 
 # Auto chunk size: aim for chunks that take about this long in a worker...
-_TARGET_SECONDS = 0.05
+_TARGET_SECONDS = 0.02
 # ... and whose items pickle to about this many bytes, with at most this many items.
 _TARGET_BYTES = 1 << 20
 _MAX_CHUNK = 10_000
@@ -52,6 +52,7 @@ class Job:
         # segment is cut from ``_position`` on.
         self._segments: deque[tuple[int, Sequence[object]]] = deque()
         self._position = 0
+        self._cut = 0
         self.read: int = 0
         self.input_done: bool = False
         self.delivered: int = 0
@@ -96,15 +97,26 @@ class Job:
             self._position = 0
         else:
             self._position = end
+        self._cut += end - begin
         return first + begin, chunk
 
     def chunk_size(self) -> int:
-        """The explicit chunksize, or one sized from the input length and measured costs."""
+        """The explicit chunksize, or one sized from the input length and measured costs.
+
+        Without a chunksize: at most a quarter of the input per worker, and
+        less as the input runs out (half of what is left per worker), so that
+        the workers finish together; and once a few calls were timed, about
+        ``_TARGET_SECONDS`` of work per chunk, so that a chunk of slow calls
+        does not keep one worker busy while the others wait.
+        """
         if self.spec.chunksize is not None:
             return self.spec.chunksize
+        workers = self.spec.workers
         size = _MAX_CHUNK
         if self.total is not None:
-            size = min(size, max(1, math.ceil(self.total / (4 * self.spec.workers))))
+            left = self.total - self._cut
+            size = min(size, math.ceil(self.total / (4 * workers)), math.ceil(left / (2 * workers)))
+            size = max(1, size)
         if self._item_seconds is None:
             return min(size, _PROBE)
         if self._item_seconds > 0:

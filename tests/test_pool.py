@@ -109,7 +109,7 @@ def test_default_chunksize_follows_length_workers_and_cost() -> None:
     # Chunks shrink as the input runs out, so the workers finish together.
     tail = BatchJob(cond, _spec(), list(range(1000)))
     tail.measured(10, 10e-6)
-    sizes = []
+    sizes: list[int] = []
     while (chunk := tail.take(tail.chunk_size())) is not None:
         sizes.append(len(chunk[1]))
     assert sum(sizes) == 1000
@@ -159,7 +159,9 @@ def test_imap_of_an_endless_iterable() -> None:
     with Pool(2, context="fork") as pool:
         first = list(itertools.islice(pool.imap(f.square, itertools.count(), timeout=WAIT), 50))
         assert first == [x * x for x in range(50)]
-        some = set(itertools.islice(pool.imap_unordered(f.double, itertools.count()), 50))
+        some = set(
+            itertools.islice(pool.imap_unordered(f.double, itertools.count(), timeout=WAIT), 50)
+        )
         assert len(some) == 50
 
 
@@ -231,11 +233,11 @@ def test_on_progress_reports_done_and_total() -> None:
         lazy.append((done, total))
 
     with Pool(2, context="fork") as pool:
-        pool.map(f.slow_square, range(20), chunksize=2, on_progress=record)
+        pool.map(f.slow_square, range(20), chunksize=2, on_progress=record, timeout=WAIT)
         assert calls[0] == (0, 20)
         assert calls[-1] == (20, 20)
         assert [done for done, _ in calls] == sorted({done for done, _ in calls})
-        list(pool.imap(f.square, iter(range(30)), on_progress=record_lazy))
+        list(pool.imap(f.square, iter(range(30)), on_progress=record_lazy, timeout=WAIT))
         assert lazy[0] == (0, None)
         assert lazy[-1] == (30, None)
 

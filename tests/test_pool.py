@@ -121,6 +121,16 @@ def test_default_chunksize_follows_length_workers_and_cost() -> None:
     assert 1000 <= unknown_length.chunk_size() <= 10_000
 
 
+def test_chunks_are_cut_across_the_batches_imap_reads() -> None:
+    job = IterJob(threading.Condition(), _spec(), None, ordered=True)
+    for batch in ([0], [1], [2, 3], [4]):
+        job.add(batch)
+    assert job.take(3) == (0, [0, 1, 2])
+    assert job.take(1) == (3, [3])
+    assert job.take(5) == (4, [4])
+    assert job.take(5) is None
+
+
 def test_many_small_tasks_are_batched() -> None:
     with Pool(2, context="fork") as pool:
         start = time.monotonic()

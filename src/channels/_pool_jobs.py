@@ -88,17 +88,25 @@ class Job:
         """
         if not self._segments:
             return None
-        first, items = self._segments[0]
-        begin = self._position
-        end = min(len(items), begin + max(1, limit))
-        chunk = items if begin == 0 and end == len(items) else items[begin:end]
-        if end == len(items):
-            self._segments.popleft()
-            self._position = 0
-        else:
-            self._position = end
-        self._cut += end - begin
-        return first + begin, chunk
+        start = self._segments[0][0] + self._position
+        limit = max(1, limit)
+        parts: list[Sequence[object]] = []
+        size = 0
+        while self._segments and size < limit:
+            _, items = self._segments[0]
+            begin = self._position
+            end = min(len(items), begin + limit - size)
+            parts.append(items if begin == 0 and end == len(items) else items[begin:end])
+            size += end - begin
+            if end == len(items):
+                self._segments.popleft()
+                self._position = 0
+            else:
+                self._position = end
+        self._cut += size
+        if len(parts) == 1:
+            return start, parts[0]
+        return start, [item for part in parts for item in part]
 
     def chunk_size(self) -> int:
         """The explicit chunksize, or one sized from the input length and measured costs.

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
-
-from typing_extensions import Self
+from typing import Protocol, Self, TypeVar, runtime_checkable
 
 __all__ = ["Channel", "Receiver", "Sender"]
 
 # Invariant: a Channel[T] both takes and gives T.
 T = TypeVar("T")
-# Contravariant: a Sender only consumes T, so a Sender[int] may stand where a Sender[bool] is wanted.
+# Contravariant: a Sender only consumes T; a Sender[int] may stand where a Sender[bool] is wanted.
 T_contra = TypeVar("T_contra", contravariant=True)
-# Covariant: a Receiver only produces T, so a Receiver[bool] may stand where a Receiver[int] is wanted.
+# Covariant: a Receiver only produces T; a Receiver[bool] may stand where a Receiver[int] is wanted.
 T_co = TypeVar("T_co", covariant=True)
 
 

@@ -6,7 +6,7 @@ import importlib.util
 import multiprocessing
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, cast
 
 import channels
 
@@ -24,14 +24,14 @@ def open_for(backend: str, method: str | None = None, **options: object) -> chan
     """Open a channel of ``backend`` whose processes use start method ``method``."""
     if method is not None:
         options["context"] = method
-    opener: Callable[..., channels.Channel[Any]] = channels.open_channel[object]
-    return opener(backend, **options)
+    return channels.open_channel[Any](backend, **cast("channels.ChannelOptions", options))
 
 
 def start(method: str, target: Callable[..., object], *args: object) -> BaseProcess:
     """Start ``target(*args)`` in a child process of start method ``method``."""
     ctx = multiprocessing.get_context(method)
-    process: BaseProcess = ctx.Process(target=target, args=args)  # type: ignore[attr-defined]
+    make = cast("Callable[..., BaseProcess]", ctx.Process)  # type: ignore[attr-defined]
+    process = make(target=target, args=args)
     process.start()
     return process
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unittest
 from collections import deque
 
 import pytest
@@ -100,14 +101,16 @@ class ChannelModel(RuleBasedStateMachine):
             del self.ch
 
 
-for _backend in BACKENDS:
-    _machine: type[ChannelModel] = type(
-        f"{_backend.title()}Model", (ChannelModel,), {"backend": _backend}
+def _machine_test(backend: str) -> type[unittest.TestCase]:
+    """The state machine's test case for one backend."""
+    machine: type[ChannelModel] = type(
+        f"{backend.title()}Model", (ChannelModel,), {"backend": backend}
     )
-    _test = _machine.TestCase
-    _test.settings = settings(
-        max_examples=25 if _backend != "manager" else 8, stateful_step_count=30, deadline=None
+    case = machine.TestCase
+    case.settings = settings(
+        max_examples=25 if backend != "manager" else 8, stateful_step_count=30, deadline=None
     )
-    globals()[f"test_{_backend}_against_the_model"] = _test
+    return case
 
-del _backend, _machine, _test
+
+globals().update({f"test_{b}_against_the_model": _machine_test(b) for b in BACKENDS})

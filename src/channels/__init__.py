@@ -28,6 +28,7 @@ from ._open import ChannelOptions as ChannelOptions
 from ._open import open_channel as open_channel
 from ._pool import AsyncResult as AsyncResult
 from ._pool import Pool as Pool
+from ._pool import ResultIterator as ResultIterator
 from ._protocols import Channel as Channel
 from ._protocols import Receiver as Receiver
 from ._protocols import Sender as Sender
@@ -62,6 +63,7 @@ __all__ = [
     "Pool",
     "QueueChannel",
     "Receiver",
+    "ResultIterator",
     "Sender",
     "SerializationError",
     "Serializer",

@@ -30,7 +30,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue as MPQueue
 from multiprocessing.synchronize import Event, Lock, Semaphore
-from typing import Protocol
+from typing import Protocol, cast
 
 from ._config import parse_spec
 from ._errors import ConfigError, EndOfChannel
@@ -380,8 +380,8 @@ def _channel_echo(requests: Receiver[object], replies: Sender[object]) -> None:
 def _process(
     ctx: BaseContext, target: Callable[..., None], args: tuple[object, ...], name: str
 ) -> BaseProcess:
-    process: BaseProcess = ctx.Process(target=target, args=args, name=name, daemon=True)  # type: ignore[attr-defined]
-    return process
+    make = cast("Callable[..., BaseProcess]", ctx.Process)  # type: ignore[attr-defined]
+    return make(target=target, args=args, name=name, daemon=True)
 
 
 def _split(count: int, parts: int) -> list[int]:
@@ -447,7 +447,7 @@ def _throughput(
     w = workload
     start_line = _StartLine(ctx)
     results: MPQueue[tuple[int, float]] = ctx.Queue()
-    producers = []
+    producers: list[BaseProcess] = []
     for i, n in enumerate(_split(w.count, w.producers)):
         target, args = producer(n)
         producers.append(_process(ctx, target, (*args, start_line), f"bench-producer-{i}"))
@@ -491,7 +491,7 @@ def _ping_pong(
     try:
         payload = _payload(workload.size)
         clock = time.perf_counter_ns
-        samples = []
+        samples: list[int] = []
         for i in range(_WARMUP_PINGS + workload.pings):
             t = clock()
             put(payload)
@@ -622,7 +622,7 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
     specs = [spec] if spec is not None else list(backends or LOCAL_BACKENDS)
     if not specs:
         raise ConfigError("no backend to measure")
-    plan = []
+    plan: list[_Measurer] = []
     for text in specs:
         parsed = parse_spec(text)
         get_backend(parsed.backend)
@@ -662,10 +662,10 @@ def run(
     """
     w = workload or Workload()
     plan = _plan(backends, spec, w)
-    say = progress or (lambda _: None)
+    say: Callable[[str], object] = progress or _quiet
     steps = sum(w.repeat * (2 if m.backend in RAW_PRIMITIVES else 1) for m in plan)
     step = 0
-    results = []
+    results: list[BackendResult] = []
     for m in plan:
         has_raw = m.backend in RAW_PRIMITIVES
         rates: dict[str, list[float]] = {"raw": [], "channel": []}
@@ -681,7 +681,7 @@ def run(
                 latencies[side].append(latency)
             if has_raw:
                 ratios.append(rates["channel"][-1] / rates["raw"][-1])
-        notes = []
+        notes: list[str] = []
         if m.backend == "pipe" and m.shared:
             notes.append("the raw pipe is locked at each end, as several processes share it")
         if m.remote:
@@ -732,7 +732,7 @@ def format_table(report: Report) -> str:
         "raw p50/p99 us",
         "chan p50/p99 us",
     )
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for res in report.results:
         raw, ch = res.raw, res.channel
         rows.append(
@@ -756,3 +756,7 @@ def format_table(report: Report) -> str:
     for res in report.results:
         lines.extend(f"note ({res.spec}): {note}" for note in res.notes)
     return "\n".join(lines)
+
+
+def _quiet(_: str) -> None:
+    """Report no progress."""

@@ -12,7 +12,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import TextIO, Union
+from typing import TextIO, Union, cast
 
 from . import __version__, _bench
 from ._errors import ConfigError
@@ -263,15 +263,16 @@ def _backends_command(args: argparse.Namespace) -> int:
         print(json.dumps(described, indent=2))
         return 0
     header = ("backend", "status", *(label for _, label in _FEATURES), "options")
-    rows = [header]
-    problems = []
+    rows: list[tuple[str, ...]] = [header]
+    problems: list[str] = []
     for entry in described:
         name = str(entry["name"])
         features = entry.get("features")
         options = entry.get("options")
         if isinstance(features, dict) and isinstance(options, dict):
             flags = ["yes" if features[attr] else "no" for attr, _ in _FEATURES]
-            rows.append((name, "ok", *flags, ", ".join(options) or "-"))
+            names = ", ".join(cast("dict[str, object]", options))
+            rows.append((name, "ok", *flags, names or "-"))
         else:
             rows.append((name, "unavailable", *("-" for _ in _FEATURES), "-"))
             problems.append(f"{name}: {entry['error']}")

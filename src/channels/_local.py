@@ -28,9 +28,11 @@ import select
 import struct
 import tempfile
 import weakref
+from collections.abc import Generator
 from dataclasses import dataclass
-from multiprocessing import context, reduction
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
+from multiprocessing.context import get_spawning_popen
 from multiprocessing.synchronize import BoundedSemaphore, Lock
 from typing import NoReturn, Protocol
 
@@ -223,28 +225,22 @@ class LocalCore:
                 slots.release()
 
     def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
-        rlock = self._rlock
-        if not rlock.acquire(False):
-            if not block and not self._ledger.flags & ENDED:
-                raise WouldBlock("another receiver is taking an item")
-            self._acquire(rlock, _READER, deadline)
-        words = self._words
-        words[_READER] = me.pid
-        words[_READER_STAMP] = me.stamp
+        wait = block or bool(self._ledger.flags & ENDED)
+        if not self._hold(self._rlock, _READER, deadline, wait):
+            raise WouldBlock("another receiver is taking an item")
         data: bytes | memoryview | None = None
         try:
             if self._receiving_pid != me.pid:
                 self._note_receiver()
             data = self._take(deadline, block)
+            return data
         finally:
-            words[_READER] = 0
-            rlock.release()
+            self._let_go(self._rlock, _READER)
             if data is not None and self._slots is not None:
                 self._slots.release()
-        return data
 
     def clone(self, token: int) -> int:
-        with self._locked_books():
+        with self._books():
             if not self._ledger.is_open(token):
                 raise ChannelClosed("cannot clone a closed sender handle")
             return self._ledger.open_handle()
@@ -252,25 +248,21 @@ class LocalCore:
     def close_sender(self, token: int) -> None:
         if not self._ledger.is_open(token):
             return
-        with self._locked_books():
+        with self._books():
             if self._ledger.close_handle(token):
                 self._wake()
 
     def close_receiver(self) -> None:
         if self._receiving_pid == me.pid:
-            with self._locked_books():
+            with self._books():
                 self._ledger.forget_receiver(me.pid)
             self._receiving_pid = 0
 
     # -- sending -------------------------------------------------------------------
 
     def _write(self, token: int, data: bytes | memoryview, deadline: float | None) -> None:
-        wlock = self._wlock
-        if not wlock.acquire(False):
-            self._acquire(wlock, _WRITER, deadline)
+        self._hold(self._wlock, _WRITER, deadline)
         words = self._words
-        words[_WRITER] = me.pid
-        words[_WRITER_STAMP] = me.stamp
         try:
             ledger = self._ledger
             if not ledger.is_open(token):
@@ -294,8 +286,7 @@ class LocalCore:
                     raise ChannelBroken("every receiving end of the channel is closed") from exc
             self._spill(data)
         finally:
-            words[_WRITER] = 0
-            wlock.release()
+            self._let_go(self._wlock, _WRITER)
 
     def _spill(self, data: bytes | memoryview) -> None:
         words = self._words
@@ -448,8 +439,7 @@ class LocalCore:
 
     def _rewind_spill(self) -> None:
         """Start the drained overflow over at offset 0, if no writer is busy."""
-        wlock = self._wlock
-        if not wlock.acquire(False):
+        if not self._hold(self._wlock, _WRITER, None, wait=False):
             return
         words = self._words
         try:
@@ -462,7 +452,7 @@ class LocalCore:
                 if end > _SPILL_SHRINK:
                     os.ftruncate(self._file, _SPILL_BASE)
         finally:
-            wlock.release()
+            self._let_go(self._wlock, _WRITER)
 
     def _readable(self, wait: float) -> bool:
         if self._poller_pid != me.pid or self._poller is None:
@@ -472,7 +462,7 @@ class LocalCore:
         return bool(self._poller.poll(wait * 1000))
 
     def _note_receiver(self) -> None:
-        with self._locked_books():
+        with self._books():
             self._ledger.note_receiver(me.pid, me.stamp, pid_alive)
         self._receiving_pid = me.pid
 
@@ -480,7 +470,7 @@ class LocalCore:
 
     def _tear(self, what: str) -> NoReturn:
         self._words[_CRITICAL] = 0
-        with self._locked_books():
+        with self._books():
             self._ledger.mark_broken(BROKEN_TORN)
         raise ChannelBroken(f"{WHY[BROKEN_TORN]} (read {what})")
 
@@ -489,7 +479,7 @@ class LocalCore:
         ledger = self._ledger
         if ledger.flags & (ENDED | BROKEN):
             return
-        if not self._wlock.acquire(False):
+        if not self._hold(self._wlock, _WRITER, None, wait=False):
             self._take_over_if_orphaned(self._wlock, _WRITER)
             return
         try:
@@ -499,7 +489,7 @@ class LocalCore:
             elif ledger.senders_gone(pid_alive):
                 ledger.mark_broken(BROKEN_SENDERS_GONE)
         finally:
-            self._wlock.release()
+            self._let_go(self._wlock, _WRITER)
 
     def _acquire(self, lock: Lock, owner: int, deadline: float | None) -> None:
         """Take ``lock``, waking every slice to take it over from a dead holder."""
@@ -526,13 +516,34 @@ class LocalCore:
             with contextlib.suppress(ValueError):  # another waiter took it over first
                 lock.release()
 
-    def _locked_books(self) -> _BooksLock:
-        return _BooksLock(self)
+    def _hold(self, lock: Lock, owner: int, deadline: float | None, wait: bool = True) -> bool:
+        """Take ``lock`` and record this process as its holder; False if busy and not ``wait``."""
+        if not lock.acquire(False):
+            if not wait:
+                return False
+            self._acquire(lock, owner, deadline)
+        words = self._words
+        words[owner] = me.pid
+        words[owner + 1] = me.stamp
+        return True
+
+    def _let_go(self, lock: Lock, owner: int) -> None:
+        self._words[owner] = 0
+        lock.release()
+
+    @contextlib.contextmanager
+    def _books(self) -> Generator[None]:
+        """Hold the write lock, which also orders every change to the ledger."""
+        self._hold(self._wlock, _WRITER, None)
+        try:
+            yield
+        finally:
+            self._let_go(self._wlock, _WRITER)
 
     # -- life cycle ----------------------------------------------------------------
 
     def __reduce__(self) -> tuple[object, ...]:
-        if context.get_spawning_popen() is None:
+        if get_spawning_popen() is None:
             raise ChannelError(
                 f"a {self._settings.name} channel can be given to a child process only as an "
                 "argument when it starts (multiprocessing.Process(args=...)); to share a channel "
@@ -543,27 +554,6 @@ class LocalCore:
     def __repr__(self) -> str:
         bound = f" maxsize={self._settings.maxsize}" if self._settings.maxsize else ""
         return f"{self._settings.name}{bound}"
-
-
-class _BooksLock:
-    """The write lock taken to change the ledger, with dead-holder take-over."""
-
-    __slots__ = ("_core",)
-
-    def __init__(self, core: LocalCore) -> None:
-        self._core = core
-
-    def __enter__(self) -> None:
-        core = self._core
-        if not core._wlock.acquire(False):
-            core._acquire(core._wlock, _WRITER, None)
-        core._words[_WRITER] = me.pid
-        core._words[_WRITER_STAMP] = me.stamp
-
-    def __exit__(self, *exc_info: object) -> None:
-        core = self._core
-        core._words[_WRITER] = 0
-        core._wlock.release()
 
 
 def _rebuild(parts: Primitives, settings: Settings, file_fd: _Detachable, first: int) -> LocalCore:

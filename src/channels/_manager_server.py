@@ -93,7 +93,7 @@ class Hub:
     )
 
     def __init__(self) -> None:
-        self.nonce = secrets.randbits(62) | 1
+        self.nonce: int = secrets.randbits(62) | 1
         self._lock = threading.Lock()
         self._channels: dict[int, ChannelState] = {}
         self._names: dict[str, int] = {}

@@ -13,7 +13,7 @@ import pytest
 
 import channels
 
-from support import BACKENDS, METHODS
+from support import BACKENDS, METHODS, live_descendants
 
 
 @pytest.fixture(params=BACKENDS)
@@ -52,7 +52,7 @@ def _warm_up() -> None:
 
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    """Fail a test that leaves a child process, a file descriptor or a named semaphore behind."""
+    """Fail a test that leaves a process, a file descriptor or a named semaphore behind."""
     gc.collect()
     fds, sems = _fds(), _semaphores()
     yield
@@ -60,13 +60,15 @@ def no_leaks() -> Iterator[None]:
     while True:
         gc.collect()  # a channel's private manager server stops when the channel is collected
         leftover = multiprocessing.active_children()
+        strays = live_descendants()  # grandchildren too, e.g. workers forked by the forkserver
         new_fds, new_sems = _fds() - fds, _semaphores() - sems
-        if not (leftover or new_fds or new_sems) or time.monotonic() > deadline:
+        if not (leftover or strays or new_fds or new_sems) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     for child in leftover:
         child.kill()
         child.join(5)
     assert not leftover, f"child processes left running: {leftover}"
+    assert not strays, f"descendant processes left running: {strays}"
     assert not new_fds, f"file descriptors left open: {sorted(new_fds)}"
     assert not new_sems, f"named semaphores left behind: {sorted(new_sems)}"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
+import os
+import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, cast
 
 import channels
@@ -51,3 +54,73 @@ def drain(receiver: channels.Receiver[Any], timeout: float = WAIT) -> tuple[list
             items.append(receiver.recv(timeout=timeout))
         except channels.ChannelError as exc:
             return items, type(exc).__name__
+
+
+# Helper processes multiprocessing keeps for the whole run; their children are still checked.
+_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every live process as pid -> (parent pid, state letter), read from /proc."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def live_descendants(root: int | None = None) -> list[int]:
+    """Live (non-zombie) descendants of ``root``, leaving out multiprocessing's own helpers.
+
+    Children of the forkserver are included: a pool's forkserver workers are
+    grandchildren of the test process.
+    """
+    root = os.getpid() if root is None else root
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        if table[pid][1] == "Z":
+            continue
+        if table[pid][0] == root and any(h in _cmdline(pid) for h in _HELPERS):
+            continue
+        found.append(pid)
+    return found
+
+
+def wait_no_descendants(timeout: float = 5.0) -> list[int]:
+    """Poll until the test process has no live descendants; return those left after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = live_descendants()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"

@@ -20,26 +20,9 @@ from channels._pool_jobs import BatchJob, CallSpec, IterJob
 from channels._pool_workers import frame
 
 import pool_funcs as f
-
-METHODS = ["fork", "spawn", "forkserver"]
-# Bound for anything a test waits on: a hang fails the test instead of blocking the run.
-WAIT = 20.0
+from support import WAIT, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def no_children() -> Iterator[None]:
-    """Every test must leave no worker behind, by multiprocessing's count and by /proc's."""
-    yield
-    gc.collect()  # a channel's helper process stops when the channel is collected
-    assert multiprocessing.active_children() == []
-    assert f.wait_no_descendants() == []
-
-
-@pytest.fixture(params=METHODS)
-def method(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 # -- the seed programs, under every start method --------------------------------
@@ -325,7 +308,7 @@ def test_leaving_the_block_on_an_exception_terminates() -> None:
         leave_by_exception()
     assert time.monotonic() - start < 10
     hanging, pids = info.value.args[0]
-    assert not any(f.pid_alive(pid) for pid in pids)
+    assert not any(pid_alive(pid) for pid in pids)
     with pytest.raises(ChannelClosed, match="terminated"):
         hanging.get(timeout=WAIT)
 

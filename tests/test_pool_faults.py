@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -21,24 +19,9 @@ from channels._pool import Pool
 from channels._pool_remote import RemoteTraceback
 
 import pool_funcs as f
-
-METHODS = ["fork", "spawn", "forkserver"]
-WAIT = 20.0
+from support import METHODS, WAIT, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def no_children() -> Iterator[None]:
-    yield
-    gc.collect()  # a channel's helper process stops when the channel is collected
-    assert multiprocessing.active_children() == []
-    assert f.wait_no_descendants() == []
-
-
-@pytest.fixture(params=METHODS)
-def method(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def warm_up(pool: Pool) -> set[int]:
@@ -221,7 +204,7 @@ def test_exception_in_the_block_leaves_no_worker(method: str) -> None:
     with pytest.raises(KeyError):
         leave_by_exception()
     assert len(pids) == 2
-    assert not any(f.pid_alive(pid) for pid in pids)
+    assert not any(pid_alive(pid) for pid in pids)
 
 
 _INTERRUPTED = """
@@ -282,9 +265,9 @@ def test_ctrl_c_stops_the_workers(start_method: str, target: str) -> None:
     assert err.count("Traceback (most recent call last)") == 1, err
     assert "KeyboardInterrupt" in err
     deadline = time.monotonic() + 5
-    while any(f.pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(f.pid_alive(pid) for pid in pids)
+    assert not any(pid_alive(pid) for pid in pids)
 
 
 _LEFT_OPEN = """
@@ -316,6 +299,6 @@ def test_a_pool_left_open_at_exit_neither_hangs_nor_leaks() -> None:
     pids = [int(p) for p in done.stdout.split()[1:]]
     assert len(pids) == 2
     deadline = time.monotonic() + 5
-    while any(f.pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(f.pid_alive(pid) for pid in pids)
+    assert not any(pid_alive(pid) for pid in pids)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -17,25 +14,16 @@ from channels._pool import Pool
 from channels._pool_remote import RemoteTraceback
 
 import pool_funcs as f
+from support import METHODS, WAIT
 
 if not hasattr(channels, "open_channel"):
     pytest.skip(
         "the channel core (channels.open_channel) is not there yet", allow_module_level=True
     )
 
-METHODS = ["fork", "spawn", "forkserver"]
 BACKENDS = [b for b in ("pipe", "queue", "simplequeue", "manager") if b in channels.backends()]
-WAIT = 20.0
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def no_children() -> Iterator[None]:
-    yield
-    gc.collect()  # a channel's helper process stops when the channel is collected
-    assert multiprocessing.active_children() == []
-    assert f.wait_no_descendants() == []
 
 
 def open_channel(backend: str, method: str) -> channels.Channel[Any]:

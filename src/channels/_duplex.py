@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, final, overload
+from typing import Any, Generic, TypeVar, final, overload
 
 from typing_extensions import Unpack
 
+from ._handles import Closing
 from ._open import ChannelOptions, open_channel
 from ._protocols import Channel, Receiver, Sender
 
@@ -23,7 +23,7 @@ B = TypeVar("B")
 
 
 @final
-class Endpoint(Generic[S_contra, R_co]):
+class Endpoint(Closing, Generic[S_contra, R_co]):
     """One end of a two-way link: a ``Sender[S]`` and a ``Receiver[R]`` in one object.
 
     ``close()`` closes this end's sending handle, like shutting down the write
@@ -74,17 +74,6 @@ class Endpoint(Generic[S_contra, R_co]):
     def closed(self) -> bool:
         """Whether this end's sending handle is closed."""
         return self._out.closed
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @final

@@ -17,14 +17,34 @@ from ._errors import ChannelClosed, EndOfChannel, SerializationError
 from ._protocols import Receiver, Sender
 from ._serialize import dumps, loads
 
-__all__ = ["ChannelBase", "ReceiverHandle", "SenderHandle"]
+__all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
 # Invariant here: the concrete classes both take and give T (variance lives on the protocols).
 T = TypeVar("T")
 
 
+class Closing:
+    """``with`` support for anything that has ``close()``: closes on exit, also on an error."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @final
-class SenderHandle(Generic[T]):
+class SenderHandle(Closing, Generic[T]):
     """A counted sender handle; ``Sender[T]``."""
 
     __slots__ = ("__weakref__", "_core", "_token")
@@ -73,17 +93,6 @@ class SenderHandle(Generic[T]):
         """Whether this handle has been closed, here or in any other process."""
         return not self._core.sender_open(self._token)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __reduce__(self) -> tuple[object, ...]:
         return (SenderHandle, (self._core, self._token))
 
@@ -93,7 +102,7 @@ class SenderHandle(Generic[T]):
 
 
 @final
-class ReceiverHandle(Generic[T]):
+class ReceiverHandle(Closing, Generic[T]):
     """The receiving half; ``Receiver[T]``. Closing it stops only this process's receiver."""
 
     __slots__ = ("__weakref__", "_closed", "_core")
@@ -144,17 +153,6 @@ class ReceiverHandle(Generic[T]):
         """Whether this receiver was closed in this process."""
         return self._closed
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __reduce__(self) -> tuple[object, ...]:
         return (ReceiverHandle, (self._core, self._closed))
 
@@ -162,7 +160,7 @@ class ReceiverHandle(Generic[T]):
         return f"<Receiver of {self._core!r}{' (closed)' if self._closed else ''}>"
 
 
-class ChannelBase(Generic[T]):
+class ChannelBase(Closing, Generic[T]):
     """Both halves of a channel: ``Channel[T]``. Backends subclass it and build a core.
 
     ``close()`` closes the sender half, which ends the stream once every clone is
@@ -220,17 +218,6 @@ class ChannelBase(Generic[T]):
     def closed(self) -> bool:
         """Whether the channel's sender half is closed."""
         return self._sender.closed
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __getstate__(self) -> tuple[SenderHandle[T], ReceiverHandle[T]]:
         return (self._sender, self._receiver)

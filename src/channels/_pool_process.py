@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
-import multiprocessing
 import signal
 import threading
 import weakref
@@ -30,7 +29,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
-from ._errors import ConfigError
+from ._config import resolve_context as _resolve_context
 
 __all__ = [
     "exit_description",
@@ -71,24 +70,8 @@ def _terminate_all() -> None:
 
 
 def resolve_context(context: str | BaseContext | None) -> BaseContext:
-    """Turn the ``context`` argument of ``Pool`` into a multiprocessing context."""
-    if context is None:
-        ctx: BaseContext = multiprocessing.get_context()
-    elif isinstance(context, str):
-        methods = multiprocessing.get_all_start_methods()
-        if context not in methods:
-            raise ConfigError(
-                f"unknown start method {context!r}; choose one of {', '.join(methods)} "
-                "or pass a multiprocessing context"
-            )
-        ctx = multiprocessing.get_context(context)
-    elif isinstance(context, BaseContext):
-        ctx = context
-    else:
-        raise ConfigError(
-            f"context must be None, a start method name or a multiprocessing context, "
-            f"not {type(context).__name__}"
-        )
+    """The pool's context: the shared rules, and a forkserver started now if it is one."""
+    ctx = _resolve_context(context)
     if ctx.get_start_method() == "forkserver":
         # Start the server now, from the caller's thread: started later from a
         # thread that blocks SIGINT, it would pass that mask on to every

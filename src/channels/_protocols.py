@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Protocol, Self, TypeVar, runtime_checkable
 
-__all__ = ["Channel", "Receiver", "Sender"]
+__all__ = ["Channel", "Closable", "Receiver", "Sender"]
 
 # Invariant: a Channel[T] both takes and gives T.
 T = TypeVar("T")
@@ -16,8 +16,23 @@ T_contra = TypeVar("T_contra", contravariant=True)
 T_co = TypeVar("T_co", covariant=True)
 
 
+class Closable(Protocol):
+    """Something with ``close()`` that a ``with`` block closes on exit, also on an error."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 @runtime_checkable
-class Sender(Protocol[T_contra]):
+class Sender(Closable, Protocol[T_contra]):
     """The sending half: one counted handle, the same object in every process it reaches."""
 
     def send(self, item: T_contra, timeout: float | None = None) -> None:
@@ -41,18 +56,9 @@ class Sender(Protocol[T_contra]):
         """Whether this handle is closed (in any process)."""
         ...
 
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
 
 @runtime_checkable
-class Receiver(Protocol[T_co]):
+class Receiver(Closable, Protocol[T_co]):
     """The receiving half: yields items until every sender has closed."""
 
     def recv(self, timeout: float | None = None) -> T_co:
@@ -75,15 +81,6 @@ class Receiver(Protocol[T_co]):
     def closed(self) -> bool:
         """Whether this receiver was closed in this process."""
         ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 @runtime_checkable

@@ -105,7 +105,8 @@ def main() -> None:
         Workload("trivial calls", trivial, args.trivial_tasks, (1_000, 10_000, 50_000, 125_000)),
         Workload("heavy calls (~2 ms each)", heavy, args.heavy_tasks, (1, 4, 16, 50)),
     ]
-    ctx = multiprocessing.get_context(args.context)
+    method: str = args.context
+    ctx = multiprocessing.get_context(method)
     print(f"{args.workers} workers, start method {args.context}, best of {args.repeat} rounds\n")
     with (
         ctx.Pool(args.workers) as stdlib,

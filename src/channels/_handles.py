@@ -15,7 +15,7 @@ from typing import Generic, Self, TypeVar, cast, final
 from ._core import Core, deadline_after
 from ._errors import ChannelClosed, EndOfChannel, SerializationError
 from ._protocols import Receiver, Sender
-from ._serialize import dumps, loads
+from ._serialize import loads
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
@@ -62,7 +62,7 @@ class SenderHandle(Closing, Generic[T]):
             SerializationError: ``item`` cannot be serialized; nothing was sent.
             ChannelBroken: every receiver is gone while the channel is full.
         """
-        deadline = deadline_after(timeout)
+        deadline = None if timeout is None else deadline_after(timeout)
         self._core.send(self._token, self._encode(item), deadline, True)
 
     def send_nowait(self, item: T) -> None:
@@ -71,7 +71,13 @@ class SenderHandle(Closing, Generic[T]):
 
     def _encode(self, item: T) -> bytes | memoryview:
         core = self._core
-        data = dumps(core.serializer, item)
+        serializer = core.serializer
+        try:
+            data = serializer.dumps(item)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot send {type(item).__qualname__} with {serializer.name}: {exc}"
+            ) from exc
         limit = core.max_message_size
         if limit is not None and len(data) > limit:
             raise SerializationError(
@@ -124,7 +130,8 @@ class ReceiverHandle(Closing, Generic[T]):
         if self._closed:
             raise ChannelClosed("this receiver is closed")
         core = self._core
-        return cast(T, loads(core.serializer, core.recv(deadline_after(timeout), True)))
+        deadline = None if timeout is None else deadline_after(timeout)
+        return cast(T, loads(core.serializer, core.recv(deadline, True)))
 
     def recv_nowait(self) -> T:
         """Return the next item if one is ready now, else raise ``WouldBlock``."""

@@ -58,31 +58,26 @@ from ._ledger import (
 )
 from ._liveness import me, pid_alive
 from ._serialize import Serializer, resolve_serializer
+from ._spill import WORDS as OVERFLOW_WORDS
+from ._spill import Overflow
 
 __all__ = ["LocalCore", "Primitives", "Settings"]
 
 # Transport words, before the ledger. _CRITICAL holds the pid of a process in
 # the middle of an update spanning several words (or of a two-read frame), so a
-# waiter taking over the lock of a process that died there knows the state is torn.
-_WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _CRITICAL = range(5)
-_SPILL_WOFF, _SPILL_ROFF = range(5, 7)
-# _SPILL_GEN counts rewinds of the overflow file, so cached bytes of an older
-# round are never read again; _PIPE_DRAINED says a reader found the pipe empty
-# while the overflow held items, so until the overflow drains the pipe holds no item.
-_SPILL_GEN, _PIPE_DRAINED = range(7, 9)
-_TRANSPORT_WORDS = 16
+# waiter taking over the lock of a process that died there knows the state is
+# torn. _PIPE_DRAINED says a reader found the pipe empty while the overflow held
+# items: until the overflow drains, no item enters the pipe.
+_WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _CRITICAL, _PIPE_DRAINED = range(6)
+_OVERFLOW = 8  # the overflow's words follow
+_TRANSPORT_WORDS = _OVERFLOW + OVERFLOW_WORDS
 _STATE_BYTES = (_TRANSPORT_WORDS + WORDS) * 8
-_SPILL_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
-#: Give the overflow file's pages back once a drained overflow had grown past this.
-_SPILL_SHRINK = 16 << 20
+_OVERFLOW_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
 
 _PIPE_FRAME = struct.Struct("!I")
-_SPILL_FRAME = struct.Struct("!Q")
 _WAKE = _PIPE_FRAME.pack(0)  # an empty frame: "look again", carries no item
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
-_READ_AHEAD = 64 << 10  # how much committed overflow a reader caches at once
-_MAX_IOV = 0x7FFFF000  # the most Linux moves in one read or write call
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
@@ -115,14 +110,13 @@ class LocalCore:
 
     __slots__ = (
         "__weakref__",
-        "_cache",
-        "_cache_at",
         "_file",
         "_first",
         "_ledger",
         "_mm",
         "_noted",
         "_noted_pid",
+        "_overflow",
         "_packets",
         "_parts",
         "_poller",
@@ -148,8 +142,8 @@ class LocalCore:
         self._ledger = Ledger(self._words[_TRANSPORT_WORDS:])
         self._first = first
         self._packets = settings.packets
-        self._cache = b""
-        self._cache_at = (-1, 0, 0)  # (pid, overflow round, offset) of the cached bytes
+        overflow_words = self._words[_OVERFLOW : _OVERFLOW + OVERFLOW_WORDS]
+        self._overflow = Overflow(overflow_words, self._words, _CRITICAL, file_fd, _OVERFLOW_BASE)
         self._noted: set[int] = set()
         self._noted_pid = 0
         self._receiving_pid = 0
@@ -182,9 +176,10 @@ class LocalCore:
         except OSError as exc:
             raise ChannelError(f"cannot create the channel's overflow file: {exc}") from exc
         os.unlink(path)
-        os.ftruncate(fd, _SPILL_BASE)
+        os.ftruncate(fd, _OVERFLOW_BASE)
         core = cls(parts, settings, fd, 0)
         core._first = core._ledger.initialise()
+        core._overflow.initialise()
         return core
 
     # -- the Core protocol ---------------------------------------------------------
@@ -262,7 +257,6 @@ class LocalCore:
 
     def _write(self, token: int, data: bytes | memoryview, deadline: float | None) -> None:
         self._hold(self._wlock, _WRITER, deadline)
-        words = self._words
         try:
             ledger = self._ledger
             if not ledger.is_open(token):
@@ -276,7 +270,7 @@ class LocalCore:
                 ledger.note_sender(me.pid, me.stamp, token, pid_alive)
                 self._noted.add(token)
             size = len(data)
-            if size <= _PIPE_PAYLOAD and words[_SPILL_WOFF] == words[_SPILL_ROFF]:
+            if size <= _PIPE_PAYLOAD and not self._overflow.pending():
                 try:
                     os.write(self._wfd, _PIPE_FRAME.pack(size) + data)
                     return
@@ -284,28 +278,15 @@ class LocalCore:
                     pass
                 except BrokenPipeError as exc:
                     raise ChannelBroken("every receiving end of the channel is closed") from exc
-            self._spill(data)
+            try:
+                if self._overflow.append(data):
+                    self._wake()
+            except OSError as exc:
+                raise ChannelError(
+                    f"the channel's overflow file cannot take the item: {exc}"
+                ) from exc
         finally:
             self._let_go(self._wlock, _WRITER)
-
-    def _spill(self, data: bytes | memoryview) -> None:
-        words = self._words
-        end = words[_SPILL_WOFF]
-        was_empty = end == words[_SPILL_ROFF]
-        size = len(data)
-        head = _SPILL_FRAME.pack(size)
-        try:
-            if size <= _READ_AHEAD:
-                os.pwrite(self._file, head + data, _SPILL_BASE + end)
-            else:
-                _pwrite_all(self._file, [head, data], _SPILL_BASE + end)
-        except OSError as exc:
-            raise ChannelError(
-                f"cannot keep the item in the channel's overflow file: {exc}"
-            ) from exc
-        words[_SPILL_WOFF] = end + _SPILL_FRAME.size + size  # one store commits the item
-        if was_empty:
-            self._wake()
 
     def _wake(self) -> None:
         """Wake a receiver waiting on the pipe; a full pipe needs no waking."""
@@ -335,22 +316,26 @@ class LocalCore:
         """Return the next item; the caller holds the read lock."""
         words = self._words
         ledger = self._ledger
+        overflow = self._overflow
         while True:
             flags = ledger.flags
             if flags & BROKEN and ledger.broken_why == BROKEN_TORN:
                 raise ChannelBroken(ledger.broken_reason)
             # The overflow only ever holds items newer than the pipe's, so it is
             # read only once the pipe was seen empty *after* the overflow had items.
-            pending = words[_SPILL_ROFF] != words[_SPILL_WOFF]
-            if pending and words[_PIPE_DRAINED]:
-                return self._read_spill()
-            data = self._read_pipe()
-            if data is not None:
-                return data
+            pending = overflow.pending()
+            if not (pending and words[_PIPE_DRAINED]):
+                data = self._read_pipe()
+                if data is not None:
+                    return data
+                if pending:
+                    words[_PIPE_DRAINED] = 1
             if pending:
-                words[_PIPE_DRAINED] = 1
-                return self._read_spill()
-            if words[_SPILL_ROFF] != words[_SPILL_WOFF]:
+                data = self._from_overflow()
+                if data is not None:
+                    return data
+                continue
+            if overflow.pending():
                 continue  # the overflow filled after we looked: the pipe may hold older items
             if flags & ENDED:
                 raise EndOfChannel("every sender closed and the channel is drained")
@@ -402,57 +387,18 @@ class LocalCore:
         words[_CRITICAL] = 0
         return data
 
-    def _read_spill(self) -> bytes | memoryview:
-        """Take the oldest overflow item; the caller holds the read lock."""
-        words = self._words
-        start = words[_SPILL_ROFF]
-        round_ = words[_SPILL_GEN]
-        pid, cached_round, cached_at = self._cache_at
-        cache = self._cache
-        pos = start - cached_at
-        if (
-            pid != me.pid
-            or cached_round != round_
-            or pos < 0
-            or pos + _SPILL_FRAME.size > len(cache)
-            or pos + _SPILL_FRAME.size + _SPILL_FRAME.unpack_from(cache, pos)[0] > len(cache)
-        ):
-            # Cache only committed bytes (below the write offset): they never change
-            # until the overflow is rewound, which starts a new round.
-            ahead = min(words[_SPILL_WOFF] - start, _READ_AHEAD)
-            cache = self._cache = os.pread(self._file, ahead, _SPILL_BASE + start)
-            self._cache_at = (me.pid, round_, start)
-            pos = 0
-        (size,) = _SPILL_FRAME.unpack_from(cache, pos)
-        skip = pos + _SPILL_FRAME.size
-        data: bytes | memoryview
-        if skip + size <= len(cache):
-            data = memoryview(cache)[skip : skip + size]
-        else:  # larger than the read-ahead: one read straight from the file
-            data = _pread_exactly(self._file, size, _SPILL_BASE + start + _SPILL_FRAME.size)
-        end = start + _SPILL_FRAME.size + size
-        words[_SPILL_ROFF] = end  # one store takes the item: interrupted before it, none is taken
-        if end == words[_SPILL_WOFF]:
-            words[_PIPE_DRAINED] = 0  # writers may use the pipe again from now on
-            self._rewind_spill()
+    def _from_overflow(self) -> bytes | memoryview | None:
+        """Take the oldest overflow item; compact the overflow once it is drained."""
+        overflow = self._overflow
+        data = overflow.take()
+        if data is None or not overflow.pending():
+            self._words[_PIPE_DRAINED] = 0  # writers may use the pipe again from now on
+            if overflow.needs_rewind() and self._hold(self._wlock, _WRITER, None, wait=False):
+                try:
+                    overflow.rewind()
+                finally:
+                    self._let_go(self._wlock, _WRITER)
         return data
-
-    def _rewind_spill(self) -> None:
-        """Start the drained overflow over at offset 0, if no writer is busy."""
-        if not self._hold(self._wlock, _WRITER, None, wait=False):
-            return
-        words = self._words
-        try:
-            end = words[_SPILL_WOFF]
-            if words[_SPILL_ROFF] == end:
-                words[_CRITICAL] = me.pid
-                words[_SPILL_WOFF] = words[_SPILL_ROFF] = 0
-                words[_SPILL_GEN] += 1
-                words[_CRITICAL] = 0
-                if end > _SPILL_SHRINK:
-                    os.ftruncate(self._file, _SPILL_BASE)
-        finally:
-            self._let_go(self._wlock, _WRITER)
 
     def _readable(self, wait: float) -> bool:
         if self._poller_pid != me.pid or self._poller is None:
@@ -587,35 +533,3 @@ def _release(file_fd: int, reader: Connection, writer: Connection) -> None:
     os.close(file_fd)
     reader.close()
     writer.close()
-
-
-def _pwrite_all(fd: int, parts: list[bytes | memoryview], offset: int) -> None:
-    views = [memoryview(p).cast("B") for p in parts]
-    while views:
-        done = os.pwritev(fd, [v[:_MAX_IOV] for v in views], offset)
-        offset += done
-        while views and done >= len(views[0]):
-            done -= len(views[0])
-            views.pop(0)
-        if views and done:
-            views[0] = views[0][done:]
-
-
-def _pread_exactly(fd: int, size: int, offset: int) -> bytes | memoryview:
-    """Read ``size`` bytes at ``offset``: one call, unless the kernel moves less at once."""
-    data = os.pread(fd, size, offset)
-    if len(data) == size:
-        return data
-    buf = bytearray(size)
-    buf[: len(data)] = data
-    _pread_into(fd, memoryview(buf)[len(data) :], offset + len(data))
-    return memoryview(buf)
-
-
-def _pread_into(fd: int, view: memoryview, offset: int) -> None:
-    while view:
-        got = os.preadv(fd, [view[:_MAX_IOV]], offset)
-        if got == 0:
-            raise ChannelBroken(WHY[BROKEN_TORN] + " (the overflow file ends early)")
-        view = view[got:]
-        offset += got

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError, SerializationError
 
-__all__ = ["JSON", "PICKLE", "Serializer", "dumps", "loads", "resolve_serializer"]
+__all__ = ["JSON", "PICKLE", "Serializer", "loads", "resolve_serializer"]
 
 
 @runtime_checkable
@@ -108,16 +108,6 @@ def resolve_serializer(value: object) -> Serializer:
     raise ConfigError(
         f"serializer must be a name or an object with dumps() and loads(), not {value!r}"
     )
-
-
-def dumps(serializer: Serializer, item: object) -> bytes | memoryview:
-    """Serialize ``item``, turning any failure into ``SerializationError``."""
-    try:
-        return serializer.dumps(item)
-    except Exception as exc:
-        raise SerializationError(
-            f"cannot send {type(item).__qualname__} with {serializer.name}: {exc}"
-        ) from exc
 
 
 def loads(serializer: Serializer, data: bytes | memoryview) -> object:

@@ -58,11 +58,14 @@ class _Pickle:
 
     name = "pickle"
 
-    def dumps(self, item: object) -> memoryview:
+    def dumps(self, item: object) -> bytes:
         _Pickler.merge_table()
         buf = io.BytesIO()
         _Pickler(buf, pickle.HIGHEST_PROTOCOL).dump(item)
-        return buf.getbuffer()
+        # Not getbuffer(): a view kept alive by a traceback can outlive its BytesIO
+        # in a reference cycle, which some Python versions do not survive.
+        # getvalue() hands over the buffer without a copy.
+        return buf.getvalue()
 
     def loads(self, data: bytes | memoryview) -> object:
         return pickle.loads(data)

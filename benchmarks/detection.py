@@ -44,15 +44,24 @@ def _start(ctx: Any, target: Callable[..., None], *args: object) -> BaseProcess:
     return process
 
 
-def _kill_later(process: BaseProcess, delay: float, at: list[float]) -> threading.Timer:
-    def kill() -> None:
-        at.append(time.monotonic())
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGKILL)
+def _time_to_broken(victim: BaseProcess, blocked: Callable[[], object]) -> float:
+    """Kill ``victim`` from a timer while ``blocked()`` waits; seconds until ChannelBroken."""
+    killed: list[float] = []
 
-    timer = threading.Timer(delay, kill)
-    timer.start()
-    return timer
+    def kill() -> None:
+        killed.append(time.monotonic())
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+
+    threading.Timer(0.2, kill).start()
+    try:
+        blocked()
+    except channels.ChannelBroken:
+        took = time.monotonic() - killed[0]
+    else:
+        raise AssertionError("no ChannelBroken")
+    victim.join(5)
+    return took
 
 
 def senders_gone(backend: str, method: str) -> float:
@@ -62,16 +71,7 @@ def senders_gone(backend: str, method: str) -> float:
     child = _start(ctx, _send_then_wait, ch.clone())
     ch.close()
     assert ch.recv(timeout=20) == 1
-    at: list[float] = []
-    _kill_later(child, 0.2, at)
-    try:
-        ch.recv(timeout=20)
-    except channels.ChannelBroken:
-        took = time.monotonic() - at[0]
-    else:
-        raise AssertionError("no ChannelBroken")
-    child.join(5)
-    return took
+    return _time_to_broken(child, lambda: ch.recv(timeout=20))
 
 
 def receivers_gone(backend: str, method: str) -> float:
@@ -89,15 +89,7 @@ def receivers_gone(backend: str, method: str) -> float:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
-    at: list[float] = []
-    _kill_later(child, 0.2, at)
-    try:
-        ch.send(2, timeout=20)
-    except channels.ChannelBroken:
-        took = time.monotonic() - at[0]
-    else:
-        raise AssertionError("no ChannelBroken")
-    child.join(5)
+    took = _time_to_broken(child, lambda: ch.send(2, timeout=20))
     ch.close()
     return took
 
@@ -110,16 +102,7 @@ def server_gone(backend: str, method: str) -> float:
     assert core.manager is not None
     server = core.manager.process
     assert server is not None
-    at: list[float] = []
-    _kill_later(server, 0.2, at)
-    try:
-        ch.recv(timeout=20)
-    except channels.ChannelBroken:
-        took = time.monotonic() - at[0]
-    else:
-        raise AssertionError("no ChannelBroken")
-    server.join(5)
-    return took
+    return _time_to_broken(server, lambda: ch.recv(timeout=20))
 
 
 CASES: list[tuple[str, Callable[[str, str], float], list[str]]] = [

@@ -15,7 +15,7 @@ from typing import Generic, Self, TypeVar, cast, final
 from ._core import Core, deadline_after
 from ._errors import ChannelClosed, EndOfChannel, SerializationError
 from ._protocols import Receiver, Sender
-from ._serialize import loads
+from ._serialize import PASS_THROUGH, describe, loads, serializer_name
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
@@ -74,15 +74,18 @@ class SenderHandle(Closing, Generic[T]):
         serializer = core.serializer
         try:
             data = serializer.dumps(item)
-        except Exception as exc:
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:
             raise SerializationError(
-                f"cannot send {type(item).__qualname__} with {serializer.name}: {exc}"
+                f"cannot send {type(item).__qualname__} with {serializer_name(serializer)}: "
+                f"{describe(exc)}"
             ) from exc
         limit = core.max_message_size
         if limit is not None and len(data) > limit:
             raise SerializationError(
-                f"a {type(item).__qualname__} of {len(data)} bytes is larger than "
-                f"max_message_size={limit}; nothing was sent"
+                f"an item of type {type(item).__qualname__} serializes to {len(data)} bytes, "
+                f"more than max_message_size={limit}; nothing was sent"
             )
         return data
 

@@ -17,14 +17,28 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError, SerializationError
 
-__all__ = ["JSON", "PICKLE", "Serializer", "loads", "resolve_serializer"]
+__all__ = [
+    "JSON",
+    "PASS_THROUGH",
+    "PICKLE",
+    "Serializer",
+    "describe",
+    "loads",
+    "resolve_serializer",
+    "serializer_name",
+]
+
+#: What a failing serializer may raise that is not the item's fault: Ctrl-C, generator
+#: close. Anything else, even ``SystemExit``, becomes ``SerializationError``.
+PASS_THROUGH = (KeyboardInterrupt, GeneratorExit)
 
 
 @runtime_checkable
 class Serializer(Protocol):
-    """Turns items into bytes and back; must itself be picklable (module-level)."""
+    """Turns items into bytes and back; must itself be picklable (module-level).
 
-    name: str
+    An optional ``name`` attribute names it in error messages; by default its class name does.
+    """
 
     def dumps(self, item: object) -> bytes | memoryview: ...
 
@@ -113,11 +127,25 @@ def resolve_serializer(value: object) -> Serializer:
     )
 
 
+def serializer_name(serializer: Serializer) -> str:
+    """The serializer's ``name`` if it has one, else its class name."""
+    name = getattr(serializer, "name", None)
+    return name if isinstance(name, str) else type(serializer).__name__
+
+
 def loads(serializer: Serializer, data: bytes | memoryview) -> object:
     """Deserialize a received item, turning any failure into ``SerializationError``."""
     try:
         return serializer.loads(data)
-    except Exception as exc:
+    except PASS_THROUGH:
+        raise
+    except BaseException as exc:
         raise SerializationError(
-            f"cannot deserialize a received item with {serializer.name}: {exc}"
+            f"cannot deserialize a received item with {serializer_name(serializer)}: "
+            f"{describe(exc)}"
         ) from exc
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, so that even a bare ``SystemExit(0)`` says what happened."""
+    return f"{type(exc).__name__}: {exc}"

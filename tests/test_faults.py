@@ -9,7 +9,7 @@ import time
 import pytest
 
 from channels import ChannelBroken
-from channels._local import LocalCore
+from channels._backends.local.core import LocalCore
 
 import children
 from support import LOCAL_BACKENDS, WAIT, drain, join, open_for, start

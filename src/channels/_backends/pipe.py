@@ -6,7 +6,7 @@ from typing import ClassVar, TypeVar, final
 
 from .._config import ContextSpec, SerializerSpec
 from .._handles import ChannelBase
-from .._local import LocalCore
+from .local.core import LocalCore
 from .._registry import Features
 
 __all__ = ["PipeChannel"]

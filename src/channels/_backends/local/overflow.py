@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import struct
 
-from ._errors import ChannelBroken
-from ._ledger import BROKEN_TORN, WHY, Words
-from ._liveness import me
+from ..._errors import ChannelBroken
+from ..._ledger import BROKEN_TORN, WHY, Words
+from ..._liveness import me
 
 __all__ = ["Overflow"]
 

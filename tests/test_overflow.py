@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels import _spill
-from channels._local import LocalCore
-from channels._spill import Overflow
+from channels._backends.local import overflow as _spill
+from channels._backends.local.core import LocalCore
+from channels._backends.local.overflow import Overflow
 
 import children
 from support import WAIT, join, open_for, start

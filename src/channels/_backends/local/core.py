@@ -36,9 +36,9 @@ from multiprocessing.context import get_spawning_popen
 from multiprocessing.synchronize import BoundedSemaphore, Lock
 from typing import NoReturn, Protocol
 
-from ._config import ContextSpec, SerializerSpec, check_maxsize, check_message_limit, lock_context
-from ._core import remaining
-from ._errors import (
+from ..._config import ContextSpec, SerializerSpec, check_maxsize, check_message_limit, lock_context
+from ..._core import remaining
+from ..._errors import (
     ChannelBroken,
     ChannelClosed,
     ChannelError,
@@ -46,7 +46,7 @@ from ._errors import (
     EndOfChannel,
     WouldBlock,
 )
-from ._ledger import (
+from ..._ledger import (
     BROKEN,
     BROKEN_RECEIVERS_GONE,
     BROKEN_SENDERS_GONE,
@@ -56,10 +56,10 @@ from ._ledger import (
     WORDS,
     Ledger,
 )
-from ._liveness import me, pid_alive
-from ._serialize import Serializer, resolve_serializer
-from ._spill import WORDS as OVERFLOW_WORDS
-from ._spill import Overflow
+from ..._liveness import me, pid_alive
+from ..._serialize import Serializer, resolve_serializer
+from .overflow import WORDS as OVERFLOW_WORDS
+from .overflow import Overflow
 
 __all__ = ["LocalCore", "Primitives", "Settings"]
 

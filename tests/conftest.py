@@ -13,6 +13,7 @@ import pytest
 
 import channels
 
+from leaks import isolate_semaphore_names, own_semaphores
 from support import BACKENDS, METHODS, live_descendants
 
 
@@ -32,16 +33,14 @@ def _fds() -> set[int]:
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
-def _semaphores() -> set[str]:
-    try:
-        return {n for n in os.listdir("/dev/shm") if n.startswith("sem.mp")}
-    except OSError:
-        return set()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _warm_up() -> None:
-    """Start the helpers multiprocessing keeps for the whole run, so leak checks see only tests."""
+    """Start the helpers multiprocessing keeps for the whole run, so leak checks see only tests.
+
+    Semaphores made from here on carry this run's name prefix, so that the leak check sees
+    only its own processes' semaphores, never another program's.
+    """
+    isolate_semaphore_names()
     resource_tracker.ensure_running()
     forkserver.ensure_running()
     ch = channels.open_channel[int]("queue")
@@ -54,14 +53,14 @@ def _warm_up() -> None:
 def no_leaks() -> Iterator[None]:
     """Fail a test that leaves a process, a file descriptor or a named semaphore behind."""
     gc.collect()
-    fds, sems = _fds(), _semaphores()
+    fds, sems = _fds(), own_semaphores()
     yield
     deadline = time.monotonic() + 5
     while True:
         gc.collect()  # a channel's private manager server stops when the channel is collected
         leftover = multiprocessing.active_children()
         strays = live_descendants()  # grandchildren too, e.g. workers forked by the forkserver
-        new_fds, new_sems = _fds() - fds, _semaphores() - sems
+        new_fds, new_sems = _fds() - fds, own_semaphores() - sems
         if not (leftover or strays or new_fds or new_sems) or time.monotonic() > deadline:
             break
         time.sleep(0.05)

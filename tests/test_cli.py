@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from channels import _bench, _cli
+from channels import _bench, _cli, backends
 
 BUILTIN = {"pipe", "queue", "simplequeue", "manager"}
 LOCAL = ["pipe", "queue", "simplequeue"]
@@ -84,6 +86,7 @@ def test_bench_json_gives_sane_numbers() -> None:
     report = json.loads(done.stdout)
     assert report["workload"]["count"] == 200
     assert report["start_method"]
+    assert report["workload"]["context"] == report["start_method"]  # what ran, never null
     assert "round trip" in report["latency_method"]
     assert [r["backend"] for r in report["results"]] == LOCAL
     for result in report["results"]:
@@ -168,6 +171,16 @@ def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str])
     assert "error" in err or "usage" in err
 
 
+@pytest.mark.parametrize("command", ["bench", "backends", "completion bash"])
+def test_an_unknown_option_shows_the_commands_own_usage(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli.main([*command.split(), "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: channels {command.split(maxsplit=1)[0]} "), err
+    assert "unrecognized arguments: --bogus" in err
+
+
 def test_bad_option_exits_2_from_a_real_process() -> None:
     done = run_cli("bench", "--count", "-5", timeout=30)
     assert done.returncode == 2
@@ -214,3 +227,42 @@ def test_serve_runs_until_terminated() -> None:
             if server.poll() is None:
                 server.kill()
                 server.wait()
+
+
+COMPLETIONS: list[tuple[str, set[str]]] = [
+    ("channels ", {"bench", "backends", "serve", "completion", "-h", "--help", "--version"}),
+    ("channels b", {"bench", "backends"}),
+    ("channels bench --co", {"--count", "--consumers", "--context"}),
+    ("channels bench --context f", {"fork", "forkserver"}),
+    ("channels bench --backend ", set(backends())),
+    ("channels bench --size ", set()),
+    ("channels bench --size 4k --js", {"--json"}),
+    ("channels backends --", {"--help", "--json"}),
+    ("channels completion ", {"-h", "--help", "bash"}),
+]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_script_completes_commands_options_and_values() -> None:
+    script = run_cli("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    lines = [script.stdout]
+    for typed, _ in COMPLETIONS:
+        # As bash calls it: the words typed so far, the last one being completed.
+        words = " ".join(shlex.quote(w) for w in typed.split(" "))
+        lines.append(f"COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))")
+        lines.append('COMPREPLY=(); _channels_complete; echo "${COMPREPLY[*]}"')
+    lines.append("complete -p channels")
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile"],
+        input="\n".join(lines),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    *offered, registered = done.stdout.splitlines()
+    assert registered == "complete -F _channels_complete channels"
+    for (typed, expected), got in zip(COMPLETIONS, offered, strict=True):
+        assert set(got.split()) == expected, typed

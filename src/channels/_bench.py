@@ -24,7 +24,7 @@ import queue as stdlib_queue
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -700,7 +700,9 @@ def run(
             )
         )
     start_method = multiprocessing.get_context(w.context).get_start_method()
-    return Report(workload=w, start_method=start_method, results=tuple(results))
+    # The report names the start method that ran, also when the default picked it.
+    ran = replace(w, context=start_method)
+    return Report(workload=ran, start_method=start_method, results=tuple(results))
 
 
 # -- presentation --------------------------------------------------------------------

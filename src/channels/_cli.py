@@ -1,4 +1,4 @@
-"""The ``channels`` command: ``bench``, ``backends`` and ``serve``.
+"""The ``channels`` command: ``bench``, ``backends``, ``serve`` and ``completion``.
 
 Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO, Union, cast
 
 from . import __version__, _bench
+from ._completion import bash_script
 from ._errors import ConfigError
 from ._registry import backends, get_backend
 
@@ -35,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # told by the command's own parser, so the usage shown is the command's
+            command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+            command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # argparse exits on --help and on bad options
         return exc.code if isinstance(exc.code, int) else 2
     command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
@@ -68,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_bench_arguments(bench)
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
-    bench.set_defaults(run=_bench_command)
+    bench.set_defaults(run=_bench_command, command_parser=bench)
 
     listing = sub.add_parser(
         "backends",
@@ -76,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List every registered backend, its features and the options it takes.",
     )
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
-    listing.set_defaults(run=_backends_command)
+    listing.set_defaults(run=_backends_command, command_parser=listing)
 
     serve = sub.add_parser(
         "serve",
@@ -93,7 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_port, default=0, help="port to listen on; 0 picks a free one (default: 0)"
     )
-    serve.set_defaults(run=_serve_command)
+    serve.set_defaults(run=_serve_command, command_parser=serve)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell script that completes channels' commands and options",
+        description=(
+            f'Print a completion script for the shell. Load it with eval "$({_PROG} '
+            "completion bash)\" in ~/.bashrc, or save it in bash-completion's directory."
+        ),
+    )
+    completion.add_argument("shell", choices=["bash"], help="the shell to complete for")
+    completion.set_defaults(run=_completion_command, command_parser=completion)
     return parser
 
 
@@ -314,6 +329,15 @@ def _serve_command(args: argparse.Namespace) -> int:
         return _usage_error("serve", str(exc))
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+# -- completion ----------------------------------------------------------------------
+
+
+def _completion_command(args: argparse.Namespace) -> int:
+    del args  # bash is the only shell
+    print(bash_script(_parser(), _PROG, {"--backend": backends()}), end="")
     return 0
 
 

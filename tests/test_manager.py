@@ -132,13 +132,25 @@ def test_named_channels_on_a_running_server(server: ChannelManager) -> None:
     assert drain(late) == (["left"], "EndOfChannel")
 
 
-def test_bad_keys_addresses_and_options_are_config_errors(server: ChannelManager) -> None:
-    with pytest.raises(ConfigError, match="refused this process's authkey"):
+def test_a_wrong_key_a_missing_key_and_no_server_are_told_apart(
+    server: ChannelManager, no_env_key: None
+) -> None:
+    with pytest.raises(channels.AuthkeyRejected, match="refused the authkey") as wrong:
         ManagerChannel[int](address=_address(server), authkey="not the key")
+    assert not isinstance(wrong.value, channels.AuthkeyMissing)
+    assert "not the key" not in str(wrong.value)
+    with pytest.raises(channels.AuthkeyMissing, match="has none"):
+        ManagerChannel[int](address=_address(server))  # only this process's own key to offer
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="cannot reach"):
+    with pytest.raises(channels.ServerUnreachable, match="cannot reach") as absent:
         ManagerChannel[int](address=("127.0.0.1", _free_port()), authkey=KEY)
     assert time.monotonic() - started < 5
+    assert isinstance(absent.value, ChannelBroken)
+    assert not isinstance(absent.value, ValueError)
+    assert isinstance(absent.value.__cause__, ChannelBroken)
+
+
+def test_bad_addresses_and_options_are_config_errors(server: ChannelManager) -> None:
     with pytest.raises(ConfigError, match="not both"):
         ManagerChannel[int](manager=server, address=("127.0.0.1", 1))
     with pytest.raises(ConfigError, match="manager address"):
@@ -375,9 +387,9 @@ def test_serve_hosts_named_channels_until_sigterm(monkeypatch: pytest.MonkeyPatc
 def test_serve_checks_its_key_and_address(
     no_env_key: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert check_server_key(("127.0.0.1", 0), None) is None  # loopback: this process's key
-    with pytest.raises(ConfigError, match="without an authkey"):
-        check_server_key(("0.0.0.0", 0), None)
+    for host in ("127.0.0.1", "::1", "0.0.0.0"):  # loopback too: clients could not connect
+        with pytest.raises(ConfigError, match="without an authkey"):
+            check_server_key((host, 0), None)
     with pytest.raises(ConfigError, match="without an authkey"):
         serve(("", 8765))
     short = "s3cret" * 3

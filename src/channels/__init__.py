@@ -13,6 +13,8 @@ from ._backends.queue import QueueChannel as QueueChannel
 from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
 from ._duplex import Endpoint as Endpoint
 from ._duplex import duplex as duplex
+from ._errors import AuthkeyMissing as AuthkeyMissing
+from ._errors import AuthkeyRejected as AuthkeyRejected
 from ._errors import ChannelBroken as ChannelBroken
 from ._errors import ChannelClosed as ChannelClosed
 from ._errors import ChannelError as ChannelError
@@ -20,6 +22,7 @@ from ._errors import ChannelTimeout as ChannelTimeout
 from ._errors import ConfigError as ConfigError
 from ._errors import EndOfChannel as EndOfChannel
 from ._errors import SerializationError as SerializationError
+from ._errors import ServerUnreachable as ServerUnreachable
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
 from ._manager import ChannelManager as ChannelManager
@@ -46,6 +49,8 @@ except PackageNotFoundError:  # running from a source tree
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AsyncResult",
+    "AuthkeyMissing",
+    "AuthkeyRejected",
     "Channel",
     "ChannelBroken",
     "ChannelClosed",
@@ -67,6 +72,7 @@ __all__ = [
     "Sender",
     "SerializationError",
     "Serializer",
+    "ServerUnreachable",
     "SimpleQueueChannel",
     "WorkerCrashed",
     "WouldBlock",

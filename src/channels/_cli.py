@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import sys
 import types
@@ -87,15 +88,30 @@ def _parser() -> argparse.ArgumentParser:
         help="host manager-backed channels for other processes or machines",
         description=(
             "Host manager-backed channels that other processes or machines open with "
-            f"manager://HOST:PORT/NAME, until SIGINT or SIGTERM. The authkey is read from "
-            f"${AUTHKEY_ENV} (at least 32 bytes); it is required unless the host is loopback."
+            "manager://HOST:PORT/NAME and the same authkey, until SIGINT or SIGTERM. The "
+            f"authkey (at least 32 bytes) is read from ${AUTHKEY_ENV} or --authkey-file; "
+            "it is required. Refused logins are logged at WARNING on stderr."
         ),
     )
     serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on, IPv4 or IPv6 (default: %(default)s)",
     )
     serve.add_argument(
         "--port", type=_port, default=0, help="port to listen on; 0 picks a free one (default: 0)"
+    )
+    serve.add_argument(
+        "--authkey-file",
+        metavar="PATH",
+        help=f"read the authkey from this file (one line) instead of ${AUTHKEY_ENV}",
+    )
+    serve.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more on stderr: -v connections and channels served, -vv everything",
     )
     serve.set_defaults(run=_serve_command, command_parser=serve)
 
@@ -321,15 +337,26 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 def _serve_command(args: argparse.Namespace) -> int:
     # Imported on use: it brings in the manager machinery, which bench and backends never need.
-    from ._serve import serve  # noqa: PLC0415
+    from ._serve import authkey_from_file, serve  # noqa: PLC0415
 
+    _log_to_stderr(logging.WARNING - 10 * args.verbose)
     try:
-        serve((args.host, args.port))  # the authkey comes from CHANNELS_AUTHKEY
+        key = None if args.authkey_file is None else authkey_from_file(args.authkey_file)
+        serve((args.host, args.port), key)  # with no file, the key comes from CHANNELS_AUTHKEY
     except ConfigError as exc:
         return _usage_error("serve", str(exc))
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _log_to_stderr(level: int) -> None:
+    """Show the library's log records from ``level`` up on stderr, with the time."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("channels")
+    logger.addHandler(handler)
+    logger.setLevel(max(level, logging.DEBUG))
 
 
 # -- completion ----------------------------------------------------------------------

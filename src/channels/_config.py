@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Union
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from ._errors import ConfigError
 from ._serialize import Serializer
@@ -31,11 +31,14 @@ __all__ = [
     "coerce_options",
     "lock_context",
     "parse_spec",
+    "redact_spec",
     "resolve_context",
 ]
 
 ENV_URL = "CHANNELS_URL"
 DEFAULT_BACKEND = "queue"
+#: Options whose values are secrets, never shown in a message or a log line.
+SECRET_OPTIONS = frozenset({"authkey", "password"})
 
 #: A start method name or a ``multiprocessing`` context; None means the default.
 ContextSpec = Union[str, BaseContext, None]  # noqa: UP007 (a runtime alias)
@@ -58,36 +61,60 @@ def parse_spec(spec: str | None) -> Spec:
     if not isinstance(spec, str):
         raise ConfigError(f"a channel spec is a backend name or a URL string, not {spec!r}")
     text = spec.strip()
+    shown = repr(redact_spec(spec))
     if "://" not in text:
         if not text or any(c in text for c in "/?:&="):
             raise ConfigError(
-                f"bad channel spec {spec!r}: expected NAME or NAME://[HOST:PORT][/NAME]?opt=value"
+                f"bad channel spec {shown}: expected NAME or NAME://[HOST:PORT][/NAME]?opt=value"
             )
         return Spec(text.lower(), {})
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"bad channel spec {spec!r}: {exc}") from exc
+        raise ConfigError(f"bad channel spec {shown}: {exc}") from exc
     if parts.fragment:
-        raise ConfigError(f"bad channel spec {spec!r}: a spec has no #fragment")
+        raise ConfigError(f"bad channel spec {shown}: a spec has no #fragment")
     options: dict[str, object] = {}
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigError(f"bad options in channel spec {spec!r}: {exc}") from exc
+    except ValueError:
+        raise ConfigError(
+            f"bad options in channel spec {shown}: expected opt=value pairs joined by '&'"
+        ) from None
     for key, value in pairs:
         if key in options:
-            raise ConfigError(f"option {key!r} is given twice in channel spec {spec!r}")
+            raise ConfigError(f"option {key!r} is given twice in channel spec {shown}")
         options[key] = value
     if parts.hostname:
         options["address"] = (parts.hostname, port if port is not None else 0)
     elif port is not None:
-        raise ConfigError(f"bad channel spec {spec!r}: a port needs a host")
+        raise ConfigError(f"bad channel spec {shown}: a port needs a host")
     name = unquote(parts.path.lstrip("/"))
     if name:
         options["name"] = name
     return Spec(parts.scheme.lower(), options)
+
+
+def redact_spec(spec: str) -> str:
+    """``spec`` with its credentials (a URL's password, secret options) shown as ``***``."""
+    head, question, query = spec.partition("?")
+    scheme, slashes, rest = head.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if slashes and at:
+        user, colon, _ = userinfo.partition(":")
+        head = (
+            f"{scheme}://{user}:***@{host}{slash}{path}"
+            if colon
+            else f"{scheme}://***@{host}{slash}{path}"
+        )
+    pairs = query.split("&") if question else []
+    for i, pair in enumerate(pairs):
+        key, equals, _ = pair.partition("=")
+        if equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS:
+            pairs[i] = f"{key}=***"
+    return head + question + "&".join(pairs)
 
 
 def coerce_options(
@@ -130,8 +157,9 @@ def _coerce(backend: str, key: str, value: object, hint: object) -> object:
             continue
     if typing.get_origin(hint) is None and not converters:
         return value
+    shown = "***" if key in SECRET_OPTIONS else repr(value)
     raise ConfigError(
-        f"option {key}={value!r} of backend {backend!r} is not a valid {_describe(hint)}"
+        f"option {key}={shown} of backend {backend!r} is not a valid {_describe(hint)}"
     )
 
 

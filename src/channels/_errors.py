@@ -8,14 +8,19 @@ Every error is named after who caused it::
     ├── ChannelTimeout (TimeoutError) the timeout you gave passed first
     ├── WouldBlock                    a ``*_nowait`` call found nothing to do right now
     ├── ChannelBroken                 the other side went away without closing; the cause is chained
+    │   └── ServerUnreachable         nothing answers at a server's address (refused, no route)
     ├── SerializationError            an item could not be turned into bytes or back
     ├── ConfigError (ValueError)      a bad backend name, spec or option
+    │   └── AuthkeyRejected           a server refused the authkey this process offered
+    │       └── AuthkeyMissing        ... and this process was given none to offer
     └── WorkerCrashed                 a pool worker died while running your task
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthkeyMissing",
+    "AuthkeyRejected",
     "ChannelBroken",
     "ChannelClosed",
     "ChannelError",
@@ -23,6 +28,7 @@ __all__ = [
     "ConfigError",
     "EndOfChannel",
     "SerializationError",
+    "ServerUnreachable",
     "WorkerCrashed",
     "WouldBlock",
 ]
@@ -52,12 +58,24 @@ class ChannelBroken(ChannelError):
     """The other side is gone without closing: a peer died, or the server stopped."""
 
 
+class ServerUnreachable(ChannelBroken):
+    """No server answers at the address: nothing listens there, or the network fails."""
+
+
 class SerializationError(ChannelError):
     """An item could not be serialized in ``send`` or deserialized in ``recv``."""
 
 
 class ConfigError(ChannelError, ValueError):
     """A backend name, spec or option is wrong or cannot be honoured."""
+
+
+class AuthkeyRejected(ConfigError):
+    """A server refused the authkey this process offered: the keys differ."""
+
+
+class AuthkeyMissing(AuthkeyRejected):
+    """A server wants an authkey and this process was given none (``authkey=``, the environment)."""
 
 
 class WorkerCrashed(ChannelError):

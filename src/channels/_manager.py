@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import sys
 import time
 import weakref
+from collections.abc import Callable, Iterable
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ._config import (
     ContextSpec,
@@ -26,7 +29,7 @@ from ._config import (
     check_message_limit,
     resolve_context,
 )
-from ._errors import ChannelBroken, ChannelError, ConfigError
+from ._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
 from ._liveness import me
 from ._manager_link import (
     CONNECT_TIMEOUT,
@@ -43,7 +46,7 @@ from ._manager_link import (
     process_key,
     to_authkey,
 )
-from ._manager_server import ChannelServer, describe_address
+from ._manager_server import ChannelServer, describe_address, exit_with
 from ._manager_state import WINDOW
 from ._serialize import Serializer, resolve_serializer
 
@@ -68,8 +71,9 @@ class ChannelManager(BaseManager):
 
     Args:
         address: ``(HOST, PORT)`` or ``"HOST:PORT"`` to listen on (port 0: any
-            free port), or a Unix socket path; default: a Unix socket in a
-            private temporary folder.
+            free port; an IPv6 host such as ``::1`` works too), or a Unix socket
+            path; default: a private socket that leaves no file behind (an
+            abstract socket on Linux, else one in a private temporary folder).
         authkey: the secret that clients prove they know; default: this
             process's ``multiprocessing`` authkey (the children it starts share it).
         ctx: the start method of the server process that ``start()`` makes.
@@ -92,11 +96,17 @@ class ChannelManager(BaseManager):
         shutdown_timeout: float = 1.0,
     ) -> None:
         super().__init__(
-            address=None if address is None else parse_address(address, listen=True),
+            address=_private_address() if address is None else parse_address(address, listen=True),
             authkey=None if authkey is None else to_authkey(authkey),
             ctx=resolve_context(ctx),
             shutdown_timeout=shutdown_timeout,
         )
+
+    def start(
+        self, initializer: Callable[..., object] | None = None, initargs: Iterable[Any] = ()
+    ) -> None:
+        """Start the server in a new process, which stops by itself once this process is gone."""
+        super().start(_start_server, (me.pid, me.stamp, initializer, tuple(initargs)))
 
     def get_server(self) -> ChannelServer:
         """A server listening at the address, to run in this process with ``serve_forever()``."""
@@ -127,6 +137,31 @@ class ChannelManager(BaseManager):
                 "the manager is not running: use it in a 'with' block, or call start() or connect()"
             )
         return address, bytes(self._authkey)
+
+    def __repr__(self) -> str:
+        address = getattr(self, "_address", None)
+        where = "" if address is None else f" at {describe_address(address)}"
+        states = {_INITIAL: "not started", _STARTED: "running"}
+        return f"<ChannelManager{where}, {states.get(self._state.value, 'shut down')}>"
+
+
+def _private_address() -> Address | None:
+    """An address only this manager will use: an abstract socket, which no crash leaves behind."""
+    if sys.platform == "linux":
+        return f"\0channels-{os.getpid()}-{secrets.token_hex(8)}"
+    return None  # a socket in a private temporary folder
+
+
+def _start_server(
+    pid: int,
+    stamp: int,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[object, ...],
+) -> None:
+    """In a new server process: stop once process ``pid`` is gone; run the user's initializer."""
+    exit_with(pid, stamp)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def start_local_manager(context: ContextSpec, authkey: bytes | None) -> ChannelManager:
@@ -332,7 +367,7 @@ def _open_on(
         answer = link.call(None, "open", (name, maxsize), CONNECT_TIMEOUT + REPLY_GRACE)
         nonce = link.nonce()
     except ChannelBroken as exc:
-        raise ConfigError(
+        raise ServerUnreachable(
             f"cannot reach a manager server at {describe_address(where)}: {exc.__cause__ or exc}"
         ) from exc
     cid, token = expect_pair(answer, "open")

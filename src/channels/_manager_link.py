@@ -15,20 +15,18 @@ process that unpickles a channel looks in the same place.
 
 from __future__ import annotations
 
-import ipaddress
 import multiprocessing
 import os
 import socket
-import struct
 import threading
 import weakref
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import cast
 
-from ._errors import ChannelBroken, ChannelError, ConfigError
+from ._errors import AuthkeyMissing, AuthkeyRejected, ChannelBroken, ChannelError, ConfigError
 from ._ledger import BROKEN_SERVER_GONE, WHY
-from ._manager_server import HUB_ID, describe_address
+from ._manager_server import HUB_ID, describe_address, set_read_timeout
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -42,7 +40,6 @@ __all__ = [
     "env_authkey",
     "expect_int",
     "expect_pair",
-    "is_loopback",
     "key_for",
     "key_source",
     "link_for",
@@ -70,10 +67,10 @@ KEY_GIVEN, KEY_ENV, KEY_PROCESS = "given", "env", "process"
 def parse_address(value: object, *, listen: bool = False) -> Address:
     """Check a server address: ``(HOST, PORT)``, ``"HOST:PORT"``, or a Unix socket path.
 
-    A string with a ``/`` is a socket path. Port 0 (any free port) is for a
-    server only (``listen``).
+    A string with a ``/`` is a socket path, one that starts with NUL a Linux
+    abstract socket. Port 0 (any free port) is for a server only (``listen``).
     """
-    if isinstance(value, str) and "/" in value:
+    if isinstance(value, str) and ("/" in value or value.startswith("\0")):
         return value
     if isinstance(value, str):
         name, sep, port_text = value.rpartition(":")
@@ -95,19 +92,6 @@ def parse_address(value: object, *, listen: bool = False) -> Address:
         f"a manager address is (HOST, PORT) or 'HOST:PORT' with a port in {ports}, "
         f"or a Unix socket path; not {value!r}"
     )
-
-
-def is_loopback(address: Address) -> bool:
-    """Whether only this machine can reach ``address`` (a Unix socket, or a loopback host)."""
-    if isinstance(address, str):
-        return True
-    host = address[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name may resolve to anything
 
 
 def to_authkey(value: object) -> bytes:
@@ -167,40 +151,30 @@ def _gone(address: Address, exc: BaseException) -> ChannelBroken:
     return ChannelBroken(f"{WHY[BROKEN_SERVER_GONE]} ({describe_address(address)}: {detail})")
 
 
-def _read_timeout(conn: Connection, seconds: float) -> None:
-    """Bound how long a read on ``conn`` may block (0: no bound)."""
-    sock = socket.socket(fileno=conn.fileno())
-    try:
-        whole = int(seconds)
-        value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    finally:
-        sock.detach()
-
-
 def _dial(address: Address, authkey: bytes) -> Connection:
     """Connect, prove the key both ways, and have the server give us a thread of our own."""
     if isinstance(address, tuple):
         sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(None)
     else:
         sock = socket.socket(socket.AF_UNIX)
         try:
-            sock.connect(address)  # a local server that is alive always accepts
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(address)
         except BaseException:
             sock.close()
             raise
+    sock.settimeout(None)  # Connection needs a blocking socket, whatever the default timeout
     conn = Connection(sock.detach())
     try:
-        _read_timeout(conn, CONNECT_TIMEOUT)
+        set_read_timeout(conn, CONNECT_TIMEOUT)
         answer_challenge(conn, authkey)
         deliver_challenge(conn, authkey)
         conn.send((None, "accept_connection", (f"channels-client-{os.getpid()}",), {}))
         kind, result = conn.recv()
         if kind != "#RETURN":
             raise ChannelError(f"the manager server refused the connection: {result}")
-        _read_timeout(conn, 0)
+        set_read_timeout(conn, 0)
     except BaseException:
         conn.close()
         raise
@@ -235,6 +209,21 @@ def expect_pair(answer: object, call: str) -> tuple[int, int]:
     raise ChannelError(f"the manager server answered {answer!r} to {call}")
 
 
+def _refused(address: Address, authkey: bytes) -> AuthkeyRejected:
+    """The error for a server that refused ``authkey``: missing, if it was this process's own."""
+    where = describe_address(address)
+    if authkey == process_key():
+        return AuthkeyMissing(
+            f"the manager server at {where} wants an authkey and this process has none: "
+            f"pass authkey=, or set {ENV_AUTHKEY} (the processes that multiprocessing "
+            "starts share their parent's key)"
+        )
+    return AuthkeyRejected(
+        f"the manager server at {where} refused the authkey this process gave "
+        f"(authkey= or {ENV_AUTHKEY}): it holds another key"
+    )
+
+
 class Link:
     """This process's connections to one server (see the module docstring)."""
 
@@ -257,7 +246,8 @@ class Link:
 
         Raises:
             ChannelBroken: the server is gone (the cause is chained).
-            ConfigError: the server refused this process's authkey.
+            AuthkeyRejected: the server refused this process's authkey
+                (``AuthkeyMissing``: this process was given none).
         """
         conn: Connection | None = None
         try:
@@ -271,11 +261,7 @@ class Link:
         except ChannelError:
             raise
         except multiprocessing.AuthenticationError as exc:
-            raise ConfigError(
-                f"the manager server at {describe_address(self.address)} refused this "
-                f"process's authkey: pass authkey=, or set {ENV_AUTHKEY} (the processes "
-                "that multiprocessing starts share their parent's key)"
-            ) from exc
+            raise _refused(self.address, self.authkey) from exc
         except BaseException as exc:
             if conn is not None:
                 self._drop(conn)

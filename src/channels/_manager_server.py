@@ -22,24 +22,34 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import secrets
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
-from multiprocessing.connection import Connection
+import traceback
+from collections.abc import Callable, Generator, Iterable
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from multiprocessing.managers import Server
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from multiprocessing.util import get_temp_dir
+from typing import Any, NoReturn, cast
 
 from ._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
 from ._ledger import BROKEN
+from ._liveness import pid_alive
 from ._manager_state import ChannelState
 
-if TYPE_CHECKING:
-    from multiprocessing.connection import Listener
-
-__all__ = ["HUB_ID", "ChannelServer", "Hub", "describe_address"]
+__all__ = [
+    "HUB_ID",
+    "ChannelServer",
+    "Hub",
+    "borrowed_socket",
+    "describe_address",
+    "exit_with",
+    "set_read_timeout",
+]
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +247,36 @@ def _calling() -> _Caller:
 
 _conn_ids = itertools.count(1)
 
+#: The process whose death stops the server built in this process (see ``exit_with``).
+_creator: tuple[int, int] | None = None
+
+
+def exit_with(pid: int, stamp: int) -> None:
+    """Make the next server built in this process stop once process ``pid`` has ended.
+
+    ``stamp`` is that process's start time, so a recycled pid does not count.
+
+    Run in a manager's server process before its server is built, so that a
+    private server never outlives the process that started it, however that
+    process died.
+    """
+    global _creator
+    _creator = (pid, stamp)
+
 
 class ChannelServer(Server):
-    """A manager server that knows which client connections are open, and stops cleanly."""
+    """A manager server that knows which client connections are open, and stops cleanly.
 
-    listener: Listener
+    It also listens on IPv6, answers a peer that fails the handshake with nothing
+    but the refusal (logged at WARNING), and stops once its creator is gone
+    when ``exit_with`` asked for that.
+    """
+
+    listener: _Listener
     stop_event: threading.Event
     hub: Hub
+    #: How long an unauthenticated connection may take to prove the key, in seconds.
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
 
     def __init__(
         self,
@@ -252,11 +285,19 @@ class ChannelServer(Server):
         authkey: bytes,
         serializer: str,
     ) -> None:
-        super().__init__(registry, address, authkey, serializer)
-        _widen_backlog(self.listener)
+        # Server.__init__ without its listener, which knows neither IPv6 nor a wide backlog.
+        self.registry = registry
+        self.authkey = authkey
+        self.listener = _Listener(_socket_path() if address is None else address)
+        self.address = self.listener.address
+        self.id_to_obj = {"0": (None, set(), {})}
+        self.id_to_refcount: dict[str, int] = {}
+        self.id_to_local_proxy_obj: dict[str, tuple[Any, set[str], dict[str, str]]] = {}
+        self.mutex = threading.Lock()
         self.stop_event = threading.Event()
         self.hub = Hub()
         self.id_to_obj[HUB_ID] = (self.hub, set(Hub.EXPOSED), {})
+        self.creator = _creator
         self._stop_requested = False
         self._closing = False
         self._conns: dict[int, Connection] = {}
@@ -275,7 +316,9 @@ class ChannelServer(Server):
         accepter.start()
         try:
             while not self._stop_requested and not self.stop_event.wait(0.2):
-                pass
+                if self.creator is not None and not pid_alive(*self.creator):
+                    log.info("the process that started this server is gone; stopping")
+                    break
         except KeyboardInterrupt:
             pass
         finally:
@@ -285,7 +328,7 @@ class ChannelServer(Server):
     def accepter(self) -> None:
         while not self._closing:
             try:
-                conn = self.listener.accept()
+                conn, peer = self.listener.accept()
             except OSError:
                 if self._closing:
                     return
@@ -294,14 +337,38 @@ class ChannelServer(Server):
             if self._closing:
                 conn.close()
                 return
-            threading.Thread(target=self.handle_request, args=(conn,), daemon=True).start()
+            threading.Thread(target=self.handle_request, args=(conn, peer), daemon=True).start()
 
-    def handle_request(self, conn: Connection) -> None:
-        _tune(conn, HANDSHAKE_TIMEOUT)
-        super().handle_request(conn)
+    def handle_request(self, conn: Connection, peer: object = None) -> None:
+        """Prove the key both ways, then run the request; a stranger learns nothing else."""
+        try:
+            set_read_timeout(conn, self.handshake_timeout)
+            try:
+                deliver_challenge(conn, self.authkey)
+                answer_challenge(conn, self.authkey)
+            except Exception as exc:
+                log.warning("refused a connection from %s: %s", _describe_peer(peer), _why(exc))
+                return
+            self._dispatch(conn)
+        except SystemExit:  # serve_client ends with sys.exit() when its client hangs up
+            pass
+        finally:
+            conn.close()
+
+    def _dispatch(self, conn: Connection) -> None:
+        """Run one request of an authenticated client, as ``Server.handle_request`` does."""
+        try:
+            _, name, args, kwds = conn.recv()
+            if name not in self.public:
+                raise ChannelError(f"{name!r} is not a server request")
+            msg: tuple[str, object] = ("#RETURN", getattr(self, name)(conn, *args, **kwds))
+        except Exception:
+            msg = ("#TRACEBACK", traceback.format_exc())
+        with contextlib.suppress(Exception):
+            conn.send(msg)
 
     def serve_client(self, conn: Connection) -> None:
-        _tune(conn, 0)
+        _tune(conn)
         cid = next(_conn_ids)
         _caller.cid = cid
         _caller.conn = conn
@@ -322,39 +389,100 @@ class ChannelServer(Server):
         self.listener.close()
         for conn in list(self._conns.values()):
             _hang_up(conn)
-        log.info("channel server at %r stopped", self.address)
+        log.info("channel server at %s stopped", describe_address(self.address))
 
 
-def _tune(conn: Connection, timeout: float) -> None:
-    """Bound how long a read may block (0: no bound); no Nagle delay on TCP."""
+class _Listener:
+    """A listening TCP (IPv4 or IPv6) or Unix socket whose connections always block."""
+
+    def __init__(self, address: tuple[str, int] | str) -> None:
+        if isinstance(address, tuple):
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+            sock = socket.socket(family)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.bind(address)
+            sock.listen(_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self.address: tuple[str, int] | str = (
+            address if isinstance(address, str) else cast("tuple[str, int]", sock.getsockname()[:2])
+        )
+
+    def accept(self) -> tuple[Connection, object]:
+        """The next client's connection, and its address."""
+        sock, peer = self._sock.accept()
+        sock.setblocking(True)  # a default socket timeout would make it non-blocking
+        return Connection(sock.detach()), peer
+
+    def close(self) -> None:
+        """Stop listening; remove the socket file of a Unix socket."""
+        self._sock.close()
+        if isinstance(self.address, str) and not self.address.startswith("\0"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.address)
+
+
+def _socket_path() -> str:
+    """A new socket path in this process's private temporary folder (removed at exit)."""
+    return os.path.join(get_temp_dir(), f"channels-{secrets.token_hex(8)}")
+
+
+@contextlib.contextmanager
+def borrowed_socket(conn: Connection) -> Generator[socket.socket]:
+    """A socket object over ``conn``'s descriptor, which stays ``conn``'s and stays blocking."""
+    sock = socket.socket(fileno=conn.fileno())
     try:
-        sock = socket.socket(fileno=conn.fileno())
-    except OSError:
-        return
-    try:
-        seconds = int(timeout)
-        micro = int((timeout - seconds) * 1e6)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micro))
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
+        yield sock
     finally:
+        # Wrapping applied socket.getdefaulttimeout(): a timeout there made it non-blocking.
+        with contextlib.suppress(OSError):
+            sock.setblocking(True)
         sock.detach()
+
+
+def set_read_timeout(conn: Connection, seconds: float) -> None:
+    """Bound how long a read on ``conn`` may block (0: no bound)."""
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    with borrowed_socket(conn) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+
+
+def _tune(conn: Connection) -> None:
+    """Let reads of an authenticated client block for good; no Nagle delay on TCP."""
+    with contextlib.suppress(OSError):
+        set_read_timeout(conn, 0)
+        with borrowed_socket(conn) as sock:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _hang_up(conn: Connection) -> None:
     """Shut a connection down so its reader sees the end; the fd stays its owner's to close."""
-    try:
-        sock = socket.socket(fileno=conn.fileno())
-    except (OSError, ValueError):
-        return
-    try:
+    with contextlib.suppress(OSError, ValueError), borrowed_socket(conn) as sock:
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    finally:
-        sock.detach()
+
+
+def _describe_peer(peer: object) -> str:
+    if isinstance(peer, tuple) and len(cast("tuple[object, ...]", peer)) >= 2:
+        return describe_address(cast("tuple[object, ...]", peer)[:2])
+    return "a local process"  # a Unix socket's peer has no address
+
+
+def _why(exc: Exception) -> str:
+    """Why a handshake failed, in words that say nothing of the server's code."""
+    if isinstance(exc, AuthenticationError):
+        return "it does not know the authkey"
+    if isinstance(exc, BlockingIOError | TimeoutError):
+        return "no handshake within the time allowed"
+    if isinstance(exc, EOFError | ConnectionError):
+        return "it hung up during the handshake"
+    return f"a malformed handshake ({type(exc).__name__})"
 
 
 def _wake_accepter(address: object) -> None:
@@ -362,7 +490,8 @@ def _wake_accepter(address: object) -> None:
     try:
         if isinstance(address, tuple):
             host, port = cast("tuple[str, int]", address)
-            host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+            if host in ("", "0.0.0.0", "::"):
+                host = "::1" if host == "::" else "127.0.0.1"
             socket.create_connection((host, port), timeout=1).close()
         elif isinstance(address, str):
             with socket.socket(socket.AF_UNIX) as sock:
@@ -372,17 +501,10 @@ def _wake_accepter(address: object) -> None:
         pass
 
 
-def _widen_backlog(listener: object) -> None:
-    """Let more clients queue for accept() than the stdlib's 16 (many processes start at once)."""
-    sock = getattr(getattr(listener, "_listener", None), "_socket", None)
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.listen(_BACKLOG)
-
-
 def describe_address(address: object) -> str:
-    """``HOST:PORT`` for a TCP address, the path for a Unix socket."""
+    """``HOST:PORT`` for TCP, the path of a Unix socket, ``@NAME`` for an abstract one."""
     if isinstance(address, tuple):
         host, port = cast("tuple[object, object]", address)
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)
+    text = str(address)
+    return "@" + text[1:] if text.startswith("\0") else text

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypedDict, TypeVar, final, overload
 
 from typing_extensions import Unpack
 
-from ._config import ContextSpec, SerializerSpec, parse_spec
+from ._config import ContextSpec, SerializerSpec, parse_spec, redact_spec
 from ._errors import ConfigError
 from ._protocols import Channel
 from ._registry import get_backend
@@ -40,7 +40,8 @@ def _open(spec: str | None, options: dict[str, Any]) -> Channel[Any]:
     clash = sorted(set(parsed.options) & set(options))
     if clash:
         raise ConfigError(
-            f"option(s) {', '.join(clash)} given both in the spec {spec!r} and as keywords"
+            f"option(s) {', '.join(clash)} given both in the spec "
+            f"{redact_spec(spec or '')!r} and as keywords"
         )
     return get_backend(parsed.backend).open({**parsed.options, **options})
 

@@ -2,24 +2,26 @@
 
 Clients open the hosted channels with ``manager://HOST:PORT/NAME`` and the same
 authkey. The server unpickles every request it authenticates, so the authkey
-is what keeps strangers from running code in it: a server that other machines
-can reach must have one, and it must be long enough not to be guessed.
+is what keeps strangers from running code in it: every server must have one,
+long enough not to be guessed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import stat
 import threading
 from collections.abc import Callable
 from types import FrameType
 
 from ._errors import ConfigError
 from ._manager import ChannelManager
-from ._manager_link import ENV_AUTHKEY, Address, env_authkey, is_loopback, parse_address, to_authkey
+from ._manager_link import ENV_AUTHKEY, Address, env_authkey, parse_address, to_authkey
 from ._manager_server import ChannelServer, describe_address
 
-__all__ = ["MIN_AUTHKEY_BYTES", "check_server_key", "serve"]
+__all__ = ["MIN_AUTHKEY_BYTES", "authkey_from_file", "check_server_key", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -27,33 +29,54 @@ log = logging.getLogger(__name__)
 MIN_AUTHKEY_BYTES = 32
 
 _KEY_HINT = (
-    f"set {ENV_AUTHKEY} to a secret of at least {MIN_AUTHKEY_BYTES} bytes, for example "
-    "the output of: python -c 'import secrets; print(secrets.token_hex(32))'"
+    f"give a secret of at least {MIN_AUTHKEY_BYTES} bytes in {ENV_AUTHKEY} (or, on the "
+    "command line, in a file named by --authkey-file), for example the output of: "
+    "python -c 'import secrets; print(secrets.token_hex(32))'"
 )
 
 
-def check_server_key(address: Address, authkey: bytes | str | None) -> bytes | None:
+def check_server_key(address: Address, authkey: bytes | str | None) -> bytes:
     """The key a server at ``address`` uses: ``authkey``, else ``CHANNELS_AUTHKEY``.
 
-    Returns None (use this process's ``multiprocessing`` authkey, which only its
-    own children share) when there is no key and the address is loopback.
+    Every server needs one, loopback included: clients must be able to know it,
+    and the server runs what its clients send.
 
     Raises:
-        ConfigError: no key on an address other machines can reach, or a key
-            shorter than ``MIN_AUTHKEY_BYTES``. The message never shows the key.
+        ConfigError: no key, or a key shorter than ``MIN_AUTHKEY_BYTES``. The
+            message never shows the key.
     """
     key = env_authkey() if authkey is None else to_authkey(authkey)
     if key is None:
-        if not is_loopback(address):
-            raise ConfigError(
-                f"refusing to serve on {describe_address(address)} without an authkey: "
-                f"anyone who reaches it could run code in this process; {_KEY_HINT}"
-            )
-        return None
+        raise ConfigError(
+            f"refusing to serve on {describe_address(address)} without an authkey: clients "
+            f"need one to connect, and it keeps strangers from running code here; {_KEY_HINT}"
+        )
     if len(key) < MIN_AUTHKEY_BYTES:
         raise ConfigError(
             f"the authkey is {len(key)} bytes long, too short to be safe; {_KEY_HINT}"
         )
+    return key
+
+
+def authkey_from_file(path: str | os.PathLike[str]) -> bytes:
+    """The authkey kept in the file at ``path``, without its trailing line break.
+
+    Raises:
+        ConfigError: the file cannot be read, or holds nothing. The message
+            never shows what the file holds.
+    """
+    try:
+        with open(path, "rb") as f:
+            key = f.read().rstrip(b"\r\n")
+            mode = os.fstat(f.fileno()).st_mode
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the authkey file {os.fspath(path)!r}: {exc.strerror}"
+        ) from None
+    if not key:
+        raise ConfigError(f"the authkey file {os.fspath(path)!r} is empty")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("the authkey file %r can be read by other users; chmod 600 it", os.fspath(path))
     return key
 
 
@@ -72,10 +95,11 @@ def serve(
     ``serve`` returns. Signals are handled only when called in the main thread.
 
     Args:
-        address: ``(HOST, PORT)``, ``"HOST:PORT"`` (port 0: any free port) or a
-            Unix socket path.
-        authkey: the secret clients must know; default ``CHANNELS_AUTHKEY``.
-            Required for an address other machines can reach; at least 32 bytes.
+        address: ``(HOST, PORT)``, ``"HOST:PORT"`` (port 0: any free port; IPv6
+            hosts such as ``::1`` too) or a Unix socket path.
+        authkey: the secret clients must know, at least 32 bytes; default
+            ``CHANNELS_AUTHKEY``. Required: a client that fails to prove it gets
+            no answer but the refusal, which the server logs at WARNING.
         ready: called once with the bound address when the server listens.
 
     Raises:
@@ -83,12 +107,6 @@ def serve(
     """
     where = parse_address(address, listen=True)
     key = check_server_key(where, authkey)
-    if key is None:
-        log.warning(
-            "no authkey given: only processes sharing this process's multiprocessing "
-            "authkey can connect; %s",
-            _KEY_HINT,
-        )
     try:
         server = ChannelManager(address=where, authkey=key).get_server()
     except OSError as exc:

@@ -69,7 +69,7 @@ def test_a_sender_killed_in_the_middle_of_a_huge_send_leaves_no_torn_item() -> N
     core = _core(ch)
     sender = start("fork", children.send_one, ch.clone(), b"x" * (300 << 20))
     deadline = time.monotonic() + WAIT
-    while os.fstat(core._file).st_size < (8 << 20) and time.monotonic() < deadline:
+    while os.fstat(core._fds.state).st_size < (8 << 20) and time.monotonic() < deadline:
         time.sleep(0.001)  # wait until the item is being written
     sender.kill()
     assert join(sender) == [-signal.SIGKILL]

@@ -32,8 +32,8 @@ def _overflow() -> Iterator[tuple[Overflow, int]]:
     fd, path = tempfile.mkstemp()
     os.unlink(path)
     try:
-        words = memoryview(array("q", bytes(8 * (_spill.WORDS + 1))))
-        overflow = Overflow(words[1:], words, 0, fd, 0)
+        words = memoryview(array("q", bytes(8 * (_spill.WORDS + 2))))
+        overflow = Overflow(words[2:], words, (0, 1), fd, 0)
         overflow.initialise()
         yield overflow, fd
     finally:
@@ -103,6 +103,6 @@ def test_a_full_bounded_channel_keeps_its_file_small() -> None:
     biggest = 0
     for _ in range(count):  # the channel stays full: the overflow never drains
         assert ch.recv(timeout=WAIT) == item
-        biggest = max(biggest, os.fstat(core._file).st_size)
+        biggest = max(biggest, os.fstat(core._fds.state).st_size)
     assert join(producer) == [0]
     assert biggest < 8 << 20  # ~37 MiB went through; the file held about one backlog

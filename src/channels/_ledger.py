@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from . import _steps
 from ._errors import ChannelError
 
 __all__ = ["BROKEN", "ENDED", "WORDS", "Ledger", "Liveness", "Words"]
@@ -143,7 +144,11 @@ class Ledger:
             if not word & 1:
                 generation = (word >> 1) + 1
                 w[_HEADER + slot] = (generation << 1) | 1
+                if _steps.step:
+                    _steps.step("clone:slot-opened")
                 w[_OPEN] += 1
+                if _steps.step:
+                    _steps.step("clone:count-raised")
                 w[_HINT] = (slot + 1) % HANDLE_SLOTS
                 return (generation << _SLOT_BITS) | slot
         raise ChannelError(f"more than {HANDLE_SLOTS} sender handles are open on one channel")
@@ -164,9 +169,30 @@ class Ledger:
             return False
         slot = token & ((1 << _SLOT_BITS) - 1)
         w[_HEADER + slot] -= 1
+        if _steps.step:
+            _steps.step("close:slot-closed")
         w[_OPEN] -= 1
+        if _steps.step:
+            _steps.step("close:count-lowered")
         self._forget(_SENDERS, lambda entry_token: entry_token == token)
+        if _steps.step:
+            _steps.step("close:forgotten")
         if w[_OPEN] == 0:
+            w[_FLAGS] |= ENDED
+            return True
+        return False
+
+    def repair(self) -> bool:
+        """Finish what a holder of the books that died midway left; True if that ended the channel.
+
+        The handle slots are the truth: the open count is counted again from them,
+        and senders noted on closed handles are forgotten. Repeating it changes
+        nothing, so a death during the repair is repaired by the next holder.
+        """
+        w = self._w
+        w[_OPEN] = sum(w[_HEADER + slot] & 1 for slot in range(HANDLE_SLOTS))
+        self._forget(_SENDERS, lambda entry_token: not self.is_open(entry_token))
+        if w[_OPEN] == 0 and not w[_FLAGS] & ENDED:
             w[_FLAGS] |= ENDED
             return True
         return False

@@ -6,8 +6,8 @@ from typing import ClassVar, TypeVar, final
 
 from .._config import ContextSpec, SerializerSpec
 from .._handles import ChannelBase
-from .local.core import LocalCore
 from .._registry import Features
+from .local.core import LocalCore
 
 __all__ = ["SimpleQueueChannel"]
 

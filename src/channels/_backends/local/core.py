@@ -1,4 +1,4 @@
-"""The core of the local backends: a pipe, two locks, an optional slot semaphore.
+"""The core of the local backends: a pipe, two robust locks, and an overflow file.
 
 These are the parts ``multiprocessing.Queue`` is made of, driven synchronously:
 there is no feeder thread, so when ``send`` returns the item is out of the
@@ -6,21 +6,28 @@ sender's memory and a crash right after loses nothing.
 
 Items travel through the OS pipe when a frame fits in one atomic write
 (``PIPE_BUF``) and the pipe has room. Otherwise they go to an overflow file
-shared by every process (unlinked at once, so nothing is left behind), so an
+shared by every process (created unlinked, so nothing is left behind), so an
 unbounded channel never makes ``send`` wait, however slow the receivers. While
 the overflow holds items every new item goes there too, and receivers empty the
 pipe before the overflow, so the order is kept.
 
-The first pages of that file hold the channel's ``Ledger`` (see ``_ledger``) and
-a few transport words: who holds each lock, whether a reader is in the middle
-of an item, and the overflow's offsets. A process that dies holding a lock is
-noticed by the next waiter, which takes the lock over; if it died halfway
-through reading an item, the channel is marked broken instead.
+The first page of that file holds two robust mutexes (``_robust``), the
+channel's ``Ledger`` and a few transport words. The write lock orders writers
+and every change to the ledger; the read lock orders readers. A process may take
+the write lock while it holds the read lock, never the other way round. Why a
+death at any instruction can neither wedge nor corrupt a channel is written out
+step by step in ``docs/architecture.md``; ``_steps`` names the points the tests
+kill at.
+
+A bounded channel counts items sent and taken (``_SENT``, ``_RECEIVED``); a
+reader that takes the last item of a full channel writes a byte into a second
+pipe, the *room* pipe, on which full senders wait.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import mmap
 import os
@@ -31,13 +38,18 @@ import weakref
 from collections.abc import Generator
 from dataclasses import dataclass
 from multiprocessing import reduction
-from multiprocessing.connection import Connection
 from multiprocessing.context import get_spawning_popen
-from multiprocessing.synchronize import BoundedSemaphore, Lock
 from typing import NoReturn, Protocol
 
-from ..._config import ContextSpec, SerializerSpec, check_maxsize, check_message_limit, lock_context
-from ..._core import remaining
+from ... import _steps
+from ..._config import (
+    ContextSpec,
+    SerializerSpec,
+    check_maxsize,
+    check_message_limit,
+    resolve_context,
+)
+from ..._core import deadline_after, remaining
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,
@@ -57,40 +69,38 @@ from ..._ledger import (
     Ledger,
 )
 from ..._liveness import me, pid_alive
+from ..._robust import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from ..._serialize import Serializer, resolve_serializer
 from .overflow import WORDS as OVERFLOW_WORDS
 from .overflow import Overflow
 
-__all__ = ["LocalCore", "Primitives", "Settings"]
+__all__ = ["LocalCore", "Settings"]
 
-# Transport words, before the ledger. _CRITICAL holds the pid of a process in
-# the middle of an update spanning several words (or of a two-read frame), so a
-# waiter taking over the lock of a process that died there knows the state is
-# torn. _PIPE_DRAINED says a reader found the pipe empty while the overflow held
-# items: until the overflow drains, no item enters the pipe.
-_WRITER, _WRITER_STAMP, _READER, _READER_STAMP, _CRITICAL, _PIPE_DRAINED = range(6)
+# The state page: the two mutexes, then 64-bit words.
+_RLOCK_AT, _WLOCK_AT, _WORDS_AT = 0, MUTEX_BYTES, 4 * MUTEX_BYTES
+# Transport words. _W_TORN / _R_TORN: the overflow is in the middle of an update
+# spanning several words, under the write / read lock. _PIPE_DRAINED: a reader
+# found the pipe empty while the overflow held items; until the overflow drains,
+# no item enters the pipe. _TAKING: a reader is between taking an item and
+# counting it, and this is the count to reach.
+_W_TORN, _R_TORN, _PIPE_DRAINED, _SENT, _RECEIVED, _TAKING = range(6)
 _OVERFLOW = 8  # the overflow's words follow
 _TRANSPORT_WORDS = _OVERFLOW + OVERFLOW_WORDS
-_STATE_BYTES = (_TRANSPORT_WORDS + WORDS) * 8
+_STATE_BYTES = _WORDS_AT + (_TRANSPORT_WORDS + WORDS) * 8
 _OVERFLOW_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
 
+# A pipe frame's header is the item's size plus one; 0 is a wake-up with no item,
+# so an empty item still travels.
 _PIPE_FRAME = struct.Struct("!I")
-_WAKE = _PIPE_FRAME.pack(0)  # an empty frame: "look again", carries no item
+_WAKE = _PIPE_FRAME.pack(0)
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
-
-
-@dataclass(frozen=True)
-class Primitives:
-    """The multiprocessing parts a local channel is made of."""
-
-    reader: Connection
-    writer: Connection
-    rlock: Lock
-    wlock: Lock
-    slots: BoundedSemaphore | None
+_O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
+#: How long a ``*_nowait`` call waits for a lock that another process holds for a moment.
+_NOWAIT_LOCK = 1.0
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @dataclass(frozen=True)
@@ -105,12 +115,27 @@ class Settings:
     packets: bool
 
 
+@dataclass(frozen=True)
+class _Fds:
+    """The descriptors a local channel is made of; ``room_*`` only when bounded."""
+
+    state: int
+    reader: int
+    writer: int
+    room_reader: int = -1
+    room_writer: int = -1
+
+    def all(self) -> list[int]:
+        fds = (self.state, self.reader, self.writer, self.room_reader, self.room_writer)
+        return [fd for fd in fds if fd >= 0]
+
+
 class LocalCore:
     """One local channel's transport and books; see the module docstring."""
 
     __slots__ = (
         "__weakref__",
-        "_file",
+        "_fds",
         "_first",
         "_ledger",
         "_mm",
@@ -118,38 +143,38 @@ class LocalCore:
         "_noted_pid",
         "_overflow",
         "_packets",
-        "_parts",
-        "_poller",
-        "_poller_pid",
+        "_pollers",
+        "_pollers_pid",
         "_receiving_pid",
         "_rfd",
         "_rlock",
         "_settings",
-        "_slots",
         "_wfd",
         "_wlock",
         "_words",
     )
 
-    def __init__(self, parts: Primitives, settings: Settings, file_fd: int, first: int) -> None:
-        self._parts = parts
+    def __init__(self, fds: _Fds, settings: Settings, first: int) -> None:
+        self._fds = fds
         self._settings = settings
-        self._rfd, self._wfd = parts.reader.fileno(), parts.writer.fileno()
-        self._rlock, self._wlock, self._slots = parts.rlock, parts.wlock, parts.slots
-        self._file = file_fd
-        self._mm = mmap.mmap(file_fd, _STATE_BYTES)
-        self._words = memoryview(self._mm).cast("q")
+        self._rfd, self._wfd = fds.reader, fds.writer
+        self._mm = mmap.mmap(fds.state, _STATE_BYTES)
+        self._rlock = RobustMutex(self._mm, _RLOCK_AT)
+        self._wlock = RobustMutex(self._mm, _WLOCK_AT)
+        self._words = memoryview(self._mm)[_WORDS_AT:_STATE_BYTES].cast("q")
         self._ledger = Ledger(self._words[_TRANSPORT_WORDS:])
         self._first = first
         self._packets = settings.packets
         overflow_words = self._words[_OVERFLOW : _OVERFLOW + OVERFLOW_WORDS]
-        self._overflow = Overflow(overflow_words, self._words, _CRITICAL, file_fd, _OVERFLOW_BASE)
+        self._overflow = Overflow(
+            overflow_words, self._words, (_W_TORN, _R_TORN), fds.state, _OVERFLOW_BASE
+        )
         self._noted: set[int] = set()
         self._noted_pid = 0
         self._receiving_pid = 0
-        self._poller: select.poll | None = None
-        self._poller_pid = 0
-        weakref.finalize(self, _release, file_fd, parts.reader, parts.writer)
+        self._pollers: dict[int, select.poll] = {}
+        self._pollers_pid = 0
+        weakref.finalize(self, _close_all, fds.all())
 
     @classmethod
     def open(
@@ -162,22 +187,29 @@ class LocalCore:
         max_message_size: int | None = None,
         spill_dir: str | None = None,
     ) -> LocalCore:
-        """Check a local backend's options, build its primitives and a fresh channel."""
-        ctx = lock_context(context)
+        """Check a local backend's options and build a fresh channel.
+
+        Raises ``ChannelError`` (never a bare ``OSError``) when the system is out
+        of descriptors, memory or disk, and then leaves nothing open.
+        """
+        resolve_context(context)  # checked for a clear error; the parts work under any
         size = check_maxsize(maxsize)
         serializer_ = resolve_serializer(serializer)
         limit = check_message_limit(max_message_size)
-        reader, writer = ctx.Pipe(duplex=False)
-        slots = ctx.BoundedSemaphore(size) if size else None
-        parts = Primitives(reader, writer, ctx.Lock(), ctx.Lock(), slots)
-        settings = Settings(name, size, serializer_, limit, _prepare_pipe(reader, writer))
+        opened: list[int] = []
         try:
-            fd, path = tempfile.mkstemp(prefix="channel-", dir=spill_dir)
+            state = _state_file(spill_dir, opened)
+            os.posix_fallocate(state, 0, _OVERFLOW_BASE)  # no page of the state is a hole
+            reader, writer = _pipe(opened)
+            packets = _prepare_pipe(reader, writer)
+            room = _pipe(opened) if size else (-1, -1)
+            fds = _Fds(state, reader, writer, *room)
+            core = cls(fds, Settings(name, size, serializer_, limit, packets), 0)
         except OSError as exc:
-            raise ChannelError(f"cannot create the channel's overflow file: {exc}") from exc
-        os.unlink(path)
-        os.ftruncate(fd, _OVERFLOW_BASE)
-        core = cls(parts, settings, fd, 0)
+            _close_all(opened)
+            raise ChannelError(f"cannot open a {name} channel: {_os_reason(exc)}") from exc
+        core._rlock.initialise()
+        core._wlock.initialise()
         core._first = core._ledger.initialise()
         core._overflow.initialise()
         return core
@@ -202,37 +234,29 @@ class LocalCore:
     def send(
         self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
     ) -> None:
-        slots = self._slots
-        if slots is None:
-            self._write(token, data, deadline)
-            return
-        if not slots.acquire(False):
+        lock_deadline = deadline if block else deadline_after(_NOWAIT_LOCK)
+        while not self.try_send(token, data, lock_deadline, block):
             if not block:
-                self._check_sendable(token)
                 raise WouldBlock("the channel is full")
-            self._wait_for_slot(slots, token, deadline)
-        written = False
-        try:
-            self._write(token, data, deadline)
-            written = True
-        finally:
-            if not written:
-                slots.release()
+            wait = remaining(deadline)
+            if wait <= 0 and deadline is not None:
+                raise ChannelTimeout("the channel stayed full until the timeout")
+            if not self.wait_room(wait):
+                self._look_for_dead(receivers=True)
 
     def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
-        wait = block or bool(self._ledger.flags & ENDED)
-        if not self._hold(self._rlock, _READER, deadline, wait):
-            raise WouldBlock("another receiver is taking an item")
-        data: bytes | memoryview | None = None
-        try:
-            if self._receiving_pid != me.pid:
-                self._note_receiver()
-            data = self._take(deadline, block)
-            return data
-        finally:
-            self._let_go(self._rlock, _READER)
-            if data is not None and self._slots is not None:
-                self._slots.release()
+        lock_deadline = deadline if block else deadline_after(_NOWAIT_LOCK)
+        while True:
+            data = self.try_recv(lock_deadline, block)
+            if data is not None:
+                return data
+            if not block:
+                raise WouldBlock("no item is ready")
+            wait = remaining(deadline)
+            if wait <= 0 and deadline is not None:
+                raise ChannelTimeout("no item arrived before the timeout")
+            if not self.wait_readable(wait):
+                self._look_for_dead(receivers=False)
 
     def clone(self, token: int) -> int:
         with self._books():
@@ -253,55 +277,128 @@ class LocalCore:
                 self._ledger.forget_receiver(me.pid)
             self._receiving_pid = 0
 
-    # -- sending -------------------------------------------------------------------
+    # -- non-blocking steps and readiness --------------------------------------------
 
-    def _write(self, token: int, data: bytes | memoryview, deadline: float | None) -> None:
-        self._hold(self._wlock, _WRITER, deadline)
+    def try_send(
+        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool = True
+    ) -> bool:
+        """Put one item in the channel now; False if a bounded channel is full.
+
+        ``deadline`` bounds only the wait for the write lock, which writers hold
+        for one item at a time; past it, ``ChannelTimeout`` (``WouldBlock`` if not
+        ``block``).
+        """
+        self._take_lock(self._wlock, deadline, block)
         try:
-            ledger = self._ledger
-            if not ledger.is_open(token):
-                raise ChannelClosed("this sender handle is closed")
-            if ledger.flags & BROKEN:
-                raise ChannelBroken(ledger.broken_reason)
+            if _steps.step:
+                _steps.step("send:locked")
+            self._check_sendable(token)
+            words = self._words
+            bound = self._settings.maxsize
+            if bound and words[_SENT] - words[_RECEIVED] >= bound:
+                return False
             if self._noted_pid != me.pid:
                 self._noted = set()
                 self._noted_pid = me.pid
             if token not in self._noted:
-                ledger.note_sender(me.pid, me.stamp, token, pid_alive)
+                self._ledger.note_sender(me.pid, me.stamp, token, pid_alive)
                 self._noted.add(token)
-            size = len(data)
-            if size <= _PIPE_PAYLOAD and not self._overflow.pending():
-                try:
-                    os.write(self._wfd, _PIPE_FRAME.pack(size) + data)
-                    return
-                except BlockingIOError:
-                    pass
-                except BrokenPipeError as exc:
-                    raise ChannelBroken("every receiving end of the channel is closed") from exc
-            try:
-                if self._overflow.append(data):
-                    self._wake()
-            except OSError as exc:
-                raise ChannelError(
-                    f"the channel's overflow file cannot take the item: {exc}"
-                ) from exc
+            self._put(data)
+            if _steps.step:
+                _steps.step("send:written")
+            words[_SENT] += 1
+            if _steps.step:
+                _steps.step("send:counted")
+            return True
         finally:
-            self._let_go(self._wlock, _WRITER)
+            self._wlock.release()
+
+    def _put(self, data: bytes | memoryview) -> None:
+        """Move one item into the pipe, or else the overflow; the caller holds the write lock."""
+        size = len(data)
+        if size <= _PIPE_PAYLOAD and not self._overflow.pending():
+            try:
+                os.write(self._wfd, _PIPE_FRAME.pack(size + 1) + data)
+                return
+            except BlockingIOError:
+                pass
+            except BrokenPipeError as exc:
+                raise ChannelBroken("every receiving end of the channel is closed") from exc
+        try:
+            if self._overflow.append(data):
+                self._wake()
+        except OSError as exc:
+            what = "no space is left for" if exc.errno in _NO_SPACE else "cannot store"
+            raise ChannelError(
+                f"{what} the item in the channel's overflow file ({_os_reason(exc)}); "
+                "nothing was sent"
+            ) from exc
+
+    def try_recv(self, deadline: float | None, block: bool = True) -> bytes | memoryview | None:
+        """Take the next item now, or None if none is ready.
+
+        Raises ``EndOfChannel`` or ``ChannelBroken`` once nothing is left to take.
+        ``deadline`` bounds only the wait for the read lock, as for ``try_send``.
+        """
+        if self._receiving_pid != me.pid:
+            self._note_receiver()
+        words = self._words
+        data: bytes | memoryview | None = None
+        self._take_lock(self._rlock, deadline, block)
+        try:
+            if _steps.step:
+                _steps.step("recv:locked")
+            words[_TAKING] = words[_RECEIVED] + 1
+            if _steps.step:
+                _steps.step("recv:taking")
+            data = self._take()
+            if data is not None:
+                if _steps.step:
+                    _steps.step("recv:taken")
+                words[_RECEIVED] = words[_TAKING]
+                if _steps.step:
+                    _steps.step("recv:counted")
+        finally:
+            words[_TAKING] = 0
+            self._rlock.release()
+        bound = self._settings.maxsize
+        if data is not None and bound and words[_SENT] - words[_RECEIVED] == bound - 1:
+            self._room()  # it was full: wake a sender waiting for room
+        return data
+
+    def wait_readable(self, timeout: float) -> bool:
+        """Wait until the pipe may hold an item (or the end), at most ``timeout`` seconds."""
+        return self._poll(self._rfd, timeout)
+
+    def wait_room(self, timeout: float) -> bool:
+        """Wait until a full channel may have room, at most ``timeout`` seconds."""
+        room = self._fds.room_reader
+        if room < 0:
+            return True
+        if not self._poll(room, timeout):
+            return False
+        with contextlib.suppress(BlockingIOError):
+            os.read(room, 1)
+        return True
+
+    def _poll(self, fd: int, timeout: float) -> bool:
+        if self._pollers_pid != me.pid:
+            self._pollers = {}
+            self._pollers_pid = me.pid
+        poller = self._pollers.get(fd)
+        if poller is None:
+            poller = self._pollers[fd] = select.poll()
+            poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+
+    def _room(self) -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._fds.room_writer, b"\0")
 
     def _wake(self) -> None:
         """Wake a receiver waiting on the pipe; a full pipe needs no waking."""
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(self._wfd, _WAKE)
-
-    def _wait_for_slot(self, slots: BoundedSemaphore, token: int, deadline: float | None) -> None:
-        while True:
-            self._check_sendable(token)
-            wait = remaining(deadline)
-            if wait <= 0 and deadline is not None:
-                raise ChannelTimeout("the channel stayed full until the timeout")
-            if slots.acquire(timeout=wait):
-                return
-            self._look_for_dead(receivers=True)
 
     def _check_sendable(self, token: int) -> None:
         ledger = self._ledger
@@ -312,8 +409,8 @@ class LocalCore:
 
     # -- receiving -----------------------------------------------------------------
 
-    def _take(self, deadline: float | None, block: bool) -> bytes | memoryview:
-        """Return the next item; the caller holds the read lock."""
+    def _take(self) -> bytes | memoryview | None:
+        """The next item, or None; the caller holds the read lock."""
         words = self._words
         ledger = self._ledger
         overflow = self._overflow
@@ -341,13 +438,7 @@ class LocalCore:
                 raise EndOfChannel("every sender closed and the channel is drained")
             if flags & BROKEN:
                 raise ChannelBroken(ledger.broken_reason)
-            if not block:
-                raise WouldBlock("no item is ready")
-            wait = remaining(deadline)
-            if wait <= 0 and deadline is not None:
-                raise ChannelTimeout("no item arrived before the timeout")
-            if not self._readable(wait):
-                self._look_for_dead(receivers=False)
+            return None
 
     def _read_pipe(self) -> bytes | memoryview | None:
         """Take one item from the pipe, or None if it holds none (wake-ups are skipped)."""
@@ -366,6 +457,7 @@ class LocalCore:
             (size,) = _PIPE_FRAME.unpack(head)
             if size == 0:
                 continue
+            size -= 1
             if size > _PIPE_PAYLOAD:
                 self._tear(f"a pipe frame claiming {size} bytes")
             if not self._packets:
@@ -377,14 +469,14 @@ class LocalCore:
     def _read_payload(self, fd: int, size: int) -> bytes:
         """The second read of a frame, where the pipe has no packet mode."""
         words = self._words
-        words[_CRITICAL] = me.pid
+        words[_R_TORN] = 1
         try:
-            data = os.read(fd, size)
+            data = os.read(fd, size) if size else b""
         except BlockingIOError:
             data = b""
         if len(data) != size:
             self._tear(f"{len(data)} of {size} bytes of an item")
-        words[_CRITICAL] = 0
+        words[_R_TORN] = 0
         return data
 
     def _from_overflow(self) -> bytes | memoryview | None:
@@ -393,31 +485,92 @@ class LocalCore:
         data = overflow.take()
         if data is None or not overflow.pending():
             self._words[_PIPE_DRAINED] = 0  # writers may use the pipe again from now on
-            if overflow.needs_rewind() and self._hold(self._wlock, _WRITER, None, wait=False):
+            if overflow.needs_rewind() and self._try_lock(self._wlock):
                 try:
                     overflow.rewind()
                 finally:
-                    self._let_go(self._wlock, _WRITER)
+                    self._wlock.release()
         return data
-
-    def _readable(self, wait: float) -> bool:
-        if self._poller_pid != me.pid or self._poller is None:
-            self._poller = select.poll()
-            self._poller.register(self._rfd, select.POLLIN)
-            self._poller_pid = me.pid
-        return bool(self._poller.poll(wait * 1000))
 
     def _note_receiver(self) -> None:
         with self._books():
             self._ledger.note_receiver(me.pid, me.stamp, pid_alive)
         self._receiving_pid = me.pid
 
+    # -- locks, and repairing after a holder died ------------------------------------
+
+    def _take_lock(self, lock: RobustMutex, deadline: float | None, block: bool = True) -> None:
+        got = lock.acquire(deadline)
+        if got is None:
+            if not block:
+                raise WouldBlock("another process holds the channel's lock")
+            raise ChannelTimeout("the channel stayed busy until the timeout")
+        if got == OWNER_DIED:
+            self._recover(lock)
+
+    def _try_lock(self, lock: RobustMutex) -> bool:
+        got = lock.try_acquire()
+        if got == OWNER_DIED:
+            self._recover(lock)
+        return got is not None
+
+    def _recover(self, lock: RobustMutex) -> None:
+        """Repair what a dead holder of ``lock`` left, then mark the lock usable again.
+
+        Each repair is idempotent: a process that dies while repairing hands the
+        same work to the next holder. If the repair itself fails, the lock is let
+        go unrepaired, which leaves it unusable: every later call then raises
+        ``ChannelBroken`` rather than trust a state nobody repaired.
+        """
+        try:
+            if lock is self._wlock:
+                self._recover_writer()
+            else:
+                self._recover_reader()
+        except BaseException:
+            lock.release()
+            raise
+        lock.recovered()
+
+    def _recover_writer(self) -> None:
+        words, ledger = self._words, self._ledger
+        if ledger.repair():
+            self._wake()
+        if words[_W_TORN]:
+            ledger.mark_broken(BROKEN_TORN)
+            self._wake()
+            words[_W_TORN] = 0
+
+    def _recover_reader(self) -> None:
+        words = self._words
+        taking = words[_TAKING]
+        if taking:
+            # The dead reader may or may not have taken its item: count it taken, so a
+            # bounded channel errs towards one more item of room, never one less.
+            words[_RECEIVED] = max(words[_RECEIVED], taking)
+            words[_TAKING] = 0
+        if words[_R_TORN]:
+            with self._books():
+                self._ledger.mark_broken(BROKEN_TORN)
+            words[_R_TORN] = 0
+        if self._settings.maxsize:
+            self._room()
+
+    @contextlib.contextmanager
+    def _books(self) -> Generator[None]:
+        """Hold the write lock, which also orders every change to the ledger."""
+        self._take_lock(self._wlock, None)
+        try:
+            yield
+        finally:
+            self._wlock.release()
+
     # -- failures ------------------------------------------------------------------
 
     def _tear(self, what: str) -> NoReturn:
-        self._words[_CRITICAL] = 0
         with self._books():
             self._ledger.mark_broken(BROKEN_TORN)
+        self._words[_R_TORN] = 0
         raise ChannelBroken(f"{WHY[BROKEN_TORN]} (read {what})")
 
     def _look_for_dead(self, *, receivers: bool) -> None:
@@ -425,66 +578,18 @@ class LocalCore:
         ledger = self._ledger
         if ledger.flags & (ENDED | BROKEN):
             return
-        if not self._hold(self._wlock, _WRITER, None, wait=False):
-            self._take_over_if_orphaned(self._wlock, _WRITER)
-            return
+        if not self._try_lock(self._wlock):
+            return  # a live process holds it: someone is at work
         try:
             if receivers:
                 if ledger.receivers_gone(pid_alive):
                     ledger.mark_broken(BROKEN_RECEIVERS_GONE)
+                    self._room()
             elif ledger.senders_gone(pid_alive):
                 ledger.mark_broken(BROKEN_SENDERS_GONE)
+                self._wake()
         finally:
-            self._let_go(self._wlock, _WRITER)
-
-    def _acquire(self, lock: Lock, owner: int, deadline: float | None) -> None:
-        """Take ``lock``, waking every slice to take it over from a dead holder."""
-        while True:
-            wait = remaining(deadline)
-            if wait <= 0 and deadline is not None:
-                if lock.acquire(False):
-                    return
-                raise ChannelTimeout("the channel stayed busy until the timeout")
-            if lock.acquire(timeout=wait):
-                return
-            self._take_over_if_orphaned(lock, owner)
-
-    def _take_over_if_orphaned(self, lock: Lock, owner: int) -> None:
-        words = self._words
-        pid = words[owner]
-        if not pid or pid == me.pid or pid_alive(pid, words[owner + 1]):
-            return
-        if words[_CRITICAL] == pid:
-            self._ledger.mark_broken(BROKEN_TORN)
-        if words[owner] == pid:
-            words[owner] = 0
-            words[_CRITICAL] = 0
-            with contextlib.suppress(ValueError):  # another waiter took it over first
-                lock.release()
-
-    def _hold(self, lock: Lock, owner: int, deadline: float | None, wait: bool = True) -> bool:
-        """Take ``lock`` and record this process as its holder; False if busy and not ``wait``."""
-        if not lock.acquire(False):
-            if not wait:
-                return False
-            self._acquire(lock, owner, deadline)
-        words = self._words
-        words[owner] = me.pid
-        words[owner + 1] = me.stamp
-        return True
-
-    def _let_go(self, lock: Lock, owner: int) -> None:
-        self._words[owner] = 0
-        lock.release()
-
-    @contextlib.contextmanager
-    def _books(self) -> Generator[None]:
-        """Hold the write lock, which also orders every change to the ledger."""
-        self._hold(self._wlock, _WRITER, None)
-        try:
-            yield
-        finally:
-            self._let_go(self._wlock, _WRITER)
+            self._wlock.release()
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -495,29 +600,57 @@ class LocalCore:
                 "argument when it starts (multiprocessing.Process(args=...)); to share a channel "
                 "with processes that are already running, use the manager backend"
             )
-        return (_rebuild, (self._parts, self._settings, reduction.DupFd(self._file), self._first))
+        fds = self._fds
+        every = (fds.state, fds.reader, fds.writer, fds.room_reader, fds.room_writer)
+        dup = [reduction.DupFd(fd) if fd >= 0 else None for fd in every]
+        return (_rebuild, (dup, self._settings, self._first))
 
     def __repr__(self) -> str:
         bound = f" maxsize={self._settings.maxsize}" if self._settings.maxsize else ""
         return f"{self._settings.name}{bound}"
 
 
-def _rebuild(parts: Primitives, settings: Settings, file_fd: _Detachable, first: int) -> LocalCore:
-    return LocalCore(parts, settings, file_fd.detach(), first)
-
-
 class _Detachable(Protocol):
     def detach(self) -> int: ...
 
 
-def _prepare_pipe(reader: Connection, writer: Connection) -> bool:
+def _rebuild(dup: list[_Detachable | None], settings: Settings, first: int) -> LocalCore:
+    fds = [d.detach() if d is not None else -1 for d in dup]
+    return LocalCore(_Fds(*fds), settings, first)
+
+
+def _state_file(folder: str | None, opened: list[int]) -> int:
+    """A new file with no name (``O_TMPFILE``), so no death can leave it behind."""
+    folder = folder or tempfile.gettempdir()
+    if _O_TMPFILE:
+        try:
+            fd = os.open(folder, _O_TMPFILE | os.O_RDWR, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+        else:
+            opened.append(fd)
+            return fd
+    fd, path = tempfile.mkstemp(prefix="channel-", dir=folder)
+    opened.append(fd)
+    os.unlink(path)
+    return fd
+
+
+def _pipe(opened: list[int]) -> tuple[int, int]:
+    reader, writer = os.pipe()
+    opened += (reader, writer)
+    return reader, writer
+
+
+def _prepare_pipe(reader: int, writer: int) -> bool:
     """Make both ends non-blocking, ask for a larger pipe and for packet mode.
 
     Returns whether packet mode (Linux's ``O_DIRECT`` pipes) is on: then each
     write of at most ``PIPE_BUF`` bytes is read back whole by one read.
     """
     packets = bool(_O_DIRECT)
-    for fd in (reader.fileno(), writer.fileno()):
+    for fd in (reader, writer):
         os.set_blocking(fd, False)
         if packets:
             try:
@@ -525,11 +658,22 @@ def _prepare_pipe(reader: Connection, writer: Connection) -> bool:
             except OSError:
                 packets = False
     with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     return packets
 
 
-def _release(file_fd: int, reader: Connection, writer: Connection) -> None:
-    os.close(file_fd)
-    reader.close()
-    writer.close()
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.EMFILE:
+        return "this process has too many open files (raise its limit with ulimit -n)"
+    if exc.errno == errno.ENFILE:
+        return "the system has too many open files"
+    if exc.errno in _NO_SPACE:
+        return f"no space left on the device ({exc.strerror})"
+    return exc.strerror or str(exc)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+

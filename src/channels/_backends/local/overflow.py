@@ -13,16 +13,23 @@ reader has passed them, so a reader may cache what it reads ahead; the lap
 counter, bumped whenever a reader wraps, jumps or the ring is rebuilt, tells
 when such a cache is stale. Callers hold the channel's write lock to append and
 its read lock to take.
+
+Only a jump to a larger ring, a reader following one, and a rewind change
+several words at once; each sets its side's torn marker first and clears it
+last, so a lock's next holder, after its holder died, knows the ring is torn.
+Every write is checked: a full disk raises ``OSError`` before the item is
+committed, and leaves the ring as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
+from ... import _steps
 from ..._errors import ChannelBroken
 from ..._ledger import BROKEN_TORN, WHY, Words
-from ..._liveness import me
 
 __all__ = ["Overflow"]
 
@@ -45,12 +52,25 @@ WORDS = 10
 class Overflow:
     """The overflow ring of one channel, as seen from one process."""
 
-    __slots__ = ("_base", "_cache", "_cache_at", "_cache_lap", "_critical", "_fd", "_marks", "_w")
+    __slots__ = (
+        "_base",
+        "_cache",
+        "_cache_at",
+        "_cache_lap",
+        "_fd",
+        "_marks",
+        "_r_torn",
+        "_w",
+        "_w_torn",
+    )
 
-    def __init__(self, words: Words, marks: Words, critical: int, fd: int, base: int) -> None:
+    def __init__(
+        self, words: Words, marks: Words, torn: tuple[int, int], fd: int, base: int
+    ) -> None:
         self._w = words  # the overflow's own words, indexed from 0
-        self._marks = marks  # marks[critical] flags an update spanning several words
-        self._critical = critical
+        # marks[w_torn] / marks[r_torn]: the writer's / reader's update spanning several words
+        self._marks = marks
+        self._w_torn, self._r_torn = torn
         self._fd = fd
         self._base = base
         # Bytes read ahead from ring position _cache_at during lap _cache_lap: they
@@ -85,42 +105,58 @@ class Overflow:
         unread = total - (read if read > start else start)
         tail = at + cap - pos
         if need + _SLACK <= tail and unread + need + _SLACK <= cap and size <= _READ_AHEAD:
-            os.pwrite(self._fd, _FRAME.pack(size) + data, self._base + pos)
+            self._write_at(_FRAME.pack(size) + data, pos)
         else:  # a wrap, a larger ring, or a large item
             pad = 0 if need + _SLACK <= tail else tail
             if unread + pad + need + _SLACK > cap:
                 self._append_in_new_ring(data, pos, total, max(2 * cap, 2 * (need + _SLACK)))
                 return total == read
             if pad:
-                os.pwrite(self._fd, _FRAME.pack(_SKIP), self._base + pos)
+                self._write_at(_FRAME.pack(_SKIP), pos)
                 pos = at
                 need += pad
             self._write_frame(data, at if pad else pos)
+        if _steps.step:
+            _steps.step("overflow:frame-written")
         w[_W_TOTAL] = total + need  # one store commits the item
         return total == read
 
     def _append_in_new_ring(self, data: bytes | memoryview, pos: int, total: int, cap: int) -> None:
         w, marks = self._w, self._marks
         at = w[_END]
-        os.pwrite(self._fd, _FRAME.pack(_JUMP) + _JUMP_TO.pack(at, cap), self._base + pos)
+        self._write_at(_FRAME.pack(_JUMP) + _JUMP_TO.pack(at, cap), pos)
         self._write_frame(data, at)
-        marks[self._critical] = me.pid
+        marks[self._w_torn] = 1
+        if _steps.step:
+            _steps.step("overflow:jump-marked")
         w[_END] = at + cap
         w[_W_AT] = at
         w[_W_CAP] = cap
         w[_W_T0] = total + _JUMP_SIZE
+        if _steps.step:
+            _steps.step("overflow:ring-moved")
         w[_W_TOTAL] = total + _JUMP_SIZE + _FRAME.size + len(data)
-        marks[self._critical] = 0
+        marks[self._w_torn] = 0
 
     def _write_frame(self, data: bytes | memoryview, pos: int) -> None:
         head = _FRAME.pack(len(data))
-        offset = self._base + pos
         if len(data) <= _READ_AHEAD:
-            os.pwrite(self._fd, head + data, offset)
-            return
-        views = [memoryview(head), memoryview(data).cast("B")]
+            self._write_at(head + data, pos)
+        else:
+            self._write_at(head, pos, memoryview(data).cast("B"))
+
+    def _write_at(self, data: bytes, pos: int, more: memoryview | None = None) -> None:
+        """Write ``data`` (then ``more``) at ring position ``pos``, every byte or ``OSError``.
+
+        A full disk may take part of a write and refuse the rest: a short count is
+        never taken for success.
+        """
+        views = [memoryview(data)] if more is None else [memoryview(data), more]
+        offset = self._base + pos
         while views:
             done = os.pwritev(self._fd, [v[:_MAX_IO] for v in views], offset)
+            if done <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             offset += done
             while views and done >= len(views[0]):
                 done -= len(views[0])
@@ -151,13 +187,13 @@ class Overflow:
                 continue
             if word & _JUMP:
                 new_at, new_cap = _JUMP_TO.unpack_from(buf, off + _FRAME.size)
-                self._marks[self._critical] = me.pid
+                self._marks[self._r_torn] = 1
                 w[_LAP] = w[_LAP] + 1
                 w[_R_AT] = new_at
                 w[_R_CAP] = new_cap
                 w[_R_T0] = total + _JUMP_SIZE
                 w[_R_TOTAL] = total + _JUMP_SIZE
-                self._marks[self._critical] = 0
+                self._marks[self._r_torn] = 0
                 continue
             start = off + _FRAME.size
             data: bytes | memoryview
@@ -205,12 +241,13 @@ class Overflow:
         cap = w[_W_CAP]
         cap = cap if cap <= _SHRINK_ABOVE else _FIRST_RING
         total = w[_W_TOTAL]
-        self._marks[self._critical] = me.pid
+        marks = self._marks
+        marks[self._w_torn] = marks[self._r_torn] = 1
         w[_LAP] = w[_LAP] + 1
         for at_word, cap_word, start_word in ((_W_AT, _W_CAP, _W_T0), (_R_AT, _R_CAP, _R_T0)):
             w[at_word] = 0
             w[cap_word] = cap
             w[start_word] = total
         w[_END] = cap
-        self._marks[self._critical] = 0
+        marks[self._w_torn] = marks[self._r_torn] = 0
         os.ftruncate(self._fd, self._base + cap)

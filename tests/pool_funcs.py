@@ -8,11 +8,15 @@ reach a worker.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import faulthandler
 import os
 import signal
+import sys
 import threading
 import time
+
+from channels import Pool, Sender
 
 
 def square(x: int) -> int:
@@ -130,3 +134,45 @@ def die_on(x: int, how: str, bad: int = 3) -> int:
             faulthandler.disable()  # keep the crash report out of the test run's output
             ctypes.string_at(0)
     return x
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenError(Exception):
+    """An exception whose class is a frozen dataclass: its attributes cannot be assigned."""
+
+
+def raise_frozen(_: object = None) -> None:
+    raise FrozenError
+
+
+class ExitOnUnpickle:
+    """Pickles fine, but unpickling it raises ``SystemExit``."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (sys.exit, (0,))
+
+
+class ExitOnPickle:
+    """Pickling it raises ``SystemExit``."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise SystemExit(0)
+
+
+def exit_on_unpickle(_: object = None) -> object:
+    return ExitOnUnpickle()
+
+
+def inner_pool_squares(n: int) -> list[int]:
+    """Run a fork pool inside this (pool worker) process."""
+    with Pool(2, context="fork") as pool:
+        return pool.map(square, range(n), timeout=20)
+
+
+def init_send(tx: Sender[int]) -> None:
+    tx.send(os.getpid())

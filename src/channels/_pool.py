@@ -20,6 +20,7 @@ from typing import Self, TypeVar, cast, final
 
 from typing_extensions import ParamSpec, TypeVarTuple
 
+from ._core import deadline_after
 from ._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationError
 from ._pool_engine import Engine
 from ._pool_jobs import BatchJob, CallSpec, IterJob
@@ -57,10 +58,13 @@ class Pool:
     * an exception in your function is raised in the caller with its original
       type, the worker's traceback attached as its ``__cause__``;
     * a worker that dies (killed, ``os._exit``, a crash in C code) fails only
-      the chunk it was running, with ``WorkerCrashed`` (pid and exit code),
-      as soon as the parent sees it exit; the chunk queued behind it goes to
+      the task it was running, with ``WorkerCrashed`` (pid and exit code),
+      as soon as the parent sees it exit; work it had not yet read goes to
       another worker, and the pool starts a new worker and goes on;
-    * an argument or result that cannot be pickled fails its own task with
+    * a task that runs longer than its ``task_timeout`` fails with
+      ``ChannelTimeout``; its worker is killed and replaced;
+    * an argument or result that cannot be pickled or unpickled, or an
+      exception that cannot be rebuilt, fails its own task with
       ``SerializationError``; the pool goes on;
     * an initializer that raises breaks the pool: the first call raises a
       ``ChannelError`` whose cause is the initializer's exception, and no
@@ -69,6 +73,14 @@ class Pool:
     Workers ignore SIGINT: on Ctrl-C only the caller gets ``KeyboardInterrupt``
     and the pool terminates its workers.
 
+    Two kinds of timeout. ``timeout=`` bounds the wait of one call (the whole
+    ``map``, each result of ``imap``, a ``get``); when it passes, the caller
+    gets ``ChannelTimeout`` and a ``map``/``starmap`` gives up: its tasks not
+    started are dropped and the workers running its tasks are replaced, so
+    nothing of it lingers. ``task_timeout=`` bounds each task, wherever it
+    is waited for: a task that runs longer fails with ``ChannelTimeout`` and
+    its worker is replaced; the call goes on as for any failing task.
+
     Args:
         workers: how many worker processes; default ``os.cpu_count()``.
         context: a start method name (``"fork"``, ``"spawn"``,
@@ -76,11 +88,14 @@ class Pool:
             default one.
         initializer: called as ``initializer(*initargs)`` in each worker
             when it starts.
-        initargs: the arguments of ``initializer``.
+        initargs: the arguments of ``initializer``. They reach each worker
+            when it starts, so local channels may be among them.
         max_tasks_per_child: replace a worker after it has made this many
             calls (rounded up to a whole chunk when a crashed worker's chunks
             are retried), to bound leaks; None keeps workers for the pool's
             lifetime. ``stream`` workers are not counted.
+        task_timeout: the longest any task may run, in seconds, unless a call
+            sets its own; None for no limit. ``stream`` is not limited.
     """
 
     def __init__(
@@ -91,7 +106,9 @@ class Pool:
         initializer: Callable[[*Ts], object] | None = None,
         initargs: tuple[*Ts] = (),  # type: ignore[assignment]
         max_tasks_per_child: int | None = None,
+        task_timeout: float | None = None,
     ) -> None:
+        deadline_after(task_timeout)
         if workers is None:
             workers = os.cpu_count() or 1
         _check_positive("workers", workers)
@@ -102,16 +119,17 @@ class Pool:
         args = tuple(cast("tuple[object, ...]", initargs))
         if init is not None and ctx.get_start_method() != "fork":
             try:
-                dumps((init, args))
+                dumps(init)
             except Exception as exc:
                 raise SerializationError(
-                    f"cannot pickle the initializer {describe(init)} or its arguments for "
+                    f"cannot pickle the initializer {describe(init)} for "
                     f"{ctx.get_start_method()} workers: {exc}"
                 ) from exc
         self._ctx = ctx
         self._workers = workers
         self._initializer = init
         self._initargs = args
+        self._task_timeout = task_timeout
         self._engine = Engine(ctx, workers, init, args, max_tasks_per_child)
         self._streams: list[StreamRun] = []
         self._finalizer = weakref.finalize(self, _collected, self._engine)
@@ -133,6 +151,7 @@ class Pool:
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        task_timeout: float | None = None,
     ) -> list[R]:
         """Return ``[fn(x) for x in iterable]``, computed by the workers, in order.
 
@@ -144,9 +163,13 @@ class Pool:
                 so that many cheap calls are not dominated by the IPC cost.
             progress: draw a tqdm progress bar (needs the ``progress`` extra).
             on_progress: called as ``on_progress(done, total)`` as results come.
-            timeout: raise ``ChannelTimeout`` if not done after this many seconds.
+            timeout: raise ``ChannelTimeout`` if not done after this many
+                seconds, and give up: the tasks of this call are stopped.
+            task_timeout: fail with ``ChannelTimeout`` (and replace the
+                worker) when one call of ``fn`` runs longer than this; by
+                default the pool's ``task_timeout``.
         """
-        spec = self._spec("map", CALL, fn, chunksize)
+        spec = self._spec("map", CALL, fn, chunksize, task_timeout)
         results = self._wait(spec, _inputs(iterable), progress, on_progress, timeout)
         return cast("list[R]", results)
 
@@ -159,17 +182,26 @@ class Pool:
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        task_timeout: float | None = None,
     ) -> list[R]:
-        """Return ``[fn(*args) for args in iterable]``; each tuple is checked against ``fn``."""
-        spec = self._spec("starmap", STAR, fn, chunksize)
+        """Return ``[fn(*args) for args in iterable]``; each tuple is checked against ``fn``.
+
+        The arguments mean what they mean for ``map``.
+        """
+        spec = self._spec("starmap", STAR, fn, chunksize, task_timeout)
         results = self._wait(spec, _inputs(iterable), progress, on_progress, timeout)
         return cast("list[R]", results)
 
     def map_async(
-        self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = None
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int | None = None,
+        *,
+        task_timeout: float | None = None,
     ) -> AsyncResult[list[R]]:
         """Start ``map`` and return at once; ``get(timeout)`` gives the list."""
-        spec = self._spec("map_async", CALL, fn, chunksize)
+        spec = self._spec("map_async", CALL, fn, chunksize, task_timeout)
         return cast("AsyncResult[list[R]]", self._submit(spec, _inputs(iterable), single=False))
 
     def starmap_async(
@@ -177,9 +209,11 @@ class Pool:
         fn: Callable[[*Ts], R],
         iterable: Iterable[tuple[*Ts]],
         chunksize: int | None = None,
+        *,
+        task_timeout: float | None = None,
     ) -> AsyncResult[list[R]]:
         """Start ``starmap`` and return at once; ``get(timeout)`` gives the list."""
-        spec = self._spec("starmap_async", STAR, fn, chunksize)
+        spec = self._spec("starmap_async", STAR, fn, chunksize, task_timeout)
         return cast("AsyncResult[list[R]]", self._submit(spec, _inputs(iterable), single=False))
 
     def imap(
@@ -191,13 +225,17 @@ class Pool:
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        task_timeout: float | None = None,
     ) -> ResultIterator[R]:
         """Yield ``fn(x)`` for each input, in order, reading the input lazily.
 
         Only a bounded number of inputs is read ahead of the results taken, so
-        an endless iterable is fine. ``timeout`` bounds the wait for each result.
+        an endless iterable is fine. ``timeout`` bounds the wait for each
+        result (the iterator stays usable after a ``ChannelTimeout``);
+        ``task_timeout`` is as for ``map``. Dropping or closing the iterator
+        gives up the call: its tasks are stopped.
         """
-        spec = self._spec("imap", CALL, fn, chunksize)
+        spec = self._spec("imap", CALL, fn, chunksize, task_timeout)
         results = self._iterate(spec, iterable, progress, on_progress, timeout, ordered=True)
         return cast("ResultIterator[R]", results)
 
@@ -210,9 +248,10 @@ class Pool:
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        task_timeout: float | None = None,
     ) -> ResultIterator[R]:
         """Like ``imap``, but yield each result as soon as it is ready."""
-        spec = self._spec("imap_unordered", CALL, fn, chunksize)
+        spec = self._spec("imap_unordered", CALL, fn, chunksize, task_timeout)
         results = self._iterate(spec, iterable, progress, on_progress, timeout, ordered=False)
         return cast("ResultIterator[R]", results)
 
@@ -225,8 +264,11 @@ class Pool:
     def apply_async(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> AsyncResult[R]:
-        """Start ``fn(*args, **kwargs)`` in a worker and return at once."""
-        spec = self._spec("apply", APPLY, fn, None)
+        """Start ``fn(*args, **kwargs)`` in a worker and return at once.
+
+        The pool's ``task_timeout`` applies.
+        """
+        spec = self._spec("apply", APPLY, fn, None, None)
         return cast("AsyncResult[R]", self._submit(spec, [(args, dict(kwargs))], single=True))
 
     # -- channels ---------------------------------------------------------------
@@ -258,7 +300,12 @@ class Pool:
     # -- life cycle ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Take no new work; the workers exit once the submitted work is done."""
+        """Take no new work; the workers exit once the submitted work is done.
+
+        Tasks of calls that gave up (their ``timeout`` passed, they were
+        interrupted, their iterator was dropped) are not waited for: their
+        workers are stopped at once.
+        """
         self._engine.close()
 
     def terminate(self) -> None:
@@ -271,10 +318,14 @@ class Pool:
     def join(self, timeout: float | None = None) -> None:
         """Wait for the workers to exit, after ``close()`` or ``terminate()``.
 
+        After ``close()`` that is once every task still awaited has ended: a
+        task that never ends keeps ``join`` waiting, unless a ``task_timeout``
+        stops it, or ``timeout`` here.
+
         Raises:
             ChannelTimeout: they are still running after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         self._engine.join(timeout)
         for run in self._streams:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -283,6 +334,8 @@ class Pool:
         self._finalizer.detach()
 
     def __enter__(self) -> Self:
+        if not self._engine.running:
+            raise ChannelClosed("the pool is closed; a closed pool cannot be entered again")
         return self
 
     def __exit__(
@@ -308,18 +361,28 @@ class Pool:
 
     # -- internals ------------------------------------------------------------------
 
-    def _spec(self, method: str, kind: int, fn: object, chunksize: int | None) -> CallSpec:
+    def _spec(
+        self,
+        method: str,
+        kind: int,
+        fn: object,
+        chunksize: int | None,
+        task_timeout: float | None,
+    ) -> CallSpec:
         if chunksize is not None:
             _check_positive("chunksize", chunksize)
+        deadline_after(task_timeout)
+        if task_timeout is None:
+            task_timeout = self._task_timeout
         name = f"{method}({getattr(fn, '__qualname__', None) or describe(fn)})"
         try:
             fn_bytes = dumps(fn)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise SerializationError(
                 f"cannot pickle the function of {name}: {exc}; pool functions must be "
                 "importable by the workers (defined at module level, not a lambda)"
             ) from exc
-        return CallSpec(fn_bytes, kind, name, chunksize, self._workers)
+        return CallSpec(fn_bytes, kind, name, chunksize, self._workers, task_timeout)
 
     def _submit(
         self, spec: CallSpec, items: Sequence[object], *, single: bool
@@ -336,6 +399,7 @@ class Pool:
         on_progress: ProgressCallback | None,
         timeout: float | None,
     ) -> list[object]:
+        deadline_after(timeout)  # a bad timeout is refused before any work starts
         reporter = make_progress(progress, on_progress, spec.name, len(items))
         job = BatchJob(self._engine.condition(), spec, items)
         self._engine.submit(job)
@@ -351,6 +415,7 @@ class Pool:
         *,
         ordered: bool,
     ) -> ResultIterator[object]:
+        deadline_after(timeout)  # a bad timeout is refused before any work starts
         total = len(iterable) if isinstance(iterable, Sized) else None
         source = iter(iterable)
         reporter = make_progress(progress, on_progress, spec.name, total)

@@ -4,12 +4,19 @@ Each worker has its own task pipe and result pipe (see ``_pool_workers``). The
 dispatcher thread waits in one selector on every result pipe, every worker's
 process sentinel, the task pipes it still has bytes for, and a wake-up pipe
 that other threads write to when they submit work. A sentinel that fires while
-chunks are still on its worker means the worker died: the chunk it was running
-fails with ``WorkerCrashed``, the chunks queued behind it go to other workers,
-and a fresh worker takes its place. Nothing waits on a dead process.
+a chunk is still on its worker means the worker died: the chunk fails with
+``WorkerCrashed`` if the worker had read it, or goes to another worker if it
+had not, and a fresh worker takes its place. Nothing waits on a dead process,
+and no chunk is given to a worker already seen dead.
 
-Each worker holds at most two chunks, the one it runs and the next, so it
-never waits for the dispatcher between chunks and a crash costs one chunk.
+Each worker holds one chunk at a time, so no chunk waits behind a running
+task while another worker is idle, and a crash costs one chunk.
+
+The dispatcher also kills workers: one whose task ran longer than its call's
+per-task timeout (that task fails with ``ChannelTimeout``), and one running a
+task of a call that gave up (its caller timed out, was interrupted, or dropped
+the iterator), so that no abandoned task holds a worker or keeps ``join``
+waiting.
 
 Only the dispatcher thread touches the workers and their pipes. The queue of
 jobs, the jobs themselves and the pool's state are guarded by ``lock``.
@@ -34,7 +41,7 @@ from ._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationE
 from ._pool_jobs import IterJob, Job
 from ._pool_process import exit_description, sigint_blocked, terminate_at_exit
 from ._pool_remote import unpack_exception
-from ._pool_worker import DONE, INIT_FAILED, READY
+from ._pool_worker import DONE, INIT_FAILED, PART, READY
 from ._pool_workers import Chunk, Watch, WorkerHandle, pack, start_worker, stop_workers
 
 __all__ = ["Engine"]
@@ -47,8 +54,6 @@ _MAX_START_FAILURES = 3
 _TERMINATE_GRACE = 1.0
 # How often the workers' exit status is polled, besides watching their sentinels.
 _SWEEP_INTERVAL = 0.5
-# Chunks a worker holds at most: the one it runs and the next one.
-_DEPTH = 2
 
 
 class _State(enum.Enum):
@@ -123,9 +128,10 @@ class Engine:
             self._schedule(job)
 
     def abandon(self, job: Job, reason: str) -> None:
-        """Stop a job whose results nobody will take."""
+        """Stop a job whose results nobody will take; the workers running it are replaced."""
         with self.lock:
             if not job.finished:
+                job.abandoned = True
                 job.fail(0, ChannelClosed(reason))
 
     def close(self) -> None:
@@ -242,7 +248,8 @@ class Engine:
                 idle = not self._jobs
             if state is _State.TERMINATING:
                 return
-            busy = any(w.outstanding for w in self._workers)
+            self._cancel_abandoned()
+            busy = any(w.chunk is not None for w in self._workers)
             if broken or (state is _State.CLOSING and idle and not busy):
                 for worker in self._workers:
                     worker.stop()
@@ -253,8 +260,23 @@ class Engine:
                 self._dispatch()
             self._wait_and_handle()
 
+    def _cancel_abandoned(self) -> None:
+        for worker in self._workers:
+            chunk = worker.chunk
+            if chunk is not None and chunk.job.abandoned and not worker.stopping:
+                worker.kill()
+
     def _wait_and_handle(self) -> None:
-        events = self._watch.wait(self._workers, _SWEEP_INTERVAL)
+        now = time.monotonic()
+        wait = _SWEEP_INTERVAL
+        for worker in self._workers:
+            deadline = worker.deadline()
+            if deadline is not None:
+                if deadline <= now:
+                    worker.kill(timed_out=True)
+                else:
+                    wait = min(wait, deadline - now)
+        events = self._watch.wait(self._workers, wait)
         for worker in events.writable:
             worker.flush()
         for worker in events.readable:
@@ -289,16 +311,15 @@ class Engine:
             self._watch.add(worker)
 
     def _dispatch(self) -> None:
-        for depth in range(_DEPTH):
-            for worker in self._workers:
-                if not worker.ready or worker.stopping or len(worker.outstanding) != depth:
-                    continue
-                if worker.budget == 0:
-                    continue
-                chunk = self._next_chunk(worker.budget)
-                if chunk is None:
-                    return
-                worker.send(chunk)
+        for worker in self._workers:
+            if not worker.ready or worker.stopping or worker.chunk is not None:
+                continue
+            if worker.budget == 0 or worker.process.exitcode is not None:
+                continue  # a dead worker is buried at the next wait
+            chunk = self._next_chunk(worker.budget)
+            if chunk is None:
+                return
+            worker.send(chunk)
 
     def _next_chunk(self, budget: int | None) -> Chunk | None:
         while self._ready_chunks:
@@ -338,15 +359,8 @@ class Engine:
             return
         try:
             message = pickle.loads(data)
-        except Exception as exc:
-            if worker.outstanding:
-                lost = worker.outstanding.popleft()
-                unreadable = SerializationError(
-                    f"cannot unpickle the results of {lost.job.spec.name} here: {exc}"
-                )
-                unreadable.__cause__ = exc
-                with self.lock:
-                    lost.job.fail(lost.start, unreadable)
+        except BaseException as exc:  # SystemExit from a hostile __reduce__ included
+            self._unreadable(worker, exc)
             return
         tag = message[0]
         if tag == READY:
@@ -354,21 +368,44 @@ class Engine:
             self._start_failures = 0
         elif tag == INIT_FAILED:
             self._break(unpack_exception(message[1]), "the initializer raised in a worker")
-        elif tag == DONE and worker.outstanding:
+        elif tag == PART and worker.chunk is not None:
+            _, values, seconds = message
+            worker.progress_at = time.monotonic()
+            chunk = worker.chunk
+            with self.lock:
+                chunk.job.measured(len(values), seconds)
+                chunk.job.deliver(chunk.start, values)
+            chunk.start += len(values)
+            chunk.count -= len(values)
+        elif tag == DONE and worker.chunk is not None:
             _, values, failure, seconds = message
             error = None if failure is None else unpack_exception(failure[1])
-            chunk = worker.outstanding.popleft()
+            chunk, worker.chunk = worker.chunk, None
             with self.lock:
                 job = chunk.job
                 job.measured(len(values) + (failure is not None), seconds)
                 job.deliver(chunk.start, values)
                 if failure is not None and error is not None:
                     job.fail(chunk.start + failure[0], error)
-            if worker.budget == 0 and not worker.outstanding:
+            if worker.budget == 0:
                 worker.stop()
 
+    def _unreadable(self, worker: WorkerHandle, exc: BaseException) -> None:
+        """A worker's answer cannot be unpickled here: fail the chunk it was about."""
+        chunk, worker.chunk = worker.chunk, None
+        if chunk is None:
+            return
+        error = SerializationError(
+            f"cannot unpickle the results of {chunk.job.spec.name} here: {exc}"
+        )
+        error.__cause__ = exc
+        with self.lock:
+            chunk.job.fail(chunk.start, error)
+        # The worker's next answer would be taken for another chunk's: replace it.
+        worker.kill()
+
     def _bury(self, worker: WorkerHandle) -> None:
-        """Handle a worker whose process ended: fail what it was running, replace it."""
+        """Handle a worker whose process ended: fail or pass on its chunk, replace it."""
         while worker.results_open and _readable(worker.results):
             self._receive(worker)
         worker.process.join(5.0)
@@ -378,20 +415,12 @@ class Engine:
         with self.lock:
             self._processes.pop(pid or 0, None)
             state = self._state
-        if worker.outstanding:
-            chunk = worker.outstanding.popleft()
-            last = chunk.start + chunk.count - 1
-            items = f"item {chunk.start}" if last == chunk.start else f"items {chunk.start}-{last}"
-            crash = WorkerCrashed(
-                f"pool worker {pid} {exit_description(exitcode)} while running "
-                f"{chunk.job.spec.name} ({items}); the pool replaced it",
-                pid=pid,
-                exitcode=exitcode,
-            )
+        chunk = worker.chunk
+        if chunk is not None and not worker.took_chunk():
+            self._ready_chunks.appendleft(chunk)  # it never left the pipe
+        elif chunk is not None:
             with self.lock:
-                chunk.job.fail(chunk.start, crash)
-            self._ready_chunks.extendleft(reversed(worker.outstanding))
-            worker.outstanding.clear()
+                chunk.job.fail(chunk.start, self._lost(worker, chunk, pid, exitcode))
         elif not worker.ready and not worker.stopping and state is not _State.TERMINATING:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:
@@ -399,9 +428,30 @@ class Engine:
                     ChannelError(f"worker {pid} {exit_description(exitcode)}"),
                     f"{self._start_failures} workers in a row died while starting",
                 )
+        worker.chunk = None
         worker.close()
         with contextlib.suppress(ValueError):  # someone else reaped it first
             worker.process.close()
+
+    @staticmethod
+    def _lost(
+        worker: WorkerHandle, chunk: Chunk, pid: int | None, exitcode: int | None
+    ) -> ChannelError:
+        """The error of the task a worker was running when it ended."""
+        name, index = chunk.job.spec.name, chunk.start
+        if worker.timed_out:
+            return ChannelTimeout(
+                f"{name} (item {index}) ran longer than its task_timeout of "
+                f"{chunk.job.spec.task_timeout} s; the pool replaced worker {pid}"
+            )
+        last = chunk.start + chunk.count - 1
+        items = f"item {index}" if last == index else f"items {index}-{last}"
+        return WorkerCrashed(
+            f"pool worker {pid} {exit_description(exitcode)} while running "
+            f"{name} ({items}); the pool replaced it",
+            pid=pid,
+            exitcode=exitcode,
+        )
 
     def _break(self, cause: BaseException, why: str) -> None:
         """Give up: the pool cannot run tasks (its initializer raises, workers cannot start)."""

@@ -39,6 +39,7 @@ class CallSpec:
     name: str
     chunksize: int | None
     workers: int
+    task_timeout: float | None = None
 
 
 class Job:
@@ -59,6 +60,8 @@ class Job:
         self.error: BaseException | None = None
         self.error_index: int | None = None
         self.finished: bool = False
+        # The caller gave up (timed out, interrupted, dropped the iterator).
+        self.abandoned: bool = False
         self.queued: bool = False
         self.on_finished: Callable[[Job], None] = _ignore
         self._item_seconds: float | None = None

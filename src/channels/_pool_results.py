@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Generic, TypeVar, cast, final
 
+from ._core import deadline_after
 from ._errors import ChannelTimeout
 from ._pool_engine import Engine
 from ._pool_jobs import BatchJob, IterJob
@@ -25,10 +26,6 @@ __all__ = ["AsyncResult", "ResultIterator", "wait_batch"]
 R_co = TypeVar("R_co", covariant=True)
 
 
-def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + max(0.0, timeout)
-
-
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
@@ -37,7 +34,7 @@ def wait_batch(
     engine: Engine, job: BatchJob, timeout: float | None, progress: Progress | None
 ) -> list[object]:
     """Wait for every result of ``job`` (reporting progress), then return them or raise."""
-    deadline = _deadline(timeout)
+    deadline = deadline_after(timeout)
     try:
         while True:
             with job.cond:
@@ -89,7 +86,7 @@ class AsyncResult(Generic[R_co]):
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the call finishes or ``timeout`` seconds pass; return ``ready()``."""
         job = self._job
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         with job.cond:
             while not job.finished:
                 left = _remaining(deadline)
@@ -174,7 +171,7 @@ class ResultIterator(Iterator[R_co]):
         if self._done:
             raise StopIteration
         job = self._job
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         try:
             while True:
                 self._refill()

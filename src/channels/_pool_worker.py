@@ -1,18 +1,23 @@
 """The loop a pool worker process runs, and the messages it exchanges with the parent.
 
 Each worker has its own pair of pipes. The parent sends a chunk as one
-message, ``(function bytes, kind, items)``, and an empty message to ask the
-worker to exit. The worker answers in order, one message per chunk::
+message, ``(function bytes, kind, items, timed)``, and an empty message to
+ask the worker to exit. The worker answers in order::
 
     (READY,)                          once, after the initializer ran
     (INIT_FAILED, packed exception)   instead, if the initializer raised
-    (DONE, values, error, seconds)    per chunk: the results of a prefix of
-                                      the chunk, and (offset, packed
-                                      exception) if the item at that offset
-                                      failed, which ends the chunk
+    (PART, values, seconds)           only for a ``timed`` chunk (a call with
+                                      a per-task timeout): once it is loaded,
+                                      with no values, then the value of each
+                                      item but the last, as soon as it is done
+    (DONE, values, error, seconds)    once per chunk: the results of the rest
+                                      of the chunk, or of a prefix of it and
+                                      (offset, packed exception) for the item
+                                      at that offset that failed and ended it
 
-Answers carry no ids: a worker handles its chunks in order, so the parent
-knows which chunk an answer is for.
+So for a timed chunk the parent knows when each item started, and which one
+ran too long. Answers carry no ids: a worker handles one chunk at a time, so
+the parent knows which chunk an answer is for.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from ._errors import SerializationError
 from ._pool_process import ignore_sigint
 from ._pool_remote import describe, dumps, pack_exception
 
-__all__ = ["APPLY", "CALL", "DONE", "INIT_FAILED", "READY", "STAR", "worker_main"]
+__all__ = ["APPLY", "CALL", "DONE", "INIT_FAILED", "PART", "READY", "STAR", "worker_main"]
 
 # Answer tags.
 READY = 0
 INIT_FAILED = 1
 DONE = 2
+PART = 3
 
 # How a chunk's items are passed to the function.
 CALL = 0  # fn(item)
@@ -68,7 +74,7 @@ def worker_main(
         if not message:
             return
         try:
-            new_fn_bytes, kind, items = pickle.loads(message)
+            new_fn_bytes, kind, items, timed = pickle.loads(message)
             if new_fn_bytes != fn_bytes:
                 fn = pickle.loads(new_fn_bytes)
                 fn_bytes = new_fn_bytes
@@ -82,10 +88,14 @@ def worker_main(
             continue
         del message
         start = time.perf_counter()
-        values, failure = _run_chunk(fn, kind, items)
-        del items
-        _send_done(results, values, failure, time.perf_counter() - start)
-        del values
+        if timed:
+            _run_timed(fn, kind, items, results)
+            del items
+        else:
+            values, failure = _run_chunk(fn, kind, items)
+            del items
+            _send(results, DONE, values, failure, time.perf_counter() - start)
+            del values
 
 
 def _unset(*args: object, **kwargs: object) -> object:
@@ -115,22 +125,48 @@ def _run_chunk(
     return values, None
 
 
-def _send_done(
-    results: Connection, values: list[object], failure: Error | None, seconds: float
+def _run_timed(
+    fn: Callable[..., object], kind: int, items: list[object], results: Connection
 ) -> None:
-    """Send a chunk's answer; a result that cannot be pickled fails at its own index."""
+    """Run a chunk item by item, sending each result as soon as it is ready."""
+    values: list[object] = []
+    start = time.perf_counter()
+    for item in items:
+        if not _send(results, PART, values, None, time.perf_counter() - start):
+            return  # a result could not be pickled: that ended the chunk
+        start = time.perf_counter()
+        values, failure = _run_chunk(fn, kind, [item])
+        if failure is not None:
+            break
+    else:
+        failure = None
+    _send(results, DONE, values, failure, time.perf_counter() - start)
+
+
+def _send(
+    results: Connection, tag: int, values: list[object], failure: Error | None, seconds: float
+) -> bool:
+    """Send an answer; a result that cannot be pickled fails at its own index.
+
+    Returns False when that ended the chunk (a ``DONE`` went instead of a ``PART``).
+    """
+    message = (DONE, values, failure, seconds) if tag == DONE else (PART, values, seconds)
     try:
-        data = dumps((DONE, values, failure, seconds))
-    except Exception:
-        for index, value in enumerate(values):
-            try:
-                dumps(value)
-            except Exception as exc:
-                error = SerializationError(f"the result {describe(value)} cannot be pickled: {exc}")
-                error.__cause__ = exc
-                values, failure = values[:index], (index, pack_exception(error))
-                break
-        else:
-            values, failure = [], (0, pack_exception(SerializationError("cannot pickle results")))
-        data = dumps((DONE, values, failure, seconds))
-    results.send_bytes(data)
+        data = dumps(message)
+    except BaseException:
+        pass
+    else:
+        results.send_bytes(data)
+        return True
+    for index, value in enumerate(values):
+        try:
+            dumps(value)
+        except BaseException as exc:
+            error = SerializationError(f"the result {describe(value)} cannot be pickled: {exc}")
+            error.__cause__ = exc
+            values, failure = values[:index], (index, pack_exception(error))
+            break
+    else:
+        values, failure = [], (0, pack_exception(SerializationError("cannot pickle results")))
+    results.send_bytes(dumps((DONE, values, failure, seconds)))
+    return False

@@ -8,13 +8,20 @@ queued here, and the dispatcher writes what the pipe takes whenever its
 selector says the pipe has room. Each chunk is framed as
 ``multiprocessing.connection.Connection.send_bytes`` frames it, so the worker
 reads it with ``recv_bytes``.
+
+The parent keeps the read end of each task pipe open too. When a worker dies,
+the bytes still unread there say whether it ever took its chunk: a chunk it
+never read goes to another worker instead of failing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import selectors
 import struct
+import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,20 +58,21 @@ def pack(
     An input that cannot be pickled ends the chunk: the items before it are
     sent, and the error is for the caller to charge to that input.
     """
+    timed = spec.task_timeout is not None
     try:
-        return dumps((spec.fn_bytes, spec.kind, items)), len(items), None
-    except Exception:
+        return dumps((spec.fn_bytes, spec.kind, items, timed)), len(items), None
+    except BaseException:  # SystemExit from a hostile __reduce__ included
         pass
     for offset, item in enumerate(items):
         try:
             dumps(item)
-        except Exception as exc:
+        except BaseException as exc:
             error = SerializationError(
                 f"cannot pickle the input {describe(item)} (item {start + offset}) "
                 f"of {spec.name}: {exc}"
             )
             error.__cause__ = exc
-            payload = dumps((spec.fn_bytes, spec.kind, items[:offset])) if offset else None
+            payload = dumps((spec.fn_bytes, spec.kind, items[:offset], timed)) if offset else None
             return payload, offset, error
     error = SerializationError(f"cannot pickle the inputs {start}.. of {spec.name} together")
     return None, 0, error
@@ -85,22 +93,37 @@ class Chunk:
 
 @final
 class WorkerHandle:
-    """One worker process as the dispatcher sees it; used by the dispatcher thread only."""
+    """One worker process as the dispatcher sees it; used by the dispatcher thread only.
+
+    A worker holds at most one chunk, the one it runs: a chunk never waits
+    behind a running task while another worker is idle.
+    """
 
     __slots__ = (
+        "_chunk_end",
+        "_queued",
+        "_tasks_read",
         "_unsent",
+        "_written",
         "budget",
-        "outstanding",
+        "chunk",
         "process",
+        "progress_at",
         "ready",
         "results",
         "results_open",
         "stopping",
         "tasks",
+        "timed_out",
     )
 
     def __init__(
-        self, process: BaseProcess, tasks: Connection, results: Connection, budget: int | None
+        self,
+        process: BaseProcess,
+        tasks: Connection,
+        tasks_read: Connection,
+        results: Connection,
+        budget: int | None,
     ) -> None:
         self.process: BaseProcess = process
         self.tasks: Connection = tasks
@@ -108,9 +131,18 @@ class WorkerHandle:
         self.budget: int | None = budget
         self.ready: bool = False
         self.stopping: bool = False
+        self.timed_out: bool = False
         self.results_open: bool = True
-        self.outstanding: deque[Chunk] = deque()
+        self.chunk: Chunk | None = None
+        # When the worker last showed progress on its chunk: the chunk fully
+        # written, or a part of its results received (then the next task has
+        # just started). None while writing.
+        self.progress_at: float | None = None
+        self._tasks_read = tasks_read
         self._unsent: deque[memoryview] = deque()
+        self._queued = 0  # bytes ever queued for the task pipe
+        self._written = 0  # bytes ever written to it
+        self._chunk_end = 0  # where the current chunk's frame ends in that stream
         os.set_blocking(tasks.fileno(), False)
 
     @property
@@ -124,41 +156,73 @@ class WorkerHandle:
         return bool(self._unsent)
 
     def send(self, chunk: Chunk) -> None:
-        """Give the worker a chunk; it counts as on the worker from now on."""
-        self.outstanding.append(chunk)
+        """Give the idle worker a chunk; it counts as on the worker from now on."""
+        self.chunk = chunk
+        self.progress_at = None
         if self.budget is not None:
             self.budget = max(0, self.budget - chunk.count)
-        self._unsent.append(memoryview(frame(chunk.payload)))
-        self.flush()
+        self._push(frame(chunk.payload))
+        self._chunk_end = self._queued
 
     def stop(self) -> None:
-        """Ask the worker to exit once it is done with its chunks."""
+        """Ask the worker to exit once it is done with its chunk."""
         if not self.stopping:
             self.stopping = True
-            self._unsent.append(memoryview(frame(b"")))
-            self.flush()
+            self._push(frame(b""))
+
+    def kill(self, timed_out: bool = False) -> None:
+        """Kill the worker now (its chunk ran too long, or nobody wants its results)."""
+        self.stopping = True
+        self.timed_out = self.timed_out or timed_out
+        self.process.kill()
+
+    def deadline(self) -> float | None:
+        """When the running task has run longer than its call's per-task timeout."""
+        chunk, since = self.chunk, self.progress_at
+        if chunk is None or since is None or self.timed_out:
+            return None
+        limit = chunk.job.spec.task_timeout
+        return None if limit is None else since + limit
+
+    def took_chunk(self) -> bool:
+        """Whether the worker read all of its chunk, so it may have started it."""
+        try:
+            raw = fcntl.ioctl(self._tasks_read.fileno(), termios.FIONREAD, bytes(4))
+        except OSError:
+            return True  # cannot tell: assume it did
+        unread = int.from_bytes(raw, sys.byteorder)
+        return self._written - unread >= self._chunk_end
+
+    def _push(self, data: bytes) -> None:
+        self._unsent.append(memoryview(data))
+        self._queued += len(data)
+        self.flush()
 
     def flush(self) -> None:
-        """Write what the task pipe takes now; a dead worker just stops taking."""
+        """Write what the task pipe takes now."""
         fd = self.tasks.fileno()
         unsent = self._unsent
         try:
             while unsent:
                 written = os.write(fd, unsent[0])
+                self._written += written
                 if written < len(unsent[0]):
                     unsent[0] = unsent[0][written:]
-                    return
+                    break
                 unsent.popleft()
         except BlockingIOError:
-            return
-        except OSError:  # the worker is gone; its sentinel will say how
+            pass
+        except OSError:  # the pipe is broken; the worker's sentinel will say how
             unsent.clear()
             self.stopping = True
+        if self.chunk is not None and self.progress_at is None and self._written >= self._chunk_end:
+            self.progress_at = time.monotonic()
 
     def close(self) -> None:
         """Close the parent's ends of the pipes."""
         self._unsent.clear()
         self.tasks.close()
+        self._tasks_read.close()
         self.results.close()
 
 
@@ -257,12 +321,12 @@ def start_worker(
             )
         except BaseException:
             tasks_w.close()
+            tasks_r.close()
             results_r.close()
             raise
         finally:
-            tasks_r.close()
             results_w.close()
-    return WorkerHandle(process, tasks_w, results_r, budget)
+    return WorkerHandle(process, tasks_w, tasks_r, results_r, budget)
 
 
 def stop_workers(workers: list[WorkerHandle], grace: float) -> None:
@@ -271,7 +335,7 @@ def stop_workers(workers: list[WorkerHandle], grace: float) -> None:
     Workers already told to stop with nothing on them get five times as long
     to exit by themselves first.
     """
-    graceful = all(w.stopping and not w.outstanding for w in workers)
+    graceful = all(w.stopping and w.chunk is None for w in workers)
     if not graceful:
         for worker in workers:
             worker.process.terminate()

@@ -74,7 +74,7 @@ def test_channels_url_picks_the_backend(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("spec", "options", "says"),
     [
-        ("nope", {}, "available: manager, pipe, queue, simplequeue"),
+        ("nope", {}, "available: manager, pipe, queue, redis, rediss, simplequeue"),
         ("queue", {"maxsize": -1}, "maxsize must be"),
         ("queue", {"maxsize": "many"}, "not a valid int"),
         ("queue", {"colour": "red"}, "it takes: context"),

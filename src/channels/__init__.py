@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._backends.manager import ManagerChannel as ManagerChannel
 from ._backends.pipe import PipeChannel as PipeChannel
 from ._backends.queue import QueueChannel as QueueChannel
+from ._backends.redis import RedisChannel as RedisChannel
 from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
 from ._duplex import Endpoint as Endpoint
 from ._duplex import duplex as duplex
@@ -28,7 +29,11 @@ from ._errors import WouldBlock as WouldBlock
 from ._manager import ChannelManager as ChannelManager
 from ._open import ChannelOpener as ChannelOpener
 from ._open import ChannelOptions as ChannelOptions
+from ._open import ReceiverOpener as ReceiverOpener
+from ._open import SenderOpener as SenderOpener
 from ._open import open_channel as open_channel
+from ._open import open_receiver as open_receiver
+from ._open import open_sender as open_sender
 from ._pool import AsyncResult as AsyncResult
 from ._pool import Pool as Pool
 from ._pool import ResultIterator as ResultIterator
@@ -68,8 +73,11 @@ __all__ = [
     "Pool",
     "QueueChannel",
     "Receiver",
+    "ReceiverOpener",
+    "RedisChannel",
     "ResultIterator",
     "Sender",
+    "SenderOpener",
     "SerializationError",
     "Serializer",
     "ServerUnreachable",
@@ -80,5 +88,7 @@ __all__ = [
     "backends",
     "duplex",
     "open_channel",
+    "open_receiver",
+    "open_sender",
     "register_backend",
 ]

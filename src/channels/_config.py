@@ -93,6 +93,11 @@ def parse_spec(spec: str | None) -> Spec:
     name = unquote(parts.path.lstrip("/"))
     if name:
         options["name"] = name
+    # Credentials in the URL (redis://user:secret@host) become options, never echoed.
+    if parts.username:
+        options["username"] = unquote(parts.username)
+    if parts.password is not None:
+        options["password"] = unquote(parts.password)
     return Spec(parts.scheme.lower(), options)
 
 

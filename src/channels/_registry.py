@@ -61,7 +61,7 @@ class Backend:
 
     def open(self, options: Mapping[str, object]) -> Channel[typing.Any]:
         if "maxsize" in options and "maxsize" not in self.options:
-            bounded = [n for n in _BUILTIN if n != self.name and n in ("queue", "manager")]
+            bounded = [n for n in _BUILTIN if n != self.name and n in ("queue", "manager", "redis")]
             raise ConfigError(
                 f"backend {self.name!r} cannot be bounded (it takes no maxsize); "
                 f"for a bounded channel use {' or '.join(bounded)}"
@@ -74,6 +74,8 @@ _BUILTIN = {
     "queue": "channels._backends.queue:QueueChannel",
     "simplequeue": "channels._backends.simplequeue:SimpleQueueChannel",
     "manager": "channels._backends.manager:ManagerChannel",
+    "redis": "channels._backends.redis:RedisChannel",
+    "rediss": "channels._backends.redis:rediss",
 }
 
 _lock = threading.Lock()

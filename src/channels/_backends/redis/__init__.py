@@ -1,0 +1,43 @@
+"""``redis`` and ``rediss``: channels in a Redis or Valkey server, across machines.
+
+The package holds the connection settings (``_connection``), the bookkeeping as
+Lua scripts (``_scripts``), the leases a process keeps while it lives
+(``_lease``), the core (``_core``) and the channel class (``_channel``). It
+imports without redis-py; opening a channel without it raises ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, final
+
+from ..._handles import ReceiverHandle, SenderHandle
+from ..._registry import Features
+from ._channel import RedisChannel
+
+__all__ = ["RedisChannel", "rediss"]
+
+
+@final
+class _OverTLS:
+    """The ``rediss`` backend: ``RedisChannel`` with ``tls=True``, taking the same options."""
+
+    features: ClassVar[Features] = RedisChannel.features
+
+    def __init__(self) -> None:
+        # The registry reads the options and their types from the wrapped signature.
+        init: Callable[..., None] = vars(RedisChannel)["__init__"]
+        functools.update_wrapper(self, init)
+
+    def __call__(self, **options: Any) -> RedisChannel[Any]:
+        options["tls"] = True
+        return RedisChannel[Any](**options)
+
+    def open_half(
+        self, half: Literal["sender", "receiver"], options: Mapping[str, object]
+    ) -> SenderHandle[Any] | ReceiverHandle[Any]:
+        return RedisChannel.open_half(half, {**options, "tls": True})
+
+
+rediss = _OverTLS()

@@ -1,0 +1,120 @@
+"""Leases: while a process lives, one thread keeps its channels' leases fresh.
+
+A sender's lease says "this process may still send on this handle"; a
+receiver's says "the items I hold are being worked on". When a process dies its
+leases lapse, and the others act: a channel whose senders all lapsed breaks,
+and a lapsed receiver's items go to another receiver. At a normal exit, each
+receiver acknowledges what it took, so nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from multiprocessing import util
+from typing import Protocol
+
+from ..._liveness import me
+
+__all__ = ["Leaseholder", "hold", "process_name"]
+
+log = logging.getLogger(__name__)
+
+
+class Leaseholder(Protocol):
+    """What the heartbeat thread asks of a core."""
+
+    @property
+    def lease(self) -> float: ...
+
+    def renew(self) -> None:
+        """Extend this core's leases in this process (one round trip)."""
+        ...
+
+    def at_exit(self) -> None:
+        """Acknowledge what this process took, before it exits."""
+        ...
+
+
+class _Heart:
+    """The per-process registry of leaseholders and the thread that renews them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.holders: weakref.WeakSet[Leaseholder] = weakref.WeakSet()
+        self.due: weakref.WeakKeyDictionary[Leaseholder, float] = weakref.WeakKeyDictionary()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.pid = os.getpid()
+        self.name = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:8]}"
+
+    def hold(self, holder: Leaseholder) -> None:
+        with self.lock:
+            if holder in self.holders:
+                return
+            self.holders.add(holder)
+            self.due[holder] = time.monotonic() + holder.lease / 3
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._beat, name="channels-redis-leases", daemon=True
+                )
+                self.thread.start()
+                # Run by multiprocessing's exit hook: at interpreter exit, and also in
+                # its child processes, which leave without running atexit.
+                util.Finalize(None, self.exit, exitpriority=100)
+
+    def _beat(self) -> None:
+        while True:
+            with self.lock:
+                holders = list(self.holders)
+            now = time.monotonic()
+            soonest = now + 1.0
+            for holder in holders:
+                due = self.due.get(holder, now)
+                if due <= now:
+                    try:
+                        holder.renew()
+                    except Exception as exc:  # the server may be away: try again next beat
+                        log.debug("could not renew a lease: %s", exc)
+                    due = now + holder.lease / 3
+                    self.due[holder] = due
+                soonest = min(soonest, due)
+            del holders
+            self.wake.wait(max(0.01, soonest - time.monotonic()))
+
+    def exit(self) -> None:
+        with self.lock:
+            holders = list(self.holders)
+        for holder in holders:
+            try:
+                holder.at_exit()
+            except Exception as exc:
+                log.debug("could not acknowledge at exit: %s", exc)
+
+
+_heart = _Heart()
+
+
+def _after_fork() -> None:
+    global _heart
+    _heart = _Heart()  # the parent's thread and leases are not this process's
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def hold(holder: Leaseholder) -> None:
+    """Keep ``holder``'s leases fresh while it lives in this process."""
+    _heart.hold(holder)
+
+
+def process_name() -> str:
+    """A name for this process that no other process, on any machine, has."""
+    if _heart.pid != me.pid:  # pragma: no cover - refreshed at fork already
+        _after_fork()
+    return _heart.name

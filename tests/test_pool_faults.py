@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from channels._errors import ChannelError, SerializationError, WorkerCrashed
+import channels
+from channels._errors import ChannelClosed, ChannelError, SerializationError, WorkerCrashed
 from channels._pool import Pool
 from channels._pool_remote import RemoteTraceback
 
@@ -302,3 +303,53 @@ def test_a_pool_left_open_at_exit_neither_hangs_nor_leaks() -> None:
     while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(pid_alive(pid) for pid in pids)
+
+
+# -- one bad task never breaks the pool ----------------------------------------------------
+
+
+def test_an_exception_of_a_frozen_dataclass_comes_back() -> None:
+    with Pool(2, context="fork") as pool:
+        with pytest.raises(f.FrozenError) as info:
+            pool.apply(f.raise_frozen)
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+        with pytest.raises(f.FrozenError):
+            pool.map(f.raise_frozen, range(3), timeout=WAIT)
+        assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
+
+
+def test_system_exit_while_pickling_or_unpickling_fails_one_task() -> None:
+    with Pool(2, context="fork") as pool:
+        with pytest.raises(SerializationError, match="cannot pickle the input"):
+            pool.apply(f.identity, f.ExitOnPickle())
+        with pytest.raises(SerializationError, match="item 1"):
+            pool.map(f.identity, [1, f.ExitOnPickle(), 3], chunksize=3, timeout=WAIT)
+        with pytest.raises(SerializationError, match="cannot unpickle the results"):
+            pool.apply(f.exit_on_unpickle)
+        with pytest.raises(SerializationError):
+            pool.map(f.exit_on_unpickle, range(4), timeout=WAIT)
+        assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
+        assert pool.apply(f.add, 1, 2) == 3
+
+
+def test_a_fork_pool_inside_a_pool_worker(method: str) -> None:
+    with Pool(1, context=method) as pool:
+        assert pool.apply_async(f.inner_pool_squares, 6).get(timeout=WAIT) == [
+            x * x for x in range(6)
+        ]
+
+
+def test_initargs_may_hold_a_local_channel(method: str) -> None:
+    ch = channels.open_channel[int]("queue", context=method)
+    with ch, Pool(2, context=method, initializer=f.init_send, initargs=(ch.sender,)) as pool:
+        pids = set(pool.map(f.pid_of, range(8), chunksize=1, timeout=WAIT))
+        started = {ch.recv(timeout=WAIT), ch.recv(timeout=WAIT)}
+        assert pids <= started == set(pool._engine.pids())
+
+
+def test_a_closed_pool_cannot_be_entered() -> None:
+    pool = Pool(1, context="fork")
+    pool.close()
+    with pytest.raises(ChannelClosed, match="closed"), pool:
+        pass
+    pool.join(timeout=WAIT)

@@ -38,9 +38,7 @@ def test_no_chunk_waits_behind_a_hung_task() -> None:
     with Pool(2, context="fork") as pool:
         busy_worker(pool)
         start = time.monotonic()
-        assert pool.map(f.square, range(20), chunksize=1, timeout=10) == [
-            x * x for x in range(20)
-        ]
+        assert pool.map(f.square, range(20), chunksize=1, timeout=10) == [x * x for x in range(20)]
         assert list(pool.imap(f.square, range(20), chunksize=1, timeout=10))[-1] == 361
         assert time.monotonic() - start < 5
         pool.terminate()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import os
 import signal
 import threading
 import weakref
@@ -91,6 +92,17 @@ def sigint_blocked() -> Generator[None, None, None]:
 
 
 _starting = threading.Lock()
+
+
+def _fresh_starting_lock() -> None:
+    # A child forked by a pool (a fork worker) inherits the lock held by the
+    # thread that forked it, which does not exist there: a pool inside that
+    # worker would wait for it forever.
+    global _starting
+    _starting = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_starting_lock)
 
 
 @contextlib.contextmanager

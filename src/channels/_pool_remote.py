@@ -55,7 +55,7 @@ def pack_exception(exc: BaseException) -> bytes:
     try:
         data = dumps(exc)
         pickle.loads(data)
-    except Exception as err:
+    except BaseException as err:
         stand_in = SerializationError(
             f"the worker raised {type(exc).__qualname__}: {describe(str(exc), 200)}, "
             f"which cannot be pickled back to the caller ({type(err).__name__}: {err})"
@@ -69,12 +69,13 @@ def unpack_exception(payload: bytes) -> BaseException:
     data, text = pickle.loads(payload)
     try:
         loaded: object = pickle.loads(data)
-    except Exception as err:
+    except BaseException as err:  # SystemExit from a hostile __reduce__ included
         loaded = SerializationError(
             f"the worker raised an exception that cannot be unpickled here ({err}); "
             "its traceback is attached"
         )
     if not isinstance(loaded, BaseException):
         loaded = SerializationError(f"the worker sent {describe(loaded)} instead of an exception")
-    loaded.__cause__ = RemoteTraceback(text)
+    # Past the class's own __setattr__: a frozen dataclass refuses every assignment.
+    object.__setattr__(loaded, "__cause__", RemoteTraceback(text))
     return loaded

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
+import tempfile
 import time
+from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event, Semaphore
 from typing import cast
 
@@ -85,3 +90,47 @@ def produce_by_spec(spec: str, count: int) -> None:
     with channels.open_channel[int](spec) as ch:
         for i in range(count):
             ch.send(i, timeout=WAIT)
+
+
+def hold_and_wait(
+    receiver: channels.Receiver[int], sender: channels.Sender[int], ready: Connection
+) -> None:
+    """Hold a sender of a manager channel, say so, then wait in ``recv`` until the channel stops."""
+    assert not sender.closed
+    ready.send(os.getpid())
+    try:
+        while True:
+            receiver.recv(timeout=WAIT)
+    except channels.ChannelError:
+        pass
+
+
+def creator(method: str) -> None:
+    """Open a private manager channel, start two users of it, report, and wait to be killed.
+
+    The channel's server starts with ``method``; the users are forked. The
+    report, one JSON line on stdout, gives their pids and what the temporary
+    folder held before the channel was opened.
+    """
+    if method == "forkserver":
+        forkserver.ensure_running()  # its own socket folder is made before the channel's server
+    before = sorted(os.listdir(tempfile.gettempdir()))
+    ch = channels.open_channel[int]("manager", context=method)
+    (server,) = multiprocessing.active_children()  # the channel's manager process
+    ctx = multiprocessing.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+    users = [
+        ctx.Process(target=hold_and_wait, args=(ch.receiver, ch.clone(), writer)) for _ in range(2)
+    ]
+    for user in users:
+        user.start()
+    for _ in users:
+        assert reader.poll(WAIT)
+        reader.recv()
+    report = {
+        "server": server.pid,
+        "users": [user.pid for user in users],
+        "temp_before": before,
+    }
+    print(json.dumps(report), flush=True)
+    time.sleep(10 * WAIT)

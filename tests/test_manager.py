@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import multiprocessing
 import os
 import pickle
@@ -14,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -98,6 +101,85 @@ def test_a_private_manager_lives_as_long_as_the_channel_or_a_handle() -> None:
     del sender
     gc.collect()
     assert _eventually(lambda: _gone(pid), 5), "the manager process outlived its channel"
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] not in "ZX":
+                found.append(int(entry))
+    return found
+
+
+def _shm_files(pids: list[int]) -> set[str]:
+    """The files in /dev/shm (named semaphores, shared memory) that ``pids`` have mapped."""
+    files: set[str] = set()
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        for line in maps.splitlines():
+            path = line.split(maxsplit=5)[-1]
+            if path.startswith("/dev/shm/") and not path.endswith("(deleted)"):
+                files.add(path)
+    return files
+
+
+@contextlib.contextmanager
+def _creator(method: str, temp: Path) -> Generator[tuple[int, dict[str, Any]]]:
+    """Run ``manager_funcs.creator`` in a session of its own with ``temp`` as its temporary
+    folder; yield its pid (also its process group) and its report; kill the group at the end."""
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+    }
+    code = f"import manager_funcs; manager_funcs.creator({method!r})"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], WAIT)
+        assert ready, "the creator did not report"
+        yield proc.pid, json.loads(proc.stdout.readline())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(WAIT)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_a_private_server_stops_when_its_creator_is_killed(method: str, tmp_path: Path) -> None:
+    with _creator(method, tmp_path) as (pid, report):
+        os.kill(pid, signal.SIGKILL)
+        assert _eventually(lambda: _gone(report["server"]), 5), "the server outlived its creator"
+        # Its users, still alive, see the server go instead of waiting for ever.
+        assert _eventually(lambda: all(_gone(user) for user in report["users"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_killing_every_process_of_a_channel_leaves_no_files(method: str, tmp_path: Path) -> None:
+    with _creator(method, tmp_path) as (pid, report):
+        group = _group(pid)
+        assert {report["server"], *report["users"]} <= set(group)
+        mapped = _shm_files(group)
+        os.killpg(pid, signal.SIGKILL)
+        assert _eventually(lambda: not _group(pid))
+    assert sorted(os.listdir(tmp_path)) == report["temp_before"]
+    assert not {path for path in mapped if os.path.exists(path)}
 
 
 # -- a server of one's own ---------------------------------------------------------------

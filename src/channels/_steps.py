@@ -20,7 +20,6 @@ __all__ = ["POINTS", "pause_at", "step"]
 POINTS = {
     "send": (
         "send:locked",  # the write lock is held, nothing changed yet
-        "send:writing",  # _WRITING is set
         "send:written",  # the item is in the pipe or committed to the overflow
         "send:counted",  # _SENT counts it
     ),

@@ -12,6 +12,7 @@ import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -42,9 +43,15 @@ def build(kind: str, source: Path, out: Path) -> Path:
     return out / done.stdout.splitlines()[-1]
 
 
+class Dists(NamedTuple):
+    sdist: Path
+    unpacked: Path
+    wheel: Path
+
+
 @pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The sdist, built from a copy of the source tree, and the wheel built from that sdist."""
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    """The sdist, built from a copy of the source tree, unpacked, and the wheel built from it."""
     pytest.importorskip("setuptools", minversion="77", reason="needs setuptools>=77 (dev extra)")
     tmp = tmp_path_factory.mktemp("dist")
     source = tmp / "source"
@@ -53,7 +60,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with tarfile.open(sdist) as archive:
         archive.extractall(tmp / "unpacked", filter="data")
     (unpacked,) = (tmp / "unpacked").iterdir()
-    return sdist, build("wheel", unpacked, tmp)
+    return Dists(sdist, unpacked, build("wheel", unpacked, tmp))
 
 
 def sdist_files(sdist: Path) -> set[str]:
@@ -61,8 +68,8 @@ def sdist_files(sdist: Path) -> set[str]:
         return {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
 
 
-def test_the_sdist_carries_the_whole_test_suite(dists: tuple[Path, Path]) -> None:
-    files = sdist_files(dists[0])
+def test_the_sdist_carries_the_whole_test_suite(dists: Dists) -> None:
+    files = sdist_files(dists.sdist)
     assert {"LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "PKG-INFO"} <= files
     assert "src/channels/py.typed" in files
     suite = {
@@ -76,8 +83,36 @@ def test_the_sdist_carries_the_whole_test_suite(dists: tuple[Path, Path]) -> Non
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
 
 
-def test_the_wheel_holds_the_package_only(dists: tuple[Path, Path]) -> None:
-    with zipfile.ZipFile(dists[1]) as wheel:
+def test_the_sdists_tests_run_there(dists: Dists) -> None:
+    """Every test collects from the unpacked sdist, and one module passes there."""
+    env = {**os.environ, "PYTHONPATH": str(dists.unpacked / "src")}
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    collected = subprocess.run(
+        [*run, "--collect-only"],
+        cwd=dists.unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert collected.returncode == 0, collected.stdout[-3000:]
+    assert re.search(r"^\d+ tests collected", collected.stdout, flags=re.MULTILINE)
+    ran = subprocess.run(
+        [*run, "tests/test_serialize.py"],
+        cwd=dists.unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    assert re.search(r"^\d+ passed", ran.stdout, flags=re.MULTILINE)
+
+
+def test_the_wheel_holds_the_package_only(dists: Dists) -> None:
+    with zipfile.ZipFile(dists.wheel) as wheel:
         names = wheel.namelist()
         (info,) = {name.split("/")[0] for name in names if ".dist-info/" in name}
         metadata = Parser().parsestr(wheel.read(f"{info}/METADATA").decode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import pickle
@@ -12,6 +13,7 @@ import secrets
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -269,6 +271,115 @@ def test_a_server_run_in_this_process_stops_cleanly() -> None:
     waiter.join(WAIT)
     assert not thread.is_alive()
     assert outcome == ["ChannelBroken"]
+
+
+def test_a_default_socket_timeout_changes_nothing(server: ChannelManager) -> None:
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(0.2)
+    try:
+        private = ManagerChannel[int]()  # its server process starts with the timeout set, too
+        shared = ManagerChannel[int](address=_address(server), authkey=KEY)
+        for ch in (private, shared):
+            ch.send(1)
+            assert ch.recv(timeout=WAIT) == 1
+            with pytest.raises(ChannelTimeout):  # a wait longer than the default timeout
+                ch.recv(timeout=0.5)
+            ch.send(2)
+            assert ch.recv(timeout=WAIT) == 2
+            ch.close()
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+@contextlib.contextmanager
+def _server_thread(handshake_timeout: float = 10.0) -> Generator[tuple[str, int]]:
+    """A ``ChannelServer`` serving in a thread of this process (so its log records are seen)."""
+    server = ChannelManager(address=("127.0.0.1", 0), authkey=KEY).get_server()
+    server.handshake_timeout = handshake_timeout
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield cast(tuple[str, int], server.address)
+    finally:
+        server.stop()
+        thread.join(WAIT)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the other side sends until it closes."""
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def test_a_peer_that_fails_the_handshake_gets_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="channels")
+    with _server_thread(handshake_timeout=0.3) as address:
+        with socket.create_connection(address, timeout=WAIT) as wrong:
+            challenge = wrong.recv(4096)
+            wrong.sendall(struct.pack("!i", 32) + b"not a digest of the key, at all!")
+            refused = _read_all(wrong)
+        started = time.monotonic()
+        with socket.create_connection(address, timeout=WAIT) as silent:
+            timed_out = _read_all(silent)  # says nothing until the server hangs up
+        assert time.monotonic() - started < 5
+        with socket.create_connection(address, timeout=WAIT) as rude:
+            rude.recv(4096)
+            rude.sendall(struct.pack("!i", 1 << 30))  # a length no handshake has
+            malformed = _read_all(rude)
+        ch = ManagerChannel[int](address=address, authkey=KEY)  # the server still serves
+        ch.send(1)
+        assert ch.recv(timeout=WAIT) == 1
+        ch.close()
+    assert b"CHALLENGE" in challenge
+    assert b"FAILURE" in refused
+    for answer in (refused, timed_out, malformed):
+        assert b"Traceback" not in answer
+        assert b".py" not in answer
+    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(refusals) == 3, refusals
+    assert "does not know the authkey" in refusals[0]
+    assert all(m.startswith("refused a connection from 127.0.0.1:") for m in refusals)
+    assert not any("Traceback" in m or ".py" in m for m in refusals)
+
+
+def test_credentials_are_never_echoed(no_env_key: None, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "TOPSECRETKEY"
+    texts: list[str] = []
+    for spec, options in [
+        (f"manager://h:notaport/x?authkey={secret}", {}),
+        (f"manager://h:1/x?AuthKey={secret}&AuthKey={secret}", {}),
+        (f"manager://127.0.0.1:1/x?authkey={secret}", {"authkey": "another"}),
+        (f"redis://user:{secret}@h:notaport/x", {}),
+        (f"redis://:{secret}@[::1/x", {}),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            channels.open_channel[int](spec, **cast("channels.ChannelOptions", options))
+        texts.append(str(info.value))
+        assert "***" in str(info.value)
+    with _server_thread() as (host, port):
+        url = f"manager://{host}:{port}/jobs?authkey={KEY}"
+        ch = channels.open_channel[int](url)
+        ch.send(1)
+        assert ch.recv(timeout=WAIT) == 1
+        texts += [repr(ch), repr(ch.sender), repr(ch.receiver), str(ch)]
+        ch.close()
+        for wrong in ("wrong-key-5309", KEY[:-1]):
+            with pytest.raises(channels.AuthkeyRejected) as info:
+                channels.open_channel[int](f"manager://{host}:{port}/jobs?authkey={wrong}")
+            texts.append(str(info.value))
+            assert wrong not in str(info.value)
+    with ChannelManager(address=("127.0.0.1", 0), authkey=KEY) as manager:
+        texts.append(repr(manager))
+    texts += [record.getMessage() for record in caplog.records]
+    assert any("refused a connection" in text for text in texts)  # the logs were seen
+    for text in texts:
+        assert secret not in text
+        assert KEY not in text
 
 
 # -- processes ---------------------------------------------------------------------------

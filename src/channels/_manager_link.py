@@ -220,7 +220,7 @@ def _refused(address: Address, authkey: bytes) -> AuthkeyRejected:
         )
     return AuthkeyRejected(
         f"the manager server at {where} refused the authkey this process gave "
-        f"(authkey= or {ENV_AUTHKEY}): it holds another key"
+        f"(authkey= or {ENV_AUTHKEY}): the keys differ"
     )
 
 

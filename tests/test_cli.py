@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import channels
 from channels import _bench, _cli, backends
+
+from support import WAIT
 
 BUILTIN = {"pipe", "queue", "simplequeue", "manager"}
 LOCAL = ["pipe", "queue", "simplequeue"]
@@ -200,12 +207,41 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--producers" in capsys.readouterr().out
 
 
-def test_serve_refuses_a_reachable_address_without_authkey(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1", "::1"])
+def test_serve_refuses_to_start_without_a_key(
+    host: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv(_cli.AUTHKEY_ENV, raising=False)
-    assert _cli.main(["serve", "--host", "0.0.0.0"]) == 2
-    assert _cli.AUTHKEY_ENV in capsys.readouterr().err
+    assert _cli.main(["serve", "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert "without an authkey" in err
+    assert _cli.AUTHKEY_ENV in err
+    assert "--authkey-file" in err
+
+
+def test_serve_refuses_a_key_file_it_cannot_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(_cli.AUTHKEY_ENV, "k" * 40)  # the file, when given, wins
+    short, empty = tmp_path / "short", tmp_path / "empty"
+    short.write_text("hunter2-short\n")
+    empty.write_text("\n")
+    for path, problem in [
+        (tmp_path / "missing", "cannot read"),
+        (empty, "is empty"),
+        (short, "13 bytes long"),
+    ]:
+        assert _cli.main(["serve", "--authkey-file", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert problem in err
+        assert "hunter2" not in err
+
+
+def _read_line(server: subprocess.Popen[str]) -> str:
+    assert server.stdout is not None
+    ready, _, _ = select.select([server.stdout], [], [], WAIT)
+    assert ready, "channels serve printed nothing"
+    return server.stdout.readline()
 
 
 def test_serve_runs_until_terminated() -> None:
@@ -218,15 +254,56 @@ def test_serve_runs_until_terminated() -> None:
         env=env,
     ) as server:
         try:
-            assert server.stdout is not None
-            line = server.stdout.readline()
+            line = _read_line(server)
             assert line.startswith("channels: serving on 127.0.0.1:"), line
             server.send_signal(signal.SIGTERM)
-            assert server.wait(timeout=20) == 0
+            assert server.wait(timeout=WAIT) == 0
         finally:
             if server.poll() is None:
                 server.kill()
                 server.wait()
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="this Python has no IPv6")
+def test_serve_on_ipv6_with_a_key_file_logs_refused_logins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = secrets.token_hex(24)
+    key_file = tmp_path / "key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    monkeypatch.delenv(_cli.AUTHKEY_ENV, raising=False)
+    command = ["serve", "--host", "::1", "--authkey-file", str(key_file), "-v"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "channels", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        try:
+            line = _read_line(server)
+            assert line.startswith("channels: serving on [::1]:"), line
+            spec = f"manager://{line.split()[-1]}/jobs"
+            with channels.open_channel[int](spec, authkey=key) as ch:
+                ch.send(7)
+                assert ch.recv(timeout=WAIT) == 7
+            with pytest.raises(channels.AuthkeyMissing):
+                channels.open_channel[int](spec)
+            with pytest.raises(channels.AuthkeyRejected):
+                channels.open_channel[int](spec, authkey="x" * 48)
+            server.send_signal(signal.SIGTERM)
+            out, err = server.communicate(timeout=WAIT)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    assert server.returncode == 0, err
+    refusals = [entry for entry in err.splitlines() if " WARNING " in entry]
+    assert len(refusals) == 2, err
+    assert all("refused a connection from [::1]:" in entry for entry in refusals)
+    assert " INFO " in err  # -v shows more than warnings
+    assert "Traceback" not in err
+    assert key not in out + err
 
 
 COMPLETIONS: list[tuple[str, set[str]]] = [

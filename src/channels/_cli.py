@@ -6,13 +6,14 @@ Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import multiprocessing
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import TextIO, Union, cast
 
 from . import __version__, _bench
@@ -339,24 +340,31 @@ def _serve_command(args: argparse.Namespace) -> int:
     # Imported on use: it brings in the manager machinery, which bench and backends never need.
     from ._serve import authkey_from_file, serve  # noqa: PLC0415
 
-    _log_to_stderr(logging.WARNING - 10 * args.verbose)
-    try:
-        key = None if args.authkey_file is None else authkey_from_file(args.authkey_file)
-        serve((args.host, args.port), key)  # with no file, the key comes from CHANNELS_AUTHKEY
-    except ConfigError as exc:
-        return _usage_error("serve", str(exc))
-    except KeyboardInterrupt:
-        pass
+    with _logging_to_stderr(args.verbose):
+        try:
+            key = None if args.authkey_file is None else authkey_from_file(args.authkey_file)
+            serve((args.host, args.port), key)  # with no file, the key is in CHANNELS_AUTHKEY
+        except ConfigError as exc:
+            return _usage_error("serve", str(exc))
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
-def _log_to_stderr(level: int) -> None:
-    """Show the library's log records from ``level`` up on stderr, with the time."""
+@contextlib.contextmanager
+def _logging_to_stderr(verbosity: int) -> Generator[None]:
+    """Show the library's log records on stderr: WARNING and up, INFO with -v, all with -vv."""
+    logger = logging.getLogger("channels")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("channels")
+    level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(max(level, logging.DEBUG))
+    logger.setLevel(max(logging.WARNING - 10 * verbosity, logging.DEBUG))
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # -- completion ----------------------------------------------------------------------

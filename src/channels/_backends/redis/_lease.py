@@ -70,22 +70,26 @@ class _Heart:
 
     def _beat(self) -> None:
         while True:
-            with self.lock:
-                holders = list(self.holders)
-            now = time.monotonic()
-            soonest = now + 1.0
-            for holder in holders:
-                due = self.due.get(holder, now)
-                if due <= now:
-                    try:
-                        holder.renew()
-                    except Exception as exc:  # the server may be away: try again next beat
-                        log.debug("could not renew a lease: %s", exc)
-                    due = now + holder.lease / 3
-                    self.due[holder] = due
-                soonest = min(soonest, due)
-            del holders
+            soonest = self._renew_due()
             self.wake.wait(max(0.01, soonest - time.monotonic()))
+
+    def _renew_due(self) -> float:
+        """Renew every lease that is due; return when the next one is (no reference kept)."""
+        with self.lock:
+            holders = list(self.holders)
+        now = time.monotonic()
+        soonest = now + 1.0
+        for holder in holders:
+            due = self.due.get(holder, now)
+            if due <= now:
+                try:
+                    holder.renew()
+                except Exception as exc:  # the server may be away: try again next beat
+                    log.debug("could not renew a lease: %s", exc)
+                due = now + holder.lease / 3
+                self.due[holder] = due
+            soonest = min(soonest, due)
+        return soonest
 
     def exit(self) -> None:
         with self.lock:

@@ -68,8 +68,11 @@ end
 OPEN = (
     _PRELUDE
     + """
-if redis.call('EXISTS', tomb) == 1 then return {-1, 0, 0} end
 local with_sender = ARGV[5] == '1'
+if redis.call('EXISTS', tomb) == 1 then
+  if with_sender then return {-1, 0, 0} end
+  return {0, -1, -1}
+end
 if redis.call('EXISTS', meta) == 0 then
   if not with_sender then return {0, -1, -1} end
   local m = math.max(tonumber(ARGV[2]), 0)

@@ -179,6 +179,30 @@ def test_json_serializer_and_size_limit(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BOUNDED_BACKENDS)
+class RawBytes:
+    """A custom serializer that sends bytes as they are, so an item may be empty."""
+
+    def dumps(self, item: object) -> bytes:
+        assert isinstance(item, bytes)
+        return item
+
+    def loads(self, data: bytes | memoryview) -> object:
+        return bytes(data)
+
+
+RAW = RawBytes()
+
+
+@pytest.mark.parametrize("sizes", [[0, 1, 0], [0] * 50, [5000, 0, 600, 0]])
+def test_empty_items_travel_through_a_raw_serializer(backend: str, sizes: list[int]) -> None:
+    ch = open_for(backend, None, serializer=RAW)
+    items = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    for item in items:
+        ch.send(item)
+    ch.close()
+    assert drain(ch) == (items, "EndOfChannel")
+
+
 def test_a_bounded_channel_is_full_at_maxsize(backend: str) -> None:
     ch = channels.open_channel[int](backend, maxsize=2)
     ch.send(1)

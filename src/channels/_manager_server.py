@@ -273,6 +273,9 @@ class ChannelServer(Server):
     """
 
     listener: _Listener
+    address: tuple[str, int] | str | None
+    id_to_obj: dict[str, tuple[Any, set[str], dict[str, str]]]
+    mutex: threading.Lock
     stop_event: threading.Event
     hub: Hub
     #: How long an unauthenticated connection may take to prove the key, in seconds.

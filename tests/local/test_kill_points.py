@@ -102,7 +102,7 @@ def _core(ch: channels.Channel[Any]) -> LocalCore:
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 @pytest.mark.parametrize(("point", "fate"), SEND_POINTS.items())
 def test_a_sender_killed_while_sending(backend: str, point: str, fate: str) -> None:
-    ch = open_for(backend, **({"maxsize": 4} if backend == "queue" else {}))
+    ch = open_for(backend, None, **({"maxsize": 4} if backend == "queue" else {}))
     ch.send("before")
     _kill_at(point, _send, ch.sender, "dying")
     ch.send("after", timeout=WAIT)  # the dead holder's lock was handed on
@@ -134,7 +134,7 @@ def test_a_sender_killed_while_writing_the_overflow(backend: str, point: str, fa
 @pytest.mark.parametrize(("point", "fate"), RECV_POINTS.items())
 def test_a_receiver_killed_while_taking(backend: str, point: str, fate: str) -> None:
     bounded = backend == "queue"
-    ch = open_for(backend, **({"maxsize": 3} if bounded else {}))
+    ch = open_for(backend, None, **({"maxsize": 3} if bounded else {}))
     for item in ("first", "second", "third"):
         ch.send(item)
     _kill_at(point, _recv, ch.receiver)

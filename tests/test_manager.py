@@ -216,6 +216,19 @@ def test_named_channels_on_a_running_server(server: ChannelManager) -> None:
     assert drain(late) == (["left"], "EndOfChannel")
 
 
+@pytest.mark.skipif(not socket.has_ipv6, reason="this Python has no IPv6")
+def test_a_manager_on_ipv6_serves_and_stops_on_request() -> None:
+    with ChannelManager(address="[::1]:0", authkey=KEY, shutdown_timeout=5) as manager:
+        host, port = _address(manager)
+        assert host == "::1"
+        assert repr(manager) == f"<ChannelManager at [::1]:{port}, running>"
+        with channels.open_channel[int](f"manager://[::1]:{port}/jobs", authkey=KEY) as ch:
+            ch.send(1)
+            assert ch.recv(timeout=WAIT) == 1
+        started = time.monotonic()
+    assert time.monotonic() - started < 4, "the server was killed, not asked to stop"
+
+
 def test_a_wrong_key_a_missing_key_and_no_server_are_told_apart(
     server: ChannelManager, no_env_key: None
 ) -> None:

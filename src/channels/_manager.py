@@ -17,6 +17,7 @@ import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
@@ -36,6 +37,7 @@ from ._manager_link import (
     REPLY_GRACE,
     Address,
     Link,
+    connect,
     env_authkey,
     expect_int,
     expect_pair,
@@ -86,6 +88,7 @@ class ChannelManager(BaseManager):
     _authkey: bytes
     _address: Address | None
     _process: BaseProcess | None
+    _Client: Callable[[Address, bytes], Connection]
 
     def __init__(
         self,
@@ -101,6 +104,7 @@ class ChannelManager(BaseManager):
             ctx=resolve_context(ctx),
             shutdown_timeout=shutdown_timeout,
         )
+        self._Client = connect
 
     def start(
         self, initializer: Callable[..., object] | None = None, initargs: Iterable[Any] = ()

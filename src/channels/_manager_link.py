@@ -37,6 +37,7 @@ __all__ = [
     "REPLY_GRACE",
     "Address",
     "Link",
+    "connect",
     "env_authkey",
     "expect_int",
     "expect_pair",
@@ -151,8 +152,11 @@ def _gone(address: Address, exc: BaseException) -> ChannelBroken:
     return ChannelBroken(f"{WHY[BROKEN_SERVER_GONE]} ({describe_address(address)}: {detail})")
 
 
-def _dial(address: Address, authkey: bytes) -> Connection:
-    """Connect, prove the key both ways, and have the server give us a thread of our own."""
+def connect(address: Address, authkey: bytes) -> Connection:
+    """Connect to a server (TCP over IPv4 or IPv6, or a Unix socket) and prove the key both ways.
+
+    It serves ``BaseManager`` as its client too, whose own knows no IPv6.
+    """
     if isinstance(address, tuple):
         sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -170,11 +174,23 @@ def _dial(address: Address, authkey: bytes) -> Connection:
         set_read_timeout(conn, CONNECT_TIMEOUT)
         answer_challenge(conn, authkey)
         deliver_challenge(conn, authkey)
+        set_read_timeout(conn, 0)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _dial(address: Address, authkey: bytes) -> Connection:
+    """Connect, prove the key both ways, and have the server give us a thread of our own."""
+    conn = connect(address, authkey)
+    try:
         conn.send((None, "accept_connection", (f"channels-client-{os.getpid()}",), {}))
+        if not conn.poll(CONNECT_TIMEOUT):
+            raise TimeoutError(f"no answer from the manager server within {CONNECT_TIMEOUT:.0f} s")
         kind, result = conn.recv()
         if kind != "#RETURN":
             raise ChannelError(f"the manager server refused the connection: {result}")
-        set_read_timeout(conn, 0)
     except BaseException:
         conn.close()
         raise

@@ -1,6 +1,6 @@
 """Inside a manager server: the hub that holds the channels, and a server that knows its clients.
 
-The server is ``multiprocessing.managers.Server`` with three additions:
+The server is ``multiprocessing.managers.Server`` with these additions:
 
 * it numbers each client connection and keeps the set that is still open, so a
   channel can tell that a peer is gone even when the peer runs on another
@@ -8,8 +8,12 @@ The server is ``multiprocessing.managers.Server`` with three additions:
   served the socket ends);
 * it holds one object, the hub, at a fixed id, through which clients open
   channels and move their items (``_manager_state`` holds each channel);
-* it stops cleanly: ``stop()``, a signal handler's ``request_stop()`` or a
-  manager's shutdown request ends ``serve_forever``, which then returns.
+* it stops cleanly: ``stop()``, a signal handler's ``request_stop()``, a
+  manager's shutdown request, or the death of the process that started it
+  (``exit_with``) ends ``serve_forever``, which then returns;
+* it listens with a socket of its own (IPv6 too), and a peer that fails the
+  handshake or takes too long gets nothing but the refusal, logged at WARNING,
+  never a traceback.
 
 A client process names itself to the server with one idle *anchor* connection:
 the anchor's number is the process's identity in the channels' ledgers, and

@@ -20,7 +20,8 @@ class ManagerChannel(ChannelBase[T]):
 
     With no ``address`` and no ``manager``, it starts a private manager process
     that stops when this channel (with every handle to it) is garbage collected
-    in the creating process, or when that process exits. With ``address`` it
+    in the creating process, or when that process ends, however it ends (a
+    SIGKILL included); it listens on a socket that leaves no file. With ``address`` it
     joins a server that is already running (``channels serve``, or a
     ``ChannelManager``), on this machine or another.
 
@@ -47,7 +48,10 @@ class ManagerChannel(ChannelBase[T]):
         serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads;
             items travel serialized, so the server never unpickles them.
         max_message_size: refuse items whose serialized form is larger (bytes).
-        address: a running server's ``(HOST, PORT)``, ``"HOST:PORT"`` or Unix socket path.
+        address: a running server's ``(HOST, PORT)``, ``"HOST:PORT"`` (IPv6 as
+            ``"[::1]:PORT"``) or Unix socket path. ``ServerUnreachable`` if nothing
+            answers there; ``AuthkeyRejected`` (``AuthkeyMissing`` when this
+            process has no key) if it refuses the key.
         authkey: the server's secret; default ``CHANNELS_AUTHKEY``, else this
             process's ``multiprocessing`` authkey.
         name: the channel's name on the server; None: a new anonymous channel.

@@ -178,7 +178,6 @@ def test_json_serializer_and_size_limit(backend: str) -> None:
     assert list(ch) == [{"a": [1, 2]}]
 
 
-@pytest.mark.parametrize("backend", BOUNDED_BACKENDS)
 class RawBytes:
     """A custom serializer that sends bytes as they are, so an item may be empty."""
 
@@ -203,6 +202,7 @@ def test_empty_items_travel_through_a_raw_serializer(backend: str, sizes: list[i
     assert drain(ch) == (items, "EndOfChannel")
 
 
+@pytest.mark.parametrize("backend", BOUNDED_BACKENDS)
 def test_a_bounded_channel_is_full_at_maxsize(backend: str) -> None:
     ch = channels.open_channel[int](backend, maxsize=2)
     ch.send(1)

@@ -66,6 +66,8 @@ class ChannelManager(BaseManager):
 
     Run it in a new process with ``with ChannelManager(address, authkey) as m:``
     or ``m.start()``, or in this process with ``m.get_server().serve_forever()``.
+    A server process that ``start()`` made stops once this process is gone,
+    however it ended; a server meant to outlive it is ``channels serve``.
     Open its channels with ``ManagerChannel[T](manager=m, name=...)``, or from
     anywhere with ``open_channel[T]("manager://HOST:PORT/NAME")`` and the same
     authkey. Opening a name that exists joins that channel, with a sender

@@ -8,17 +8,20 @@ is one server for a whole run, stopped when the run exits.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+
+from channels import RedisChannel
+from channels._backends.redis._core import RedisCore
 
 REDIS_SERVER = shutil.which("redis-server")
 #: Why the redis tests skip, or None when they can run.
@@ -31,6 +34,15 @@ SKIP_REASON = (
 WAIT = 20.0
 
 
+def core_of(handle: object) -> RedisCore:
+    """The core behind a channel or a handle (white-box: batches, stats and acks live there)."""
+    if isinstance(handle, RedisChannel):
+        return handle.core
+    core = getattr(handle, "_core", None)
+    assert isinstance(core, RedisCore)
+    return core
+
+
 def free_port() -> int:
     """A loopback TCP port that nothing listens on right now."""
     with socket.socket() as s:
@@ -38,7 +50,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -46,13 +59,22 @@ def _running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
+def _pings(s: socket.socket) -> bool:
+    s.sendall(b"PING\r\n")
+    return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+
+
 class RedisServer:
     """One redis-server process with its own folder, port and settings."""
 
-    def __init__(self, *, appendonly: bool = False, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *, appendonly: bool = False, tls: Path | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="channels-redis-"))
         self.port = free_port()
         self.appendonly = appendonly
+        #: A folder with ca.crt, server.crt and server.key (see ``make_certificates``): TLS only.
+        self.tls = tls
         self.extra = extra
         self.pid = 0
 
@@ -87,6 +109,11 @@ class RedisServer:
         ]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
+        if self.tls is not None:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(self.tls / "server.crt")]
+            args += ["--tls-key-file", str(self.tls / "server.key")]
+            args += ["--tls-ca-cert-file", str(self.tls / "ca.crt")]
         subprocess.run([*args, *self.extra], check=True, timeout=WAIT)
         deadline = time.monotonic() + WAIT
         while not pidfile.exists() or not pidfile.read_text().strip():
@@ -94,25 +121,37 @@ class RedisServer:
             time.sleep(0.01)
         self.pid = int(pidfile.read_text())
         while not self._answers():
-            assert time.monotonic() < deadline, "redis-server did not start answering"
+            if time.monotonic() > deadline:
+                self.remove()
+                raise AssertionError("redis-server did not start answering")
             time.sleep(0.02)
         return self
 
     def _answers(self) -> bool:
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", self.port), timeout=1) as s,
-        ):
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-        return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as plain:
+                if self.tls is None:
+                    return _pings(plain)
+                context = ssl.create_default_context(cafile=str(self.tls / "ca.crt"))
+                with context.wrap_socket(plain, server_hostname="localhost") as s:
+                    return _pings(s)
+        except OSError:
+            return False
+
+    def kill_clients(self) -> int:
+        """``CLIENT KILL TYPE normal``: the server drops every client connection; how many."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as s:
+            s.sendall(b"CLIENT KILL TYPE normal SKIPME yes\r\n")
+            reply = s.recv(64)
+        assert reply.startswith(b":"), reply
+        return int(reply[1:].strip())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server by its PID (SIGKILL: a crash) and wait until it is gone."""
-        if self.pid and _running(self.pid):
+        if self.pid and running(self.pid):
             os.kill(self.pid, sig)
             deadline = time.monotonic() + WAIT
-            while _running(self.pid):
+            while running(self.pid):
                 assert time.monotonic() < deadline, "redis-server did not stop"
                 time.sleep(0.01)
         self.pid = 0
@@ -153,3 +192,25 @@ def shared() -> RedisServer:
 
         atexit.register(stop)
     return _shared
+
+
+def make_certificates(folder: Path) -> Path:
+    """A self-signed CA and a server certificate for localhost and 127.0.0.1, made by openssl."""
+    openssl = shutil.which("openssl")
+    assert openssl is not None
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=WAIT)
+
+    ca_key, ca, key, csr, crt = (
+        str(folder / n) for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")
+    )
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+        "-days", "1", "-subj", "/CN=channels test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+        "-subj", "/CN=localhost")  # fmt: skip
+    names = folder / "san.ext"
+    names.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", crt, "-days", "1", "-extfile", str(names))  # fmt: skip
+    return folder

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from typing import cast
 
 import pytest
 
@@ -20,13 +19,11 @@ from channels import (
     ChannelTimeout,
     ConfigError,
     EndOfChannel,
-    RedisChannel,
     WouldBlock,
 )
-from channels._backends.redis._core import RedisCore
 
 import children
-from redis_server import SKIP_REASON, RedisServer, shared
+from redis_server import SKIP_REASON, RedisServer, core_of, shared
 from support import WAIT, drain, join, start
 
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
@@ -35,13 +32,6 @@ pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "
 @pytest.fixture
 def server() -> RedisServer:
     return shared()
-
-
-def core_of(handle: object) -> RedisCore:
-    """The core behind a channel or a handle (white-box: batches, stats and acks live there)."""
-    if isinstance(handle, RedisChannel):
-        return handle.core
-    return cast(RedisCore, handle._core)  # type: ignore[attr-defined]
 
 
 def unique(prefix: str) -> str:
@@ -124,7 +114,7 @@ def test_maxsize_is_backpressure_and_nothing_is_trimmed(server: RedisServer) -> 
     name = unique("full")
     ch = channels.open_channel[int](server.url(name), maxsize=3)
     core = core_of(ch)
-    assert core.try_put(ch.core.first_token, [pickle.dumps(i) for i in range(5)]) == 3
+    assert core.try_put(core_of(ch).first_token, [pickle.dumps(i) for i in range(5)]) == 3
     with pytest.raises(WouldBlock):
         ch.send_nowait(9)
     with pytest.raises(ChannelTimeout):
@@ -154,7 +144,7 @@ def test_maxsize_is_backpressure_and_nothing_is_trimmed(server: RedisServer) -> 
 
 def test_batches_go_in_one_call_and_keep_their_order(server: RedisServer) -> None:
     ch = channels.open_channel[int](server.url(unique("batch")))
-    core = ch.core
+    core = core_of(ch)
     sent = 0
     while sent < 1000:
         sent += core.try_put(core.first_token, [pickle.dumps(i) for i in range(sent, sent + 100)])
@@ -177,20 +167,20 @@ def test_stats_count_what_happened(server: RedisServer) -> None:
     for i in range(5):
         ch.send(i)
     assert ch.recv(timeout=WAIT) == 0
-    stats = ch.core.stats()
+    stats = core_of(ch).stats()
     assert (stats.waiting, stats.sent, stats.received) == (4, 5, 1)
     assert (stats.senders, stats.receivers) == (2, 1)
     assert (stats.unfinished, stats.ended, stats.broken) == (0, False, False)
     clone.close()
     ch.close()
-    assert ch.core.stats().ended
+    assert core_of(ch).stats().ended
     assert list(ch) == [1, 2, 3, 4]
 
 
 def test_joinable_channels_count_done_items_through_acknowledgements(server: RedisServer) -> None:
     url = server.url(unique("join"))
     ch = channels.open_channel[int](url, joinable=True)
-    core = ch.core
+    core = core_of(ch)
     with pytest.raises(ChannelError, match="more times"):
         core.task_done()
     for i in range(3):
@@ -221,9 +211,9 @@ def test_joinable_channels_count_done_items_through_acknowledgements(server: Red
 
     plain = channels.open_channel[int](server.url(unique("plain")))
     with pytest.raises(ChannelError, match="joinable=True"):
-        plain.core.task_done()
+        core_of(plain).task_done()
     with pytest.raises(ChannelError, match="joinable=True"):
-        plain.core.join(None)
+        core_of(plain).join(None)
     plain.close()
 
 

@@ -37,6 +37,7 @@ from ._open import open_sender as open_sender
 from ._pool import AsyncResult as AsyncResult
 from ._pool import Pool as Pool
 from ._pool import ResultIterator as ResultIterator
+from ._pool_executor import PoolExecutor as PoolExecutor
 from ._protocols import Channel as Channel
 from ._protocols import Receiver as Receiver
 from ._protocols import Sender as Sender
@@ -71,6 +72,7 @@ __all__ = [
     "ManagerChannel",
     "PipeChannel",
     "Pool",
+    "PoolExecutor",
     "QueueChannel",
     "Receiver",
     "ReceiverOpener",

@@ -8,15 +8,16 @@ lazily, and that ``stream`` connects workers to channels.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import Self, TypeVar, cast, final
+from typing import Self, TypeVar, cast, final, overload
 
 from typing_extensions import ParamSpec, TypeVarTuple
 
@@ -83,6 +84,7 @@ class Pool:
 
     Args:
         workers: how many worker processes; default ``os.cpu_count()``.
+        processes: the stdlib's name for ``workers``.
         context: a start method name (``"fork"``, ``"spawn"``,
             ``"forkserver"``), a ``multiprocessing`` context, or None for the
             default one.
@@ -102,6 +104,7 @@ class Pool:
         self,
         workers: int | None = None,
         *,
+        processes: int | None = None,
         context: str | BaseContext | None = None,
         initializer: Callable[[*Ts], object] | None = None,
         initargs: tuple[*Ts] = (),  # type: ignore[assignment]
@@ -109,6 +112,10 @@ class Pool:
         task_timeout: float | None = None,
     ) -> None:
         deadline_after(task_timeout)
+        if processes is not None:
+            if workers is not None:
+                raise ConfigError("give workers or processes (its stdlib name), not both")
+            workers = processes
         if workers is None:
             workers = os.cpu_count() or 1
         _check_positive("workers", workers)
@@ -199,10 +206,18 @@ class Pool:
         chunksize: int | None = None,
         *,
         task_timeout: float | None = None,
+        callback: Callable[[list[R]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
     ) -> AsyncResult[list[R]]:
-        """Start ``map`` and return at once; ``get(timeout)`` gives the list."""
+        """Start ``map`` and return at once; ``get(timeout)`` gives the list.
+
+        ``callback(results)`` or ``error_callback(exception)`` is called as
+        for ``apply_async``.
+        """
         spec = self._spec("map_async", CALL, fn, chunksize, task_timeout)
-        return cast("AsyncResult[list[R]]", self._submit(spec, _inputs(iterable), single=False))
+        on_done = _callbacks(callback, error_callback)
+        result = self._submit(spec, _inputs(iterable), single=False, on_done=on_done)
+        return cast("AsyncResult[list[R]]", result)
 
     def starmap_async(
         self,
@@ -211,10 +226,14 @@ class Pool:
         chunksize: int | None = None,
         *,
         task_timeout: float | None = None,
+        callback: Callable[[list[R]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
     ) -> AsyncResult[list[R]]:
         """Start ``starmap`` and return at once; ``get(timeout)`` gives the list."""
         spec = self._spec("starmap_async", STAR, fn, chunksize, task_timeout)
-        return cast("AsyncResult[list[R]]", self._submit(spec, _inputs(iterable), single=False))
+        on_done = _callbacks(callback, error_callback)
+        result = self._submit(spec, _inputs(iterable), single=False, on_done=on_done)
+        return cast("AsyncResult[list[R]]", result)
 
     def imap(
         self,
@@ -256,20 +275,120 @@ class Pool:
         return cast("ResultIterator[R]", results)
 
     # -- single calls -------------------------------------------------------------
+    #
+    # Two forms: the typed one, ``apply(fn, *args, **kwargs)``, and the stdlib's,
+    # ``apply(fn, args=(...), kwds={...})`` with ``callback=`` and
+    # ``error_callback=`` on ``apply_async``. A call that names any of those four
+    # keywords is read the stdlib's way, and they never reach ``fn``.
 
-    def apply(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Return ``fn(*args, **kwargs)``, computed by a worker."""
-        return self.apply_async(fn, *args, **kwargs).get()
+    @overload
+    def apply(self, fn: Callable[[*Ts], R], /, *, args: tuple[*Ts]) -> R: ...
+    @overload
+    def apply(
+        self,
+        fn: Callable[..., R],
+        /,
+        *,
+        args: tuple[object, ...] = ...,
+        kwds: Mapping[str, object],
+    ) -> R: ...
+    @overload
+    def apply(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def apply(self, fn: Callable[..., R], /, *positional: object, **named: object) -> R:
+        """Return ``fn(*args, **kwargs)``, computed by a worker.
 
+        The stdlib's ``apply(fn, args=(1, 2), kwds={"c": 3})`` works too.
+        """
+        return self.apply_async(fn, *positional, **named).get()
+
+    @overload
+    def apply_async(
+        self,
+        fn: Callable[[*Ts], R],
+        /,
+        *,
+        args: tuple[*Ts] = ...,
+        callback: Callable[[R], object] | None = ...,
+        error_callback: Callable[[BaseException], object] | None = ...,
+    ) -> AsyncResult[R]: ...
+    @overload
+    def apply_async(
+        self,
+        fn: Callable[[*Ts], R],
+        args: tuple[*Ts],
+        /,
+        *,
+        callback: Callable[[R], object],
+        error_callback: Callable[[BaseException], object] | None = ...,
+    ) -> AsyncResult[R]: ...
+    @overload
+    def apply_async(
+        self,
+        fn: Callable[[*Ts], R],
+        args: tuple[*Ts],
+        /,
+        *,
+        callback: Callable[[R], object] | None = ...,
+        error_callback: Callable[[BaseException], object],
+    ) -> AsyncResult[R]: ...
+    @overload
+    def apply_async(
+        self,
+        fn: Callable[..., R],
+        /,
+        *,
+        args: tuple[object, ...] = ...,
+        kwds: Mapping[str, object],
+        callback: Callable[[R], object] | None = ...,
+        error_callback: Callable[[BaseException], object] | None = ...,
+    ) -> AsyncResult[R]: ...
+    @overload
     def apply_async(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncResult[R]: ...
+    def apply_async(
+        self, fn: Callable[..., R], /, *positional: object, **named: object
     ) -> AsyncResult[R]:
         """Start ``fn(*args, **kwargs)`` in a worker and return at once.
 
+        The stdlib's form works too: ``apply_async(fn, (1, 2), callback=print)``,
+        or ``args=`` and ``kwds=`` by name. ``callback(result)`` or
+        ``error_callback(exception)`` is then called in the parent, on a thread
+        of the pool's, once the call ends; keep it short. A positional tuple
+        without a callback is the typed form's single argument, as type
+        checkers see it: write ``args=`` to pass the stdlib's way.
         The pool's ``task_timeout`` applies.
         """
+        call_args, call_kwargs, callback, error_callback = _call_form(positional, named)
         spec = self._spec("apply", APPLY, fn, None, None)
-        return cast("AsyncResult[R]", self._submit(spec, [(args, dict(kwargs))], single=True))
+        result = self._submit(
+            spec,
+            [(call_args, call_kwargs)],
+            single=True,
+            on_done=_callbacks(callback, error_callback),
+        )
+        return cast("AsyncResult[R]", result)
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Start ``fn(*args, **kwargs)`` and return a ``concurrent.futures.Future``.
+
+        As ``Executor.submit`` does, for code written for an executor. The
+        future is running from the start: it cannot be cancelled.
+        """
+        future: Future[R] = Future()
+        future.set_running_or_notify_cancel()
+
+        def settle(result: AsyncResult[object]) -> None:
+            try:
+                value = result.get(0)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(cast("R", value))
+
+        spec = self._spec("submit", APPLY, fn, None, None)
+        self._submit(spec, [(args, dict(kwargs))], single=True, on_done=settle)
+        return future
 
     # -- channels ---------------------------------------------------------------
 
@@ -307,6 +426,18 @@ class Pool:
         workers are stopped at once.
         """
         self._engine.close()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no new work, as ``Executor.shutdown`` does: ``close()``, and ``join()`` if ``wait``.
+
+        With ``cancel_futures``, calls whose tasks have not started yet fail
+        with ``ChannelClosed`` instead of running.
+        """
+        self.close()
+        if cancel_futures:
+            self._engine.cancel_pending()
+        if wait:
+            self.join()
 
     def terminate(self) -> None:
         """Stop the workers now; unfinished calls raise ``ChannelClosed``."""
@@ -385,11 +516,19 @@ class Pool:
         return CallSpec(fn_bytes, kind, name, chunksize, self._workers, task_timeout)
 
     def _submit(
-        self, spec: CallSpec, items: Sequence[object], *, single: bool
+        self,
+        spec: CallSpec,
+        items: Sequence[object],
+        *,
+        single: bool,
+        on_done: Callable[[AsyncResult[object]], None] | None = None,
     ) -> AsyncResult[object]:
         job = BatchJob(self._engine.condition(), spec, items)
+        result: AsyncResult[object] = AsyncResult(job, single, keepalive=self)
+        if on_done is not None:
+            job.notify = functools.partial(on_done, result)
         self._engine.submit(job)
-        return AsyncResult(job, single, keepalive=self)
+        return result
 
     def _wait(
         self,
@@ -431,6 +570,73 @@ def _inputs(iterable: Iterable[object]) -> Sequence[object]:
     if isinstance(iterable, list | tuple | range):
         return iterable
     return list(iterable)
+
+
+_STDLIB_KEYWORDS = ("args", "kwds", "callback", "error_callback")
+
+
+def _call_form(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> tuple[
+    tuple[object, ...],
+    dict[str, object],
+    Callable[[object], object] | None,
+    Callable[[BaseException], object] | None,
+]:
+    """Read ``apply``'s arguments: (args, kwargs, callback, error_callback) for ``fn``."""
+    if not any(name in kwargs for name in _STDLIB_KEYWORDS):
+        return args, kwargs, None, None
+    if len(args) > 2:
+        raise ConfigError("the stdlib form takes at most args and kwds by position")
+    given = dict(zip(("args", "kwds"), args, strict=False))
+    for name in given:
+        if name in kwargs:
+            raise ConfigError(f"{name} given both by position and by name")
+    kwargs = {**given, **kwargs}
+    unknown = sorted(set(kwargs) - set(_STDLIB_KEYWORDS))
+    if unknown:
+        raise ConfigError(
+            f"unexpected keyword arguments {unknown} beside args=, kwds=, callback= or "
+            "error_callback=; pass the function's own keywords in kwds="
+        )
+    call_args = kwargs.get("args", ())
+    call_kwargs = kwargs.get("kwds", {})
+    if not isinstance(call_args, tuple | list):
+        raise ConfigError(f"args must be a tuple, not {type(call_args).__name__}")
+    if not isinstance(call_kwargs, Mapping):
+        raise ConfigError(f"kwds must be a mapping, not {type(call_kwargs).__name__}")
+    callback = kwargs.get("callback")
+    error_callback = kwargs.get("error_callback")
+    for name, value in (("callback", callback), ("error_callback", error_callback)):
+        if value is not None and not callable(value):
+            raise ConfigError(f"{name} must be callable, not {value!r}")
+    return (
+        tuple(cast("Iterable[object]", call_args)),
+        dict(cast("Mapping[str, object]", call_kwargs)),
+        cast("Callable[[object], object] | None", callback),
+        cast("Callable[[BaseException], object] | None", error_callback),
+    )
+
+
+def _callbacks(
+    callback: Callable[[R], object] | None,
+    error_callback: Callable[[BaseException], object] | None,
+) -> Callable[[AsyncResult[object]], None] | None:
+    """What to run once a call ends: its callback with the result, or its error callback."""
+    if callback is None and error_callback is None:
+        return None
+
+    def on_done(result: AsyncResult[object]) -> None:
+        try:
+            value = result.get(0)
+        except BaseException as exc:
+            if error_callback is not None:
+                error_callback(exc)
+            return
+        if callback is not None:
+            callback(cast("R", value))
+
+    return on_done
 
 
 def _check_positive(name: str, value: object) -> None:

@@ -19,7 +19,9 @@ the iterator), so that no abandoned task holds a worker or keeps ``join``
 waiting.
 
 Only the dispatcher thread touches the workers and their pipes. The queue of
-jobs, the jobs themselves and the pool's state are guarded by ``lock``.
+jobs, the jobs themselves and the pool's state are guarded by ``lock``. User
+callbacks (``callback=``, the futures of ``submit``) run on a thread of their
+own, started on first use, so that a slow callback never holds up the workers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import enum
 import logging
 import os
 import pickle
+import queue
 import threading
 import time
 from collections import deque
@@ -91,6 +94,8 @@ class Engine:
         self._ready_chunks: deque[Chunk] = deque()
         self._start_failures = 0
         self._next_sweep = 0.0
+        self._notices: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._notifier: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._watch = Watch(self._wake_r)
@@ -109,7 +114,13 @@ class Engine:
         """Queue a new job; raise if the pool no longer takes work."""
         with self.lock:
             self._check_open()
+            if job.notify is not None and self._notifier is None:
+                self._notifier = threading.Thread(
+                    target=self._notify, name="channels-pool-callbacks", daemon=True
+                )
+                self._notifier.start()
             if job.finished:  # nothing to do, e.g. map over an empty input
+                self._forget(job)
                 return
             self._jobs.add(job)
             job.on_finished = self._forget
@@ -140,6 +151,13 @@ class Engine:
             if self._state is _State.RUNNING:
                 self._state = _State.CLOSING
             self._wake()
+
+    def cancel_pending(self) -> None:
+        """Fail every job none of whose tasks has gone to a worker yet."""
+        with self.lock:
+            for job in list(self._jobs):
+                if not job.started:
+                    job.fail(0, ChannelClosed("the pool was shut down before this call started"))
 
     def cut_inputs(self) -> None:
         """Make every ``imap`` still reading its input stop after what it has read."""
@@ -172,9 +190,12 @@ class Engine:
         with self.lock:
             if self._state is _State.RUNNING:
                 raise ChannelError("call close() or terminate() before join()")
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise ChannelTimeout(f"the pool's workers did not exit within {timeout} s")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in (self._thread, self._notifier):
+            if thread is not None:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    raise ChannelTimeout(f"the pool's workers did not exit within {timeout} s")
 
     @property
     def running(self) -> bool:
@@ -202,7 +223,17 @@ class Engine:
 
     def _forget(self, job: Job) -> None:
         self._jobs.discard(job)
+        if job.notify is not None:
+            self._notices.put(job.notify)
         self._wake()
+
+    def _notify(self) -> None:
+        """The callback thread: run each finished job's notice, until the pool has stopped."""
+        while (notice := self._notices.get()) is not None:
+            try:
+                notice()
+            except Exception:
+                logger.exception("a pool callback raised")
 
     def _fail_all(self, error: Callable[[], BaseException]) -> None:
         for job in list(self._jobs):
@@ -234,6 +265,7 @@ class Engine:
                 self._fail_all(lambda: ChannelError(message))
         finally:
             self._stop_all()
+            self._notices.put(None)
             self._watch.close()
             with self.lock:
                 wake_r, wake_w = self._wake_r, self._wake_w

@@ -64,6 +64,8 @@ class Job:
         self.abandoned: bool = False
         self.queued: bool = False
         self.on_finished: Callable[[Job], None] = _ignore
+        # Run once the job has finished, on the pool's callback thread.
+        self.notify: Callable[[], None] | None = None
         self._item_seconds: float | None = None
         self._item_bytes: float | None = None
 
@@ -79,6 +81,11 @@ class Job:
         """No more inputs will be added."""
         self.input_done = True
         self._check_finished()
+
+    @property
+    def started(self) -> bool:
+        """Whether any input was cut into a chunk for a worker."""
+        return self._cut > 0
 
     def has_pending(self) -> bool:
         """Whether inputs wait to be cut into chunks."""

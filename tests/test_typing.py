@@ -38,7 +38,7 @@ ch = open_channel[int]("queue")
 """
 
 POOL_PRELUDE = """\
-from channels import Pool, open_channel
+from channels import Pool, PoolExecutor, open_channel
 
 def add(a: int, b: int) -> int:
     return a + b
@@ -444,8 +444,9 @@ REJECTED = [
         "apply_argument_of_wrong_type",
         'pool.apply(add, 1, "2")  # !',
         mypy=(
-            "arg-type",
-            'Argument 3 to "apply" of "Pool" has incompatible type "str"; expected "int"',
+            "call-overload",
+            'No overload variant of "apply" of "Pool" matches argument types '
+            '"Callable[[int, int], int]", "int", "str"',
         ),
         pyright=("reportArgumentType", '"Literal[\'2\']" is not assignable to "int"'),
         prelude=POOL_PRELUDE,
@@ -453,7 +454,7 @@ REJECTED = [
     Rejected(
         "apply_argument_missing",
         "pool.apply(add, 1)  # !",
-        mypy=("call-arg", 'Missing positional argument "b" in call to "apply" of "Pool"'),
+        mypy=("call-overload", 'No overload variant of "apply" of "Pool" matches'),
         pyright=("reportCallIssue", 'Argument missing for parameter "b"'),
         prelude=POOL_PRELUDE,
     ),
@@ -474,10 +475,7 @@ REJECTED = [
     Rejected(
         "apply_async_argument_of_wrong_type",
         'pool.apply_async(square, "x")  # !',
-        mypy=(
-            "arg-type",
-            'Argument 2 to "apply_async" of "Pool" has incompatible type "str"; expected "int"',
-        ),
+        mypy=("call-overload", 'No overload variant of "apply_async" of "Pool" matches'),
         pyright=("reportArgumentType", '"Literal[\'x\']" is not assignable to "int"'),
         prelude=POOL_PRELUDE,
     ),
@@ -486,6 +484,75 @@ REJECTED = [
         "total: str = pool.apply_async(add, 1, 2).get(timeout=1)  # !",
         mypy=("assignment", 'expression has type "int", variable has type "str"'),
         pyright=("reportAssignmentType", 'Type "int" is not assignable to declared type "str"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_async_stdlib_args_of_wrong_types",
+        'pool.apply_async(add, (1, "x"), callback=print)  # !',
+        mypy=("arg-type", 'expected "Callable[[int, str], int]"'),
+        pyright=("reportCallIssue", 'No overloads for "apply_async"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_async_stdlib_tuple_without_a_callback",
+        "pool.apply_async(add, (1, 2))  # !",
+        mypy=("call-overload", 'No overload variant of "apply_async" of "Pool" matches'),
+        pyright=("reportCallIssue", 'Argument missing for parameter "b"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "apply_async_callback_of_the_wrong_type",
+        "pool.apply_async(add, args=(1, 2), callback=shout)  # !",
+        mypy=("misc", 'Cannot infer value of type parameter "R" of "apply_async"'),
+        pyright=("reportCallIssue", 'No overloads for "apply_async"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "map_async_callback_of_the_wrong_type",
+        "pool.map_async(square, [1], callback=shout)  # !",
+        mypy=(
+            "arg-type",
+            'Argument "callback" to "map_async" of "Pool" has incompatible type '
+            '"Callable[[str], str]"',
+        ),
+        pyright=("reportArgumentType", '"list[int]" is not assignable to "str"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "submit_argument_of_wrong_type",
+        'pool.submit(add, 1, "2")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 3 to "submit" of "Pool" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", 'cannot be assigned to parameter "b" of type "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "executor_submit_argument_of_wrong_type",
+        'PoolExecutor().submit(square, "x")  # !',
+        mypy=(
+            "arg-type",
+            'Argument 2 to "submit" of "PoolExecutor" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", 'cannot be assigned to parameter "x" of type "int"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "executor_result_used_as_str",
+        "word: str = PoolExecutor().submit(square, 1).result()  # !",
+        mypy=("assignment", 'expression has type "int", variable has type "str"'),
+        pyright=("reportAssignmentType", 'Type "int" is not assignable to declared type "str"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
+        "pool_processes_as_str",
+        'Pool(processes="2")  # !',
+        mypy=(
+            "arg-type",
+            'Argument "processes" to "Pool" has incompatible type "str"; expected "int | None"',
+        ),
+        pyright=("reportArgumentType", 'cannot be assigned to parameter "processes"'),
         prelude=POOL_PRELUDE,
     ),
     Rejected(
@@ -716,6 +783,28 @@ ACCEPTED = [
         for w in pool.imap_unordered(shout, ["b"]):
             w.upper()
         Pool(initializer=add, initargs=(1, 2))
+        """,
+        prelude=POOL_PRELUDE,
+    ),
+    Accepted(
+        "pool_in_the_stdlib_forms",
+        """\
+        def show(n: int) -> None: ...
+        def oops(e: BaseException) -> None: ...
+        Pool(processes=2)
+        a: int = pool.apply(add, args=(1, 2))
+        b: int = pool.apply(add, args=(1,), kwds={"b": 2})
+        c: int = pool.apply_async(add, (1, 2), callback=show).get()
+        d: int = pool.apply_async(add, (1, 2), error_callback=oops).get()
+        e: int = pool.apply_async(add, args=(1, 2), callback=show, error_callback=oops).get()
+        f: list[int] = pool.map_async(square, [1], callback=print, error_callback=oops).get()
+        g: int = pool.submit(add, 1, b=2).result(timeout=1)
+        pool.shutdown(wait=False, cancel_futures=True)
+        with PoolExecutor(max_workers=2, mp_context="spawn") as executor:
+            h: int = executor.submit(add, 1, 2).result()
+            for i in executor.map(add, [1], [2], timeout=1.0):
+                i.bit_length()
+            j: list[int] = executor.pool.map(square, [1])
         """,
         prelude=POOL_PRELUDE,
     ),

@@ -6,10 +6,11 @@ that must be rejected are in ``tests/test_typing.py``.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from typing import assert_type
 
-from channels import AsyncResult, Pool, open_channel
+from channels import AsyncResult, Pool, PoolExecutor, open_channel
 from channels._pool_results import ResultIterator
 
 
@@ -76,6 +77,46 @@ def pool_calls() -> None:
         # The whole channel stands for either half; variance applies as usual.
         assert_type(pool.stream(square, open_channel[bool](), open_channel[float]()), Future[None])
 
+        assert_type(pool.map(square, range(3), task_timeout=0.5), list[int])
+        assert_type(pool.imap(square, range(3), task_timeout=0.5), ResultIterator[int])
+
         assert_type(pool.close(), None)
         assert_type(pool.join(timeout=1.0), None)
         assert_type(pool.terminate(), None)
+
+
+def show(n: int) -> None: ...
+
+
+def show_all(ns: list[int]) -> None: ...
+
+
+def oops(exc: BaseException) -> None: ...
+
+
+def stdlib_forms() -> None:
+    assert_type(Pool(processes=4, task_timeout=10.0), Pool)
+    with Pool(processes=2) as pool:
+        assert_type(pool.apply(add, args=(1, 2)), int)
+        assert_type(pool.apply(label, args=(1,), kwds={"prefix": "n"}), str)
+        assert_type(pool.apply_async(add, (1, 2), callback=show), AsyncResult[int])
+        assert_type(pool.apply_async(add, (1, 2), error_callback=oops), AsyncResult[int])
+        assert_type(pool.apply_async(add, args=(1, 2)), AsyncResult[int])
+        assert_type(pool.apply_async(label, kwds={"n": 1}, callback=print), AsyncResult[str])
+        assert_type(pool.map_async(square, [1], callback=show_all), AsyncResult[list[int]])
+        assert_type(pool.starmap_async(add, [(1, 2)], error_callback=oops), AsyncResult[list[int]])
+        assert_type(pool.submit(add, 1, b=2), Future[int])
+        assert_type(pool.shutdown(wait=False, cancel_futures=True), None)
+
+
+def executor_calls() -> None:
+    with PoolExecutor(
+        max_workers=2, mp_context="spawn", initializer=setup, initargs=("w", 1)
+    ) as ex:
+        assert_type(ex, PoolExecutor)
+        executor: Executor = ex
+        assert_type(executor.submit(square, 2), Future[int])
+        assert_type(ex.submit(label, 1, prefix="n"), Future[str])
+        assert_type(ex.map(add, [1], [2], timeout=1.0, chunksize=4), Iterator[int])
+        assert_type(ex.pool, Pool)
+        assert_type(ex.shutdown(cancel_futures=True), None)

@@ -408,8 +408,8 @@ if TYPE_CHECKING:
         # Misuse that must not type-check (an unneeded ignore is itself an error):
         pool.map(f.square, ["a"])  # type: ignore[arg-type]
         pool.starmap(f.add, zip(range(3), ["a"], strict=True))  # type: ignore[arg-type]
-        pool.apply(f.add, 1)  # type: ignore[call-arg]
-        pool.apply(f.add, 1, "2")  # type: ignore[arg-type]
+        pool.apply(f.add, 1)  # type: ignore[call-overload]
+        pool.apply(f.add, 1, "2")  # type: ignore[call-overload]
         pool.apply_async(f.add, 1, c=2)  # type: ignore[call-arg]
         pool.apply(f.add, 1, 2).upper()  # type: ignore[attr-defined]
         Pool(initializer=f.init_set, initargs=(1,))  # type: ignore[arg-type]

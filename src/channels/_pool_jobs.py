@@ -232,9 +232,9 @@ class IterJob(Job):
     def readahead(self) -> int:
         """How many inputs may be read ahead of the results the caller took.
 
-        Room for two chunks on each worker (one running, one queued behind
-        it) and as many again waiting to be cut or taken, so that no worker
-        waits for the caller to read more input.
+        Room for the chunk each worker runs and a few more per worker
+        waiting to be cut or taken, so that no worker waits for the caller
+        to read more input.
         """
         return 4 * self.spec.workers * max(2, self.chunk_size())
 

@@ -27,7 +27,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
 
 from ..._config import (
     ContextSpec,
@@ -119,6 +119,9 @@ class _Local:
         self.recover = False
         self.sent_mark = b"0"
         self.bell_mark = b"0"
+        #: The channel's maxsize as the last take saw it (-1: no such channel yet).
+        self.maxsize = -1
+        self.want = 1
         self.down_since: float | None = None
         self.take_lock = threading.Lock()
         self.put_lock = threading.Lock()
@@ -340,6 +343,7 @@ class RedisCore:
         """
         local = self._here()
         with local.take_lock:
+            local.want = max_items
             if not local.receiving:
                 local.receiving = True
                 hold(self)
@@ -380,12 +384,13 @@ class RedisCore:
         if status == b"none":
             local.recover = False
             local.sent_mark, local.bell_mark = _bytes(reply[2]), _bytes(reply[3])
+            local.maxsize = _int(reply[4])
             return False
         pairs = [(_bytes(reply[i]), _bytes(reply[i + 1])) for i in range(2, len(reply), 2)]
         if status == b"again":
             local.recover = False
-            held = set(local.held)
-            local.backlog.extend(pair for pair in pairs if pair[0] not in held)
+            known = set(local.held) | {item_id for item_id, _ in local.backlog}
+            local.backlog.extend(pair for pair in pairs if pair[0] not in known)
             return True
         local.backlog.extend(pairs)
         return True
@@ -393,6 +398,9 @@ class RedisCore:
     def wait(self, deadline: float | None, for_put: bool) -> None:
         """Block until something may have changed, the deadline, or a short slice passes."""
         local = self._here()
+        if not for_put and local.maxsize == 0 and local.receiving:
+            self._read_blocking(local, deadline)
+            return
         block = int(remaining(deadline, self._slice) * 1000)
         if block <= 0:
             return
@@ -400,6 +408,41 @@ class RedisCore:
         streams: dict[str, bytes] = {} if for_put else {keys[2]: local.sent_mark + b"-0"}
         streams[keys[6]] = local.bell_mark + b"-0"
         self._run(lambda _: local.client.xread(streams, count=1, block=block), deadline)  # type: ignore[arg-type]
+
+    def _read_blocking(self, local: _Local, deadline: float | None) -> None:
+        """Wait for new items by taking them: one round trip from an item's arrival to here.
+
+        Only on unbounded channels: a take here does not ring the bell that senders
+        blocked on a full channel wait for. The end of the channel rings no item, so
+        the wait is kept short.
+        """
+        import redis  # noqa: PLC0415 (optional: imported only when used)
+
+        block = int(remaining(deadline, min(self._slice, 0.25)) * 1000)
+        if block <= 0:
+            return
+        keys = self.ref.keys
+
+        def read(attempt: int) -> object:
+            if attempt:
+                local.recover = True  # a lost reply may have handed us items
+            try:
+                return local.client.xreadgroup(
+                    "g", local.consumer, {keys[2]: ">"}, count=local.want, block=block
+                )
+            except redis.ResponseError:  # the channel was removed (ended and drained)
+                local.maxsize = -1
+                return None
+
+        with local.take_lock:
+            reply = _seq(self._run(read, deadline) or [])
+            if reply:
+                stream = _seq(reply[0])
+                for entry in _seq(stream[1]):
+                    item_id, fields = _seq(entry)
+                    data = cast("dict[object, object]", fields).get(b"d")
+                    if data is not None:
+                        local.backlog.append((_bytes(item_id), _bytes(data)))
 
     # -- joinable channels and statistics -------------------------------------------------
 
@@ -578,6 +621,8 @@ def _ms(seconds: float) -> int:
 
 
 def _seq(reply: object) -> list[object]:
+    if isinstance(reply, tuple):
+        return list(reply)  # pyright: ignore[reportUnknownArgumentType]
     if not isinstance(reply, list):
         _unexpected(reply)
     return reply  # pyright: ignore[reportUnknownVariableType]

@@ -3,7 +3,7 @@
 Every script gets the same keys, all under one hash tag so that a cluster keeps
 them on one node:
 
-``meta``      hash: maxsize, joinable, linger, sent, received, done, ended, broken, bell
+``meta``      hash: maxsize, joinable, linger, sent, done, ended, broken, bell
 ``handles``   hash: the open sender handles (token -> 1); the channel ends when it empties
 ``items``     stream of items, with the consumer group ``g`` that every receiver reads through
 ``sleases``   sorted set: ``TOKEN|SENDER`` -> when that sender's lease lapses (ms, server time)
@@ -55,6 +55,11 @@ local function finish()
   redis.call('SET', tomb, 'ended', 'EX', linger)
   redis.call('EXPIRE', bell, linger)
 end
+-- items that no receiver has taken yet: acknowledged ones are deleted, so the stream
+-- holds exactly those and the ones taken but not yet acknowledged
+local function waiting()
+  return redis.call('XLEN', items) - redis.call('XPENDING', items, 'g')[1]
+end
 local function ack(ids)
   if #ids == 0 then return 0 end
   local n = redis.call('XACK', items, 'g', unpack(ids))
@@ -78,7 +83,7 @@ if redis.call('EXISTS', meta) == 0 then
   local m = math.max(tonumber(ARGV[2]), 0)
   local j = math.max(tonumber(ARGV[3]), 0)
   redis.call('HSET', meta, 'maxsize', m, 'joinable', j, 'linger', ARGV[4], 'sent', 0,
-    'received', 0, 'done', 0, 'ended', 0, 'broken', 0, 'bell', 0)
+    'done', 0, 'ended', 0, 'broken', 0, 'bell', 0)
   redis.pcall('XGROUP', 'CREATE', items, 'g', '0', 'MKSTREAM')
 end
 local st = redis.call('HMGET', meta, 'maxsize', 'joinable', 'ended', 'broken')
@@ -101,9 +106,9 @@ return {0, m, j}
 PUT = (
     _PRELUDE
     + """
-local st = redis.call('HMGET', meta, 'maxsize', 'sent', 'received', 'broken', 'bell')
+local st = redis.call('HMGET', meta, 'maxsize', 'sent', 'broken', 'bell')
 if not st[2] or redis.call('HEXISTS', handles, ARGV[1]) == 0 then return {-1, 0} end
-if st[4] == '1' then return {-2, 0} end
+if st[3] == '1' then return {-2, 0} end
 local base = tonumber(ARGV[3])
 local n = #ARGV - 4
 local last = tonumber(redis.call('HGET', seqs, ARGV[2]) or '-1')
@@ -111,7 +116,7 @@ local skip = math.min(math.max(last - base + 1, 0), n)
 local room = n - skip
 local maxsize, sent = tonumber(st[1]), tonumber(st[2])
 if maxsize > 0 then
-  room = math.max(math.min(room, maxsize - (sent - tonumber(st[3]))), 0)
+  room = math.max(math.min(room, maxsize - waiting()), 0)
 end
 for i = 1, room do
   redis.call('XADD', items, string.format('%d-0', sent + i), 'd', ARGV[4 + skip + i])
@@ -121,24 +126,25 @@ if room > 0 then
   redis.call('HSET', seqs, ARGV[2], base + skip + room - 1)
 end
 redis.call('ZADD', sleases, now_ms() + tonumber(ARGV[4]), ARGV[2])
-return {skip + room, tonumber(st[5])}
+return {skip + room, tonumber(st[4])}
 """
 )
 
 #: ARGV: consumer, max items, lease (ms), recover (1/0), ids to acknowledge...
 #: Returns {status, joinable, ...}: 'items' or 'again' then id, data pairs (again: this
-#: receiver's own unacknowledged items, after a lost reply); 'none' then sent, bell;
+#: receiver's own unacknowledged items, after a lost reply); 'none' then sent, bell, maxsize
+#: (-1: no such channel yet);
 #: 'end'; 'broken'.
 TAKE = (
     _PRELUDE
     + """
-local st = redis.call('HMGET', meta, 'maxsize', 'sent', 'received', 'ended', 'broken', 'joinable')
+local st = redis.call('HMGET', meta, 'maxsize', 'sent', 'ended', 'broken', 'joinable')
 if not st[2] then
   if redis.call('EXISTS', tomb) == 1 then return {'end', 0} end
-  return {'none', 0, 0, 0}
+  return {'none', 0, 0, 0, -1}
 end
 local me, count, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local joinable = st[6] == '1'
+local joinable = st[5] == '1'
 local j = joinable and 1 or 0
 local now = now_ms()
 redis.call('ZADD', rleases, now + lease, me)
@@ -173,21 +179,20 @@ if ARGV[4] == '1' then
   local r = redis.call('XREADGROUP', 'GROUP', 'g', me, 'STREAMS', items, '0')
   if r and #r[1][2] > 0 then return pack('again', r[1][2]) end
 end
+local maxsize = tonumber(st[1])
+local full = maxsize > 0 and waiting() >= maxsize
 local r = redis.call('XREADGROUP', 'GROUP', 'g', me, 'COUNT', count, 'STREAMS', items, '>')
 if r and #r[1][2] > 0 then
-  local n = #r[1][2]
-  local maxsize, sent, received = tonumber(st[1]), tonumber(st[2]), tonumber(st[3])
-  redis.call('HSET', meta, 'received', received + n)
-  if maxsize > 0 and sent - received >= maxsize then ring() end
+  if full then ring() end
   return pack('items', r[1][2])
 end
-if st[4] == '1' then
+if st[3] == '1' then
   if redis.call('XLEN', items) == 0 then
     finish()
     return {'end', j}
   end
   if acked > 0 then ring() end
-elseif st[5] == '1' then
+elseif st[4] == '1' then
   return {'broken', j}
 elseif redis.call('HLEN', handles) > 0 and redis.call('ZCARD', sleases) > 0
     and redis.call('ZCOUNT', sleases, '(' .. now, '+inf') == 0 then
@@ -195,7 +200,7 @@ elseif redis.call('HLEN', handles) > 0 and redis.call('ZCARD', sleases) > 0
   ring()
   return {'broken', j}
 end
-return {'none', j, st[2], redis.call('HGET', meta, 'bell')}
+return {'none', j, st[2], redis.call('HGET', meta, 'bell'), maxsize}
 """
 )
 
@@ -283,10 +288,10 @@ STATS = (
 if redis.call('EXISTS', meta) == 0 then
   return {0, 0, 0, 0, redis.call('EXISTS', tomb), 0, 0, 0, 0, 0}
 end
-local st = redis.call('HMGET', meta, 'sent', 'received', 'done', 'ended', 'broken', 'joinable',
-  'bell')
-return {1, tonumber(st[1]), tonumber(st[2]), tonumber(st[3]), tonumber(st[4]), tonumber(st[5]),
-  tonumber(st[6]), redis.call('HLEN', handles),
-  redis.call('ZCOUNT', rleases, '(' .. now_ms(), '+inf'), tonumber(st[7])}
+local st = redis.call('HMGET', meta, 'sent', 'done', 'ended', 'broken', 'joinable', 'bell')
+return {1, tonumber(st[1]), tonumber(st[1]) - waiting(), tonumber(st[2]), tonumber(st[3]),
+  tonumber(st[4]),
+  tonumber(st[5]), redis.call('HLEN', handles),
+  redis.call('ZCOUNT', rleases, '(' .. now_ms(), '+inf'), tonumber(st[6])}
 """
 )

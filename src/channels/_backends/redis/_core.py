@@ -143,7 +143,7 @@ class RedisCore:
         max_message_size: int | None,
         joinable: bool | None = None,
     ) -> None:
-        self.ref = ref
+        self.ref: Ref = ref
         self._serializer = serializer
         self._limit = max_message_size
         self._joinable = joinable

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from channels._errors import ChannelTimeout, ConfigError, WorkerCrashed
+from channels._errors import ChannelTimeout, ConfigError, SerializationError, WorkerCrashed
 from channels._pool import Pool
 
 import pool_funcs as f
@@ -167,3 +167,16 @@ def test_bad_timeouts_are_config_errors(bad: object) -> None:
         pool.close()
         with pytest.raises(ConfigError, match="timeout"):
             pool.join(timeout=bad)  # type: ignore[arg-type]
+
+
+def test_timed_calls_keep_the_other_failure_modes() -> None:
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.fail_on, range(6), chunksize=6, task_timeout=WAIT)
+        assert [results.next(timeout=WAIT) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="bad input 3"):
+            results.next(timeout=WAIT)
+        with pytest.raises(SerializationError, match="cannot be pickled"):
+            pool.map(f.unpicklable_result, range(3), chunksize=3, task_timeout=WAIT)
+        with pytest.raises(WorkerCrashed, match="item 3"):
+            pool.map(f.exit_on, range(6), chunksize=6, task_timeout=WAIT, timeout=WAIT)
+        assert pool.map(f.square, range(6), task_timeout=WAIT, timeout=WAIT)[-1] == 25

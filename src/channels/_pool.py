@@ -82,6 +82,14 @@ class Pool:
     is waited for: a task that runs longer fails with ``ChannelTimeout`` and
     its worker is replaced; the call goes on as for any failing task.
 
+    Each worker holds one chunk at a time: no work waits behind a running
+    task while another worker is idle.
+
+    Code written for ``multiprocessing.Pool`` runs as it is: ``processes=``,
+    ``apply(fn, args=..., kwds=...)``, ``callback=`` and ``error_callback=``.
+    Code written for an executor finds ``submit`` and ``shutdown``; where a
+    real ``concurrent.futures.Executor`` is needed, use ``PoolExecutor``.
+
     Args:
         workers: how many worker processes; default ``os.cpu_count()``.
         processes: the stdlib's name for ``workers``.
@@ -97,7 +105,8 @@ class Pool:
             are retried), to bound leaks; None keeps workers for the pool's
             lifetime. ``stream`` workers are not counted.
         task_timeout: the longest any task may run, in seconds, unless a call
-            sets its own; None for no limit. ``stream`` is not limited.
+            sets its own; None for no limit. ``stream`` is not limited. A
+            limited call costs a message per task rather than per chunk.
     """
 
     def __init__(

@@ -476,7 +476,9 @@ class Engine:
                 f"{name} (item {index}) ran longer than its task_timeout of "
                 f"{chunk.job.spec.task_timeout} s; the pool replaced worker {pid}"
             )
-        last = chunk.start + chunk.count - 1
+        # A timed chunk reports each result: the item at its start is the one that ran.
+        timed = chunk.job.spec.task_timeout is not None
+        last = index if timed else chunk.start + chunk.count - 1
         items = f"item {index}" if last == index else f"items {index}-{last}"
         return WorkerCrashed(
             f"pool worker {pid} {exit_description(exitcode)} while running "

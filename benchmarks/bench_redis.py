@@ -1,6 +1,6 @@
 """The redis backend beside a hand-written redis-py Streams loop, in one run.
 
-Batched: the backend's ``try_put`` / ``try_take(100)`` against pipelined XADD of
+Batched: the backend's ``put`` / ``take(100)`` against pipelined XADD of
 100, XREADGROUP COUNT 100 and one XACK per batch. Unbatched: ``send`` / ``recv``
 against one XADD, one XREADGROUP COUNT 1 and one XACK per item. Both sides
 pickle their items, a producer process sends while this process receives, and
@@ -100,9 +100,9 @@ def _channel_produce(url: str, count: int, batch: int) -> None:
         for start in range(0, count, batch):
             data = [bytes(dumps(_item(i))) for i in range(start, min(start + batch, count))]
             while data:
-                data = data[core.try_put(token, data) :]
+                data = data[core.put(token, data, None) :]
                 if data:
-                    core.wait(None, for_put=True)
+                    core.wait(True, 0.25)
 
 
 def run_channel(url: str, count: int, batch: int) -> float:
@@ -118,11 +118,11 @@ def run_channel(url: str, count: int, batch: int) -> float:
         loads = core.serializer.loads
         while True:
             try:
-                items = core.try_take(batch)
+                items = core.take(batch, None)
             except channels.EndOfChannel:
                 break
             if not items:
-                core.wait(None, for_put=False)
+                core.wait(False, 0.25)
             for data in items:
                 loads(data)
             got += len(items)

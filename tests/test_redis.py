@@ -114,7 +114,7 @@ def test_maxsize_is_backpressure_and_nothing_is_trimmed(server: RedisServer) -> 
     name = unique("full")
     ch = channels.open_channel[int](server.url(name), maxsize=3)
     core = core_of(ch)
-    assert core.try_put(core_of(ch).first_token, [pickle.dumps(i) for i in range(5)]) == 3
+    assert core.put(core_of(ch).first_token, [pickle.dumps(i) for i in range(5)], None) == 3
     with pytest.raises(WouldBlock):
         ch.send_nowait(9)
     with pytest.raises(ChannelTimeout):
@@ -147,17 +147,17 @@ def test_batches_go_in_one_call_and_keep_their_order(server: RedisServer) -> Non
     core = core_of(ch)
     sent = 0
     while sent < 1000:
-        sent += core.try_put(core.first_token, [pickle.dumps(i) for i in range(sent, sent + 100)])
+        sent += core.put(core.first_token, [pickle.dumps(i) for i in range(sent, sent + 100)], None)
     got: list[int] = []
     while len(got) < 1000:
-        batch = core.try_take(100)
+        batch = core.take(100, None)
         assert 1 <= len(batch) <= 100
         got.extend(pickle.loads(b) for b in batch)
     assert got == list(range(1000))
-    assert core.try_take(100) == []
+    assert core.take(100, None) == []
     ch.close()
     with pytest.raises(EndOfChannel):
-        core.try_take(100)
+        core.take(100, None)
 
 
 def test_stats_count_what_happened(server: RedisServer) -> None:

@@ -1,29 +1,66 @@
 """The interface between the handles users hold and the transport that moves bytes.
 
-A *core* is one channel's shared state and transport. Handles (``_handles``)
-serialize items, turn timeouts into deadlines and keep the per-process state;
-a core moves opaque byte strings and keeps the books in a ``Ledger``. Each
-backend supplies a core; everything above it is written once.
+A *core* is one channel's shared state and transport. It only does what can be
+done now: put serialized items, take them, keep the books. Waiting is the
+handles' job (``_waiting``): one loop for blocking calls, one for asyncio and
+one for ``select``, all over the same two readiness hooks a core offers: a file
+descriptor that becomes readable when a retry may succeed (``ready_fd``), or,
+where the backend has none, a blocking ``wait`` with a timeout.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ._errors import ConfigError
 from ._serialize import Serializer
 
-__all__ = ["POLL_SLICE", "Core", "deadline_after", "remaining"]
+__all__ = ["POLL_SLICE", "ChannelStats", "Core", "deadline_after", "remaining"]
 
 #: How often a blocked call wakes to look for dead peers, in seconds. It bounds
 #: how long a crash can go unnoticed; idle wake-ups cost next to nothing.
 POLL_SLICE = 0.05
 
+#: A serialized item, as a core moves it.
+Data = bytes | memoryview
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """A snapshot of a channel, true at one moment (like ``Queue.qsize()``), alike on every backend.
+
+    Attributes:
+        waiting: items in the channel that no receiver has taken yet.
+        senders: open sender handles (the channel's own, clones, other openers).
+        receivers: processes known to receive from the channel.
+        sent: items sent so far.
+        received: items taken so far.
+        unfinished: items not yet marked done (0 unless the channel is joinable).
+        ended: whether every sender handle is closed.
+        broken: whether the channel broke (a peer died, a server went away).
+    """
+
+    waiting: int
+    senders: int
+    receivers: int
+    sent: int
+    received: int
+    unfinished: int
+    ended: bool
+    broken: bool
+
 
 class Core(Protocol):
-    """One channel's transport and books, shared by all its handles in a process."""
+    """One channel's transport and books, shared by all its handles in a process.
+
+    ``put`` and ``take`` never wait for room or items; their ``deadline`` bounds
+    only a brief internal wait (a lock another process holds for one item, a
+    server's answer). ``ChannelTimeout`` when it passes.
+    """
 
     @property
     def serializer(self) -> Serializer: ...
@@ -36,14 +73,29 @@ class Core(Protocol):
         """The token of the channel's own sender handle."""
         ...
 
-    def send(
-        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
-    ) -> None:
-        """Put one serialized item in the channel on behalf of handle ``token``."""
+    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
+        """Put as many of ``items`` as fit now, in order, for handle ``token``; return how many.
+
+        Raises ``ChannelClosed`` or ``ChannelBroken`` if none may be sent.
+        """
         ...
 
-    def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
-        """Take the next serialized item out of the channel."""
+    def take(self, max_items: int, deadline: float | None) -> list[Data]:
+        """Take up to ``max_items`` items that are ready now, oldest first; [] if none is.
+
+        Raises ``EndOfChannel`` or ``ChannelBroken`` once nothing is left and none can come.
+        """
+        ...
+
+    def ready_fd(self, sending: bool) -> int | None:
+        """A descriptor that turns readable when a retry of put (or take) may succeed, or None."""
+        ...
+
+    def wait(self, sending: bool, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds until a retry may succeed; may return early.
+
+        It also looks for dead peers, so a channel whose other side died breaks.
+        """
         ...
 
     def clone(self, token: int) -> int:
@@ -62,9 +114,17 @@ class Core(Protocol):
         """Forget this process as a receiver."""
         ...
 
+    def stats(self) -> ChannelStats:
+        """A snapshot of the channel's counts and state."""
+        ...
+
 
 def deadline_after(timeout: float | None) -> float | None:
-    """Turn a user's timeout into a ``time.monotonic()`` deadline, checking it."""
+    """Turn a user's timeout into a ``time.monotonic()`` deadline, checking it.
+
+    The one rule for every timeout the library takes: None waits for ever; a
+    number of seconds >= 0; anything else is a ``ConfigError``.
+    """
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, Generic, TypeVar, final, overload
 
 from typing_extensions import Unpack
 
+from ._core import ChannelStats
 from ._handles import Closing
 from ._open import ChannelOptions, open_channel
 from ._protocols import Channel, Receiver, Sender
@@ -45,6 +46,18 @@ class Endpoint(Closing, Generic[S_contra, R_co]):
         """Send ``item`` now, or raise ``WouldBlock``."""
         self._out.send_nowait(item)
 
+    def send_many(self, items: Iterable[S_contra], timeout: float | None = None) -> None:
+        """Send a batch to the other end."""
+        self._out.send_many(items, timeout)
+
+    async def asend(self, item: S_contra, timeout: float | None = None) -> None:
+        """``send`` for asyncio."""
+        await self._out.asend(item, timeout)
+
+    async def asend_many(self, items: Iterable[S_contra], timeout: float | None = None) -> None:
+        """``send_many`` for asyncio."""
+        await self._out.asend_many(items, timeout)
+
     def recv(self, timeout: float | None = None) -> R_co:
         """Receive the next item from the other end."""
         return self._inbox.recv(timeout)
@@ -52,6 +65,34 @@ class Endpoint(Closing, Generic[S_contra, R_co]):
     def recv_nowait(self) -> R_co:
         """Receive an item that is ready now, or raise ``WouldBlock``."""
         return self._inbox.recv_nowait()
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[R_co]:
+        """Receive a batch from the other end."""
+        return self._inbox.recv_many(max_items, timeout)
+
+    def recv_many_nowait(self, max_items: int) -> list[R_co]:
+        """Receive the ready items up to ``max_items``, or raise ``WouldBlock``."""
+        return self._inbox.recv_many_nowait(max_items)
+
+    async def arecv(self, timeout: float | None = None) -> R_co:
+        """``recv`` for asyncio."""
+        return await self._inbox.arecv(timeout)
+
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[R_co]:
+        """``recv_many`` for asyncio."""
+        return await self._inbox.arecv_many(max_items, timeout)
+
+    def __aiter__(self) -> AsyncIterator[R_co]:
+        """Yield what the other end sends until it closes."""
+        return aiter(self._inbox)
+
+    def fileno(self) -> int:
+        """The receiving side's descriptor (see ``Receiver.fileno``)."""
+        return self._inbox.fileno()
+
+    def stats(self) -> ChannelStats:
+        """The receiving side's channel counts."""
+        return self._inbox.stats()
 
     def request(self, item: S_contra, timeout: float | None = None) -> R_co:
         """Send ``item`` and wait for the next item back (one request, one response)."""

@@ -47,7 +47,19 @@ class EndOfChannel(ChannelError):
 
 
 class ChannelTimeout(ChannelError, TimeoutError):
-    """The timeout given to a blocking call passed before it could finish."""
+    """The timeout given to a blocking call passed before it could finish.
+
+    Attributes:
+        sent: for ``send_many``, how many items of the batch went before the
+            timeout (they are in the channel; the rest are not). 0 otherwise.
+    """
+
+    def __init__(self, message: str = "", *, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_timeout, (str(self), self.sent))
 
 
 class WouldBlock(ChannelError):
@@ -94,6 +106,10 @@ class WorkerCrashed(ChannelError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild_worker_crashed, (str(self), self.pid, self.exitcode))
+
+
+def _rebuild_timeout(message: str, sent: int) -> ChannelTimeout:
+    return ChannelTimeout(message, sent=sent)
 
 
 def _rebuild_worker_crashed(message: str, pid: int | None, exitcode: int | None) -> WorkerCrashed:

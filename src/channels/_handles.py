@@ -4,23 +4,51 @@ A sender handle is a token in the channel's ledger, so it is one object
 wherever it travels: a copy in a child process closes the same handle. A
 receiver's closed state belongs to its process. ``ChannelBase`` joins the two
 halves into the object ``open_channel`` returns.
+
+Every face (blocking, ``*_nowait``, batches, asyncio) is the same loop: try the
+core's non-blocking ``put`` or ``take``, and if it did nothing, pause
+(``_waiting``) and try again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
-from ._core import Core, deadline_after
-from ._errors import ChannelClosed, EndOfChannel, SerializationError
+from ._core import ChannelStats, Core, Data, deadline_after
+from ._errors import (
+    ChannelError,
+    ChannelTimeout,
+    ConfigError,
+    EndOfChannel,
+    SerializationError,
+    WouldBlock,
+)
+from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
 from ._serialize import PASS_THROUGH, describe, loads, serializer_name
+from ._waiting import apause, pause
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
 # Invariant here: the concrete classes both take and give T (variance lives on the protocols).
 T = TypeVar("T")
+
+#: How long a ``*_nowait`` call may wait for a lock another process holds for one item.
+NOWAIT_LOCK = 1.0
+
+
+def _nowait() -> float:
+    return time.monotonic() + NOWAIT_LOCK
+
+
+def _batch_size(max_items: object) -> int:
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+        raise ConfigError(f"max_items must be a whole number >= 1, not {max_items!r}")
+    return max_items
 
 
 class Closing:
@@ -35,6 +63,17 @@ class Closing:
         return self
 
     def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -62,14 +101,60 @@ class SenderHandle(Closing, Generic[T]):
             SerializationError: ``item`` cannot be serialized; nothing was sent.
             ChannelBroken: every receiver is gone while the channel is full.
         """
-        deadline = None if timeout is None else deadline_after(timeout)
-        self._core.send(self._token, self._encode(item), deadline, True)
+        data = [self._encode(item)]
+        deadline = deadline_after(timeout)
+        core, token = self._core, self._token
+        while not core.put(token, data, deadline):
+            pause(core, True, deadline)
 
     def send_nowait(self, item: T) -> None:
         """Put ``item`` in the channel now, or raise ``WouldBlock`` if it is full."""
-        self._core.send(self._token, self._encode(item), None, False)
+        data = [self._encode(item)]
+        try:
+            if not self._core.put(self._token, data, _nowait()):
+                full()
+        except ChannelTimeout as exc:
+            raise WouldBlock("another process holds the channel's lock") from exc
 
-    def _encode(self, item: T) -> bytes | memoryview:
+    def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
+        """Send every item of ``items``, in order, in as few transfers as the backend can.
+
+        The whole batch is serialized first: if any item cannot be, nothing is sent.
+        On a bounded channel it waits for room as ``send`` does; if ``timeout``
+        passes first, ``ChannelTimeout.sent`` says how many items went.
+        """
+        data = [self._encode(item) for item in items]
+        deadline = deadline_after(timeout)
+        core, token = self._core, self._token
+        sent = 0
+        while sent < len(data):
+            sent += core.put(token, data[sent:] if sent else data, deadline)
+            if sent < len(data):
+                pause(core, True, deadline, sent)
+
+    async def asend(self, item: T, timeout: float | None = None) -> None:
+        """``send`` for asyncio: waits without blocking the event loop.
+
+        Cancelled, it either sent the item or did not; the channel stays usable.
+        """
+        data = [self._encode(item)]
+        deadline = deadline_after(timeout)
+        core, token = self._core, self._token
+        while not core.put(token, data, deadline):
+            await apause(core, True, deadline)
+
+    async def asend_many(self, items: Iterable[T], timeout: float | None = None) -> None:
+        """``send_many`` for asyncio."""
+        data = [self._encode(item) for item in items]
+        deadline = deadline_after(timeout)
+        core, token = self._core, self._token
+        sent = 0
+        while sent < len(data):
+            sent += core.put(token, data[sent:] if sent else data, deadline)
+            if sent < len(data):
+                await apause(core, True, deadline, sent)
+
+    def _encode(self, item: T) -> Data:
         core = self._core
         serializer = core.serializer
         try:
@@ -102,6 +187,10 @@ class SenderHandle(Closing, Generic[T]):
         """Whether this handle has been closed, here or in any other process."""
         return not self._core.sender_open(self._token)
 
+    def stats(self) -> ChannelStats:
+        """A snapshot of the channel's counts (see ``ChannelStats``)."""
+        return self._core.stats()
+
     def __reduce__(self) -> tuple[object, ...]:
         return (SenderHandle, (self._core, self._token))
 
@@ -114,11 +203,14 @@ class SenderHandle(Closing, Generic[T]):
 class ReceiverHandle(Closing, Generic[T]):
     """The receiving half; ``Receiver[T]``. Closing it stops only this process's receiver."""
 
-    __slots__ = ("__weakref__", "_closed", "_core")
+    __slots__ = ("__weakref__", "_closed", "_core", "_held")
 
     def __init__(self, core: Core, closed: bool = False) -> None:
         self._core = core
         self._closed = closed
+        # Items taken out of the channel but not yet handed over (after an item of
+        # a batch failed to deserialize): they belong to this process now.
+        self._held: deque[Data] = deque()
 
     def recv(self, timeout: float | None = None) -> T:
         """Return the next item.
@@ -127,21 +219,105 @@ class ReceiverHandle(Closing, Generic[T]):
             EndOfChannel: every sender handle is closed and every item was received.
             ChannelTimeout: nothing arrived within ``timeout`` seconds.
             ChannelBroken: every process that sent on an open handle died without closing.
-            ChannelClosed: this receiver was closed.
+            ChannelClosed: this receiver was closed (also while waiting).
             SerializationError: the item could not be deserialized (it is consumed).
         """
-        if self._closed:
-            raise ChannelClosed("this receiver is closed")
-        core = self._core
-        deadline = None if timeout is None else deadline_after(timeout)
-        return cast(T, loads(core.serializer, core.recv(deadline, True)))
+        deadline = deadline_after(timeout)
+        while True:
+            got = self._take(1, deadline)
+            if got:
+                return got[0]
+            pause(self._core, False, deadline)
 
     def recv_nowait(self) -> T:
         """Return the next item if one is ready now, else raise ``WouldBlock``."""
+        got = self._take_now(1)
+        if not got:
+            nothing_ready()
+        return got[0]
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """Wait like ``recv`` for an item, then return every ready item up to ``max_items``."""
+        size = _batch_size(max_items)
+        deadline = deadline_after(timeout)
+        while True:
+            got = self._take(size, deadline)
+            if got:
+                return got
+            pause(self._core, False, deadline)
+
+    def recv_many_nowait(self, max_items: int) -> list[T]:
+        """Every ready item up to ``max_items``, or ``WouldBlock`` if none is ready."""
+        got = self._take_now(_batch_size(max_items))
+        if not got:
+            nothing_ready()
+        return got
+
+    async def arecv(self, timeout: float | None = None) -> T:
+        """``recv`` for asyncio. Cancelled, it returned no item and took none."""
+        deadline = deadline_after(timeout)
+        while True:
+            got = self._take(1, deadline)
+            if got:
+                return got[0]
+            await apause(self._core, False, deadline)
+
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """``recv_many`` for asyncio."""
+        size = _batch_size(max_items)
+        deadline = deadline_after(timeout)
+        while True:
+            got = self._take(size, deadline)
+            if got:
+                return got
+            await apause(self._core, False, deadline)
+
+    def _take_now(self, size: int) -> list[T]:
+        try:
+            return self._take(size, _nowait())
+        except ChannelTimeout as exc:
+            raise WouldBlock("another process holds the channel's lock") from exc
+
+    def _take(self, size: int, deadline: float | None) -> list[T]:
+        """Up to ``size`` items ready now, deserialized; [] if none is."""
         if self._closed:
-            raise ChannelClosed("this receiver is closed")
-        core = self._core
-        return cast(T, loads(core.serializer, core.recv(None, False)))
+            closed_receiver()
+        held = self._held
+        raw = [held.popleft() for _ in range(min(size, len(held)))]
+        if len(raw) < size:
+            try:
+                raw += self._core.take(size - len(raw), deadline)
+            except (EndOfChannel, ChannelError):
+                if not raw:
+                    raise
+        serializer = self._core.serializer
+        items: list[T] = []
+        for i, data in enumerate(raw):
+            try:
+                items.append(cast(T, loads(serializer, data)))
+            except SerializationError:
+                if not items:  # the failing item is consumed; the rest stay held
+                    held.extendleft(reversed(raw[i + 1 :]))
+                    raise
+                held.extendleft(reversed(raw[i:]))  # hand over the good ones first
+                break
+        return items
+
+    def fileno(self) -> int:
+        """A descriptor that turns readable when an item may be ready, for ``selectors``.
+
+        After it turns readable, call ``recv_nowait`` (which may still find
+        nothing: another receiver may have been faster). Backends that wait on a
+        server have no such descriptor and raise ``ChannelError``.
+        """
+        fd = self._core.ready_fd(False)
+        if fd is None:
+            raise ChannelError(f"a {self._core!r} channel has no descriptor to wait on")
+        return fd
+
+    def stats(self) -> ChannelStats:
+        """A snapshot of the channel's counts (see ``ChannelStats``)."""
+        return self._core.stats()
 
     def __iter__(self) -> Iterator[T]:
         """Yield items until the end of the channel."""
@@ -152,8 +328,23 @@ class ReceiverHandle(Closing, Generic[T]):
                 return
             yield item
 
+    def __aiter__(self) -> AsyncIterator[T]:
+        """Yield items to ``async for`` until the end of the channel."""
+        return self._aiterate()
+
+    async def _aiterate(self) -> AsyncIterator[T]:
+        while True:
+            try:
+                item = await self.arecv()
+            except EndOfChannel:
+                return
+            yield item
+
     def close(self) -> None:
-        """Stop this receiver in this process; other receivers go on."""
+        """Stop this receiver in this process; other receivers go on.
+
+        A ``recv`` waiting on it in another thread raises ``ChannelClosed``.
+        """
         if not self._closed:
             self._closed = True
             self._core.close_receiver()
@@ -211,6 +402,46 @@ class ChannelBase(Closing, Generic[T]):
     def recv_nowait(self) -> T:
         """Receive an item that is ready now or raise ``WouldBlock``."""
         return self._receiver.recv_nowait()
+
+    def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
+        """Send a batch through the channel's own handle (see ``Sender.send_many``)."""
+        self._sender.send_many(items, timeout)
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """Receive a batch (see ``Receiver.recv_many``)."""
+        return self._receiver.recv_many(max_items, timeout)
+
+    def recv_many_nowait(self, max_items: int) -> list[T]:
+        """Receive the ready items up to ``max_items`` or raise ``WouldBlock``."""
+        return self._receiver.recv_many_nowait(max_items)
+
+    async def asend(self, item: T, timeout: float | None = None) -> None:
+        """``send`` for asyncio."""
+        await self._sender.asend(item, timeout)
+
+    async def asend_many(self, items: Iterable[T], timeout: float | None = None) -> None:
+        """``send_many`` for asyncio."""
+        await self._sender.asend_many(items, timeout)
+
+    async def arecv(self, timeout: float | None = None) -> T:
+        """``recv`` for asyncio."""
+        return await self._receiver.arecv(timeout)
+
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """``recv_many`` for asyncio."""
+        return await self._receiver.arecv_many(max_items, timeout)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        """Yield items to ``async for`` until the end of the channel."""
+        return aiter(self._receiver)
+
+    def fileno(self) -> int:
+        """The receiver's descriptor (see ``Receiver.fileno``)."""
+        return self._receiver.fileno()
+
+    def stats(self) -> ChannelStats:
+        """A snapshot of the channel's counts (see ``ChannelStats``)."""
+        return self._receiver.stats()
 
     def __iter__(self) -> Iterator[T]:
         """Yield items until the end of the channel."""

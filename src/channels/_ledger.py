@@ -214,6 +214,15 @@ class Ledger:
             if w[i] == ident:
                 w[i] = w[i + 1] = w[i + 2] = 0
 
+    def receiver_count(self, alive: Liveness) -> int:
+        """How many processes noted as receivers are alive."""
+        w = self._w
+        return sum(
+            1
+            for i in range(_RECEIVERS, _RECEIVERS + PEER_SLOTS * _PEER_WORDS, _PEER_WORDS)
+            if w[i] and alive(w[i], w[i + 1])
+        )
+
     def senders_gone(self, alive: Liveness) -> bool:
         """True if some process sent on an open handle and every such process is dead."""
         return self._all_dead(_SENDERS, alive)

@@ -14,14 +14,13 @@ import contextlib
 import os
 import secrets
 import sys
-import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from ._config import (
     ContextSpec,
@@ -30,6 +29,7 @@ from ._config import (
     check_message_limit,
     resolve_context,
 )
+from ._core import ChannelStats, Data
 from ._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
 from ._liveness import me
 from ._manager_link import (
@@ -299,24 +299,40 @@ class ManagerCore:
     def first_token(self) -> int:
         return self.ref.first
 
-    def send(
-        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
-    ) -> None:
-        payload = bytes(data)  # a memoryview does not pickle
-        while True:  # each round waits at most one server window
-            timeout = _left(deadline)
-            args = (self.ref.cid, token, payload, timeout, block)
-            if self._call("send", args, _answer_within(timeout, block)):
-                return
+    # put and take never wait in the server, so their answers are due at once (the
+    # deadline, which bounds only brief waits, has nothing to bound here).
 
-    def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
+    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
+        payload = [bytes(data) for data in items]  # a memoryview does not pickle
+        answer = self._call("put", (self.ref.cid, token, payload), REPLY_GRACE)
+        return expect_int(answer, "put")
+
+    def take(self, max_items: int, deadline: float | None) -> list[Data]:
         self._receiving = me.pid
-        while True:
-            timeout = _left(deadline)
-            args = (self.ref.cid, timeout, block)
-            data = self._call("recv", args, _answer_within(timeout, block))
-            if isinstance(data, bytes):
-                return data
+        answer: object = self._call("take", (self.ref.cid, max_items), REPLY_GRACE)
+        kind = type(answer).__name__
+        items = cast("list[object]", answer) if isinstance(answer, list) else None
+        if items is None or not all(isinstance(item, bytes) for item in items):
+            raise ChannelBroken(f"the manager server answered take with {kind}")
+        return cast("list[Data]", items)
+
+    def ready_fd(self, sending: bool) -> int | None:
+        return None  # the server tells when to look again: see wait
+
+    def wait(self, sending: bool, timeout: float) -> None:
+        wait = min(max(0.0, timeout), WINDOW)
+        self._call("wait", (self.ref.cid, sending, wait), REPLY_GRACE + wait)
+
+    def stats(self) -> ChannelStats:
+        answer = self._call("stats", (self.ref.cid,), REPLY_GRACE)
+        numbers = cast("tuple[object, ...]", answer) if isinstance(answer, tuple) else ()
+        if len(numbers) != 7 or not all(isinstance(n, int) for n in numbers):
+            raise ChannelBroken(f"the manager server answered stats with {answer!r}")
+        counts = cast("tuple[int, ...]", numbers)
+        waiting, senders, receivers, sent, received, ended, broken = counts
+        return ChannelStats(
+            waiting, senders, receivers, sent, received, 0, bool(ended), bool(broken)
+        )
 
     def clone(self, token: int) -> int:
         return expect_int(self._call("clone", (self.ref.cid, token), REPLY_GRACE), "clone")
@@ -379,13 +395,3 @@ def _open_on(
     cid, token = expect_pair(answer, "open")
     return ChannelRef(where, nonce, cid, token, name, maxsize, source), link
 
-
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _answer_within(timeout: float | None, block: bool) -> float:
-    """How long the server may take to answer one call before it counts as gone."""
-    if not block:
-        return REPLY_GRACE
-    return REPLY_GRACE + (WINDOW if timeout is None else min(timeout, WINDOW))

@@ -98,8 +98,10 @@ class Hub:
         "hello",
         "attach",
         "open",
-        "send",
-        "recv",
+        "put",
+        "take",
+        "wait",
+        "stats",
         "clone",
         "close_sender",
         "sender_open",
@@ -174,23 +176,36 @@ class Hub:
             log.debug("opened %r", state)
             return cid, state.first
 
-    def send(self, cid: int, token: int, data: bytes, timeout: float | None, block: bool) -> bool:
-        """Put ``data`` in channel ``cid`` for handle ``token``; False: not yet, ask again."""
+    def put(self, cid: int, token: int, items: list[bytes]) -> int:
+        """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went."""
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, ChannelClosed("the channel has ended; this handle is closed"))
-        return state.send(_calling(), token, data, timeout, block)
+        return state.put(_calling(), token, items)
 
-    def recv(self, cid: int, timeout: float | None, block: bool) -> bytes | None:
-        """Take the next item of channel ``cid``; None: not yet, ask again."""
+    def take(self, cid: int, max_items: int) -> list[bytes]:
+        """Take up to ``max_items`` ready items of channel ``cid``."""
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, EndOfChannel("every sender closed and the channel is drained"))
         try:
-            return state.recv(_calling(), timeout, block)
+            return state.take(_calling(), max_items)
         finally:
             if state.finished:
                 self._retire(state)
+
+    def wait(self, cid: int, sending: bool, timeout: float) -> None:
+        """Wait until a put (or take) on channel ``cid`` may succeed, or ``timeout``."""
+        state = self._state(cid)
+        if state is not None:
+            state.wait(sending, timeout)
+
+    def stats(self, cid: int) -> tuple[int, ...]:
+        """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
+        state = self._state(cid)
+        if state is None:
+            return (0, 0, 0, 0, 0, 1, int(cid in self._broken))
+        return state.stats()
 
     def clone(self, cid: int, token: int) -> int:
         """Open another sender handle on channel ``cid``."""

@@ -4,12 +4,10 @@ The books are the shared ``Ledger``, over a plain array, with the calling
 process's session number (see ``_manager_server``) as its identity. Items are
 the serialized bytes the client made; the server never unpickles them.
 
-Each method runs in the server thread of the connection that called it. A
-blocked call wakes every ``POLL_SLICE`` (and whenever a client process goes
-away) to look for dead peers and to check that its own caller is still there,
-so an item is never handed to a client that hung up. It gives up after
-``WINDOW`` seconds with "not yet", and the client asks again: a live server
-always answers within a bounded time.
+Each method runs in the server thread of the connection that called it.
+``put`` and ``take`` never wait; ``wait`` does, waking every ``POLL_SLICE`` (and
+whenever a client process goes away) to look for dead peers, and answers within
+``WINDOW`` seconds at most, so a live server always answers in a bounded time.
 
 When every process that sent on an open handle has died, the channel breaks,
 as the shared ``Ledger`` decides for every backend: a process that only holds a
@@ -26,8 +24,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ._core import POLL_SLICE
-from ._errors import ChannelBroken, ChannelClosed, ChannelTimeout, EndOfChannel, WouldBlock
 from ._ledger import BROKEN, BROKEN_RECEIVERS_GONE, BROKEN_SENDERS_GONE, ENDED, WORDS, Ledger
+from ._policy import check_clonable, check_sendable, nothing_left
 
 __all__ = ["WINDOW", "Caller", "ChannelState"]
 
@@ -46,27 +44,6 @@ class Caller(Protocol):
     def gone(self) -> bool: ...
 
 
-class _Wait:
-    """When a blocked call gives up: at the caller's deadline, or at the end of its window."""
-
-    __slots__ = ("deadline", "window")
-
-    def __init__(self, timeout: float | None) -> None:
-        now = time.monotonic()
-        self.deadline = None if timeout is None else now + max(0.0, timeout)
-        self.window = now + WINDOW
-
-    def next(self, timed_out: str) -> float | None:
-        """Seconds to sleep now, or None once the window is over; at the deadline, time out."""
-        now = time.monotonic()
-        if self.deadline is not None and now >= self.deadline:
-            raise ChannelTimeout(timed_out)
-        if now >= self.window:
-            return None
-        cap = min(POLL_SLICE, self.window - now)
-        return cap if self.deadline is None else min(cap, self.deadline - now)
-
-
 class ChannelState:
     """One channel inside the server (see the module docstring)."""
 
@@ -83,6 +60,8 @@ class ChannelState:
         "name",
         "not_empty",
         "not_full",
+        "received",
+        "sent",
     )
 
     def __init__(
@@ -94,6 +73,8 @@ class ChannelState:
         self.ledger = Ledger(array("q", bytes(8 * WORDS)))
         self.first = self.ledger.initialise()
         self.items: deque[bytes] = deque()
+        self.sent = 0
+        self.received = 0
         self.lock = threading.Lock()
         self.not_empty = threading.Condition(self.lock)
         self.not_full = threading.Condition(self.lock)
@@ -106,65 +87,81 @@ class ChannelState:
         """Ended or broken, and drained: nothing can happen to it any more."""
         return bool(self.ledger.flags & _OVER) and not self.items
 
-    def send(
-        self, caller: Caller, token: int, data: bytes, timeout: float | None, block: bool
-    ) -> bool:
-        """Append ``data``; False if the window passed while the channel stayed full."""
-        wait = _Wait(timeout)
+    def put(self, caller: Caller, token: int, items: list[bytes]) -> int:
+        """Append as many of ``items`` as fit now; return how many."""
         ledger = self.ledger
         with self.lock:
-            while True:
-                if not ledger.is_open(token):
-                    raise ChannelClosed("this sender handle is closed")
-                if ledger.flags & BROKEN:
-                    raise ChannelBroken(ledger.broken_reason)
-                if not self.maxsize or len(self.items) < self.maxsize:
-                    if (caller.session, token) not in self._senders:
-                        ledger.note_sender(caller.session, 0, token, self._alive)
-                        self._senders.add((caller.session, token))
-                    self.items.append(data)
-                    self.not_empty.notify()
-                    return True
-                if not block:
-                    raise WouldBlock("the channel is full")
-                if ledger.receivers_gone(self._alive):
-                    ledger.mark_broken(BROKEN_RECEIVERS_GONE)
-                    continue
-                pause = wait.next("the channel stayed full until the timeout")
-                if pause is None:
-                    return False
-                self.not_full.wait(pause)
-                if caller.gone():
-                    raise ChannelBroken("the sending client hung up")
+            check_sendable(ledger, token)
+            if (caller.session, token) not in self._senders:
+                ledger.note_sender(caller.session, 0, token, self._alive)
+                self._senders.add((caller.session, token))
+            room = len(items) if not self.maxsize else self.maxsize - len(self.items)
+            taken = items[: max(0, room)]
+            self.items.extend(taken)
+            self.sent += len(taken)
+            if taken:
+                self.not_empty.notify_all()
+            return len(taken)
 
-    def recv(self, caller: Caller, timeout: float | None, block: bool) -> bytes | None:
-        """Take the next item; None if the window passed with nothing to take."""
-        wait = _Wait(timeout)
+    def take(self, caller: Caller, max_items: int) -> list[bytes]:
+        """Take up to ``max_items`` items now; [] if none is ready."""
         ledger = self.ledger
         with self.lock:
             if caller.session not in self._receivers:
                 ledger.note_receiver(caller.session, 0, self._alive)
                 self._receivers.add(caller.session)
-            while True:
-                if self.items:
-                    data = self.items.popleft()
-                    self.not_full.notify()
-                    return data
-                if ledger.flags & ENDED:
-                    raise EndOfChannel("every sender closed and the channel is drained")
-                if not ledger.flags & BROKEN and ledger.senders_gone(self._alive):
-                    ledger.mark_broken(BROKEN_SENDERS_GONE)
-                if ledger.flags & BROKEN:
-                    raise ChannelBroken(ledger.broken_reason)
-                if not block:
-                    raise WouldBlock("no item is ready")
-                pause = wait.next("no item arrived before the timeout")
-                if pause is None:
-                    return None
-                self.not_empty.wait(pause)
-                if caller.gone():
-                    self.not_empty.notify()  # pass a wake-up on: this caller takes nothing
-                    raise ChannelBroken("the receiving client hung up")
+            items = self.items
+            if items:
+                got = [items.popleft() for _ in range(min(max_items, len(items)))]
+                self.received += len(got)
+                self.not_full.notify_all()
+                return got
+            if not ledger.flags & _OVER and ledger.senders_gone(self._alive):
+                ledger.mark_broken(BROKEN_SENDERS_GONE)
+            nothing_left(ledger)
+            return []
+
+    def wait(self, sending: bool, timeout: float) -> None:
+        """Wait until a put (or a take) may succeed, at most ``timeout`` (and one window).
+
+        Every slice it looks for dead peers: a full channel whose receivers all
+        died breaks, and so does an empty one whose senders all died.
+        """
+        end = time.monotonic() + min(max(0.0, timeout), WINDOW)
+        ledger = self.ledger
+        with self.lock:
+            while not ledger.flags & _OVER:
+                if sending:
+                    if not self.maxsize or len(self.items) < self.maxsize:
+                        return
+                    if ledger.receivers_gone(self._alive):
+                        ledger.mark_broken(BROKEN_RECEIVERS_GONE)
+                        return
+                else:
+                    if self.items:
+                        return
+                    if ledger.senders_gone(self._alive):
+                        ledger.mark_broken(BROKEN_SENDERS_GONE)
+                        return
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                (self.not_full if sending else self.not_empty).wait(min(left, POLL_SLICE))
+
+    def stats(self) -> tuple[int, ...]:
+        """(waiting, senders, receivers, sent, received, ended, broken)."""
+        ledger = self.ledger
+        with self.lock:
+            flags = ledger.flags
+            return (
+                len(self.items),
+                ledger.open_handles,
+                ledger.receiver_count(self._alive),
+                self.sent,
+                self.received,
+                int(bool(flags & ENDED)),
+                int(bool(flags & BROKEN)),
+            )
 
     def open_handle(self) -> int:
         """A sender handle for a process that opens the channel by name; 0 if it is over."""
@@ -176,8 +173,7 @@ class ChannelState:
     def clone(self, token: int) -> int:
         """A new sender handle, if ``token`` is open."""
         with self.lock:
-            if not self.ledger.is_open(token):
-                raise ChannelClosed("cannot clone a closed sender handle")
+            check_clonable(self.ledger, token)
             return self.ledger.open_handle()
 
     def close_sender(self, token: int) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
-from typing import Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._core import ChannelStats
 
 __all__ = ["Channel", "Closable", "Receiver", "Sender"]
 
@@ -17,7 +20,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class Closable(Protocol):
-    """Something with ``close()`` that a ``with`` block closes on exit, also on an error."""
+    """Something with ``close()``, which ``with`` and ``async with`` call on exit."""
 
     def close(self) -> None: ...
 
@@ -30,6 +33,19 @@ class Closable(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def stats(self) -> ChannelStats:
+        """A snapshot of the channel's counts, alike on every backend."""
+        ...
+
 
 @runtime_checkable
 class Sender(Closable, Protocol[T_contra]):
@@ -41,6 +57,18 @@ class Sender(Closable, Protocol[T_contra]):
 
     def send_nowait(self, item: T_contra) -> None:
         """Put ``item`` in the channel, or raise ``WouldBlock`` if it is full."""
+        ...
+
+    def send_many(self, items: Iterable[T_contra], timeout: float | None = None) -> None:
+        """Send a batch, serialized whole first; ``ChannelTimeout.sent`` tells how many went."""
+        ...
+
+    async def asend(self, item: T_contra, timeout: float | None = None) -> None:
+        """``send`` for asyncio."""
+        ...
+
+    async def asend_many(self, items: Iterable[T_contra], timeout: float | None = None) -> None:
+        """``send_many`` for asyncio."""
         ...
 
     def clone(self) -> Sender[T_contra]:
@@ -57,8 +85,10 @@ class Sender(Closable, Protocol[T_contra]):
         ...
 
 
+# The lists the batch calls return are new and the caller's own, so reading them
+# covariantly is safe, although list itself is invariant.
 @runtime_checkable
-class Receiver(Closable, Protocol[T_co]):
+class Receiver(Closable, Protocol[T_co]):  # type: ignore[misc]
     """The receiving half: yields items until every sender has closed."""
 
     def recv(self, timeout: float | None = None) -> T_co:
@@ -69,8 +99,32 @@ class Receiver(Closable, Protocol[T_co]):
         """Return the next item if one is ready now, else raise ``WouldBlock``."""
         ...
 
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T_co]:
+        """Wait for an item, then return every ready item up to ``max_items``."""
+        ...
+
+    def recv_many_nowait(self, max_items: int) -> list[T_co]:
+        """Every ready item up to ``max_items``, or ``WouldBlock``."""
+        ...
+
+    async def arecv(self, timeout: float | None = None) -> T_co:
+        """``recv`` for asyncio."""
+        ...
+
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T_co]:
+        """``recv_many`` for asyncio."""
+        ...
+
     def __iter__(self) -> Iterator[T_co]:
         """Yield items until the end of the channel."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[T_co]:
+        """Yield items to ``async for`` until the end of the channel."""
+        ...
+
+    def fileno(self) -> int:
+        """A descriptor that turns readable when an item may be ready (``ChannelError`` if none)."""
         ...
 
     def close(self) -> None:

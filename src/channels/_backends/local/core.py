@@ -35,7 +35,7 @@ import select
 import struct
 import tempfile
 import weakref
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from multiprocessing import reduction
 from multiprocessing.context import get_spawning_popen
@@ -49,15 +49,8 @@ from ..._config import (
     check_message_limit,
     resolve_context,
 )
-from ..._core import deadline_after, remaining
-from ..._errors import (
-    ChannelBroken,
-    ChannelClosed,
-    ChannelError,
-    ChannelTimeout,
-    EndOfChannel,
-    WouldBlock,
-)
+from ..._core import POLL_SLICE, ChannelStats, Data
+from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, EndOfChannel
 from ..._ledger import (
     BROKEN,
     BROKEN_RECEIVERS_GONE,
@@ -69,6 +62,7 @@ from ..._ledger import (
     Ledger,
 )
 from ..._liveness import me, pid_alive
+from ..._policy import check_clonable, check_sendable, nothing_left
 from ..._robust import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from ..._serialize import Serializer, resolve_serializer
 from .overflow import WORDS as OVERFLOW_WORDS
@@ -98,8 +92,6 @@ _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
-#: How long a ``*_nowait`` call waits for a lock that another process holds for a moment.
-_NOWAIT_LOCK = 1.0
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -231,37 +223,9 @@ class LocalCore:
     def sender_open(self, token: int) -> bool:
         return self._ledger.is_open(token)
 
-    def send(
-        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
-    ) -> None:
-        lock_deadline = deadline if block else deadline_after(_NOWAIT_LOCK)
-        while not self.try_send(token, data, lock_deadline, block):
-            if not block:
-                raise WouldBlock("the channel is full")
-            wait = remaining(deadline)
-            if wait <= 0 and deadline is not None:
-                raise ChannelTimeout("the channel stayed full until the timeout")
-            if not self.wait_room(wait):
-                self._look_for_dead(receivers=True)
-
-    def recv(self, deadline: float | None, block: bool) -> bytes | memoryview:
-        lock_deadline = deadline if block else deadline_after(_NOWAIT_LOCK)
-        while True:
-            data = self.try_recv(lock_deadline, block)
-            if data is not None:
-                return data
-            if not block:
-                raise WouldBlock("no item is ready")
-            wait = remaining(deadline)
-            if wait <= 0 and deadline is not None:
-                raise ChannelTimeout("no item arrived before the timeout")
-            if not self.wait_readable(wait):
-                self._look_for_dead(receivers=False)
-
     def clone(self, token: int) -> int:
         with self._books():
-            if not self._ledger.is_open(token):
-                raise ChannelClosed("cannot clone a closed sender handle")
+            check_clonable(self._ledger, token)
             return self._ledger.open_handle()
 
     def close_sender(self, token: int) -> None:
@@ -277,39 +241,40 @@ class LocalCore:
                 self._ledger.forget_receiver(me.pid)
             self._receiving_pid = 0
 
-    # -- non-blocking steps and readiness --------------------------------------------
+    # -- the Core protocol: putting, taking, readiness --------------------------------
 
-    def try_send(
-        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool = True
-    ) -> bool:
-        """Put one item in the channel now; False if a bounded channel is full.
-
-        ``deadline`` bounds only the wait for the write lock, which writers hold
-        for one item at a time; past it, ``ChannelTimeout`` (``WouldBlock`` if not
-        ``block``).
-        """
-        self._take_lock(self._wlock, deadline, block)
+    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
+        """Put as many of ``items`` as fit now; the write lock is taken once for them all."""
+        self._take_lock(self._wlock, deadline)
         try:
             if _steps.step:
                 _steps.step("send:locked")
             self._check_sendable(token)
             words = self._words
             bound = self._settings.maxsize
-            if bound and words[_SENT] - words[_RECEIVED] >= bound:
-                return False
             if self._noted_pid != me.pid:
                 self._noted = set()
                 self._noted_pid = me.pid
             if token not in self._noted:
                 self._ledger.note_sender(me.pid, me.stamp, token, pid_alive)
                 self._noted.add(token)
-            self._put(data)
-            if _steps.step:
-                _steps.step("send:written")
-            words[_SENT] += 1
-            if _steps.step:
-                _steps.step("send:counted")
-            return True
+            done = 0
+            for data in items:
+                if bound and words[_SENT] - words[_RECEIVED] >= bound:
+                    break
+                try:
+                    self._put(data)
+                except ChannelError:
+                    if done:
+                        break  # what went is sent; the next put raises again
+                    raise
+                if _steps.step:
+                    _steps.step("send:written")
+                words[_SENT] += 1
+                if _steps.step:
+                    _steps.step("send:counted")
+                done += 1
+            return done
         finally:
             self._wlock.release()
 
@@ -334,52 +299,76 @@ class LocalCore:
                 "nothing was sent"
             ) from exc
 
-    def try_recv(self, deadline: float | None, block: bool = True) -> bytes | memoryview | None:
-        """Take the next item now, or None if none is ready.
-
-        Raises ``EndOfChannel`` or ``ChannelBroken`` once nothing is left to take.
-        ``deadline`` bounds only the wait for the read lock, as for ``try_send``.
-        """
+    def take(self, max_items: int, deadline: float | None) -> list[Data]:
+        """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != me.pid:
             self._note_receiver()
         words = self._words
-        data: bytes | memoryview | None = None
-        self._take_lock(self._rlock, deadline, block)
+        got: list[Data] = []
+        self._take_lock(self._rlock, deadline)
         try:
             if _steps.step:
                 _steps.step("recv:locked")
-            words[_TAKING] = words[_RECEIVED] + 1
-            if _steps.step:
-                _steps.step("recv:taking")
-            data = self._take()
-            if data is not None:
+            while len(got) < max_items:
+                words[_TAKING] = words[_RECEIVED] + 1
+                if _steps.step:
+                    _steps.step("recv:taking")
+                try:
+                    data = self._take()
+                except (EndOfChannel, ChannelBroken):
+                    if got:
+                        break
+                    raise
+                if data is None:
+                    break
                 if _steps.step:
                     _steps.step("recv:taken")
                 words[_RECEIVED] = words[_TAKING]
                 if _steps.step:
                     _steps.step("recv:counted")
+                got.append(data)
         finally:
             words[_TAKING] = 0
             self._rlock.release()
         bound = self._settings.maxsize
-        if data is not None and bound and words[_SENT] - words[_RECEIVED] == bound - 1:
-            self._room()  # it was full: wake a sender waiting for room
-        return data
+        if got and bound and words[_SENT] - words[_RECEIVED] + len(got) >= bound:
+            self._room()  # it was full: wake the senders waiting for room
+        return got
 
-    def wait_readable(self, timeout: float) -> bool:
-        """Wait until the pipe may hold an item (or the end), at most ``timeout`` seconds."""
-        return self._poll(self._rfd, timeout)
-
-    def wait_room(self, timeout: float) -> bool:
-        """Wait until a full channel may have room, at most ``timeout`` seconds."""
+    def ready_fd(self, sending: bool) -> int | None:
+        """The pipe for receivers; the room pipe for senders of a bounded channel."""
+        if not sending:
+            return self._rfd
         room = self._fds.room_reader
-        if room < 0:
-            return True
-        if not self._poll(room, timeout):
-            return False
-        with contextlib.suppress(BlockingIOError):
-            os.read(room, 1)
-        return True
+        return room if room >= 0 else None
+
+    def wait(self, sending: bool, timeout: float) -> None:
+        """Wait for the pipe (or the room pipe) up to one poll slice; after an idle
+        slice, look for dead peers."""
+        fd = self._rfd if not sending else self._fds.room_reader
+        if fd < 0:  # an unbounded channel always has room
+            return
+        if self._poll(fd, min(timeout, POLL_SLICE)):
+            if sending:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(fd, 1 << 16)
+            return
+        self._look_for_dead(receivers=sending)
+
+    def stats(self) -> ChannelStats:
+        words, ledger = self._words, self._ledger
+        sent, received = words[_SENT], words[_RECEIVED]
+        flags = ledger.flags
+        return ChannelStats(
+            waiting=max(0, sent - received),
+            senders=ledger.open_handles,
+            receivers=ledger.receiver_count(pid_alive),
+            sent=sent,
+            received=received,
+            unfinished=0,
+            ended=bool(flags & ENDED),
+            broken=bool(flags & BROKEN),
+        )
 
     def _poll(self, fd: int, timeout: float) -> bool:
         if self._pollers_pid != me.pid:
@@ -401,11 +390,7 @@ class LocalCore:
             os.write(self._wfd, _WAKE)
 
     def _check_sendable(self, token: int) -> None:
-        ledger = self._ledger
-        if not ledger.is_open(token):
-            raise ChannelClosed("this sender handle is closed")
-        if ledger.flags & BROKEN:
-            raise ChannelBroken(ledger.broken_reason)
+        check_sendable(self._ledger, token)
 
     # -- receiving -----------------------------------------------------------------
 
@@ -434,10 +419,7 @@ class LocalCore:
                 continue
             if overflow.pending():
                 continue  # the overflow filled after we looked: the pipe may hold older items
-            if flags & ENDED:
-                raise EndOfChannel("every sender closed and the channel is drained")
-            if flags & BROKEN:
-                raise ChannelBroken(ledger.broken_reason)
+            nothing_left(ledger)
             return None
 
     def _read_pipe(self) -> bytes | memoryview | None:
@@ -499,12 +481,10 @@ class LocalCore:
 
     # -- locks, and repairing after a holder died ------------------------------------
 
-    def _take_lock(self, lock: RobustMutex, deadline: float | None, block: bool = True) -> None:
+    def _take_lock(self, lock: RobustMutex, deadline: float | None) -> None:
         got = lock.acquire(deadline)
         if got is None:
-            if not block:
-                raise WouldBlock("another process holds the channel's lock")
-            raise ChannelTimeout("the channel stayed busy until the timeout")
+            raise ChannelTimeout("another process held the channel's lock until the timeout")
         if got == OWNER_DIED:
             self._recover(lock)
 

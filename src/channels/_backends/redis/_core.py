@@ -1,6 +1,6 @@
 """One redis channel as a process sees it: non-blocking steps, one readiness wait.
 
-``try_put`` and ``try_take`` are each one script call (see ``_scripts``);
+``put`` and ``take`` are each one script call (see ``_scripts``);
 ``wait`` blocks in the server until an item or the channel's bell arrives, or a
 short slice passes, so that lapsed leases are noticed. The blocking ``send`` and
 ``recv`` the handles call are loops over those three.
@@ -36,7 +36,7 @@ from ..._config import (
     check_message_limit,
     resolve_context,
 )
-from ..._core import remaining
+from ..._core import ChannelStats, Data, remaining
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,
@@ -45,7 +45,6 @@ from ..._errors import (
     ConfigError,
     EndOfChannel,
     ServerUnreachable,
-    WouldBlock,
 )
 from ..._liveness import me
 from ..._serialize import Serializer, resolve_serializer
@@ -57,7 +56,7 @@ if TYPE_CHECKING:
     import redis
     from redis.commands.core import Script
 
-__all__ = ["RedisCore", "Ref", "Stats"]
+__all__ = ["RedisCore", "Ref"]
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +65,6 @@ R = TypeVar("R")
 Arg = bytes | str | int | float
 
 _serials = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """A snapshot of one channel's numbers, true at one moment."""
-
-    waiting: int
-    senders: int
-    receivers: int
-    sent: int
-    received: int
-    unfinished: int
-    ended: bool
-    broken: bool
 
 
 @dataclass(frozen=True)
@@ -245,28 +230,6 @@ class RedisCore:
     def first_token(self) -> int:
         return self.ref.first
 
-    def send(
-        self, token: int, data: bytes | memoryview, deadline: float | None, block: bool
-    ) -> None:
-        items = [bytes(data)]
-        while not self.try_put(token, items, deadline if block else time.monotonic()):
-            if not block:
-                raise WouldBlock("the channel is full")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ChannelTimeout("the channel stayed full until the timeout passed")
-            self.wait(deadline, for_put=True)
-
-    def recv(self, deadline: float | None, block: bool) -> bytes:
-        while True:
-            got = self.try_take(1, deadline if block else time.monotonic())
-            if got:
-                return got[0]
-            if not block:
-                raise WouldBlock("no item is ready")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ChannelTimeout("no item arrived before the timeout passed")
-            self.wait(deadline, for_put=False)
-
     def clone(self, token: int) -> int:
         new = _new_token()
         if not self._call(lua.CLONE, [token, new], None):
@@ -313,14 +276,15 @@ class RedisCore:
 
     # -- non-blocking steps and the readiness wait ---------------------------------------
 
-    def try_put(self, token: int, items: Sequence[bytes], deadline: float | None = None) -> int:
+    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
         """Store as many of ``items`` (in order) as there is room for; return how many."""
+        payload = [bytes(data) for data in items]
         local = self._here()
         with local.put_lock:
             base = local.seqs.get(token, 0)
             member = f"{token}{local.member_suffix}"
             lease = _ms(self.ref.lease)
-            reply = _seq(self._call(lua.PUT, [token, member, base, lease, *items], deadline))
+            reply = _seq(self._call(lua.PUT, [token, member, base, lease, *payload], deadline))
             stored, bell = _int(reply[0]), reply[1]
             if stored == -1:
                 local.closed.add(token)
@@ -334,7 +298,7 @@ class RedisCore:
                 hold(self)
             return stored
 
-    def try_take(self, max_items: int, deadline: float | None = None) -> list[bytes]:
+    def take(self, max_items: int, deadline: float | None) -> list[Data]:
         """Take up to ``max_items`` ready items (none if nothing is ready).
 
         Raises:
@@ -350,7 +314,7 @@ class RedisCore:
             while not local.backlog:
                 if not self._take_round(local, max_items, deadline):
                     return []
-            batch: list[bytes] = []
+            batch: list[Data] = []
             while local.backlog and len(batch) < max_items:
                 item_id, data = local.backlog.popleft()
                 local.held.append(item_id)
@@ -395,8 +359,13 @@ class RedisCore:
         local.backlog.extend(pairs)
         return True
 
-    def wait(self, deadline: float | None, for_put: bool) -> None:
-        """Block until something may have changed, the deadline, or a short slice passes."""
+    def ready_fd(self, sending: bool) -> int | None:
+        return None  # the server tells when to look again: see wait
+
+    def wait(self, sending: bool, timeout: float) -> None:
+        """Block until something may have changed, ``timeout``, or a short slice passes."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        for_put = sending
         local = self._here()
         if not for_put and local.maxsize == 0 and local.receiving:
             self._read_blocking(local, deadline)
@@ -446,14 +415,14 @@ class RedisCore:
 
     # -- joinable channels and statistics -------------------------------------------------
 
-    def stats(self) -> Stats:
-        """The channel's numbers now (see ``Stats``)."""
+    def stats(self) -> ChannelStats:
+        """The channel's numbers now (see ``ChannelStats``)."""
         reply = [_int(x) for x in _seq(self._call(lua.STATS, [], None))]
         exists, sent, received, done, ended, broken, joinable, senders, receivers, bell = reply
         if exists:
             self._joinable = bool(joinable)
             self._here().bell_mark = str(bell).encode()
-        return Stats(
+        return ChannelStats(
             waiting=sent - received,
             senders=senders,
             receivers=receivers,
@@ -487,7 +456,7 @@ class RedisCore:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 raise ChannelTimeout(f"{stats.unfinished} item(s) were not done before the timeout")
-            self.wait(deadline, for_put=True)
+            self.wait(True, remaining(deadline, self._slice))
 
     # -- leases -----------------------------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""Which state of a channel raises which error, with which message: decided once.
+
+Every backend asks these functions, in whatever process holds its books (a
+client, or a manager server), so the same state gives the same error
+everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from ._errors import ChannelBroken, ChannelClosed, ChannelTimeout, EndOfChannel, WouldBlock
+from ._ledger import BROKEN, ENDED, Ledger
+
+__all__ = [
+    "check_clonable",
+    "check_sendable",
+    "closed_receiver",
+    "full",
+    "nothing_left",
+    "nothing_ready",
+    "timed_out",
+]
+
+
+def check_sendable(ledger: Ledger, token: int) -> None:
+    """Raise unless handle ``token`` may send now."""
+    if not ledger.is_open(token):
+        raise ChannelClosed("this sender handle is closed")
+    if ledger.flags & BROKEN:
+        raise ChannelBroken(ledger.broken_reason)
+
+
+def check_clonable(ledger: Ledger, token: int) -> None:
+    """Raise unless handle ``token`` is open, so it may be cloned."""
+    if not ledger.is_open(token):
+        raise ChannelClosed("cannot clone a closed sender handle")
+
+
+def nothing_left(ledger: Ledger) -> None:
+    """With no item to take: raise if none can come any more (the end, or a break)."""
+    flags = ledger.flags
+    if flags & ENDED:
+        raise EndOfChannel("every sender closed and the channel is drained")
+    if flags & BROKEN:
+        raise ChannelBroken(ledger.broken_reason)
+
+
+def full() -> NoReturn:
+    raise WouldBlock("the channel is full")
+
+
+def nothing_ready() -> NoReturn:
+    raise WouldBlock("no item is ready")
+
+
+def closed_receiver() -> NoReturn:
+    raise ChannelClosed("this receiver is closed")
+
+
+def timed_out(sending: bool, sent: int = 0) -> ChannelTimeout:
+    """The error for a deadline that passed while sending or receiving."""
+    if sending:
+        return ChannelTimeout("the channel stayed full until the timeout", sent=sent)
+    return ChannelTimeout("no item arrived before the timeout")

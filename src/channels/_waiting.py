@@ -1,0 +1,101 @@
+"""Waiting for a channel, written once: for blocking calls, for asyncio, and for ``select``.
+
+A core never waits for room or items (``_core.Core``). When a try finds
+nothing, the caller pauses here for one slice and tries again: the blocking
+face sleeps in the core's ``wait``; the asyncio face waits for the core's file
+descriptor with ``loop.add_reader`` (or, for a backend without one, runs the
+core's ``wait`` on a shared helper thread), so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+import weakref
+
+from ._core import POLL_SLICE, Core
+from ._policy import timed_out
+
+__all__ = ["WAIT_SLICE", "apause", "pause", "readable"]
+
+#: The longest one pause lasts, so a closed receiver or a signal is noticed soon.
+WAIT_SLICE = 0.25
+
+
+def _left(sending: bool, deadline: float | None, sent: int) -> float:
+    if deadline is None:
+        return WAIT_SLICE
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timed_out(sending, sent)
+    return min(left, WAIT_SLICE)
+
+
+def pause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:
+    """Wait one slice for a retry to be worth it; ``ChannelTimeout`` once the deadline passed."""
+    core.wait(sending, _left(sending, deadline, sent))
+
+
+async def apause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:
+    """``pause`` for asyncio: the event loop goes on meanwhile."""
+    left = _left(sending, deadline, sent)
+    fd = core.ready_fd(sending)
+    if fd is None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_helper(), core.wait, sending, left)
+        return
+    await readable(fd, min(left, POLL_SLICE))
+    core.wait(sending, 0)  # takes no time: clears the wake-up, looks for dead peers
+
+
+# One reader callback per descriptor and loop, shared by every task that waits on it.
+_waiters: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[int, list[asyncio.Future[None]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def readable(fd: int, timeout: float) -> bool:
+    """Wait until ``fd`` is readable, at most ``timeout`` seconds; whether it became so."""
+    loop = asyncio.get_running_loop()
+    by_fd = _waiters.setdefault(loop, {})
+    futures = by_fd.get(fd)
+    if futures is None:
+        futures = by_fd[fd] = []
+        loop.add_reader(fd, _wake, loop, fd)
+    future: asyncio.Future[None] = loop.create_future()
+    futures.append(future)
+    try:
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        return False
+    finally:
+        with contextlib.suppress(ValueError):
+            futures.remove(future)
+        if not futures and by_fd.get(fd) is futures:
+            del by_fd[fd]
+            loop.remove_reader(fd)
+    return True
+
+
+def _wake(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    futures = _waiters.get(loop, {}).pop(fd, [])
+    loop.remove_reader(fd)
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _helper() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that wait for backends with no descriptor (a server's answer)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="channels-wait")
+        return _pool

@@ -1,8 +1,8 @@
 """Typed channels between processes, over the IPC Python already has.
 
 ``open_channel[T](spec)`` returns a ``Channel[T]`` on the ``pipe``, ``queue``,
-``simplequeue`` or ``manager`` backend, with one meaning for send, receive,
-close and end of channel on all of them.
+``simplequeue``, ``manager`` or ``redis`` backend, with one meaning for send,
+receive, close and end of channel on all of them, from sync and asyncio code.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +12,7 @@ from ._backends.pipe import PipeChannel as PipeChannel
 from ._backends.queue import QueueChannel as QueueChannel
 from ._backends.redis import RedisChannel as RedisChannel
 from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
+from ._core import ChannelStats as ChannelStats
 from ._duplex import Endpoint as Endpoint
 from ._duplex import duplex as duplex
 from ._errors import AuthkeyMissing as AuthkeyMissing
@@ -45,6 +46,8 @@ from ._registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from ._registry import Features as Features
 from ._registry import backends as backends
 from ._registry import register_backend as register_backend
+from ._select import aselect as aselect
+from ._select import select as select
 from ._serialize import Serializer as Serializer
 
 try:
@@ -64,6 +67,7 @@ __all__ = [
     "ChannelManager",
     "ChannelOpener",
     "ChannelOptions",
+    "ChannelStats",
     "ChannelTimeout",
     "ConfigError",
     "EndOfChannel",
@@ -87,10 +91,12 @@ __all__ = [
     "WorkerCrashed",
     "WouldBlock",
     "__version__",
+    "aselect",
     "backends",
     "duplex",
     "open_channel",
     "open_receiver",
     "open_sender",
     "register_backend",
+    "select",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 import time
 import weakref
@@ -99,3 +100,13 @@ def _helper() -> concurrent.futures.ThreadPoolExecutor:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="channels-wait")
         return _pool
+
+
+def _forget_helper() -> None:
+    """In a forked child: the parent's threads did not come along, so start afresh."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_helper)

@@ -78,6 +78,70 @@ class Accepted:
 
 
 REJECTED = [
+    # -- batches, asyncio and select ------------------------------------------------
+    Rejected(
+        "send_many_strs_into_int_channel",
+        'ch.send_many(["3"])  # !',
+        mypy=("list-item", 'List item 0 has incompatible type "str"; expected "int"'),
+        pyright=("reportArgumentType", 'cannot be assigned to parameter "items"'),
+    ),
+    Rejected(
+        "recv_many_into_list_of_str",
+        "batch: list[str] = ch.recv_many(10)  # !",
+        mypy=("assignment", 'expression has type "list[int]", variable has type "list[str]"'),
+        pyright=("reportAssignmentType", '"list[int]" is not assignable to "list[str]"'),
+    ),
+    Rejected(
+        "asend_str_into_int_sender",
+        """\
+        async def main() -> None:
+            await ch.sender.asend("3")  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument 1 to "asend" of "Sender" has incompatible type "str"; expected "int"',
+        ),
+        pyright=("reportArgumentType", '"Literal[\'3\']" is not assignable to "int"'),
+    ),
+    Rejected(
+        "arecv_into_str",
+        """\
+        async def main() -> None:
+            item: str = await ch.receiver.arecv()  # !
+        """,
+        mypy=("assignment", 'expression has type "int", variable has type "str"'),
+        pyright=("reportAssignmentType", '"int" is not assignable to "str"'),
+    ),
+    Rejected(
+        "async_for_item_is_the_item_type",
+        """\
+        async def main() -> None:
+            async for item in ch.receiver:
+                item.upper()  # !
+        """,
+        mypy=("attr-defined", '"int" has no attribute "upper"'),
+        pyright=("reportAttributeAccessIssue", 'Cannot access attribute "upper" for class "int"'),
+    ),
+    Rejected(
+        "select_gives_the_union",
+        """\
+        from channels import select
+        words = open_channel[str]("queue")
+        _, got = select(ch.receiver, words.receiver)
+        x: int = got  # !
+        """,
+        mypy=("assignment", 'expression has type "int | str", variable has type "int"'),
+        pyright=("reportAssignmentType", '"str" is not assignable to "int"'),
+    ),
+    Rejected(
+        "select_takes_receivers_only",
+        """\
+        from channels import select
+        select(ch.sender)  # !
+        """,
+        mypy=("call-overload", "No overload variant"),
+        pyright=("reportCallIssue", "No overloads"),
+    ),
     # -- items of the wrong type --------------------------------------------------
     Rejected(
         "send_str_into_int_channel",
@@ -706,6 +770,31 @@ REJECTED = [
 ]
 
 ACCEPTED = [
+    Accepted(
+        "batches_asyncio_select_and_stats",
+        """\
+        from channels import ChannelStats, aselect, select
+        words = open_channel[str]("queue")
+        ch.send_many([1, 2, 3])
+        from collections.abc import Sequence
+        _batch: list[int] = ch.recv_many(10, timeout=1.0)
+        _more: Sequence[int] = ch.receiver.recv_many_nowait(10)
+        _either: int | str = select(ch, words, timeout=1.0)[1]
+        _stats: ChannelStats = ch.stats()
+        _fd: int = ch.receiver.fileno()
+
+        async def main() -> None:
+            await ch.asend(1)
+            await ch.sender.asend_many([2, 3])
+            _x: int = await ch.arecv()
+            _y: list[int] = await ch.arecv_many(5)
+            async with ch.sender:
+                pass
+            async for item in ch:
+                item.bit_length()
+            _z: int | str = (await aselect(ch.receiver, words.receiver))[1]
+        """,
+    ),
     Accepted(
         "items_of_the_channel_type",
         """\

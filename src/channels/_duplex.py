@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, final, overload
 
 from typing_extensions import Unpack
@@ -66,11 +66,11 @@ class Endpoint(Closing, Generic[S_contra, R_co]):
         """Receive an item that is ready now, or raise ``WouldBlock``."""
         return self._inbox.recv_nowait()
 
-    def recv_many(self, max_items: int, timeout: float | None = None) -> list[R_co]:
+    def recv_many(self, max_items: int, timeout: float | None = None) -> Sequence[R_co]:
         """Receive a batch from the other end."""
         return self._inbox.recv_many(max_items, timeout)
 
-    def recv_many_nowait(self, max_items: int) -> list[R_co]:
+    def recv_many_nowait(self, max_items: int) -> Sequence[R_co]:
         """Receive the ready items up to ``max_items``, or raise ``WouldBlock``."""
         return self._inbox.recv_many_nowait(max_items)
 
@@ -78,7 +78,7 @@ class Endpoint(Closing, Generic[S_contra, R_co]):
         """``recv`` for asyncio."""
         return await self._inbox.arecv(timeout)
 
-    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[R_co]:
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> Sequence[R_co]:
         """``recv_many`` for asyncio."""
         return await self._inbox.arecv_many(max_items, timeout)
 

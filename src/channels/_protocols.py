@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
@@ -85,10 +85,8 @@ class Sender(Closable, Protocol[T_contra]):
         ...
 
 
-# The lists the batch calls return are new and the caller's own, so reading them
-# covariantly is safe, although list itself is invariant.
 @runtime_checkable
-class Receiver(Closable, Protocol[T_co]):  # type: ignore[misc]
+class Receiver(Closable, Protocol[T_co]):
     """The receiving half: yields items until every sender has closed."""
 
     def recv(self, timeout: float | None = None) -> T_co:
@@ -99,11 +97,13 @@ class Receiver(Closable, Protocol[T_co]):  # type: ignore[misc]
         """Return the next item if one is ready now, else raise ``WouldBlock``."""
         ...
 
-    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T_co]:
+    # Batches are lists; a Receiver promises a Sequence, so it stays covariant
+    # (a Channel[T], invariant, promises the list).
+    def recv_many(self, max_items: int, timeout: float | None = None) -> Sequence[T_co]:
         """Wait for an item, then return every ready item up to ``max_items``."""
         ...
 
-    def recv_many_nowait(self, max_items: int) -> list[T_co]:
+    def recv_many_nowait(self, max_items: int) -> Sequence[T_co]:
         """Every ready item up to ``max_items``, or ``WouldBlock``."""
         ...
 
@@ -111,7 +111,7 @@ class Receiver(Closable, Protocol[T_co]):  # type: ignore[misc]
         """``recv`` for asyncio."""
         ...
 
-    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T_co]:
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> Sequence[T_co]:
         """``recv_many`` for asyncio."""
         ...
 
@@ -149,4 +149,16 @@ class Channel(Sender[T], Receiver[T], Protocol[T]):
     @property
     def receiver(self) -> Receiver[T]:
         """The channel's receiver."""
+        ...
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """Wait for an item, then return every ready item up to ``max_items``, as a list."""
+        ...
+
+    def recv_many_nowait(self, max_items: int) -> list[T]:
+        """Every ready item up to ``max_items``, as a list, or ``WouldBlock``."""
+        ...
+
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """``recv_many`` for asyncio."""
         ...

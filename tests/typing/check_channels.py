@@ -7,12 +7,14 @@ are promised. The misuses that must be rejected are in ``tests/test_typing.py``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_type
 
 from channels import (
     Channel,
     ChannelManager,
+    ChannelStats,
     Endpoint,
     ManagerChannel,
     PipeChannel,
@@ -20,8 +22,10 @@ from channels import (
     Receiver,
     Sender,
     SimpleQueueChannel,
+    aselect,
     duplex,
     open_channel,
+    select,
 )
 
 
@@ -209,3 +213,35 @@ def two_way() -> None:
 def relay(end: Endpoint[bool, int]) -> None:
     assert_type(end.recv(), int)
     assert_type(end.send(True), None)
+
+
+# -- batches, asyncio, select, stats ------------------------------------------------
+
+
+def batches_and_stats(ch: Channel[int], rx: Receiver[int], tx: Sender[int]) -> None:
+    assert_type(ch.recv_many(10), list[int])
+    assert_type(ch.recv_many_nowait(10), list[int])
+    assert_type(rx.recv_many(10, timeout=1.0), Sequence[int])
+    assert_type(tx.send_many([1, 2]), None)
+    assert_type(ch.stats(), ChannelStats)
+    assert_type(rx.stats().waiting, int)
+    assert_type(rx.fileno(), int)
+
+
+async def asyncio_faces(ch: Channel[int], rx: Receiver[bool], words: Receiver[str]) -> None:
+    assert_type(await ch.arecv(), int)
+    assert_type(await ch.arecv_many(5), list[int])
+    assert_type(await rx.arecv(timeout=1.0), bool)
+    assert_type(aiter(rx), AsyncIterator[bool])
+    assert_type(await ch.asend(1), None)
+    assert_type(await ch.sender.asend_many([1]), None)
+    async with ch.sender as tx:
+        assert_type(tx, Sender[int])
+    assert_type((await aselect(rx, words))[1], bool | str)
+
+
+def selecting(a: Receiver[int], b: Receiver[str], c: Receiver[bytes]) -> None:
+    assert_type(select(a), tuple[Receiver[int], int])
+    assert_type(select(a, b)[1], int | str)
+    assert_type(select(a, b, c, timeout=1.0)[1], int | str | bytes)
+    assert_type(select(*[a, a, a, a, a])[1], int)

@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.pool import Pool as StdlibPool
 
-from channels._pool import Pool
+from channels import Pool
 
 
 def trivial(x: int) -> int:

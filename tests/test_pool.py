@@ -16,8 +16,8 @@ import pytest
 
 from channels._errors import ChannelClosed, ChannelError, ChannelTimeout, ConfigError
 from channels._pool import AsyncResult, Pool, ResultIterator
-from channels._pool_jobs import BatchJob, CallSpec, IterJob
-from channels._pool_workers import frame
+from channels._pool.jobs import BatchJob, CallSpec, IterJob
+from channels._pool.worker_handles import frame
 
 import pool_funcs as f
 from support import WAIT, pid_alive

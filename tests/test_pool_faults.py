@@ -17,7 +17,7 @@ import pytest
 import channels
 from channels._errors import ChannelClosed, ChannelError, SerializationError, WorkerCrashed
 from channels._pool import Pool
-from channels._pool_remote import RemoteTraceback
+from channels._pool.remote_errors import RemoteTraceback
 
 import pool_funcs as f
 from support import METHODS, WAIT, pid_alive

@@ -11,7 +11,7 @@ import pytest
 import channels
 from channels._errors import ChannelClosed, EndOfChannel, WorkerCrashed
 from channels._pool import Pool
-from channels._pool_remote import RemoteTraceback
+from channels._pool.remote_errors import RemoteTraceback
 
 import pool_funcs as f
 from support import METHODS, WAIT

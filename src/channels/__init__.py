@@ -37,8 +37,8 @@ from ._open import open_receiver as open_receiver
 from ._open import open_sender as open_sender
 from ._pool import AsyncResult as AsyncResult
 from ._pool import Pool as Pool
+from ._pool import PoolExecutor as PoolExecutor
 from ._pool import ResultIterator as ResultIterator
-from ._pool_executor import PoolExecutor as PoolExecutor
 from ._protocols import Channel as Channel
 from ._protocols import Receiver as Receiver
 from ._protocols import Sender as Sender

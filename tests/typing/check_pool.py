@@ -11,7 +11,7 @@ from concurrent.futures import Executor, Future
 from typing import assert_type
 
 from channels import AsyncResult, Pool, PoolExecutor, open_channel
-from channels._pool_results import ResultIterator
+from channels._pool.results import ResultIterator
 
 
 def square(x: int) -> int:

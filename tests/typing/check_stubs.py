@@ -12,7 +12,7 @@ from typing import NoReturn, assert_type
 
 from tqdm.auto import tqdm
 
-from channels._pool_progress import _BarFactory  # pyright: ignore[reportPrivateUsage]
+from channels._pool.progress import _BarFactory  # pyright: ignore[reportPrivateUsage]
 
 
 def progress_bar() -> None:

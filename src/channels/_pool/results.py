@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Generic, TypeVar, cast, final
 
-from ._core import deadline_after
-from ._errors import ChannelTimeout
-from ._pool_engine import Engine
-from ._pool_jobs import BatchJob, IterJob
-from ._pool_progress import Progress
+from .._core import deadline_after
+from .._errors import ChannelTimeout
+from .dispatcher import Engine
+from .jobs import BatchJob, IterJob
+from .progress import Progress
 
 __all__ = ["AsyncResult", "ResultIterator", "wait_batch"]
 

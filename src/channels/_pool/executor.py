@@ -20,9 +20,9 @@ from typing import TypeVar, cast, final
 
 from typing_extensions import ParamSpec, TypeVarTuple
 
-from ._core import deadline_after
-from ._pool import Pool
-from ._pool_results import ResultIterator
+from .._core import deadline_after
+from .pool import Pool
+from .results import ResultIterator
 
 __all__ = ["PoolExecutor"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 import traceback
 
-from ._errors import SerializationError
+from .._errors import SerializationError
 
 __all__ = ["RemoteTraceback", "describe", "dumps", "pack_exception", "unpack_exception"]
 

@@ -28,7 +28,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from typing import final
 
-from ._errors import (
+from .._errors import (
     ChannelClosed,
     ChannelError,
     ChannelTimeout,
@@ -36,7 +36,8 @@ from ._errors import (
     SerializationError,
     WorkerCrashed,
 )
-from ._pool_process import (
+from .._protocols import Receiver, Sender
+from .processes import (
     exit_description,
     ignore_sigint,
     sigint_blocked,
@@ -44,8 +45,7 @@ from ._pool_process import (
     starting_processes,
     terminate_at_exit,
 )
-from ._pool_remote import describe, dumps, pack_exception, unpack_exception
-from ._protocols import Receiver, Sender
+from .remote_errors import describe, dumps, pack_exception, unpack_exception
 
 __all__ = ["StreamRun", "StreamSpec"]
 

@@ -30,11 +30,11 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import final
 
-from ._errors import SerializationError
-from ._pool_jobs import CallSpec, Job
-from ._pool_process import start_process, starting_processes
-from ._pool_remote import describe, dumps
-from ._pool_worker import worker_main
+from .._errors import SerializationError
+from .jobs import CallSpec, Job
+from .processes import start_process, starting_processes
+from .remote_errors import describe, dumps
+from .worker_loop import worker_main
 
 __all__ = ["Chunk", "Watch", "WorkerHandle", "frame", "pack", "start_worker", "stop_workers"]
 

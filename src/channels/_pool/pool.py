@@ -21,17 +21,17 @@ from typing import Self, TypeVar, cast, final, overload
 
 from typing_extensions import ParamSpec, TypeVarTuple
 
-from ._core import deadline_after
-from ._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationError
-from ._pool_engine import Engine
-from ._pool_jobs import BatchJob, CallSpec, IterJob
-from ._pool_process import resolve_context
-from ._pool_progress import ProgressCallback, make_progress
-from ._pool_remote import describe, dumps
-from ._pool_results import AsyncResult, ResultIterator, wait_batch
-from ._pool_stream import StreamRun, StreamSpec
-from ._pool_worker import APPLY, CALL, STAR
-from ._protocols import Receiver, Sender
+from .._core import deadline_after
+from .._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationError
+from .._protocols import Receiver, Sender
+from .dispatcher import Engine
+from .jobs import BatchJob, CallSpec, IterJob
+from .processes import resolve_context
+from .progress import ProgressCallback, make_progress
+from .remote_errors import describe, dumps
+from .results import AsyncResult, ResultIterator, wait_batch
+from .stream import StreamRun, StreamSpec
+from .worker_loop import APPLY, CALL, STAR
 
 __all__ = ["AsyncResult", "Pool", "ProgressCallback", "ResultIterator"]
 

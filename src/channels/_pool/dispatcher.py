@@ -1,6 +1,6 @@
 """The pool's dispatcher: one thread that feeds chunks to workers and sees them die.
 
-Each worker has its own task pipe and result pipe (see ``_pool_workers``). The
+Each worker has its own task pipe and result pipe (see ``worker_handles``). The
 dispatcher thread waits in one selector on every result pipe, every worker's
 process sentinel, the task pipes it still has bytes for, and a wake-up pipe
 that other threads write to when they submit work. A sentinel that fires while
@@ -40,12 +40,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 
-from ._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
-from ._pool_jobs import IterJob, Job
-from ._pool_process import exit_description, sigint_blocked, terminate_at_exit
-from ._pool_remote import unpack_exception
-from ._pool_worker import DONE, INIT_FAILED, PART, READY
-from ._pool_workers import Chunk, Watch, WorkerHandle, pack, start_worker, stop_workers
+from .._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
+from .jobs import IterJob, Job
+from .processes import exit_description, sigint_blocked, terminate_at_exit
+from .remote_errors import unpack_exception
+from .worker_handles import Chunk, Watch, WorkerHandle, pack, start_worker, stop_workers
+from .worker_loop import DONE, INIT_FAILED, PART, READY
 
 __all__ = ["Engine"]
 

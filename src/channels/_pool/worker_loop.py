@@ -29,9 +29,9 @@ from itertools import starmap
 from multiprocessing.connection import Connection
 from typing import cast
 
-from ._errors import SerializationError
-from ._pool_process import ignore_sigint
-from ._pool_remote import describe, dumps, pack_exception
+from .._errors import SerializationError
+from .processes import ignore_sigint
+from .remote_errors import describe, dumps, pack_exception
 
 __all__ = ["APPLY", "CALL", "DONE", "INIT_FAILED", "PART", "READY", "STAR", "worker_main"]
 

@@ -30,7 +30,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
-from ._config import resolve_context as _resolve_context
+from .._config import resolve_context as _resolve_context
 
 __all__ = [
     "exit_description",

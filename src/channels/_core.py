@@ -118,6 +118,21 @@ class Core(Protocol):
         """A snapshot of the channel's counts and state."""
         ...
 
+    def task_done(self) -> None:
+        """Mark the item this process took longest ago, and has not marked, as done.
+
+        ``ChannelError`` if the channel is not joinable or nothing is left to mark.
+        """
+        ...
+
+    def unfinished(self) -> int:
+        """Items sent and not yet marked done; ``ChannelError`` if not joinable.
+
+        Raises ``ChannelBroken`` where the backend knows that some of them were
+        lost with a receiver that died holding them.
+        """
+        ...
+
 
 def deadline_after(timeout: float | None) -> float | None:
     """Turn a user's timeout into a ``time.monotonic()`` deadline, checking it.

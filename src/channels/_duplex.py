@@ -94,6 +94,14 @@ class Endpoint(Closing, Generic[S_contra, R_co]):
         """The receiving side's channel counts."""
         return self._inbox.stats()
 
+    def task_done(self) -> None:
+        """Mark an item received from the other end as done."""
+        self._inbox.task_done()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the other end marked done everything this end sent."""
+        self._out.join(timeout)
+
     def request(self, item: S_contra, timeout: float | None = None) -> R_co:
         """Send ``item`` and wait for the next item back (one request, one response)."""
         self._out.send(item, timeout)

@@ -45,6 +45,19 @@ def _nowait() -> float:
     return time.monotonic() + NOWAIT_LOCK
 
 
+#: How often ``join`` looks at the count of unfinished items.
+JOIN_SLICE = 0.01
+
+
+def join(core: Core, timeout: float | None) -> None:
+    """Wait until ``core`` has no unfinished item (see ``SenderHandle.join``)."""
+    deadline = deadline_after(timeout)
+    while left := core.unfinished():
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ChannelTimeout(f"{left} item(s) were not marked done before the timeout")
+        time.sleep(JOIN_SLICE)
+
+
 def _batch_size(max_items: object) -> int:
     if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
         raise ConfigError(f"max_items must be a whole number >= 1, not {max_items!r}")
@@ -191,6 +204,17 @@ class SenderHandle(Closing, Generic[T]):
         """A snapshot of the channel's counts (see ``ChannelStats``)."""
         return self._core.stats()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until every item sent so far has been marked done (``joinable=True``).
+
+        Raises:
+            ChannelTimeout: items were still not done after ``timeout`` seconds.
+            ChannelBroken: a receiver died holding items it had not marked done
+                (local and manager backends: they are lost).
+            ChannelError: the channel was not opened with ``joinable=True``.
+        """
+        join(self._core, timeout)
+
     def __reduce__(self) -> tuple[object, ...]:
         return (SenderHandle, (self._core, self._token))
 
@@ -319,6 +343,14 @@ class ReceiverHandle(Closing, Generic[T]):
         """A snapshot of the channel's counts (see ``ChannelStats``)."""
         return self._core.stats()
 
+    def task_done(self) -> None:
+        """Mark the item this receiver took longest ago, and has not marked, as done.
+
+        Raises ``ChannelError`` if there is nothing to mark, or if the channel was
+        not opened with ``joinable=True``.
+        """
+        self._core.task_done()
+
     def __iter__(self) -> Iterator[T]:
         """Yield items until the end of the channel."""
         while True:
@@ -442,6 +474,14 @@ class ChannelBase(Closing, Generic[T]):
     def stats(self) -> ChannelStats:
         """A snapshot of the channel's counts (see ``ChannelStats``)."""
         return self._receiver.stats()
+
+    def task_done(self) -> None:
+        """Mark an item done (see ``Receiver.task_done``)."""
+        self._receiver.task_done()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until every item sent has been marked done (see ``Sender.join``)."""
+        self._sender.join(timeout)
 
     def __iter__(self) -> Iterator[T]:
         """Yield items until the end of the channel."""

@@ -203,16 +203,41 @@ class Ledger:
         """Record that ``ident`` sends on ``token``, so its death can break the channel."""
         self._note(_SENDERS, ident, stamp, token, alive)
 
-    def note_receiver(self, ident: int, stamp: int, alive: Liveness) -> None:
-        """Record that ``ident`` receives, so a full channel can tell it has nobody left."""
-        self._note(_RECEIVERS, ident, stamp, 0, alive)
+    def note_receiver(self, ident: int, stamp: int, alive: Liveness) -> int:
+        """Record that ``ident`` receives, so a full channel can tell it has nobody left.
 
-    def forget_receiver(self, ident: int) -> None:
-        """Drop ``ident`` from the receivers (it closed its receiver)."""
+        Returns its entry, whose third word counts the items it took and has not
+        marked done (joinable channels); only that process changes it.
+        """
         w = self._w
         for i in range(_RECEIVERS, _RECEIVERS + PEER_SLOTS * _PEER_WORDS, _PEER_WORDS):
-            if w[i] == ident:
+            if w[i] == ident and w[i + 1] == stamp:
+                return i
+        return self._note(_RECEIVERS, ident, stamp, 0, alive)
+
+    def forget_receiver(self, ident: int) -> None:
+        """Drop ``ident`` from the receivers (it closed its receiver), unless it holds items."""
+        w = self._w
+        for i in range(_RECEIVERS, _RECEIVERS + PEER_SLOTS * _PEER_WORDS, _PEER_WORDS):
+            if w[i] == ident and not w[i + 2]:
                 w[i] = w[i + 1] = w[i + 2] = 0
+
+    def holding(self, entry: int) -> int:
+        """How many items receiver ``entry`` took and has not marked done."""
+        return self._w[entry + 2]
+
+    def hold(self, entry: int, delta: int) -> None:
+        """Change receiver ``entry``'s count of items not marked done (its own process only)."""
+        self._w[entry + 2] += delta
+
+    def held_by_the_living(self, alive: Liveness) -> int:
+        """Items that live receivers took and have not marked done."""
+        w = self._w
+        return sum(
+            w[i + 2]
+            for i in range(_RECEIVERS, _RECEIVERS + PEER_SLOTS * _PEER_WORDS, _PEER_WORDS)
+            if w[i] and alive(w[i], w[i + 1])
+        )
 
     def receiver_count(self, alive: Liveness) -> int:
         """How many processes noted as receivers are alive."""
@@ -231,13 +256,13 @@ class Ledger:
         """True if some process received and every such process is dead."""
         return self._all_dead(_RECEIVERS, alive)
 
-    def _note(self, base: int, ident: int, stamp: int, token: int, alive: Liveness) -> None:
+    def _note(self, base: int, ident: int, stamp: int, token: int, alive: Liveness) -> int:
         w = self._w
         free = -1
         end = base + PEER_SLOTS * _PEER_WORDS
         for i in range(base, end, _PEER_WORDS):
             if w[i] == ident and w[i + 1] == stamp and w[i + 2] == token:
-                return
+                return i
             if free < 0 and w[i] == 0:
                 free = i
         if free < 0:
@@ -250,6 +275,7 @@ class Ledger:
         w[free + 1] = stamp
         w[free + 2] = token
         w[free] = ident
+        return free
 
     def _forget(self, base: int, match: Callable[[int], bool]) -> None:
         w = self._w

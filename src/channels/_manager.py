@@ -251,6 +251,7 @@ class ManagerCore:
         authkey: bytes | str | None = None,
         name: str | None = None,
         manager: ChannelManager | None = None,
+        joinable: bool = False,
     ) -> ManagerCore:
         """Check the options, find or start the server, and open the channel there."""
         size = check_maxsize(maxsize)
@@ -273,7 +274,7 @@ class ManagerCore:
             key = key or env_authkey() or process_key()
         source = key_source(where, key, given=authkey is not None)
         try:
-            ref, link = _open_on(where, key, name, size, source)
+            ref, link = _open_on(where, key, name, size, bool(joinable), source=source)
         except BaseException:
             if owner is not None:
                 stop_local_manager(owner, os.getpid())
@@ -323,15 +324,21 @@ class ManagerCore:
         wait = min(max(0.0, timeout), WINDOW)
         self._call("wait", (self.ref.cid, sending, wait), REPLY_GRACE + wait)
 
+    def task_done(self) -> None:
+        self._call("task_done", (self.ref.cid,), REPLY_GRACE)
+
+    def unfinished(self) -> int:
+        return expect_int(self._call("unfinished", (self.ref.cid,), REPLY_GRACE), "unfinished")
+
     def stats(self) -> ChannelStats:
         answer = self._call("stats", (self.ref.cid,), REPLY_GRACE)
         numbers = cast("tuple[object, ...]", answer) if isinstance(answer, tuple) else ()
-        if len(numbers) != 7 or not all(isinstance(n, int) for n in numbers):
+        if len(numbers) != 8 or not all(isinstance(n, int) for n in numbers):
             raise ChannelBroken(f"the manager server answered stats with {answer!r}")
         counts = cast("tuple[int, ...]", numbers)
-        waiting, senders, receivers, sent, received, ended, broken = counts
+        waiting, senders, receivers, sent, received, unfinished, ended, broken = counts
         return ChannelStats(
-            waiting, senders, receivers, sent, received, 0, bool(ended), bool(broken)
+            waiting, senders, receivers, sent, received, unfinished, bool(ended), bool(broken)
         )
 
     def clone(self, token: int) -> int:
@@ -382,11 +389,12 @@ class ManagerCore:
 
 
 def _open_on(
-    where: Address, key: bytes, name: str | None, maxsize: int, source: str
+    where: Address, key: bytes, name: str | None, maxsize: int, joinable: bool, *, source: str
 ) -> tuple[ChannelRef, Link]:
     link = link_for(where, key)
     try:
-        answer = link.call(None, "open", (name, maxsize), CONNECT_TIMEOUT + REPLY_GRACE)
+        args = (name, maxsize, joinable)
+        answer = link.call(None, "open", args, CONNECT_TIMEOUT + REPLY_GRACE)
         nonce = link.nonce()
     except ChannelBroken as exc:
         raise ServerUnreachable(

@@ -102,6 +102,8 @@ class Hub:
         "take",
         "wait",
         "stats",
+        "task_done",
+        "unfinished",
         "clone",
         "close_sender",
         "sender_open",
@@ -155,7 +157,7 @@ class Hub:
         _caller.session = session
         return self.nonce
 
-    def open(self, name: str | None, maxsize: int) -> tuple[int, int]:
+    def open(self, name: str | None, maxsize: int, joinable: bool = False) -> tuple[int, int]:
         """Open channel ``name`` (a new one if None, or if it is over): (channel id, handle)."""
         with self._lock:
             if name is not None and name in self._names:
@@ -169,7 +171,7 @@ class Hub:
                     return state.cid, state.open_handle()
             cid = next(self._ids)
             self._next = cid + 1
-            state = ChannelState(cid, name, maxsize, self.alive)
+            state = ChannelState(cid, name, maxsize, self.alive, joinable)
             self._channels[cid] = state
             if name is not None:
                 self._names[name] = cid
@@ -204,8 +206,20 @@ class Hub:
         """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
         state = self._state(cid)
         if state is None:
-            return (0, 0, 0, 0, 0, 1, int(cid in self._broken))
+            return (0, 0, 0, 0, 0, 0, 1, int(cid in self._broken))
         return state.stats()
+
+    def task_done(self, cid: int) -> None:
+        """Mark the calling process's oldest item of channel ``cid`` not yet marked as done."""
+        state = self._state(cid)
+        if state is None:
+            raise ChannelError("task_done() called more times than items were received")
+        state.task_done(_calling().session)
+
+    def unfinished(self, cid: int) -> int:
+        """Items of channel ``cid`` sent and not marked done."""
+        state = self._state(cid)
+        return 0 if state is None else state.unfinished()
 
     def clone(self, cid: int, token: int) -> int:
         """Open another sender handle on channel ``cid``."""

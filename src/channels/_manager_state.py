@@ -25,7 +25,14 @@ from typing import Protocol
 
 from ._core import POLL_SLICE
 from ._ledger import BROKEN, BROKEN_RECEIVERS_GONE, BROKEN_SENDERS_GONE, ENDED, WORDS, Ledger
-from ._policy import check_clonable, check_sendable, nothing_left
+from ._policy import (
+    check_clonable,
+    check_sendable,
+    lost_unfinished,
+    not_joinable,
+    nothing_left,
+    nothing_to_mark,
+)
 
 __all__ = ["WINDOW", "Caller", "ChannelState"]
 
@@ -52,8 +59,11 @@ class ChannelState:
         "_receivers",
         "_senders",
         "cid",
+        "done",
         "first",
+        "held",
         "items",
+        "joinable",
         "ledger",
         "lock",
         "maxsize",
@@ -65,9 +75,17 @@ class ChannelState:
     )
 
     def __init__(
-        self, cid: int, name: str | None, maxsize: int, alive: Callable[[int, int], bool]
+        self,
+        cid: int,
+        name: str | None,
+        maxsize: int,
+        alive: Callable[[int, int], bool],
+        joinable: bool = False,
     ) -> None:
         self.cid = cid
+        self.joinable = joinable
+        self.done = 0
+        self.held: dict[int, int] = {}  # session -> items taken, not marked done
         self.name = name
         self.maxsize = maxsize
         self.ledger = Ledger(array("q", bytes(8 * WORDS)))
@@ -114,6 +132,8 @@ class ChannelState:
             if items:
                 got = [items.popleft() for _ in range(min(max_items, len(items)))]
                 self.received += len(got)
+                if self.joinable:
+                    self.held[caller.session] = self.held.get(caller.session, 0) + len(got)
                 self.not_full.notify_all()
                 return got
             if not ledger.flags & _OVER and ledger.senders_gone(self._alive):
@@ -149,7 +169,7 @@ class ChannelState:
                 (self.not_full if sending else self.not_empty).wait(min(left, POLL_SLICE))
 
     def stats(self) -> tuple[int, ...]:
-        """(waiting, senders, receivers, sent, received, ended, broken)."""
+        """(waiting, senders, receivers, sent, received, unfinished, ended, broken)."""
         ledger = self.ledger
         with self.lock:
             flags = ledger.flags
@@ -159,9 +179,30 @@ class ChannelState:
                 ledger.receiver_count(self._alive),
                 self.sent,
                 self.received,
+                self.sent - self.done if self.joinable else 0,
                 int(bool(flags & ENDED)),
                 int(bool(flags & BROKEN)),
             )
+
+    def task_done(self, session: int) -> None:
+        """Mark one item ``session`` took as done."""
+        with self.lock:
+            if not self.joinable:
+                not_joinable("task_done()")
+            if not self.held.get(session):
+                nothing_to_mark()
+            self.held[session] -= 1
+            self.done += 1
+
+    def unfinished(self) -> int:
+        """Items sent and not marked done; ``ChannelBroken`` if a dead receiver held some."""
+        with self.lock:
+            if not self.joinable:
+                not_joinable("join()")
+            lost = sum(n for s, n in self.held.items() if n and not self._alive(s, 0))
+            if lost:
+                lost_unfinished(lost)
+            return self.sent - self.done
 
     def open_handle(self) -> int:
         """A sender handle for a process that opens the channel by name; 0 if it is over."""

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ._errors import ChannelBroken, ChannelClosed, ChannelTimeout, EndOfChannel, WouldBlock
+from ._errors import (
+    ChannelBroken,
+    ChannelClosed,
+    ChannelError,
+    ChannelTimeout,
+    EndOfChannel,
+    WouldBlock,
+)
 from ._ledger import BROKEN, ENDED, Ledger
 
 __all__ = [
@@ -17,8 +24,11 @@ __all__ = [
     "check_sendable",
     "closed_receiver",
     "full",
+    "lost_unfinished",
+    "not_joinable",
     "nothing_left",
     "nothing_ready",
+    "nothing_to_mark",
     "timed_out",
 ]
 
@@ -56,6 +66,20 @@ def nothing_ready() -> NoReturn:
 
 def closed_receiver() -> NoReturn:
     raise ChannelClosed("this receiver is closed")
+
+
+def not_joinable(call: str) -> NoReturn:
+    raise ChannelError(f"{call} needs a channel opened with joinable=True")
+
+
+def nothing_to_mark() -> NoReturn:
+    raise ChannelError("task_done() called more times than items were received")
+
+
+def lost_unfinished(count: int) -> NoReturn:
+    raise ChannelBroken(
+        f"a receiver died holding {count} item(s) it had not marked done; they are lost"
+    )
 
 
 def timed_out(sending: bool, sent: int = 0) -> ChannelTimeout:

@@ -71,6 +71,10 @@ class Sender(Closable, Protocol[T_contra]):
         """``send_many`` for asyncio."""
         ...
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until every item sent so far has been marked done (joinable channels)."""
+        ...
+
     def clone(self) -> Sender[T_contra]:
         """Return a new counted sender handle; the channel ends when all are closed."""
         ...
@@ -121,6 +125,10 @@ class Receiver(Closable, Protocol[T_co]):
 
     def __aiter__(self) -> AsyncIterator[T_co]:
         """Yield items to ``async for`` until the end of the channel."""
+        ...
+
+    def task_done(self) -> None:
+        """Mark the item taken longest ago, and not yet marked, as done (joinable channels)."""
         ...
 
     def fileno(self) -> int:

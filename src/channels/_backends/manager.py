@@ -56,6 +56,7 @@ class ManagerChannel(ChannelBase[T]):
             process's ``multiprocessing`` authkey.
         name: the channel's name on the server; None: a new anonymous channel.
         manager: a running ``ChannelManager`` to hold the channel (instead of ``address``).
+        joinable: receivers mark items done with ``task_done()``; ``join()`` waits for all.
     """
 
     __slots__ = ()
@@ -72,6 +73,7 @@ class ManagerChannel(ChannelBase[T]):
         authkey: bytes | str | None = None,
         name: str | None = None,
         manager: ChannelManager | None = None,
+        joinable: bool = False,
     ) -> None:
         self._attach(
             ManagerCore.open(
@@ -83,5 +85,6 @@ class ManagerChannel(ChannelBase[T]):
                 authkey=authkey,
                 name=name,
                 manager=manager,
+                joinable=joinable,
             )
         )

@@ -36,6 +36,7 @@ class PipeChannel(ChannelBase[T]):
         serializer: SerializerSpec = None,
         max_message_size: int | None = None,
         spill_dir: str | None = None,
+        joinable: bool = False,
     ) -> None:
         self._attach(
             LocalCore.open(
@@ -44,5 +45,6 @@ class PipeChannel(ChannelBase[T]):
                 serializer=serializer,
                 max_message_size=max_message_size,
                 spill_dir=spill_dir,
+                joinable=joinable,
             )
         )

@@ -26,6 +26,8 @@ class QueueChannel(ChannelBase[T]):
         serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads.
         max_message_size: refuse items whose serialized form is larger (bytes).
         spill_dir: the folder for the overflow file (default: the temp folder).
+        joinable: receivers mark each item done with ``task_done()``, and ``join()``
+            on the channel or any sender handle waits until every item sent is done.
     """
 
     __slots__ = ()
@@ -39,6 +41,7 @@ class QueueChannel(ChannelBase[T]):
         serializer: SerializerSpec = None,
         max_message_size: int | None = None,
         spill_dir: str | None = None,
+        joinable: bool = False,
     ) -> None:
         self._attach(
             LocalCore.open(
@@ -48,5 +51,6 @@ class QueueChannel(ChannelBase[T]):
                 serializer=serializer,
                 max_message_size=max_message_size,
                 spill_dir=spill_dir,
+                joinable=joinable,
             )
         )

@@ -32,6 +32,7 @@ class SimpleQueueChannel(ChannelBase[T]):
         serializer: SerializerSpec = None,
         max_message_size: int | None = None,
         spill_dir: str | None = None,
+        joinable: bool = False,
     ) -> None:
         self._attach(
             LocalCore.open(
@@ -40,5 +41,6 @@ class SimpleQueueChannel(ChannelBase[T]):
                 serializer=serializer,
                 max_message_size=max_message_size,
                 spill_dir=spill_dir,
+                joinable=joinable,
             )
         )

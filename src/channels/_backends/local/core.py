@@ -34,6 +34,7 @@ import os
 import select
 import struct
 import tempfile
+import threading
 import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,14 @@ from ..._ledger import (
     Ledger,
 )
 from ..._liveness import me, pid_alive
-from ..._policy import check_clonable, check_sendable, nothing_left
+from ..._policy import (
+    check_clonable,
+    check_sendable,
+    lost_unfinished,
+    not_joinable,
+    nothing_left,
+    nothing_to_mark,
+)
 from ..._robust import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from ..._serialize import Serializer, resolve_serializer
 from .overflow import WORDS as OVERFLOW_WORDS
@@ -77,7 +85,8 @@ _RLOCK_AT, _WLOCK_AT, _WORDS_AT = 0, MUTEX_BYTES, 4 * MUTEX_BYTES
 # found the pipe empty while the overflow held items; until the overflow drains,
 # no item enters the pipe. _TAKING: a reader is between taking an item and
 # counting it, and this is the count to reach.
-_W_TORN, _R_TORN, _PIPE_DRAINED, _SENT, _RECEIVED, _TAKING = range(6)
+# _DONE: items marked done (joinable channels).
+_W_TORN, _R_TORN, _PIPE_DRAINED, _SENT, _RECEIVED, _TAKING, _DONE = range(7)
 _OVERFLOW = 8  # the overflow's words follow
 _TRANSPORT_WORDS = _OVERFLOW + OVERFLOW_WORDS
 _STATE_BYTES = _WORDS_AT + (_TRANSPORT_WORDS + WORDS) * 8
@@ -105,6 +114,8 @@ class Settings:
     max_message_size: int | None
     #: Whether the pipe is in packet mode: one read returns exactly one write.
     packets: bool
+    #: Whether receivers mark items done and senders can join.
+    joinable: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,7 @@ class LocalCore:
         "__weakref__",
         "_fds",
         "_first",
+        "_hold_lock",
         "_ledger",
         "_mm",
         "_noted",
@@ -138,6 +150,7 @@ class LocalCore:
         "_pollers",
         "_pollers_pid",
         "_receiving_pid",
+        "_rentry",
         "_rfd",
         "_rlock",
         "_settings",
@@ -164,6 +177,8 @@ class LocalCore:
         self._noted: set[int] = set()
         self._noted_pid = 0
         self._receiving_pid = 0
+        self._rentry = 0  # this process's receiver entry in the ledger
+        self._hold_lock = threading.Lock()  # this process's threads update its held count
         self._pollers: dict[int, select.poll] = {}
         self._pollers_pid = 0
         weakref.finalize(self, _close_all, fds.all())
@@ -178,6 +193,7 @@ class LocalCore:
         serializer: SerializerSpec = None,
         max_message_size: int | None = None,
         spill_dir: str | None = None,
+        joinable: bool = False,
     ) -> LocalCore:
         """Check a local backend's options and build a fresh channel.
 
@@ -196,7 +212,8 @@ class LocalCore:
             packets = _prepare_pipe(reader, writer)
             room = _pipe(opened) if size else (-1, -1)
             fds = _Fds(state, reader, writer, *room)
-            core = cls(fds, Settings(name, size, serializer_, limit, packets), 0)
+            settings = Settings(name, size, serializer_, limit, packets, bool(joinable))
+            core = cls(fds, settings, 0)
         except OSError as exc:
             _close_all(opened)
             raise ChannelError(f"cannot open a {name} channel: {_os_reason(exc)}") from exc
@@ -303,23 +320,33 @@ class LocalCore:
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != me.pid:
             self._note_receiver()
-        words = self._words
+        words, ledger = self._words, self._ledger
+        joinable, entry = self._settings.joinable, self._rentry
         got: list[Data] = []
         self._take_lock(self._rlock, deadline)
         try:
             if _steps.step:
                 _steps.step("recv:locked")
             while len(got) < max_items:
+                if joinable:  # held before taken: a live receiver never holds less than it took
+                    with self._hold_lock:
+                        ledger.hold(entry, 1)
                 words[_TAKING] = words[_RECEIVED] + 1
                 if _steps.step:
                     _steps.step("recv:taking")
                 try:
                     data = self._take()
                 except (EndOfChannel, ChannelBroken):
+                    if joinable:
+                        with self._hold_lock:
+                            ledger.hold(entry, -1)
                     if got:
                         break
                     raise
                 if data is None:
+                    if joinable:
+                        with self._hold_lock:
+                            ledger.hold(entry, -1)
                     break
                 if _steps.step:
                     _steps.step("recv:taken")
@@ -365,10 +392,39 @@ class LocalCore:
             receivers=ledger.receiver_count(pid_alive),
             sent=sent,
             received=received,
-            unfinished=0,
+            unfinished=max(0, sent - words[_DONE]) if self._settings.joinable else 0,
             ended=bool(flags & ENDED),
             broken=bool(flags & BROKEN),
         )
+
+    def task_done(self) -> None:
+        if not self._settings.joinable:
+            not_joinable("task_done()")
+        if self._receiving_pid != me.pid:
+            nothing_to_mark()
+        with self._books(), self._hold_lock:
+            if not self._ledger.holding(self._rentry):
+                nothing_to_mark()
+            self._words[_DONE] += 1  # done before unheld, as for taking
+            self._ledger.hold(self._rentry, -1)
+
+    def unfinished(self) -> int:
+        if not self._settings.joinable:
+            not_joinable("join()")
+        words = self._words
+        if words[_SENT] - words[_DONE] <= 0:
+            return 0
+        # Both locks: no receiver is between taking and holding, or marking and unholding.
+        self._take_lock(self._rlock, None)
+        try:
+            with self._books():
+                held = words[_RECEIVED] - words[_DONE]
+                lost = held - self._ledger.held_by_the_living(pid_alive)
+                if lost > 0:
+                    lost_unfinished(lost)
+                return max(0, words[_SENT] - words[_DONE])
+        finally:
+            self._rlock.release()
 
     def _poll(self, fd: int, timeout: float) -> bool:
         if self._pollers_pid != me.pid:
@@ -476,7 +532,7 @@ class LocalCore:
 
     def _note_receiver(self) -> None:
         with self._books():
-            self._ledger.note_receiver(me.pid, me.stamp, pid_alive)
+            self._rentry = self._ledger.note_receiver(me.pid, me.stamp, pid_alive)
         self._receiving_pid = me.pid
 
     # -- locks, and repairing after a holder died ------------------------------------

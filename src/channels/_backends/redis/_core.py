@@ -47,6 +47,7 @@ from ..._errors import (
     ServerUnreachable,
 )
 from ..._liveness import me
+from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import Serializer, resolve_serializer
 from . import _scripts as lua
 from ._connection import Server, connect, import_redis, parse_address, remember_password, scrub
@@ -439,24 +440,19 @@ class RedisCore:
         if self._joinable is None:
             self.stats()
         if not self._joinable:
-            raise ChannelError("task_done() needs a channel opened with joinable=True")
+            not_joinable("task_done()")
         with local.take_lock:
             if not local.held:
-                raise ChannelError("task_done() called more times than items were received")
+                nothing_to_mark()
             self._call(lua.DONE, [local.held[0]], None)
             local.held.popleft()
 
-    def join(self, deadline: float | None) -> None:
-        """Wait until every item sent so far has been marked done."""
-        while True:
-            stats = self.stats()
-            if not self._joinable and not stats.ended:
-                raise ChannelError("join() needs a channel opened with joinable=True")
-            if stats.unfinished == 0:
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ChannelTimeout(f"{stats.unfinished} item(s) were not done before the timeout")
-            self.wait(True, remaining(deadline, self._slice))
+    def unfinished(self) -> int:
+        """Items sent and not yet marked done (a dead receiver's go to another receiver)."""
+        stats = self.stats()
+        if not self._joinable and not stats.ended:
+            not_joinable("join()")
+        return stats.unfinished
 
     # -- leases -----------------------------------------------------------------------
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -16,8 +18,18 @@ import channels
 METHODS = ["fork", "spawn", "forkserver"]
 LOCAL_BACKENDS = ["pipe", "queue", "simplequeue"]
 HAVE_MANAGER = importlib.util.find_spec("channels._backends.manager") is not None
-BACKENDS = LOCAL_BACKENDS + (["manager"] if HAVE_MANAGER else [])
-BOUNDED_BACKENDS = [b for b in BACKENDS if b in ("queue", "manager")]
+#: The shared suites run over redis when a redis-server can be started and redis-py is installed.
+HAVE_REDIS = bool(shutil.which("redis-server")) and importlib.util.find_spec("redis") is not None
+BACKENDS = [
+    *LOCAL_BACKENDS,
+    *(["manager"] if HAVE_MANAGER else []),
+    *(["redis"] if HAVE_REDIS else []),
+]
+BOUNDED_BACKENDS = [b for b in BACKENDS if b in ("queue", "manager", "redis")]
+#: A redis channel's lease in the shared suites: a dead sender is noticed this long after.
+REDIS_LEASE = 1.0
+
+_names = itertools.count()
 
 #: Generous bound for anything a test waits on: a hang fails the test, it never blocks the run.
 WAIT = 20.0
@@ -27,6 +39,13 @@ def open_for(backend: str, method: str | None = None, **options: object) -> chan
     """Open a channel of ``backend`` whose processes use start method ``method``."""
     if method is not None:
         options["context"] = method
+    if backend == "redis":
+        # A fresh channel on the run's shared server, under a name no other test uses.
+        from redis_server import shared
+
+        options.setdefault("address", shared().address)
+        options.setdefault("name", f"suite-{os.getpid()}-{time.monotonic_ns()}-{next(_names)}")
+        options.setdefault("lease", REDIS_LEASE)
     return channels.open_channel[Any](backend, **cast("channels.ChannelOptions", options))
 
 

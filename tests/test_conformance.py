@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-import channels
 from channels import (
     Channel,
     ChannelBroken,
@@ -168,7 +167,7 @@ def test_large_and_many_items(backend: str) -> None:
 
 
 def test_json_serializer_and_size_limit(backend: str) -> None:
-    ch = channels.open_channel[object](backend, serializer="json", max_message_size=64)
+    ch = open_for(backend, serializer="json", max_message_size=64)
     ch.send({"a": [1, 2]})
     with pytest.raises(SerializationError):
         ch.send({1, 2})  # not JSON
@@ -204,7 +203,7 @@ def test_empty_items_travel_through_a_raw_serializer(backend: str, sizes: list[i
 
 @pytest.mark.parametrize("backend", BOUNDED_BACKENDS)
 def test_a_bounded_channel_is_full_at_maxsize(backend: str) -> None:
-    ch = channels.open_channel[int](backend, maxsize=2)
+    ch = open_for(backend, maxsize=2)
     ch.send(1)
     ch.send_nowait(2)
     with pytest.raises(WouldBlock):
@@ -219,7 +218,7 @@ def test_a_bounded_channel_is_full_at_maxsize(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BOUNDED_BACKENDS)
 def test_a_full_channel_wakes_a_blocked_sender(backend: str) -> None:
-    ch = channels.open_channel[int](backend, maxsize=1)
+    ch = open_for(backend, maxsize=1)
     ch.send(0)
     done = threading.Event()
 

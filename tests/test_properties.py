@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import children
-from support import BACKENDS, WAIT, drain, open_for
+from support import BACKENDS, BOUNDED_BACKENDS, WAIT, drain, open_for
 
 PROCESS_SETTINGS = settings(
     max_examples=12,
@@ -31,7 +31,7 @@ def test_every_item_exactly_once_and_fifo_per_sender(
     backend: str, plans: list[list[int]], consumers: int, maxsize: int
 ) -> None:
     ctx = multiprocessing.get_context("fork")
-    options = {"maxsize": maxsize} if maxsize and backend in ("queue", "manager") else {}
+    options = {"maxsize": maxsize} if maxsize and backend in BOUNDED_BACKENDS else {}
     ch = open_for(backend, "fork", **options)
     results = open_for("queue", "fork")
     sent = {

@@ -20,7 +20,7 @@ from hypothesis.stateful import (
 import channels
 from channels import ChannelClosed, ChannelTimeout, EndOfChannel, Sender, WouldBlock
 
-from support import BACKENDS
+from support import BACKENDS, BOUNDED_BACKENDS, open_for
 
 
 class ChannelModel(RuleBasedStateMachine):
@@ -37,9 +37,9 @@ class ChannelModel(RuleBasedStateMachine):
 
     @initialize(target=handles, maxsize=st.sampled_from([0, 0, 1, 3]))
     def open_channel(self, maxsize: int) -> Sender[int]:
-        self.maxsize = maxsize if self.backend in ("queue", "manager") else 0
+        self.maxsize = maxsize if self.backend in BOUNDED_BACKENDS else 0
         options = {"maxsize": self.maxsize} if self.maxsize else {}
-        self.ch = channels.open_channel[int](self.backend, **options)  # type: ignore[arg-type]
+        self.ch: channels.Channel[int] = open_for(self.backend, None, **options)
         self.open[id(self.ch.sender)] = True
         return self.ch.sender
 
@@ -108,7 +108,9 @@ def _machine_test(backend: str) -> type[unittest.TestCase]:
     )
     case = machine.TestCase
     case.settings = settings(
-        max_examples=25 if backend != "manager" else 8, stateful_step_count=30, deadline=None
+        max_examples=25 if backend not in ("manager", "redis") else 8,
+        stateful_step_count=30,
+        deadline=None,
     )
     return case
 

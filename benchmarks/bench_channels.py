@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.backends,
             spec=args.spec,
             workload=_cli.workload_from_args(args),
+            rows=args.rows or _bench.ROWS,
             progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
         )
     except ConfigError as exc:

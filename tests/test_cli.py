@@ -88,7 +88,9 @@ def _assert_sane(side: dict[str, Any], size: int) -> None:
 
 
 def test_bench_json_gives_sane_numbers() -> None:
-    done = run_cli("bench", "--count", "200", "--repeat", "1", "--pings", "20", "--json")
+    done = run_cli(
+        "bench", "--count", "200", "--repeat", "1", "--pings", "20", "--rows", "base", "--json"
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["workload"]["count"] == 200
@@ -105,7 +107,19 @@ def test_bench_json_gives_sane_numbers() -> None:
 
 
 def test_bench_table() -> None:
-    done = run_cli("bench", "--backend", "pipe", "--count", "100", "--repeat", "1", "--pings", "5")
+    done = run_cli(
+        "bench",
+        "--backend",
+        "pipe",
+        "--count",
+        "100",
+        "--repeat",
+        "1",
+        "--pings",
+        "5",
+        "--rows",
+        "base",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("backend"))
@@ -118,7 +132,7 @@ def test_bench_many_producers_and_consumers() -> None:
     """In process, so that the suite's leak checks cover the bench's own processes."""
     workload = _bench.Workload(count=301, size=0, producers=3, consumers=2, repeat=2, pings=5)
     steps: list[str] = []
-    report = _bench.run(["pipe", "queue"], workload=workload, progress=steps.append)
+    report = _bench.run(["pipe", "queue"], workload=workload, rows=["base"], progress=steps.append)
     assert len(steps) == 8
     for result in report.results:
         assert result.raw is not None
@@ -137,7 +151,7 @@ def test_bench_under_spawn() -> None:
     workload = _bench.Workload(
         count=100, producers=2, consumers=2, context="spawn", repeat=1, pings=5
     )
-    report = _bench.run(["simplequeue"], workload=workload)
+    report = _bench.run(["simplequeue"], workload=workload, rows=["base"])
     assert report.start_method == "spawn"
     (result,) = report.results
     assert result.ratio is not None
@@ -146,7 +160,7 @@ def test_bench_under_spawn() -> None:
 
 def test_bench_spec_with_options() -> None:
     workload = _bench.Workload(count=50, repeat=1, pings=5)
-    report = _bench.run(spec="queue://?maxsize=4", workload=workload)
+    report = _bench.run(spec="queue://?maxsize=4", workload=workload, rows=["base"])
     (result,) = report.results
     assert result.backend == "queue"
     assert result.spec == "queue://?maxsize=4"
@@ -167,6 +181,9 @@ def test_bench_spec_with_options() -> None:
         ["bench", "--spec", "pipe://?maxsize=3"],
         ["bench", "--spec", "queue://?colour=blue"],
         ["bench", "--backend", "pipe", "--spec", "queue"],
+        ["bench", "--rows", "sideways"],
+        ["bench", "--batch", "0"],
+        ["bench", "--large-size", "0"],
         ["serve", "--port", "70000"],
         ["frobnicate"],
         [],

@@ -199,6 +199,38 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="round trips timed for latency in each run (default: %(default)s)",
     )
+    parser.add_argument(
+        "--rows",
+        choices=_bench.ROWS,
+        action="extend",
+        nargs="+",
+        metavar="ROW",
+        help="which rows to measure: base (each backend beside its primitive, with latency), "
+        "batch (send_many/recv_many), large (large items), 2x2 (2 producers to 2 consumers) "
+        f"(default: all: {' '.join(_bench.ROWS)})",
+    )
+    parser.add_argument(
+        "--batch",
+        type=_positive,
+        default=default.batch,
+        metavar="N",
+        help="items per call in the batch rows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--large-size",
+        type=_size,
+        default=default.large_size,
+        metavar="BYTES",
+        help="bytes per item in the large rows, with an optional k or M suffix "
+        "(default: 64M)",
+    )
+    parser.add_argument(
+        "--large-count",
+        type=_positive,
+        default=default.large_count,
+        metavar="N",
+        help="items sent in each run of the large rows (default: %(default)s)",
+    )
 
 
 def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
@@ -211,6 +243,9 @@ def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
         context=args.context,
         repeat=args.repeat,
         pings=args.pings,
+        batch=args.batch,
+        large_size=args.large_size,
+        large_count=args.large_count,
     )
 
 
@@ -218,7 +253,11 @@ def _bench_command(args: argparse.Namespace) -> int:
     progress = _Progress(sys.stderr)
     try:
         report = _bench.run(
-            args.backends, spec=args.spec, workload=workload_from_args(args), progress=progress
+            args.backends,
+            spec=args.spec,
+            workload=workload_from_args(args),
+            rows=args.rows or _bench.ROWS,
+            progress=progress,
         )
     except ConfigError as exc:
         progress.done()

@@ -1,0 +1,135 @@
+"""``channels bench``'s extra rows: batches, large items, 2 producers to 2 consumers.
+
+These check that every row runs and that the report is well formed, with tiny
+counts; never how fast anything is. faster_fifo and numpy are optional: each
+test holds with or without them, and two tests hide them to check the fallback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from channels import ConfigError, _bench
+from channels._bench import runner, workers
+
+HAS_FIFO = importlib.util.find_spec("faster_fifo") is not None
+TINY = _bench.Workload(
+    count=301, size=16, repeat=2, pings=5, batch=7, large_size=64 << 10, large_count=3
+)
+
+
+def _sane(rate: dict[str, Any] | None, rounds: int) -> None:
+    assert rate is not None
+    assert rate["what"]
+    assert rate["msgs_per_s"] > 0
+    assert len(rate["rounds_msgs_per_s"]) == rounds
+    assert all(r > 0 for r in rate["rounds_msgs_per_s"])
+
+
+def test_every_row_as_json_from_the_command() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CHANNELS_URL"}
+    argv = "bench --backend pipe queue --count 200 --repeat 1 --pings 5 --batch 10"
+    argv += " --large-size 64k --large-count 2 --json"
+    done = subprocess.run(
+        [sys.executable, "-m", "channels", *argv.split()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [r["backend"] for r in report["results"]] == ["pipe", "queue"]
+    assert [(r["row"], r["backend"]) for r in report["rows"]] == [
+        (row, backend) for row in ("batch", "large", "2x2") for backend in ("pipe", "queue")
+    ]
+    assert report["workload"]["batch"] == 10
+    assert report["large_item"].startswith("65,536-byte ")
+    assert "faster_fifo" in report["row_method"]
+    for row in report["rows"]:
+        _sane(row["channel"], 1)
+        _sane(row["stdlib"], 1)
+        assert row["stdlib_ratio"] > 0
+        if HAS_FIFO:
+            _sane(row["faster_fifo"], 1)
+            assert row["faster_fifo_ratio"] > 0
+        else:
+            assert row["faster_fifo"] is None
+            assert row["faster_fifo_ratio"] is None
+    total = 2 * 2 + 3 * (2 + 2 + HAS_FIFO)
+    assert f"[{total}/{total}]" in done.stderr
+
+
+def test_rows_in_process_with_uneven_batches() -> None:
+    """301 items in batches of 7 end with a short batch; every item is counted."""
+    steps: list[str] = []
+    report = _bench.run(
+        ["simplequeue"], workload=TINY, rows=["batch", "2x2"], progress=steps.append
+    )
+    assert report.results == ()
+    assert report.large_item is None
+    assert [r.row for r in report.rows] == ["batch", "2x2"]
+    assert len(steps) == 2 * 2 * (2 + HAS_FIFO)
+    for row in report.rows:
+        assert row.stdlib_ratio is not None
+        assert len(row.channel.rounds_msgs_per_s) == 2
+        assert row.channel.mb_per_s is not None
+    assert "7 per call" in report.rows[0].shape
+    assert "2 -> 2" in report.rows[1].shape
+    table = _bench.format_table(report)
+    assert "batch: 301 16-byte bytes items, 7 per call, 1 -> 1:" in table
+    assert "x faster_fifo" in table
+    assert "rows: " in table
+
+
+def test_without_faster_fifo_or_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the optional packages the rows still run: bytes, and no faster_fifo column."""
+    monkeypatch.setattr(runner, "faster_fifo", lambda: None)
+    monkeypatch.setattr(runner, "numpy", lambda: None)
+    monkeypatch.setattr(workers, "numpy", lambda: None)
+    workload = _bench.Workload(repeat=1, large_size=32 << 10, large_count=2, context="fork")
+    report = _bench.run(["pipe"], workload=workload, rows=["large"])
+    (row,) = report.rows
+    assert report.large_item == "32,768-byte bytes"
+    assert row.faster_fifo is None
+    assert row.faster_fifo_ratio is None
+    assert row.stdlib_ratio is not None
+    assert "faster_fifo is not installed" in _bench.format_table(report)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numpy") is None, reason="numpy is not installed")
+def test_large_items_are_numpy_arrays_when_numpy_is_installed() -> None:
+    item = workers.Items(8192, large=True).payload()
+    assert type(item).__module__ == "numpy"
+    assert workers.touch(item) == 2  # one byte of each page, each 1
+
+
+def test_items_in_batches() -> None:
+    plan = workers.Items(0, batch=4).batches(10)
+    assert plan == [([0, 1, 2, 3], 2), ([0, 1], 1)]
+    assert workers.Items(3, batch=5).batches(5) == [([b"xxx"] * 5, 1)]
+    assert workers.touch(b"\x01" * 10_000) == 3
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"batch": 0}, {"large_size": 0}, {"large_count": -1}, {"batch": True}],
+)
+def test_bad_workloads(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        _bench.Workload(**options)
+
+
+def test_unknown_rows() -> None:
+    with pytest.raises(ConfigError, match="2x2"):
+        _bench.run(rows=["sideways"])
+    with pytest.raises(ConfigError):
+        _bench.run(rows=[])

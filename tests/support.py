@@ -35,17 +35,26 @@ _names = itertools.count()
 WAIT = 20.0
 
 
+def server_options(backend: str) -> dict[str, Any]:
+    """What a bare backend name needs to open a channel in a test: for redis, the run's server."""
+    if backend != "redis":
+        return {}
+    from redis_server import shared  # needs redis-py: imported only when redis runs
+
+    return {"address": shared().address, "lease": REDIS_LEASE}
+
+
 def open_for(backend: str, method: str | None = None, **options: object) -> channels.Channel[Any]:
-    """Open a channel of ``backend`` whose processes use start method ``method``."""
+    """Open a channel of ``backend`` whose processes use start method ``method``.
+
+    A redis channel is a fresh one on the run's shared server, under a name no
+    other test uses.
+    """
     if method is not None:
         options["context"] = method
     if backend == "redis":
-        # A fresh channel on the run's shared server, under a name no other test uses.
-        from redis_server import shared
-
-        options.setdefault("address", shared().address)
+        options = {**server_options(backend), **options}
         options.setdefault("name", f"suite-{os.getpid()}-{time.monotonic_ns()}-{next(_names)}")
-        options.setdefault("lease", REDIS_LEASE)
     return channels.open_channel[Any](backend, **cast("channels.ChannelOptions", options))
 
 

@@ -49,6 +49,11 @@ from ._registry import register_backend as register_backend
 from ._select import aselect as aselect
 from ._select import select as select
 from ._serialize import Serializer as Serializer
+from ._state.array import Array as Array
+from ._state.lock import Lock as Lock
+from ._state.proxies import ManagedDict as ManagedDict
+from ._state.proxies import ManagedList as ManagedList
+from ._state.value import Value as Value
 
 try:
     __version__ = version("typed-channels")
@@ -57,6 +62,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Array",
     "AsyncResult",
     "AuthkeyMissing",
     "AuthkeyRejected",
@@ -73,6 +79,9 @@ __all__ = [
     "EndOfChannel",
     "Endpoint",
     "Features",
+    "Lock",
+    "ManagedDict",
+    "ManagedList",
     "ManagerChannel",
     "PipeChannel",
     "Pool",
@@ -88,6 +97,7 @@ __all__ = [
     "Serializer",
     "ServerUnreachable",
     "SimpleQueueChannel",
+    "Value",
     "WorkerCrashed",
     "WouldBlock",
     "__version__",

@@ -51,6 +51,7 @@ from ._manager_link import (
 from ._manager_server import ChannelServer, describe_address, exit_with
 from ._manager_state import WINDOW
 from ._serialize import Serializer, resolve_serializer
+from ._state.proxies import DictOpener, ListOpener
 
 __all__ = ["ChannelManager", "ChannelRef", "ManagerCore"]
 
@@ -143,6 +144,16 @@ class ChannelManager(BaseManager):
                 "the manager is not running: use it in a 'with' block, or call start() or connect()"
             )
         return address, bytes(self._authkey)
+
+    @property
+    def dict(self) -> DictOpener:
+        """Make a typed dict in the server: ``manager.dict[str, int]()`` (the manager must run)."""
+        return DictOpener(self)
+
+    @property
+    def list(self) -> ListOpener:
+        """Make a typed list in the server: ``manager.list[str]()`` (the manager must run)."""
+        return ListOpener(self)
 
     def __repr__(self) -> str:
         address = getattr(self, "_address", None)

@@ -44,6 +44,7 @@ from ._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, En
 from ._ledger import BROKEN
 from ._liveness import pid_alive
 from ._manager_state import ChannelState
+from ._state.store import ObjectStore
 
 __all__ = [
     "HUB_ID",
@@ -108,6 +109,8 @@ class Hub:
         "close_sender",
         "sender_open",
         "close_receiver",
+        "new_object",
+        "call_object",
     )
 
     def __init__(self) -> None:
@@ -120,6 +123,7 @@ class Hub:
         self._next = 1
         self._open_conns: set[int] = set()
         self._sessions: set[int] = set()
+        self._objects = ObjectStore()
 
     # -- connections (called by the server) ---------------------------------------
 
@@ -246,6 +250,14 @@ class Hub:
         state = self._state(cid)
         if state is not None:
             state.close_receiver(_calling().session)
+
+    def new_object(self, kind: str, initial: bytes) -> int:
+        """Hold a new managed dict or list (``_state.store``); its number."""
+        return self._objects.new(kind, initial)
+
+    def call_object(self, oid: int, op: str, args: bytes) -> object:
+        """Run one operation on managed object ``oid``."""
+        return self._objects.call(oid, op, args)
 
     # -- books ---------------------------------------------------------------------------
 

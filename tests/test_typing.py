@@ -52,6 +52,12 @@ def shout(s: str) -> str:
 pool = Pool(workers=2)
 """
 
+STATE_PRELUDE = """\
+from channels import Array, ChannelManager, Lock, Value
+
+manager = ChannelManager()
+"""
+
 
 @dataclass(frozen=True)
 class Rejected:
@@ -767,6 +773,73 @@ REJECTED = [
         pyright=("reportArgumentType", '"Literal[\'2\']" is not assignable to "int"'),
         prelude=POOL_PRELUDE,
     ),
+    # -- shared state -----------------------------------------------------------------------
+    Rejected(
+        "value_of_str",
+        'Value[str]("a")  # !',
+        mypy=("type-var", 'Value of type variable "Item" of "Value" cannot be "str"'),
+        pyright=("reportInvalidTypeArguments", 'Type "str" cannot be assigned to type variable'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "array_of_str",
+        "Array[str](3)  # !",
+        mypy=("type-var", 'Value of type variable "Item" of "Array" cannot be "str"'),
+        pyright=("reportInvalidTypeArguments", 'Type "str" cannot be assigned to type variable'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "str_into_int_value",
+        'Value[int](0).value = "x"  # !',
+        mypy=("assignment", 'expression has type "str", variable has type "int"'),
+        pyright=("reportAttributeAccessIssue", '"Literal[\'x\']" is not assignable to "int"'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "float_value_is_not_an_int_value",
+        """\
+        def bump(counter: Value[int]) -> None: ...
+        bump(Value[float](1.0))  # !
+        """,
+        mypy=("arg-type", 'incompatible type "Value[float]"; expected "Value[int]"'),
+        pyright=("reportArgumentType", '"Value[float]" is not assignable to "Value[int]"'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "float_array_item_is_not_str",
+        "x: str = Array[float](3)[0]  # !",
+        mypy=("assignment", 'expression has type "float", variable has type "str"'),
+        pyright=("reportAssignmentType", '"float" is not assignable to "str"'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "str_into_float_array",
+        'Array[float](3)[0] = "x"  # !',
+        mypy=("call-overload", 'No overload variant of "__setitem__" of "Array"'),
+        pyright=("reportArgumentType", '"Literal[\'x\']" is not assignable to "float"'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "str_into_managed_dict_of_int",
+        'manager.dict[str, int]()["a"] = "x"  # !',
+        mypy=("assignment", 'expression has type "str", target has type "int"'),
+        pyright=("reportArgumentType", '"Literal[\'x\']" is not assignable to "int"'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "int_into_managed_list_of_str",
+        "manager.list[str]().append(1)  # !",
+        mypy=("arg-type", 'Argument 1 to "append" of "ManagedList" has incompatible type "int"'),
+        pyright=("reportArgumentType", '"Literal[1]" is not assignable to "str"'),
+        prelude=STATE_PRELUDE,
+    ),
+    Rejected(
+        "lock_timeout_is_a_number",
+        'Lock().acquire(timeout="1")  # !',
+        mypy=("arg-type", 'Argument "timeout" to "acquire" of "Lock" has incompatible type "str"'),
+        pyright=("reportArgumentType", 'cannot be assigned to parameter "timeout"'),
+        prelude=STATE_PRELUDE,
+    ),
 ]
 
 ACCEPTED = [
@@ -909,6 +982,24 @@ ACCEPTED = [
         pool.stream(square, open_channel[bool](), jobs)
         """,
         prelude=POOL_PRELUDE,
+    ),
+    Accepted(
+        "shared_state_types",
+        """\
+        from collections.abc import MutableMapping, MutableSequence
+        hits = Value[int](0)
+        with hits.lock:
+            hits.value += 1
+        n: int = hits.value
+        ratios: MutableSequence[float] = Array[float](10)
+        ratios[0] = 1
+        coords = Array([1, 2, 3])
+        first: int = coords[0]
+        taken: bool = Lock().acquire(timeout=1.0)
+        scores: MutableMapping[str, int] = manager.dict[str, int]({"a": 1})
+        names: MutableSequence[str] = manager.list[str](["a"])
+        """,
+        prelude=STATE_PRELUDE,
     ),
 ]
 

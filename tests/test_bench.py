@@ -21,7 +21,7 @@ from channels._bench import runner, workers
 
 HAS_FIFO = importlib.util.find_spec("faster_fifo") is not None
 TINY = _bench.Workload(
-    count=301, size=16, repeat=2, pings=5, batch=7, large_size=64 << 10, large_count=3
+    count=301, size=16, repeat=2, pings=5, batch=7, batch_count=301, large_size=64 << 10
 )
 
 
@@ -35,7 +35,7 @@ def _sane(rate: dict[str, Any] | None, rounds: int) -> None:
 
 def test_every_row_as_json_from_the_command() -> None:
     env = {k: v for k, v in os.environ.items() if k != "CHANNELS_URL"}
-    argv = "bench --backend pipe queue --count 200 --repeat 1 --pings 5 --batch 10"
+    argv = "bench --backend pipe queue --count 200 --repeat 1 --pings 5 --batch 10 --batch-count 95"
     argv += " --large-size 64k --large-count 2 --json"
     done = subprocess.run(
         [sys.executable, "-m", "channels", *argv.split()],
@@ -52,6 +52,7 @@ def test_every_row_as_json_from_the_command() -> None:
         (row, backend) for row in ("batch", "large", "2x2") for backend in ("pipe", "queue")
     ]
     assert report["workload"]["batch"] == 10
+    assert report["rows"][0]["shape"].startswith("95 64-byte bytes items, 10 per call")
     assert report["large_item"].startswith("65,536-byte ")
     assert "faster_fifo" in report["row_method"]
     for row in report["rows"]:
@@ -115,13 +116,16 @@ def test_large_items_are_numpy_arrays_when_numpy_is_installed() -> None:
 def test_items_in_batches() -> None:
     plan = workers.Items(0, batch=4).batches(10)
     assert plan == [([0, 1, 2, 3], 2), ([0, 1], 1)]
-    assert workers.Items(3, batch=5).batches(5) == [([b"xxx"] * 5, 1)]
+    ((batch, times),) = workers.Items(3, batch=5).batches(5)
+    assert batch == [b"xxx"] * 5
+    assert times == 1
+    assert len({id(item) for item in batch}) == 5  # distinct, so pickle sends each
     assert workers.touch(b"\x01" * 10_000) == 3
 
 
 @pytest.mark.parametrize(
     "options",
-    [{"batch": 0}, {"large_size": 0}, {"large_count": -1}, {"batch": True}],
+    [{"batch": 0}, {"batch_count": 0}, {"large_size": 0}, {"large_count": -1}, {"batch": True}],
 )
 def test_bad_workloads(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

@@ -217,12 +217,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="items per call in the batch rows (default: %(default)s)",
     )
     parser.add_argument(
+        "--batch-count",
+        type=_positive,
+        default=default.batch_count,
+        metavar="N",
+        help="items sent in all in each run of the batch rows (default: %(default)s)",
+    )
+    parser.add_argument(
         "--large-size",
         type=_size,
         default=default.large_size,
         metavar="BYTES",
-        help="bytes per item in the large rows, with an optional k or M suffix "
-        "(default: 64M)",
+        help="bytes per item in the large rows, with an optional k or M suffix (default: 64M)",
     )
     parser.add_argument(
         "--large-count",
@@ -244,6 +250,7 @@ def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
         repeat=args.repeat,
         pings=args.pings,
         batch=args.batch,
+        batch_count=args.batch_count,
         large_size=args.large_size,
         large_count=args.large_count,
     )

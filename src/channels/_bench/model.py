@@ -42,8 +42,9 @@ RATIO_METHOD = (
 )
 
 ROW_METHOD = (
-    "batch: send_many/recv_many of `batch` items per call, beside the primitive carrying "
-    "one list of `batch` items per put/get and faster_fifo put_many/get_many; large: "
+    "batch: `batch_count` items by send_many/recv_many of `batch` items per call, beside "
+    "the primitive carrying one list of `batch` items per put/get and faster_fifo "
+    "put_many/get_many; large: "
     "`large_count` items of `large_size` bytes (a numpy array when numpy is installed, else "
     "bytes), the receiver reading one byte of every 4 KiB page; 2x2: 2 producers to 2 "
     "consumers, one item per call. Each round runs every contender of a group once, the "
@@ -66,8 +67,8 @@ class Workload:
     """What each run does.
 
     Attributes:
-        count: items sent in all, split evenly across the producers (every row but
-            the large-item ones).
+        count: items sent in all, split evenly across the producers (the base and
+            2x2 rows).
         size: bytes in each item's payload; 0 sends small ints instead.
         producers: producer processes of the base rows.
         consumers: consumer processes of the base rows.
@@ -75,6 +76,8 @@ class Workload:
         repeat: rounds; each runs every contender once.
         pings: latency round trips per run (after a short warm-up).
         batch: items per ``send_many``/``recv_many`` call in the batch rows.
+        batch_count: items sent in all in each run of the batch rows (more than
+            ``count``, as batches go faster).
         large_size: bytes in each item of the large-item rows.
         large_count: items sent in each large-item run.
     """
@@ -87,11 +90,12 @@ class Workload:
     repeat: int = 3
     pings: int = 2_000
     batch: int = 100
+    batch_count: int = 100_000
     large_size: int = 64 << 20
-    large_count: int = 4
+    large_count: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("count", "producers", "consumers", "repeat", "pings", "batch"):
+        for name in ("count", "producers", "consumers", "repeat", "pings", "batch", "batch_count"):
             _whole(name, getattr(self, name), 1)
         _whole("large_count", self.large_count, 1)
         _whole("large_size", self.large_size, 1)

@@ -276,7 +276,7 @@ def _base(
 
 def _row_shape(row: str, w: Workload) -> _Shape:
     if row == "batch":
-        return _Shape(Items(w.size, batch=w.batch), w.count, 1, 1)
+        return _Shape(Items(w.size, batch=w.batch), w.batch_count, 1, 1)
     if row == "large":
         return _Shape(Items(w.large_size, large=True), w.large_count, 1, 1)
     return _Shape(Items(w.size), w.count, 2, 2)

@@ -58,10 +58,10 @@ class Items:
     def batches(self, n: int) -> list[tuple[list[object], int]]:
         """``n`` items as (batch, times to send it): full batches, then the rest."""
         full, rest = divmod(n, self.batch)
-        item = self.payload() if self.size or self.large else None
 
         def make(k: int) -> list[object]:
-            return [item] * k if item is not None else list(range(k))
+            # Distinct objects: pickle would send one object repeated k times only once.
+            return [self.payload() for _ in range(k)] if self.size or self.large else [*range(k)]
 
         plan = [(make(self.batch), full)] if full else []
         if rest:

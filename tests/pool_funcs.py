@@ -31,6 +31,10 @@ def identity(x: object) -> object:
     return x
 
 
+def size_of(data: bytes) -> int:
+    return len(data)
+
+
 def pid_of(_: object = None) -> int:
     return os.getpid()
 

@@ -16,7 +16,7 @@ import pytest
 
 from channels._errors import ChannelClosed, ChannelError, ChannelTimeout, ConfigError
 from channels._pool import AsyncResult, Pool, ResultIterator
-from channels._pool.jobs import BatchJob, CallSpec, IterJob
+from channels._pool.jobs import BatchJob, CallSpec, Chunk, IterJob
 from channels._pool.worker_handles import frame
 
 import pool_funcs as f
@@ -104,14 +104,23 @@ def test_default_chunksize_follows_length_workers_and_cost() -> None:
     assert 1000 <= unknown_length.chunk_size() <= 10_000
 
 
-def test_chunks_are_cut_across_the_batches_imap_reads() -> None:
-    job = IterJob(threading.Condition(), _spec(), None, ordered=True)
-    for batch in ([0], [1], [2, 3], [4]):
-        job.add(batch)
-    assert job.take(3) == (0, [0, 1, 2])
-    assert job.take(1) == (3, [3])
-    assert job.take(5) == (4, [4])
-    assert job.take(5) is None
+def test_imap_reads_ahead_within_its_items_and_bytes() -> None:
+    cond = threading.Condition()
+    job = IterJob(cond, _spec(chunksize=1), None, ordered=True, readahead=(10, 500))
+    with cond:
+        while n := job.wanted():
+            job.add_chunk(Chunk(job, job.read, n, bytes(100)))
+        assert job.read == 5  # 500 bytes of 100-byte inputs
+        job.deliver(0, [0, 1])
+        assert job.pop_chunk() == [0, 1]
+        while n := job.wanted():
+            job.add_chunk(Chunk(job, job.read, n, bytes(100)))
+        assert job.read == 7  # taking two results made room for two inputs
+        job.deliver(2, [2, 3, 4, 5, 6])
+        assert job.pop_chunk() == [2, 3, 4, 5, 6]
+        while n := job.wanted():
+            job.add_chunk(Chunk(job, job.read, n, bytes(1)))
+        assert job.read == 7 + 10  # tiny inputs: the item bound holds
 
 
 def test_many_small_tasks_are_batched() -> None:
@@ -175,6 +184,62 @@ def test_imap_reads_a_bounded_distance_ahead() -> None:
         # 4 chunks of max(2, chunksize) per worker ahead of what was taken.
         assert drawn <= 20 + 4 * 2 * 2
         results.close()
+
+
+def test_imap_of_count_reads_a_few_thousand_ahead_by_default() -> None:
+    drawn = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal drawn
+        for x in itertools.count():
+            drawn = x + 1
+            yield x
+
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.square, numbers(), timeout=WAIT)
+        assert [next(results) for _ in range(10)] == [x * x for x in range(10)]
+        assert drawn <= 10 + 4096
+        for x in range(10, 100_010):
+            assert next(results) == x * x
+        assert drawn <= 100_010 + 4096
+        results.close()
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+@pytest.mark.parametrize("readahead", [None, (1000, 8 << 20)])
+def test_imap_of_large_items_holds_a_bounded_number_of_them(
+    method: str, readahead: tuple[int, int] | None
+) -> None:
+    mib = 1 << 20
+    produced = 0
+
+    def blobs() -> Iterator[bytes]:
+        nonlocal produced
+        while True:
+            produced += 1
+            if produced > 1000:  # far past any bound: stop before memory runs out
+                raise RuntimeError("imap read far too much of its input")
+            yield bytes([produced % 256]) * mib
+
+    bound = 32 if readahead is None else 8
+    with Pool(2, context=method) as pool:
+        base = _rss()
+        results = pool.imap(f.size_of, blobs(), timeout=WAIT, readahead=readahead)
+        assert [next(results) for _ in range(10)] == [mib] * 10
+        assert produced <= 10 + bound
+        peak = 0
+        for taken in range(11, 201):
+            assert next(results) == mib
+            assert produced <= taken + bound
+            peak = max(peak, _rss() - base)
+        results.close()
+    # Inputs in flight, pickled chunks and allocator slack: a few times the bound at most.
+    assert peak < 4 * bound * mib + 32 * mib
 
 
 def test_imap_stops_reading_when_the_pool_is_left() -> None:

@@ -616,6 +616,17 @@ REJECTED = [
         prelude=POOL_PRELUDE,
     ),
     Rejected(
+        "imap_readahead_as_one_number",
+        "pool.imap(square, [1], readahead=100)  # !",
+        mypy=(
+            "arg-type",
+            'Argument "readahead" to "imap" of "Pool" has incompatible type "int"; '
+            'expected "tuple[int, int] | None"',
+        ),
+        pyright=("reportArgumentType", 'cannot be assigned to parameter "readahead"'),
+        prelude=POOL_PRELUDE,
+    ),
+    Rejected(
         "pool_processes_as_str",
         'Pool(processes="2")  # !',
         mypy=(

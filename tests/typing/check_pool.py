@@ -79,6 +79,8 @@ def pool_calls() -> None:
 
         assert_type(pool.map(square, range(3), task_timeout=0.5), list[int])
         assert_type(pool.imap(square, range(3), task_timeout=0.5), ResultIterator[int])
+        assert_type(pool.imap(square, range(3), readahead=(100, 1 << 20)), ResultIterator[int])
+        assert_type(pool.imap_unordered(label, range(3), readahead=(8, 4096)), ResultIterator[str])
 
         assert_type(pool.close(), None)
         assert_type(pool.join(timeout=1.0), None)

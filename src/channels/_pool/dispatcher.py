@@ -30,7 +30,6 @@ import contextlib
 import enum
 import logging
 import os
-import pickle
 import queue
 import threading
 import time
@@ -39,12 +38,13 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
+from typing import Any, cast
 
 from .._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
-from .jobs import IterJob, Job
+from .jobs import Chunk, IterJob, Job, pack
 from .processes import exit_description, sigint_blocked, terminate_at_exit
-from .remote_errors import unpack_exception
-from .worker_handles import Chunk, Watch, WorkerHandle, pack, start_worker, stop_workers
+from .remote_errors import loads, unpack_exception
+from .worker_handles import Watch, WorkerHandle, start_worker, stop_workers
 from .worker_loop import DONE, INIT_FAILED, PART, READY
 
 __all__ = ["Engine"]
@@ -127,11 +127,24 @@ class Engine:
             self._schedule(job)
 
     def feed(
-        self, job: IterJob, items: Sequence[object], done: bool, error: Exception | None = None
+        self,
+        job: IterJob,
+        chunk: Chunk | None,
+        *,
+        done: bool,
+        error: Exception | None = None,
+        failure: SerializationError | None = None,
     ) -> None:
-        """Add inputs read by an ``imap`` caller, and whether (or how) the input ended."""
+        """Add a chunk an ``imap`` caller read and pickled, and whether (or how) the input ended.
+
+        ``error`` is what reading the input raised; ``failure`` is why the
+        input after the chunk could not be pickled, which fails the job there.
+        """
         with self.lock:
-            job.add(items)
+            if chunk is not None:
+                job.add_chunk(chunk)
+            if failure is not None:
+                job.fail(job.read, failure)
             if error is not None:
                 job.input_error = error
             if done:
@@ -366,6 +379,11 @@ class Engine:
                 if not self._queue:
                     return None
                 job = self._queue[0]
+                if isinstance(job, IterJob):  # read and pickled by its caller already
+                    chunk = job.take_chunk()
+                    if chunk is not None:
+                        return chunk
+                    continue
                 limit = job.chunk_size() if budget is None else min(job.chunk_size(), budget)
                 taken = job.take(limit)
             if taken is not None:
@@ -390,7 +408,7 @@ class Engine:
             self._watch.stop_reading(worker)
             return
         try:
-            message = pickle.loads(data)
+            message = cast("tuple[Any, ...]", loads(data))
         except BaseException as exc:  # SystemExit from a hostile __reduce__ included
             self._unreadable(worker, exc)
             return

@@ -7,6 +7,12 @@ when the dispatcher delivers them.
 
 A job stops at its first error: ``map`` raises it at once, ``imap`` after
 yielding every result before it, and the items after it are not run.
+
+A ``map`` has all its inputs up front; the dispatcher cuts and pickles a chunk
+when a worker is free for it. An ``imap`` reads its input in the caller's
+thread and pickles each chunk there as it reads it, so the bytes it holds are
+known and bounded (``readahead``), and an input that cannot be pickled fails
+in the caller, at its own index.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import final
 
-__all__ = ["BatchJob", "CallSpec", "IterJob", "Job"]
+from .._errors import SerializationError
+from .remote_errors import describe, dumps
+
+__all__ = ["DEFAULT_READAHEAD", "BatchJob", "CallSpec", "Chunk", "IterJob", "Job", "pack"]
 
 # Auto chunk size: aim for chunks that take about this long in a worker...
 _TARGET_SECONDS = 0.02
@@ -27,6 +36,8 @@ _TARGET_BYTES = 1 << 20
 _MAX_CHUNK = 10_000
 # Chunk size while nothing is known about the cost of a call yet.
 _PROBE = 1
+# What an imap reads ahead of the results taken, by default: (inputs, bytes of pickled inputs).
+DEFAULT_READAHEAD = (4096, 32 << 20)
 
 
 @final
@@ -40,6 +51,47 @@ class CallSpec:
     chunksize: int | None
     workers: int
     task_timeout: float | None = None
+
+
+def pack(
+    spec: CallSpec, start: int, items: Sequence[object]
+) -> tuple[bytes | None, int, SerializationError | None]:
+    """Pickle a chunk: (payload, how many items it holds, the error of the next one).
+
+    An input that cannot be pickled ends the chunk: the items before it are
+    sent, and the error is for the caller to charge to that input.
+    """
+    timed = spec.task_timeout is not None
+    try:
+        return dumps((spec.fn_bytes, spec.kind, items, timed)), len(items), None
+    except BaseException:  # SystemExit from a hostile __reduce__ included
+        pass
+    for offset, item in enumerate(items):
+        try:
+            dumps(item)
+        except BaseException as exc:
+            error = SerializationError(
+                f"cannot pickle the input {describe(item)} (item {start + offset}) "
+                f"of {spec.name}: {exc}"
+            )
+            error.__cause__ = exc
+            payload = dumps((spec.fn_bytes, spec.kind, items[:offset], timed)) if offset else None
+            return payload, offset, error
+    error = SerializationError(f"cannot pickle the inputs {start}.. of {spec.name} together")
+    return None, 0, error
+
+
+@final
+class Chunk:
+    """Inputs ``start .. start + count - 1`` of a job, pickled and ready to send."""
+
+    __slots__ = ("count", "job", "payload", "start")
+
+    def __init__(self, job: Job, start: int, count: int, payload: bytes) -> None:
+        self.job: Job = job
+        self.start: int = start
+        self.count: int = count
+        self.payload: bytes = payload
 
 
 class Job:
@@ -191,8 +243,12 @@ class Job:
             self.finished = True
             self._segments.clear()
             self._position = 0
+            self._drop_pending()
             self.on_finished(self)
         self.cond.notify_all()
+
+    def _drop_pending(self) -> None:
+        pass
 
 
 def _ignore(job: Job) -> None:
@@ -217,37 +273,105 @@ class BatchJob(Job):
 
 @final
 class IterJob(Job):
-    """A lazily fed call whose results are taken one at a time: ``imap``, ``imap_unordered``."""
+    """A lazily fed call whose results are taken one at a time: ``imap``, ``imap_unordered``.
+
+    The caller reads inputs a chunk at a time, pickles each chunk and adds it
+    here; the dispatcher hands the chunks out as they are. How far the caller
+    reads ahead of the results it took is bounded in inputs and in bytes of
+    pickled inputs (``readahead``); at least one chunk is always allowed.
+    """
 
     def __init__(
-        self, cond: threading.Condition, spec: CallSpec, total: int | None, *, ordered: bool
+        self,
+        cond: threading.Condition,
+        spec: CallSpec,
+        total: int | None,
+        *,
+        ordered: bool,
+        readahead: tuple[int, int] = DEFAULT_READAHEAD,
     ) -> None:
         super().__init__(cond, spec, total)
         self.ordered: bool = ordered
+        self.max_items, self.max_bytes = readahead
         self.input_error: BaseException | None = None
+        self._chunks: deque[Chunk] = deque()
+        self._handed_out = 0
+        # The chunks read whose results are not all taken: (end index, bytes).
+        self._held: deque[tuple[int, int]] = deque()
+        self.held_bytes: int = 0
         self._by_start: dict[int, list[object]] = {}
         self._arrived: deque[list[object]] = deque()
         self.taken: int = 0
 
-    def readahead(self) -> int:
-        """How many inputs may be read ahead of the results the caller took.
+    @property
+    def started(self) -> bool:
+        """Whether any chunk went to a worker."""
+        return self._handed_out > 0
 
-        Room for the chunk each worker runs and a few more per worker
-        waiting to be cut or taken, so that no worker waits for the caller
-        to read more input.
+    def has_pending(self) -> bool:
+        """Whether read chunks wait for a worker."""
+        return bool(self._chunks)
+
+    def chunk_size(self) -> int:
+        """As for any job, and small enough that two chunks per worker fit the read-ahead."""
+        size = super().chunk_size()
+        if self.spec.chunksize is not None:
+            return size
+        share = 2 * self.spec.workers
+        size = min(size, max(1, self.max_items // share))
+        if self._item_bytes:
+            size = min(size, max(1, int(self.max_bytes / share / self._item_bytes)))
+        return size
+
+    def wanted(self) -> int:
+        """How many inputs the caller should read now: a chunk's worth, or 0 to wait.
+
+        The caller may read while fewer than ``max_items`` inputs (and about
+        ``max_bytes`` of them, pickled) wait for their results to be taken,
+        and no further than a few chunks per worker.
         """
-        return 4 * self.spec.workers * max(2, self.chunk_size())
+        if self.input_done or self.finished:
+            return 0
+        size = self.chunk_size()
+        ahead = self.read - self.taken
+        limit = max(size, min(self.max_items, 4 * self.spec.workers * max(2, size)))
+        room = limit - ahead
+        if ahead and self._item_bytes:
+            room = min(room, int((self.max_bytes - self.held_bytes) / self._item_bytes))
+        return size if room >= size else 0
 
     def refill_due(self) -> bool:
-        """Whether the caller should read more input: a chunk's worth is missing."""
-        missing = self.readahead() - (self.read - self.taken)
-        return not self.input_done and missing >= max(1, self.chunk_size())
+        """Whether the caller should read more input now."""
+        return self.wanted() > 0
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Add a chunk the caller read and pickled; its indices follow the ones added before."""
+        nbytes = len(chunk.payload)
+        if not self.finished:
+            self._chunks.append(chunk)
+            self._held.append((chunk.start + chunk.count, nbytes))
+            self.held_bytes += nbytes
+        self.read += chunk.count
+        self._cut += chunk.count
+        self.sent(chunk.count, nbytes)
+
+    def take_chunk(self) -> Chunk | None:
+        """The next chunk for a worker, if one waits."""
+        if not self._chunks:
+            return None
+        chunk = self._chunks.popleft()
+        self._handed_out += chunk.count
+        return chunk
 
     def _store(self, start: int, values: list[object]) -> None:
         if self.ordered:
             self._by_start[start] = values
         else:
             self._arrived.append(values)
+
+    def _drop_pending(self) -> None:
+        # Chunks before the failing input still run: imap yields their results first.
+        self._chunks = deque(chunk for chunk in self._chunks if self.wants(chunk.start))
 
     def pop_chunk(self) -> list[object] | None:
         """Take the next run of results if it is here (the caller hands them out one by one)."""
@@ -257,6 +381,9 @@ class IterJob(Job):
             chunk = self._arrived.popleft() if self._arrived else None
         if chunk is not None:
             self.taken += len(chunk)
+            # Unordered runs are charged to the oldest chunks: exact when inputs are alike.
+            while self._held and self._held[0][0] <= self.taken:
+                self.held_bytes -= self._held.popleft()[1]
         return chunk
 
     def failed_here(self) -> BaseException | None:

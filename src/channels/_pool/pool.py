@@ -25,7 +25,7 @@ from .._core import deadline_after
 from .._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationError
 from .._protocols import Receiver, Sender
 from .dispatcher import Engine
-from .jobs import BatchJob, CallSpec, IterJob
+from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob
 from .processes import resolve_context
 from .progress import ProgressCallback, make_progress
 from .remote_errors import describe, dumps
@@ -254,17 +254,37 @@ class Pool:
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
         task_timeout: float | None = None,
+        readahead: tuple[int, int] | None = None,
     ) -> ResultIterator[R]:
         """Yield ``fn(x)`` for each input, in order, reading the input lazily.
 
-        Only a bounded number of inputs is read ahead of the results taken, so
-        an endless iterable is fine. ``timeout`` bounds the wait for each
-        result (the iterator stays usable after a ``ChannelTimeout``);
-        ``task_timeout`` is as for ``map``. Dropping or closing the iterator
-        gives up the call: its tasks are stopped.
+        The input is read in the caller's thread, as results are taken, and
+        only a bounded distance ahead of them, so an endless or huge iterable
+        is fine. Each chunk is pickled as it is read: an input that cannot be
+        pickled fails at its own index. Dropping or closing the iterator gives
+        up the call: its tasks are stopped.
+
+        Args:
+            fn: an importable function of one argument.
+            iterable: the inputs, read lazily.
+            chunksize: inputs per message to a worker; by default sized from
+                measured costs, as for ``map``, and small enough that two
+                chunks per worker fit the read-ahead.
+            progress: draw a tqdm progress bar (needs the ``progress`` extra).
+            on_progress: called as ``on_progress(done, total)`` as results come.
+            timeout: the longest wait for each result (``ChannelTimeout``;
+                the iterator stays usable).
+            task_timeout: as for ``map``.
+            readahead: ``(items, bytes)``: read at most this many inputs, and
+                about this many bytes of them pickled, ahead of the results
+                taken; by default ``(4096, 32 MiB)``. At least one chunk is
+                read ahead whatever the bound, and no more than a few chunks
+                per worker.
         """
         spec = self._spec("imap", CALL, fn, chunksize, task_timeout)
-        results = self._iterate(spec, iterable, progress, on_progress, timeout, ordered=True)
+        results = self._iterate(
+            spec, iterable, progress, on_progress, timeout, readahead=readahead, ordered=True
+        )
         return cast("ResultIterator[R]", results)
 
     def imap_unordered(
@@ -277,10 +297,16 @@ class Pool:
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
         task_timeout: float | None = None,
+        readahead: tuple[int, int] | None = None,
     ) -> ResultIterator[R]:
-        """Like ``imap``, but yield each result as soon as it is ready."""
+        """Like ``imap``, but yield each result as soon as it is ready.
+
+        The arguments, ``readahead`` included, mean what they mean for ``imap``.
+        """
         spec = self._spec("imap_unordered", CALL, fn, chunksize, task_timeout)
-        results = self._iterate(spec, iterable, progress, on_progress, timeout, ordered=False)
+        results = self._iterate(
+            spec, iterable, progress, on_progress, timeout, readahead=readahead, ordered=False
+        )
         return cast("ResultIterator[R]", results)
 
     # -- single calls -------------------------------------------------------------
@@ -561,13 +587,15 @@ class Pool:
         on_progress: ProgressCallback | None,
         timeout: float | None,
         *,
+        readahead: tuple[int, int] | None,
         ordered: bool,
     ) -> ResultIterator[object]:
         deadline_after(timeout)  # a bad timeout is refused before any work starts
+        bound = _readahead(readahead)
         total = len(iterable) if isinstance(iterable, Sized) else None
         source = iter(iterable)
         reporter = make_progress(progress, on_progress, spec.name, total)
-        job = IterJob(self._engine.condition(), spec, total, ordered=ordered)
+        job = IterJob(self._engine.condition(), spec, total, ordered=ordered, readahead=bound)
         self._engine.submit(job)
         return ResultIterator(
             self._engine, job, source, progress=reporter, timeout=timeout, keepalive=self
@@ -646,6 +674,18 @@ def _callbacks(
             callback(cast("R", value))
 
     return on_done
+
+
+def _readahead(value: object) -> tuple[int, int]:
+    """The ``readahead=`` of an ``imap``: ``(items, bytes)``, both positive."""
+    if value is None:
+        return DEFAULT_READAHEAD
+    if not isinstance(value, tuple) or len(cast("tuple[object, ...]", value)) != 2:
+        raise ConfigError(f"readahead must be a pair (items, bytes), not {value!r}")
+    items, nbytes = cast("tuple[object, object]", value)
+    _check_positive("readahead's items", items)
+    _check_positive("readahead's bytes", nbytes)
+    return cast("tuple[int, int]", value)
 
 
 def _check_positive(name: str, value: object) -> None:

@@ -5,18 +5,22 @@ parent rebuilds it with its original type and a ``RemoteTraceback`` as the
 cause, so the report shows where in the worker it went wrong. Anything that
 cannot be pickled becomes a ``SerializationError`` naming what failed, instead
 of killing a worker or losing a task.
+
+Everything the pool moves (chunks of inputs, results, exceptions) goes through
+the codec channels use (``channels._serialize.PICKLE``): pickle with
+multiprocessing's reducers, one pickle per chunk, so a chunk of inputs or of
+results crosses the pipe as one batch.
 """
 
 from __future__ import annotations
 
-import pickle
 import traceback
+from typing import cast
 
 from .._errors import SerializationError
+from .._serialize import PICKLE
 
-__all__ = ["RemoteTraceback", "describe", "dumps", "pack_exception", "unpack_exception"]
-
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
+__all__ = ["RemoteTraceback", "describe", "dumps", "loads", "pack_exception", "unpack_exception"]
 
 
 class RemoteTraceback(Exception):
@@ -31,8 +35,13 @@ class RemoteTraceback(Exception):
 
 
 def dumps(obj: object) -> bytes:
-    """Pickle ``obj`` with the highest protocol."""
-    return pickle.dumps(obj, _PROTOCOL)
+    """Pickle ``obj`` with the channels' codec: what a channel's ``send`` does to an item."""
+    return PICKLE.dumps(obj)
+
+
+def loads(data: bytes | memoryview) -> object:
+    """Unpickle what ``dumps`` made, with the channels' codec."""
+    return PICKLE.loads(data)
 
 
 def describe(obj: object, limit: int = 80) -> str:
@@ -54,7 +63,7 @@ def pack_exception(exc: BaseException) -> bytes:
     text = "".join(traceback.format_exception(exc))
     try:
         data = dumps(exc)
-        pickle.loads(data)
+        loads(data)
     except BaseException as err:
         stand_in = SerializationError(
             f"the worker raised {type(exc).__qualname__}: {describe(str(exc), 200)}, "
@@ -66,9 +75,9 @@ def pack_exception(exc: BaseException) -> bytes:
 
 def unpack_exception(payload: bytes) -> BaseException:
     """Rebuild an exception packed by ``pack_exception``, with its remote traceback as cause."""
-    data, text = pickle.loads(payload)
+    data, text = cast("tuple[bytes, str]", loads(payload))
     try:
-        loaded: object = pickle.loads(data)
+        loaded: object = loads(data)
     except BaseException as err:  # SystemExit from a hostile __reduce__ included
         loaded = SerializationError(
             f"the worker raised an exception that cannot be unpickled here ({err}); "

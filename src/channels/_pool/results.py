@@ -17,7 +17,7 @@ from typing import Generic, TypeVar, cast, final
 from .._core import deadline_after
 from .._errors import ChannelTimeout
 from .dispatcher import Engine
-from .jobs import BatchJob, IterJob
+from .jobs import BatchJob, Chunk, IterJob, pack
 from .progress import Progress
 
 __all__ = ["AsyncResult", "ResultIterator", "wait_batch"]
@@ -213,30 +213,30 @@ class ResultIterator(Iterator[R_co]):
             job.cond.wait(left)
 
     def _refill(self) -> None:
-        """Read inputs, outside the lock, until ``readahead`` of them wait for results.
+        """Read and pickle inputs, outside the lock, a chunk at a time, while ``readahead`` allows.
 
-        They are handed over a chunk's worth at a time, so the workers start
+        Each chunk is handed over as soon as it is read, so the workers start
         on the first while the rest is read.
         """
         job = self._job
-        with job.cond:
-            if job.input_done or job.finished or not job.refill_due():
+        while True:
+            with job.cond:
+                want = job.wanted()
+                start = job.read
+            if want == 0:
                 return
-            want = job.readahead() - (job.read - job.taken)
-            batch = max(1, job.chunk_size())
-        while want > 0:
             items: list[object] = []
             error: Exception | None = None
-            size = min(want, batch)
             try:
-                items.extend(islice(self._source, size))  # keeps what it read before an error
+                items.extend(islice(self._source, want))  # keeps what it read before an error
             except Exception as exc:
                 error = exc
-            done = error is not None or len(items) < size
-            self._engine.feed(job, items, done, error)
+            payload, count, failure = pack(job.spec, start, items) if items else (None, 0, None)
+            chunk = None if payload is None else Chunk(job, start, count, payload)
+            done = error is not None or failure is not None or len(items) < want
+            self._engine.feed(job, chunk, done=done, error=error, failure=failure)
             if done:
                 return
-            want -= size
 
     def _end(self) -> None:
         self._done = True

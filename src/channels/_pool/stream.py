@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
-from typing import final
+from typing import cast, final
 
 from .._errors import (
     ChannelClosed,
@@ -45,7 +45,7 @@ from .processes import (
     starting_processes,
     terminate_at_exit,
 )
-from .remote_errors import describe, dumps, pack_exception, unpack_exception
+from .remote_errors import describe, dumps, loads, pack_exception, unpack_exception
 
 __all__ = ["StreamRun", "StreamSpec"]
 
@@ -249,7 +249,7 @@ class StreamRun:
         message: tuple[object, ...] | None = None
         with contextlib.suppress(EOFError, OSError):
             if member.report.poll(0):
-                message = pickle.loads(member.report.recv_bytes())
+                message = cast("tuple[object, ...]", loads(member.report.recv_bytes()))
         member.report.close()
         process = member.process
         process.join(5.0)

@@ -24,19 +24,17 @@ import sys
 import termios
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import final
 
-from .._errors import SerializationError
-from .jobs import CallSpec, Job
+from .jobs import Chunk
 from .processes import start_process, starting_processes
-from .remote_errors import describe, dumps
 from .worker_loop import worker_main
 
-__all__ = ["Chunk", "Watch", "WorkerHandle", "frame", "pack", "start_worker", "stop_workers"]
+__all__ = ["Watch", "WorkerHandle", "frame", "start_worker", "stop_workers"]
 
 _SHORT = struct.Struct("!i")
 _LONG = struct.Struct("!Q")
@@ -48,47 +46,6 @@ def frame(payload: bytes) -> bytes:
     if size > 0x7FFFFFFF:
         return _SHORT.pack(-1) + _LONG.pack(size) + payload
     return _SHORT.pack(size) + payload
-
-
-def pack(
-    spec: CallSpec, start: int, items: Sequence[object]
-) -> tuple[bytes | None, int, SerializationError | None]:
-    """Pickle a chunk: (payload, how many items it holds, the error of the next one).
-
-    An input that cannot be pickled ends the chunk: the items before it are
-    sent, and the error is for the caller to charge to that input.
-    """
-    timed = spec.task_timeout is not None
-    try:
-        return dumps((spec.fn_bytes, spec.kind, items, timed)), len(items), None
-    except BaseException:  # SystemExit from a hostile __reduce__ included
-        pass
-    for offset, item in enumerate(items):
-        try:
-            dumps(item)
-        except BaseException as exc:
-            error = SerializationError(
-                f"cannot pickle the input {describe(item)} (item {start + offset}) "
-                f"of {spec.name}: {exc}"
-            )
-            error.__cause__ = exc
-            payload = dumps((spec.fn_bytes, spec.kind, items[:offset], timed)) if offset else None
-            return payload, offset, error
-    error = SerializationError(f"cannot pickle the inputs {start}.. of {spec.name} together")
-    return None, 0, error
-
-
-@final
-class Chunk:
-    """Inputs ``start .. start + count - 1`` of a job, pickled and ready to send."""
-
-    __slots__ = ("count", "job", "payload", "start")
-
-    def __init__(self, job: Job, start: int, count: int, payload: bytes) -> None:
-        self.job: Job = job
-        self.start: int = start
-        self.count: int = count
-        self.payload: bytes = payload
 
 
 @final

@@ -22,7 +22,6 @@ the parent knows which chunk an answer is for.
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable
 from itertools import starmap
@@ -31,7 +30,7 @@ from typing import cast
 
 from .._errors import SerializationError
 from .processes import ignore_sigint
-from .remote_errors import describe, dumps, pack_exception
+from .remote_errors import describe, dumps, loads, pack_exception
 
 __all__ = ["APPLY", "CALL", "DONE", "INIT_FAILED", "PART", "READY", "STAR", "worker_main"]
 
@@ -74,9 +73,11 @@ def worker_main(
         if not message:
             return
         try:
-            new_fn_bytes, kind, items, timed = pickle.loads(message)
+            task = cast("tuple[bytes, int, list[object], bool]", loads(message))
+            new_fn_bytes, kind, items, timed = task
+            del task
             if new_fn_bytes != fn_bytes:
-                fn = pickle.loads(new_fn_bytes)
+                fn = cast("Callable[..., object]", loads(new_fn_bytes))
                 fn_bytes = new_fn_bytes
         except BaseException as exc:
             error = SerializationError(

@@ -65,7 +65,7 @@ def test_a_receiver_killed_while_waiting_does_not_block_the_others(
 
 @pytest.mark.slow
 def test_a_sender_killed_in_the_middle_of_a_huge_send_leaves_no_torn_item() -> None:
-    ch = open_for("queue", "fork")
+    ch = open_for("queue", "fork", shm_threshold=0)  # through the overflow file
     core = _core(ch)
     sender = start("fork", children.send_one, ch.clone(), b"x" * (300 << 20))
     deadline = time.monotonic() + WAIT

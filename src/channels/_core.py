@@ -14,10 +14,13 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._errors import ConfigError
 from ._serialize import Serializer
+
+if TYPE_CHECKING:
+    from ._codec import Payload
 
 __all__ = ["POLL_SLICE", "ChannelStats", "Core", "deadline_after", "remaining"]
 
@@ -25,7 +28,7 @@ __all__ = ["POLL_SLICE", "ChannelStats", "Core", "deadline_after", "remaining"]
 #: how long a crash can go unnoticed; idle wake-ups cost next to nothing.
 POLL_SLICE = 0.05
 
-#: A serialized item, as a core moves it.
+#: A serialized item as bytes (see ``_codec.Payload`` for what else a core may move).
 Data = bytes | memoryview
 
 
@@ -73,14 +76,19 @@ class Core(Protocol):
         """The token of the channel's own sender handle."""
         ...
 
-    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
+    @property
+    def shm_threshold(self) -> int:
+        """Buffers this large may come as ``OutOfBand`` payloads (0: never, bytes only)."""
+        ...
+
+    def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         """Put as many of ``items`` as fit now, in order, for handle ``token``; return how many.
 
         Raises ``ChannelClosed`` or ``ChannelBroken`` if none may be sent.
         """
         ...
 
-    def take(self, max_items: int, deadline: float | None) -> list[Data]:
+    def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         """Take up to ``max_items`` items that are ready now, oldest first; [] if none is.
 
         Raises ``EndOfChannel`` or ``ChannelBroken`` once nothing is left and none can come.

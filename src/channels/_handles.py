@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
-from ._core import ChannelStats, Core, Data, deadline_after
+from ._codec import Payload, decode, encode
+from ._core import ChannelStats, Core, deadline_after
 from ._errors import (
     ChannelError,
     ChannelTimeout,
@@ -29,7 +30,6 @@ from ._errors import (
 )
 from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
-from ._serialize import PASS_THROUGH, describe, loads, serializer_name
 from ._waiting import apause, pause
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
@@ -167,25 +167,9 @@ class SenderHandle(Closing, Generic[T]):
             if sent < len(data):
                 await apause(core, True, deadline, sent)
 
-    def _encode(self, item: T) -> Data:
+    def _encode(self, item: T) -> Payload:
         core = self._core
-        serializer = core.serializer
-        try:
-            data = serializer.dumps(item)
-        except PASS_THROUGH:
-            raise
-        except BaseException as exc:
-            raise SerializationError(
-                f"cannot send {type(item).__qualname__} with {serializer_name(serializer)}: "
-                f"{describe(exc)}"
-            ) from exc
-        limit = core.max_message_size
-        if limit is not None and len(data) > limit:
-            raise SerializationError(
-                f"an item of type {type(item).__qualname__} serializes to {len(data)} bytes, "
-                f"more than max_message_size={limit}; nothing was sent"
-            )
-        return data
+        return encode(core.serializer, item, core.shm_threshold, core.max_message_size)
 
     def clone(self) -> SenderHandle[T]:
         """Open another counted sender handle, for another producer."""
@@ -234,7 +218,7 @@ class ReceiverHandle(Closing, Generic[T]):
         self._closed = closed
         # Items taken out of the channel but not yet handed over (after an item of
         # a batch failed to deserialize): they belong to this process now.
-        self._held: deque[Data] = deque()
+        self._held: deque[Payload] = deque()
 
     def recv(self, timeout: float | None = None) -> T:
         """Return the next item.
@@ -318,7 +302,7 @@ class ReceiverHandle(Closing, Generic[T]):
         items: list[T] = []
         for i, data in enumerate(raw):
             try:
-                items.append(cast(T, loads(serializer, data)))
+                items.append(cast(T, decode(serializer, data)))
             except SerializationError:
                 if not items:  # the failing item is consumed; the rest stay held
                     held.extendleft(reversed(raw[i + 1 :]))

@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, cast
 
+from ._codec import Payload, plain
 from ._config import (
     ContextSpec,
     SerializerSpec,
@@ -29,7 +30,7 @@ from ._config import (
     check_message_limit,
     resolve_context,
 )
-from ._core import ChannelStats, Data
+from ._core import ChannelStats
 from ._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
 from ._liveness import me
 from ._manager_link import (
@@ -314,19 +315,23 @@ class ManagerCore:
     # put and take never wait in the server, so their answers are due at once (the
     # deadline, which bounds only brief waits, has nothing to bound here).
 
-    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
-        payload = [bytes(data) for data in items]  # a memoryview does not pickle
+    @property
+    def shm_threshold(self) -> int:
+        return 0
+
+    def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
+        payload = [plain(data) for data in items]  # a memoryview does not pickle
         answer = self._call("put", (self.ref.cid, token, payload), REPLY_GRACE)
         return expect_int(answer, "put")
 
-    def take(self, max_items: int, deadline: float | None) -> list[Data]:
+    def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         self._receiving = me.pid
         answer: object = self._call("take", (self.ref.cid, max_items), REPLY_GRACE)
         kind = type(answer).__name__
         items = cast("list[object]", answer) if isinstance(answer, list) else None
         if items is None or not all(isinstance(item, bytes) for item in items):
             raise ChannelBroken(f"the manager server answered take with {kind}")
-        return cast("list[Data]", items)
+        return cast("list[Payload]", items)
 
     def ready_fd(self, sending: bool) -> int | None:
         return None  # the server tells when to look again: see wait

@@ -37,6 +37,7 @@ class ChannelOptions(TypedDict, total=False):
     serializer: SerializerSpec
     max_message_size: int | None
     spill_dir: str | None
+    shm_threshold: int
     address: tuple[str, int] | str | None
     authkey: bytes | str | None
     name: str | None

@@ -30,6 +30,10 @@ POINTS = {
         "overflow:jump-marked",  # the writer's torn marker is set
         "overflow:ring-moved",  # the writer's ring words point at the new ring
     ),
+    "shm": (
+        "shm:shipped",  # a large item's memory is in the side socket, its ticket not yet put
+        "shm:redeeming",  # a receiver took a ticket, not yet the memory it names
+    ),
     "recv": (
         "recv:locked",  # the read lock is held, nothing changed yet
         "recv:taking",  # _TAKING is set

@@ -8,8 +8,6 @@ the channel keeps working, and each item is where the protocol says it must be.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import time
 from typing import Any
 
@@ -19,6 +17,7 @@ import channels
 from channels import ChannelBroken, EndOfChannel, _steps
 from channels._backends.local.core import LocalCore
 
+from local_kill import kill_at
 from support import LOCAL_BACKENDS, WAIT, drain, open_for
 
 #: Outcome of each point: whether the dying process's item is in the channel
@@ -41,40 +40,21 @@ RECV_POINTS = {
     "recv:counted": "lost",
 }
 BOOK_POINTS = ("close:slot-closed", "close:count-lowered", "close:forgotten")
+# Tested in test_large_items.py: the orphaned or half-redeemed memory is dropped.
+SHM_POINTS = ("shm:shipped", "shm:redeeming")
 CLONE_POINTS = ("clone:slot-opened", "clone:count-raised")
 
 
 def test_every_point_is_covered() -> None:
-    covered = {*SEND_POINTS, *SPILL_POINTS, *RECV_POINTS, *BOOK_POINTS, *CLONE_POINTS}
+    covered = {
+        *SEND_POINTS,
+        *SPILL_POINTS,
+        *RECV_POINTS,
+        *BOOK_POINTS,
+        *CLONE_POINTS,
+        *SHM_POINTS,
+    }
     assert covered == {p for points in _steps.POINTS.values() for p in points}
-
-
-def _stopped(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] == b"T"
-
-
-def _kill_at(point: str, target: Any, *args: object) -> None:
-    """Run ``target(*args)`` in a forked child that stops at ``point``, then SIGKILL it there."""
-    child = multiprocessing.get_context("fork").Process(target=_paused, args=(point, target, *args))
-    child.start()
-    deadline = time.monotonic() + WAIT
-    while not _stopped(child.pid or 0):
-        assert child.exitcode is None, f"the child ended ({child.exitcode}) before {point}"
-        assert time.monotonic() < deadline, f"the child never reached {point}"
-        time.sleep(0.005)
-    os.kill(child.pid or 0, signal.SIGKILL)
-    child.join(WAIT)
-    assert child.exitcode == -signal.SIGKILL
-
-
-def _paused(point: str, target: Any, *args: object) -> None:
-    _steps.pause_at(point)
-    target(*args)
 
 
 def _send(sender: channels.Sender[object], item: object) -> None:
@@ -104,7 +84,7 @@ def _core(ch: channels.Channel[Any]) -> LocalCore:
 def test_a_sender_killed_while_sending(backend: str, point: str, fate: str) -> None:
     ch = open_for(backend, None, **({"maxsize": 4} if backend == "queue" else {}))
     ch.send("before")
-    _kill_at(point, _send, ch.sender, "dying")
+    kill_at(point, _send, ch.sender, "dying")
     ch.send("after", timeout=WAIT)  # the dead holder's lock was handed on
     ch.close()
     expected = ["before", "dying", "after"] if fate == "kept" else ["before", "after"]
@@ -114,11 +94,11 @@ def test_a_sender_killed_while_sending(backend: str, point: str, fate: str) -> N
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 @pytest.mark.parametrize(("point", "fate"), SPILL_POINTS.items())
 def test_a_sender_killed_while_writing_the_overflow(backend: str, point: str, fate: str) -> None:
-    ch = open_for(backend)
+    ch = open_for(backend, None, shm_threshold=0)  # every item through the overflow file
     # Larger than a pipe frame; 2 MiB is larger than the first ring: it moves to a larger one.
     big = b"x" * (10_000 if fate == "absent" else 2 << 20)
     ch.send("before")
-    _kill_at(point, _send, ch.sender, big)
+    kill_at(point, _send, ch.sender, big)
     if fate == "torn":
         with pytest.raises(ChannelBroken, match="middle of"):
             ch.send("after", timeout=WAIT)
@@ -137,7 +117,7 @@ def test_a_receiver_killed_while_taking(backend: str, point: str, fate: str) -> 
     ch = open_for(backend, None, **({"maxsize": 3} if bounded else {}))
     for item in ("first", "second", "third"):
         ch.send(item)
-    _kill_at(point, _recv, ch.receiver)
+    kill_at(point, _recv, ch.receiver)
     rest = ["second", "third"] if fate == "lost" else ["first", "second", "third"]
     if bounded:
         # The next receive repairs the count: towards more room, never less. A
@@ -162,7 +142,7 @@ def test_a_process_killed_while_closing_a_handle(backend: str, point: str) -> No
     ch = open_for(backend)
     clone = ch.clone()
     ch.send("item")
-    _kill_at(point, _close, clone)
+    kill_at(point, _close, clone)
     assert clone.closed
     assert not ch.closed
     ch.send("more", timeout=WAIT)
@@ -175,7 +155,7 @@ def test_a_process_killed_while_closing_a_handle(backend: str, point: str) -> No
 @pytest.mark.parametrize("point", CLONE_POINTS)
 def test_a_process_killed_while_cloning(backend: str, point: str) -> None:
     ch = open_for(backend)
-    _kill_at(point, _clone, ch.sender)
+    kill_at(point, _clone, ch.sender)
     core = _core(ch)
     ch.send("item", timeout=WAIT)
     assert ch.recv(timeout=WAIT) == "item"

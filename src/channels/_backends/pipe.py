@@ -7,7 +7,7 @@ from typing import ClassVar, TypeVar, final
 from .._config import ContextSpec, SerializerSpec
 from .._handles import ChannelBase
 from .._registry import Features
-from .local.core import LocalCore
+from .local.core import SHM_THRESHOLD, LocalCore
 
 __all__ = ["PipeChannel"]
 
@@ -37,6 +37,7 @@ class PipeChannel(ChannelBase[T]):
         max_message_size: int | None = None,
         spill_dir: str | None = None,
         joinable: bool = False,
+        shm_threshold: int = SHM_THRESHOLD,
     ) -> None:
         self._attach(
             LocalCore.open(
@@ -46,5 +47,6 @@ class PipeChannel(ChannelBase[T]):
                 max_message_size=max_message_size,
                 spill_dir=spill_dir,
                 joinable=joinable,
+                shm_threshold=shm_threshold,
             )
         )

@@ -7,7 +7,7 @@ from typing import ClassVar, TypeVar, final
 from .._config import ContextSpec, SerializerSpec
 from .._handles import ChannelBase
 from .._registry import Features
-from .local.core import LocalCore
+from .local.core import SHM_THRESHOLD, LocalCore
 
 __all__ = ["QueueChannel"]
 
@@ -28,6 +28,9 @@ class QueueChannel(ChannelBase[T]):
         spill_dir: the folder for the overflow file (default: the temp folder).
         joinable: receivers mark each item done with ``task_done()``, and ``join()``
             on the channel or any sender handle waits until every item sent is done.
+        shm_threshold: ``bytes`` items, and buffers that pickle protocol 5 keeps apart
+            (numpy arrays, ``bytearray``), of at least this many bytes travel through
+            shared memory; a received array is then a view of it. 0 turns it off.
     """
 
     __slots__ = ()
@@ -42,6 +45,7 @@ class QueueChannel(ChannelBase[T]):
         max_message_size: int | None = None,
         spill_dir: str | None = None,
         joinable: bool = False,
+        shm_threshold: int = SHM_THRESHOLD,
     ) -> None:
         self._attach(
             LocalCore.open(
@@ -52,5 +56,6 @@ class QueueChannel(ChannelBase[T]):
                 max_message_size=max_message_size,
                 spill_dir=spill_dir,
                 joinable=joinable,
+                shm_threshold=shm_threshold,
             )
         )

@@ -7,7 +7,7 @@ from typing import ClassVar, TypeVar, final
 from .._config import ContextSpec, SerializerSpec
 from .._handles import ChannelBase
 from .._registry import Features
-from .local.core import LocalCore
+from .local.core import SHM_THRESHOLD, LocalCore
 
 __all__ = ["SimpleQueueChannel"]
 
@@ -33,6 +33,7 @@ class SimpleQueueChannel(ChannelBase[T]):
         max_message_size: int | None = None,
         spill_dir: str | None = None,
         joinable: bool = False,
+        shm_threshold: int = SHM_THRESHOLD,
     ) -> None:
         self._attach(
             LocalCore.open(
@@ -42,5 +43,6 @@ class SimpleQueueChannel(ChannelBase[T]):
                 max_message_size=max_message_size,
                 spill_dir=spill_dir,
                 joinable=joinable,
+                shm_threshold=shm_threshold,
             )
         )

@@ -43,6 +43,7 @@ from multiprocessing.context import get_spawning_popen
 from typing import NoReturn, Protocol
 
 from ... import _steps
+from ..._codec import OutOfBand, Payload, in_band
 from ..._config import (
     ContextSpec,
     SerializerSpec,
@@ -51,7 +52,7 @@ from ..._config import (
     resolve_context,
 )
 from ..._core import POLL_SLICE, ChannelStats, Data
-from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, EndOfChannel
+from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, EndOfChannel
 from ..._ledger import (
     BROKEN,
     BROKEN_RECEIVERS_GONE,
@@ -75,6 +76,7 @@ from ..._robust import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from ..._serialize import Serializer, resolve_serializer
 from .overflow import WORDS as OVERFLOW_WORDS
 from .overflow import Overflow
+from .shm import Shm, side_pair
 
 __all__ = ["LocalCore", "Settings"]
 
@@ -85,8 +87,9 @@ _RLOCK_AT, _WLOCK_AT, _WORDS_AT = 0, MUTEX_BYTES, 4 * MUTEX_BYTES
 # found the pipe empty while the overflow held items; until the overflow drains,
 # no item enters the pipe. _TAKING: a reader is between taking an item and
 # counting it, and this is the count to reach.
-# _DONE: items marked done (joinable channels).
-_W_TORN, _R_TORN, _PIPE_DRAINED, _SENT, _RECEIVED, _TAKING, _DONE = range(7)
+# _DONE: items marked done (joinable channels). _TICKETS: the number of the last
+# large item's ticket (see shm).
+_W_TORN, _R_TORN, _PIPE_DRAINED, _SENT, _RECEIVED, _TAKING, _DONE, _TICKETS = range(8)
 _OVERFLOW = 8  # the overflow's words follow
 _TRANSPORT_WORDS = _OVERFLOW + OVERFLOW_WORDS
 _STATE_BYTES = _WORDS_AT + (_TRANSPORT_WORDS + WORDS) * 8
@@ -96,12 +99,16 @@ _OVERFLOW_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
 # so an empty item still travels.
 _PIPE_FRAME = struct.Struct("!I")
 _WAKE = _PIPE_FRAME.pack(0)
+_TICKET_BIT = 1 << 31  # in a frame's header: the frame is a large item's ticket
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: The default of ``shm_threshold``: from this size on, a buffer travels through shared
+#: memory (``channels bench`` measures the crossover).
+SHM_THRESHOLD = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ class Settings:
     packets: bool
     #: Whether receivers mark items done and senders can join.
     joinable: bool = False
+    #: Buffers at least this large travel through shared memory (0: never).
+    shm_threshold: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,10 +136,22 @@ class _Fds:
     writer: int
     room_reader: int = -1
     room_writer: int = -1
+    side_send: int = -1
+    side_recv: int = -1
+
+    def every(self) -> tuple[int, ...]:
+        return (
+            self.state,
+            self.reader,
+            self.writer,
+            self.room_reader,
+            self.room_writer,
+            self.side_send,
+            self.side_recv,
+        )
 
     def all(self) -> list[int]:
-        fds = (self.state, self.reader, self.writer, self.room_reader, self.room_writer)
-        return [fd for fd in fds if fd >= 0]
+        return [fd for fd in self.every() if fd >= 0]
 
 
 class LocalCore:
@@ -154,6 +175,8 @@ class LocalCore:
         "_rfd",
         "_rlock",
         "_settings",
+        "_shm",
+        "_shm_pid",
         "_wfd",
         "_wlock",
         "_words",
@@ -181,6 +204,8 @@ class LocalCore:
         self._hold_lock = threading.Lock()  # this process's threads update its held count
         self._pollers: dict[int, select.poll] = {}
         self._pollers_pid = 0
+        self._shm: Shm | None = None
+        self._shm_pid = 0
         weakref.finalize(self, _close_all, fds.all())
 
     @classmethod
@@ -194,6 +219,7 @@ class LocalCore:
         max_message_size: int | None = None,
         spill_dir: str | None = None,
         joinable: bool = False,
+        shm_threshold: int = SHM_THRESHOLD,
     ) -> LocalCore:
         """Check a local backend's options and build a fresh channel.
 
@@ -204,6 +230,10 @@ class LocalCore:
         size = check_maxsize(maxsize)
         serializer_ = resolve_serializer(serializer)
         limit = check_message_limit(max_message_size)
+        if isinstance(shm_threshold, bool) or not isinstance(shm_threshold, int):
+            raise ConfigError(f"shm_threshold must be a number of bytes, not {shm_threshold!r}")
+        if shm_threshold < 0:
+            raise ConfigError(f"shm_threshold must be >= 0 (0: never), not {shm_threshold}")
         opened: list[int] = []
         try:
             state = _state_file(spill_dir, opened)
@@ -211,8 +241,11 @@ class LocalCore:
             reader, writer = _pipe(opened)
             packets = _prepare_pipe(reader, writer)
             room = _pipe(opened) if size else (-1, -1)
-            fds = _Fds(state, reader, writer, *room)
-            settings = Settings(name, size, serializer_, limit, packets, bool(joinable))
+            side = _side(opened) if shm_threshold else (-1, -1)
+            fds = _Fds(state, reader, writer, *room, *side)
+            settings = Settings(
+                name, size, serializer_, limit, packets, bool(joinable), shm_threshold
+            )
             core = cls(fds, settings, 0)
         except OSError as exc:
             _close_all(opened)
@@ -237,6 +270,10 @@ class LocalCore:
     def first_token(self) -> int:
         return self._first
 
+    @property
+    def shm_threshold(self) -> int:
+        return self._settings.shm_threshold
+
     def sender_open(self, token: int) -> bool:
         return self._ledger.is_open(token)
 
@@ -260,7 +297,7 @@ class LocalCore:
 
     # -- the Core protocol: putting, taking, readiness --------------------------------
 
-    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
+    def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         """Put as many of ``items`` as fit now; the write lock is taken once for them all."""
         self._take_lock(self._wlock, deadline)
         try:
@@ -295,19 +332,30 @@ class LocalCore:
         finally:
             self._wlock.release()
 
-    def _put(self, data: bytes | memoryview) -> None:
-        """Move one item into the pipe, or else the overflow; the caller holds the write lock."""
+    def _put(self, payload: Payload) -> None:
+        """Move one item into the pipe, or else the overflow; the caller holds the write lock.
+
+        A large item's buffers go to shared memory first, and its ticket takes
+        its place in the stream.
+        """
+        data: Data
+        marked = False
+        if isinstance(payload, OutOfBand):
+            data, marked = self._ship(payload)
+        else:
+            data = payload
         size = len(data)
         if size <= _PIPE_PAYLOAD and not self._overflow.pending():
             try:
-                os.write(self._wfd, _PIPE_FRAME.pack(size + 1) + data)
+                head = (size + 1) | (_TICKET_BIT if marked else 0)
+                os.write(self._wfd, _PIPE_FRAME.pack(head) + data)
                 return
             except BlockingIOError:
                 pass
             except BrokenPipeError as exc:
                 raise ChannelBroken("every receiving end of the channel is closed") from exc
         try:
-            if self._overflow.append(data):
+            if self._overflow.append(data, marked):
                 self._wake()
         except OSError as exc:
             what = "no space is left for" if exc.errno in _NO_SPACE else "cannot store"
@@ -316,13 +364,13 @@ class LocalCore:
                 "nothing was sent"
             ) from exc
 
-    def take(self, max_items: int, deadline: float | None) -> list[Data]:
+    def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != me.pid:
             self._note_receiver()
         words, ledger = self._words, self._ledger
         joinable, entry = self._settings.joinable, self._rentry
-        got: list[Data] = []
+        got: list[Payload] = []
         self._take_lock(self._rlock, deadline)
         try:
             if _steps.step:
@@ -440,6 +488,36 @@ class LocalCore:
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(self._fds.room_writer, b"\0")
 
+    def _ship(self, payload: OutOfBand) -> tuple[bytes, bool]:
+        """Put a large item's buffers in shared memory: its ticket, and True.
+
+        Where shared memory or the side socket is full, the item goes in band
+        instead (its bytes, and False), so a send never fails for want of it.
+        """
+        words = self._words
+        number = words[_TICKETS] + 1
+        try:
+            ticket = self._side().ship(number, payload)
+        except OSError:
+            return in_band(payload), False
+        words[_TICKETS] = number
+        if _steps.step:
+            _steps.step("shm:shipped")
+        return ticket, True
+
+    def _redeem(self, ticket: Data) -> OutOfBand:
+        if _steps.step:
+            _steps.step("shm:redeeming")
+        return self._side().redeem(ticket)
+
+    def _side(self) -> Shm:
+        if self._shm is None or self._shm_pid != me.pid:
+            fds = self._fds
+            self._shm = Shm(fds.side_send, fds.side_recv)
+            self._shm_pid = me.pid
+            weakref.finalize(self, self._shm.close)
+        return self._shm
+
     def _wake(self) -> None:
         """Wake a receiver waiting on the pipe; a full pipe needs no waking."""
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
@@ -450,7 +528,7 @@ class LocalCore:
 
     # -- receiving -----------------------------------------------------------------
 
-    def _take(self) -> bytes | memoryview | None:
+    def _take(self) -> Payload | None:
         """The next item, or None; the caller holds the read lock."""
         words = self._words
         ledger = self._ledger
@@ -478,7 +556,7 @@ class LocalCore:
             nothing_left(ledger)
             return None
 
-    def _read_pipe(self) -> bytes | memoryview | None:
+    def _read_pipe(self) -> Payload | None:
         """Take one item from the pipe, or None if it holds none (wake-ups are skipped)."""
         fd = self._rfd
         while True:
@@ -495,14 +573,18 @@ class LocalCore:
             (size,) = _PIPE_FRAME.unpack(head)
             if size == 0:
                 continue
-            size -= 1
+            marked = size & _TICKET_BIT
+            size = (size & ~_TICKET_BIT) - 1
             if size > _PIPE_PAYLOAD:
                 self._tear(f"a pipe frame claiming {size} bytes")
+            data: Data
             if not self._packets:
-                return self._read_payload(fd, size)
-            if len(frame) != _PIPE_FRAME.size + size:
+                data = self._read_payload(fd, size)
+            elif len(frame) != _PIPE_FRAME.size + size:
                 self._tear(f"a frame of {len(frame)} bytes claiming {size}")
-            return memoryview(frame)[_PIPE_FRAME.size :]
+            else:
+                data = memoryview(frame)[_PIPE_FRAME.size :]
+            return self._redeem(data) if marked else data
 
     def _read_payload(self, fd: int, size: int) -> bytes:
         """The second read of a frame, where the pipe has no packet mode."""
@@ -517,10 +599,13 @@ class LocalCore:
         words[_R_TORN] = 0
         return data
 
-    def _from_overflow(self) -> bytes | memoryview | None:
+    def _from_overflow(self) -> Payload | None:
         """Take the oldest overflow item; compact the overflow once it is drained."""
         overflow = self._overflow
-        data = overflow.take()
+        raw = overflow.take()
+        data: Payload | None = raw
+        if raw is not None and overflow.marked:
+            data = self._redeem(raw)
         if data is None or not overflow.pending():
             self._words[_PIPE_DRAINED] = 0  # writers may use the pipe again from now on
             if overflow.needs_rewind() and self._try_lock(self._wlock):
@@ -636,9 +721,7 @@ class LocalCore:
                 "argument when it starts (multiprocessing.Process(args=...)); to share a channel "
                 "with processes that are already running, use the manager backend"
             )
-        fds = self._fds
-        every = (fds.state, fds.reader, fds.writer, fds.room_reader, fds.room_writer)
-        dup = [reduction.DupFd(fd) if fd >= 0 else None for fd in every]
+        dup = [reduction.DupFd(fd) if fd >= 0 else None for fd in self._fds.every()]
         return (_rebuild, (dup, self._settings, self._first))
 
     def __repr__(self) -> str:
@@ -671,6 +754,12 @@ def _state_file(folder: str | None, opened: list[int]) -> int:
     opened.append(fd)
     os.unlink(path)
     return fd
+
+
+def _side(opened: list[int]) -> tuple[int, int]:
+    send, recv = side_pair()
+    opened += (send, recv)
+    return send, recv
 
 
 def _pipe(opened: list[int]) -> tuple[int, int]:

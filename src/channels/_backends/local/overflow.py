@@ -37,6 +37,7 @@ _FRAME = struct.Struct("!Q")
 _JUMP_TO = struct.Struct("!QQ")  # where the next ring starts, and its size
 _SKIP = 1 << 63
 _JUMP = 1 << 62
+_MARK = 1 << 61  # the frame holds a ticket for a large item (see shm), not an item
 _JUMP_SIZE = _FRAME.size + _JUMP_TO.size
 _SLACK = 32  # room always kept free, so a marker fits wherever the writer stands
 _FIRST_RING = 1 << 20
@@ -62,6 +63,7 @@ class Overflow:
         "_r_torn",
         "_w",
         "_w_torn",
+        "marked",
     )
 
     def __init__(
@@ -78,6 +80,8 @@ class Overflow:
         self._cache = b""
         self._cache_at = 0
         self._cache_lap = -1
+        #: Whether the frame ``take`` returned last was appended ``marked``.
+        self.marked = False
 
     def initialise(self) -> None:
         """Lay out an empty first ring (in a new channel)."""
@@ -94,8 +98,8 @@ class Overflow:
 
     # -- writing (under the write lock) ------------------------------------------------
 
-    def append(self, data: bytes | memoryview) -> bool:
-        """Append one item; return whether the overflow was empty before it."""
+    def append(self, data: bytes | memoryview, marked: bool = False) -> bool:
+        """Append one item (``marked``: a ticket); return whether the overflow was empty."""
         w = self._w
         total, read = w[_W_TOTAL], w[_R_TOTAL]
         at, cap, start = w[_W_AT], w[_W_CAP], w[_W_T0]
@@ -105,27 +109,30 @@ class Overflow:
         unread = total - (read if read > start else start)
         tail = at + cap - pos
         if need + _SLACK <= tail and unread + need + _SLACK <= cap and size <= _READ_AHEAD:
-            self._write_at(_FRAME.pack(size) + data, pos)
+            self._write_at(_FRAME.pack(size | (_MARK if marked else 0)) + data, pos)
         else:  # a wrap, a larger ring, or a large item
             pad = 0 if need + _SLACK <= tail else tail
             if unread + pad + need + _SLACK > cap:
-                self._append_in_new_ring(data, pos, total, max(2 * cap, 2 * (need + _SLACK)))
+                new_cap = max(2 * cap, 2 * (need + _SLACK))
+                self._append_in_new_ring(data, pos, total, new_cap, marked)
                 return total == read
             if pad:
                 self._write_at(_FRAME.pack(_SKIP), pos)
                 pos = at
                 need += pad
-            self._write_frame(data, at if pad else pos)
+            self._write_frame(data, at if pad else pos, marked)
         if _steps.step:
             _steps.step("overflow:frame-written")
         w[_W_TOTAL] = total + need  # one store commits the item
         return total == read
 
-    def _append_in_new_ring(self, data: bytes | memoryview, pos: int, total: int, cap: int) -> None:
+    def _append_in_new_ring(
+        self, data: bytes | memoryview, pos: int, total: int, cap: int, marked: bool
+    ) -> None:
         w, marks = self._w, self._marks
         at = w[_END]
         self._write_at(_FRAME.pack(_JUMP) + _JUMP_TO.pack(at, cap), pos)
-        self._write_frame(data, at)
+        self._write_frame(data, at, marked)
         marks[self._w_torn] = 1
         if _steps.step:
             _steps.step("overflow:jump-marked")
@@ -138,8 +145,8 @@ class Overflow:
         w[_W_TOTAL] = total + _JUMP_SIZE + _FRAME.size + len(data)
         marks[self._w_torn] = 0
 
-    def _write_frame(self, data: bytes | memoryview, pos: int) -> None:
-        head = _FRAME.pack(len(data))
+    def _write_frame(self, data: bytes | memoryview, pos: int, marked: bool) -> None:
+        head = _FRAME.pack(len(data) | (_MARK if marked else 0))
         if len(data) <= _READ_AHEAD:
             self._write_at(head + data, pos)
         else:
@@ -195,6 +202,8 @@ class Overflow:
                 w[_R_TOTAL] = total + _JUMP_SIZE
                 self._marks[self._r_torn] = 0
                 continue
+            self.marked = bool(word & _MARK)
+            word &= ~_MARK
             start = off + _FRAME.size
             data: bytes | memoryview
             if start + word <= len(buf):

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
 
+from ..._codec import Payload, plain
 from ..._config import (
     ContextSpec,
     SerializerSpec,
@@ -36,7 +37,7 @@ from ..._config import (
     check_message_limit,
     resolve_context,
 )
-from ..._core import ChannelStats, Data, remaining
+from ..._core import ChannelStats, remaining
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,
@@ -277,9 +278,13 @@ class RedisCore:
 
     # -- non-blocking steps and the readiness wait ---------------------------------------
 
-    def put(self, token: int, items: Sequence[Data], deadline: float | None) -> int:
+    @property
+    def shm_threshold(self) -> int:
+        return 0
+
+    def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         """Store as many of ``items`` (in order) as there is room for; return how many."""
-        payload = [bytes(data) for data in items]
+        payload = [plain(data) for data in items]
         local = self._here()
         with local.put_lock:
             base = local.seqs.get(token, 0)
@@ -299,7 +304,7 @@ class RedisCore:
                 hold(self)
             return stored
 
-    def take(self, max_items: int, deadline: float | None) -> list[Data]:
+    def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         """Take up to ``max_items`` ready items (none if nothing is ready).
 
         Raises:
@@ -315,7 +320,7 @@ class RedisCore:
             while not local.backlog:
                 if not self._take_round(local, max_items, deadline):
                     return []
-            batch: list[Data] = []
+            batch: list[Payload] = []
             while local.backlog and len(batch) < max_items:
                 item_id, data = local.backlog.popleft()
                 local.held.append(item_id)

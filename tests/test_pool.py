@@ -198,10 +198,10 @@ def test_imap_of_count_reads_a_few_thousand_ahead_by_default() -> None:
     with Pool(2, context="fork") as pool:
         results = pool.imap(f.square, numbers(), timeout=WAIT)
         assert [next(results) for _ in range(10)] == [x * x for x in range(10)]
-        assert drawn <= 10 + 4096
+        assert drawn <= 10 + 8192
         for x in range(10, 100_010):
             assert next(results) == x * x
-        assert drawn <= 100_010 + 4096
+        assert drawn <= 100_010 + 8192
         results.close()
 
 

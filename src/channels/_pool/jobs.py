@@ -37,7 +37,7 @@ _MAX_CHUNK = 10_000
 # Chunk size while nothing is known about the cost of a call yet.
 _PROBE = 1
 # What an imap reads ahead of the results taken, by default: (inputs, bytes of pickled inputs).
-DEFAULT_READAHEAD = (4096, 32 << 20)
+DEFAULT_READAHEAD = (8192, 32 << 20)
 
 
 @final

@@ -277,7 +277,7 @@ class Pool:
             task_timeout: as for ``map``.
             readahead: ``(items, bytes)``: read at most this many inputs, and
                 about this many bytes of them pickled, ahead of the results
-                taken; by default ``(4096, 32 MiB)``. At least one chunk is
+                taken; by default ``(8192, 32 MiB)``. At least one chunk is
                 read ahead whatever the bound, and no more than a few chunks
                 per worker.
         """
@@ -593,7 +593,8 @@ class Pool:
         deadline_after(timeout)  # a bad timeout is refused before any work starts
         bound = _readahead(readahead)
         total = len(iterable) if isinstance(iterable, Sized) else None
-        source = iter(iterable)
+        # Lists, tuples and ranges are sliced, as map slices them; anything else is iterated.
+        source = iterable if isinstance(iterable, list | tuple | range) else iter(iterable)
         reporter = make_progress(progress, on_progress, spec.name, total)
         job = IterJob(self._engine.condition(), spec, total, ordered=ordered, readahead=bound)
         self._engine.submit(job)

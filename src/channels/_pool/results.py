@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Generic, TypeVar, cast, final
 
@@ -117,7 +117,7 @@ class ResultIterator(Iterator[R_co]):
         self,
         engine: Engine,
         job: IterJob,
-        source: Iterator[object],
+        source: Iterator[object] | Sequence[object],
         *,
         progress: Progress | None,
         timeout: float | None,
@@ -225,12 +225,16 @@ class ResultIterator(Iterator[R_co]):
                 start = job.read
             if want == 0:
                 return
-            items: list[object] = []
+            items: Sequence[object]
             error: Exception | None = None
-            try:
-                items.extend(islice(self._source, want))  # keeps what it read before an error
-            except Exception as exc:
-                error = exc
+            if isinstance(self._source, Sequence):  # a range travels as a range
+                items = self._source[start : start + want]
+            else:
+                items = []
+                try:
+                    items.extend(islice(self._source, want))  # keeps what it read before an error
+                except Exception as exc:
+                    error = exc
             payload, count, failure = pack(job.spec, start, items) if items else (None, 0, None)
             chunk = None if payload is None else Chunk(job, start, count, payload)
             done = error is not None or failure is not None or len(items) < want

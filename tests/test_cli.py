@@ -324,7 +324,11 @@ def test_serve_on_ipv6_with_a_key_file_logs_refused_logins(
 
 
 COMPLETIONS: list[tuple[str, set[str]]] = [
-    ("channels ", {"bench", "backends", "serve", "completion", "-h", "--help", "--version"}),
+    (
+        "channels ",
+        {"bench", "backends", "serve", "worker", "inspect", "completion"}
+        | {"-h", "--help", "--version"},
+    ),
     ("channels b", {"bench", "backends"}),
     ("channels bench --co", {"--count", "--consumers", "--context"}),
     ("channels bench --context f", {"fork", "forkserver"}),
@@ -333,6 +337,9 @@ COMPLETIONS: list[tuple[str, set[str]]] = [
     ("channels bench --size 4k --js", {"--json"}),
     ("channels backends --", {"--help", "--json"}),
     ("channels completion ", {"-h", "--help", "bash"}),
+    ("channels worker --", {"--help", "--inbox", "--outbox", "--workers"}),
+    ("channels worker jobs:f --inbox ", set()),
+    ("channels inspect --", {"--help", "--json"}),
 ]
 
 

@@ -1,4 +1,7 @@
-"""The ``channels`` command: ``bench``, ``backends``, ``serve`` and ``completion``.
+"""The ``channels`` command: bench, backends, serve, worker, inspect and completion.
+
+``worker`` and ``inspect`` live in ``_cli_worker`` and ``_cli_inspect``; this
+module only registers them.
 
 Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
 """
@@ -10,6 +13,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import sys
 import types
 import typing
@@ -18,7 +22,7 @@ from typing import TextIO, Union, cast
 
 from . import __version__, _bench
 from ._completion import bash_script
-from ._errors import ConfigError
+from ._errors import ChannelError, ConfigError
 from ._registry import backends, get_backend
 
 __all__ = ["AUTHKEY_ENV", "add_bench_arguments", "main", "workload_from_args"]
@@ -115,6 +119,53 @@ def _parser() -> argparse.ArgumentParser:
         help="log more on stderr: -v connections and channels served, -vv everything",
     )
     serve.set_defaults(run=_serve_command, command_parser=serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="this machine's share of a stream: FUNCTION(item) for each item of an inbox",
+        description=(
+            "Run worker processes that receive from the inbox channel until it ends, send "
+            "FUNCTION(item) to the outbox channel, and close their outbox handles when done. "
+            "Started on several machines against the same redis:// channels they share the "
+            "work, and the outbox ends once the inbox has ended and every worker is done "
+            "(start them all before the inbox ends). Progress goes to stderr. SIGINT and "
+            "SIGTERM stop it cleanly: on redis, items not finished go back to the channel. "
+            "Exit codes: 0 when the inbox ended, 1 when FUNCTION raised or a worker died, "
+            "2 for a usage error, 128+N when stopped by signal N."
+        ),
+    )
+    worker.add_argument(
+        "target",
+        metavar="MODULE:FUNCTION",
+        help="the function to run on each item, importable from here (e.g. jobs:handle)",
+    )
+    worker.add_argument(
+        "--inbox", required=True, metavar="URL", help="the channel to take items from"
+    )
+    worker.add_argument(
+        "--outbox", required=True, metavar="URL", help="the channel to send results to"
+    )
+    worker.add_argument(
+        "--workers",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes on this machine (default: the number of CPUs, %(default)s)",
+    )
+    worker.set_defaults(run=_worker_command, command_parser=worker)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="the stats of a channel with an address",
+        description=(
+            "Print the stats() of the channel at URL (redis://HOST:PORT/NAME, or a manager "
+            "channel's address): items waiting, sent and taken, open senders, receivers, "
+            "whether it ended or broke. Looking neither starts the channel nor joins it."
+        ),
+    )
+    inspect.add_argument("url", metavar="URL", help="the channel, e.g. redis://HOST:PORT/NAME")
+    inspect.add_argument("--json", action="store_true", help="print the stats as JSON")
+    inspect.set_defaults(run=_inspect_command, command_parser=inspect)
 
     completion = sub.add_parser(
         "completion",
@@ -411,6 +462,35 @@ def _logging_to_stderr(verbosity: int) -> Generator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+# -- worker and inspect --------------------------------------------------------------
+
+
+def _worker_command(args: argparse.Namespace) -> int:
+    # Imported on use: it brings in the pool, which the other commands never need.
+    from ._cli_worker import run_worker  # noqa: PLC0415
+
+    with _logging_to_stderr(0):
+        try:
+            return run_worker(args.target, args.inbox, args.outbox, args.workers, sys.stderr)
+        except ConfigError as exc:
+            return _usage_error("worker", str(exc))
+        except ChannelError as exc:
+            print(f"{_PROG} worker: failed: {exc}", file=sys.stderr)
+            return 1
+
+
+def _inspect_command(args: argparse.Namespace) -> int:
+    from ._cli_inspect import run_inspect  # noqa: PLC0415
+
+    try:
+        return run_inspect(args.url, args.json, sys.stdout)
+    except ConfigError as exc:
+        return _usage_error("inspect", str(exc))
+    except ChannelError as exc:
+        print(f"{_PROG} inspect: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 # -- completion ----------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""``channels inspect URL``: a channel's ``stats()``, as a table or JSON.
+
+The channel is joined with ``open_receiver``, which neither starts a channel
+nor counts as a sender or a receiver until it takes an item, so looking never
+changes what is looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TextIO
+
+from ._cli_worker import named_channel
+from ._config import redact_spec
+from ._open import open_receiver
+
+__all__ = ["run_inspect"]
+
+
+def run_inspect(url: str, as_json: bool, out: TextIO) -> int:
+    """Print the stats of the channel at ``url`` on ``out``; the exit code (0).
+
+    Raises:
+        ConfigError: the URL names no channel, or has a bad option.
+        ChannelError: the channel could not be reached.
+    """
+    named_channel(url, "inspect")
+    receiver = open_receiver[object](url)
+    try:
+        stats = dataclasses.asdict(receiver.stats())
+    finally:
+        receiver.close()
+    shown = redact_spec(url)
+    if as_json:
+        out.write(json.dumps({"channel": shown, **stats}, indent=2) + "\n")
+        return 0
+    rows = [("channel", shown)]
+    rows += [(name, _value(value)) for name, value in stats.items()]
+    width = max(len(name) for name, _ in rows)
+    out.write("".join(f"{name.ljust(width)}  {value}\n" for name, value in rows))
+    return 0
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

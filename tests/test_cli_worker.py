@@ -20,7 +20,7 @@ import pytest
 import channels
 from channels import EndOfChannel, _cli
 
-from redis_server import SKIP_REASON, RedisServer, shared
+from redis_server import SKIP_REASON, RedisServer, free_port, shared
 from support import WAIT, drain
 
 needs_redis = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
@@ -218,6 +218,13 @@ def test_inspect_neither_starts_nor_joins_a_channel() -> None:
         assert private.keys() == []
     finally:
         private.remove()
+
+
+def test_inspect_fails_with_exit_1_when_the_server_is_unreachable() -> None:
+    done = inspect(f"redis://127.0.0.1:{free_port()}/x?reconnect=0.3")
+    assert done.returncode == 1
+    assert "unreachable" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

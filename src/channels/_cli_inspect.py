@@ -12,10 +12,13 @@ import json
 from typing import TextIO
 
 from ._cli_worker import named_channel
-from ._config import redact_spec
-from ._open import open_receiver
+from ._config import parse_spec, redact_spec
+from ._open import ChannelOptions, open_receiver
 
 __all__ = ["run_inspect"]
+
+#: Seconds an unreachable redis server is waited for, unless the URL says otherwise.
+REDIS_RECONNECT = 5.0
 
 
 def run_inspect(url: str, as_json: bool, out: TextIO) -> int:
@@ -26,7 +29,11 @@ def run_inspect(url: str, as_json: bool, out: TextIO) -> int:
         ChannelError: the channel could not be reached.
     """
     named_channel(url, "inspect")
-    receiver = open_receiver[object](url)
+    spec = parse_spec(url)
+    options: ChannelOptions = {}
+    if spec.backend in ("redis", "rediss") and "reconnect" not in spec.options:
+        options["reconnect"] = REDIS_RECONNECT
+    receiver = open_receiver[object](url, **options)
     try:
         stats = dataclasses.asdict(receiver.stats())
     finally:

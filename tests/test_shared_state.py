@@ -235,3 +235,13 @@ def test_managed_objects_need_a_running_manager() -> None:
     manager = channels.ChannelManager()
     with pytest.raises(channels.ConfigError, match="not running"):
         manager.dict[str, int]()
+
+
+def test_managed_objects_break_loudly_once_their_server_is_gone() -> None:
+    with channels.ChannelManager() as manager:
+        scores = manager.dict[str, int]({"a": 1})
+        names = manager.list[str](["a"])
+    with pytest.raises(channels.ChannelBroken):
+        scores["a"]
+    with pytest.raises(channels.ChannelBroken):
+        names.append("b")

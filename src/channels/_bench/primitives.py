@@ -24,6 +24,9 @@ RAW_PRIMITIVES = {
     "queue": "multiprocessing.Queue put/get",
     "simplequeue": "multiprocessing.SimpleQueue put/get",
     "manager": "multiprocessing.Manager().Queue() put/get",
+    # Not a primitive it wraps, but what a user would write by hand instead (see redis_loop).
+    "redis": "redis-py Streams: XADD, XREADGROUP, XACK",
+    "rediss": "redis-py Streams over TLS: XADD, XREADGROUP, XACK",
 }
 
 FASTER_FIFO = "faster_fifo.Queue put/get"
@@ -190,7 +193,7 @@ def make_raw(
     if backend == "manager":
         manager = ctx.Manager()
         return _QueueEnds(manager.Queue(maxsize)), manager.shutdown
-    raise ConfigError(f"no raw primitive is known for backend {backend!r}")
+    raise ConfigError(f"no raw primitive is known for backend {backend!r} here")
 
 
 def make_faster_fifo(item_bytes: int) -> tuple[RawEnds, Callable[[], None]] | None:

@@ -12,7 +12,9 @@ run between two processes over two primitives (or two channels).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import secrets
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +22,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import cast
+from urllib.parse import urlsplit, urlunsplit
 
 from .._config import parse_spec
 from .._errors import ConfigError, EndOfChannel
@@ -39,6 +42,7 @@ from .model import (
 from .optional import faster_fifo, numpy
 from .primitives import FASTER_FIFO, RAW_PRIMITIVES, RawEnds, make_faster_fifo, make_raw
 from .processes import STEP_TIMEOUT, ping_pong, stop, throughput
+from .redis_loop import make_redis_loop
 from .workers import (
     Items,
     channel_consumer,
@@ -50,6 +54,8 @@ from .workers import (
 )
 
 __all__ = ["run"]
+
+_LOOP_NOTE = "one XADD per item, XREADGROUP in a consumer group, one XACK per read"
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,34 @@ class _Target:
     @property
     def has_raw(self) -> bool:
         return self.backend in RAW_PRIMITIVES
+
+    @property
+    def on_redis(self) -> bool:
+        return self.backend in ("redis", "rediss")
+
+
+def _fresh(spec: str) -> str:
+    """``spec`` with a name no run used before, when it names a channel.
+
+    A named channel ends for good when a run closes it, so each run (and each
+    of the two channels of a latency run) opens one of its own.
+    """
+    if "://" not in spec:
+        return spec
+    parts = urlsplit(spec)
+    if not parts.path.strip("/"):
+        return spec
+    path = f"{parts.path.rstrip('/')}-bench-{secrets.token_hex(6)}"
+    return urlunsplit(parts._replace(path=path))
+
+
+def _make_raw(
+    target: _Target, ctx: BaseContext, shared: bool
+) -> tuple[RawEnds, Callable[[], None]]:
+    """The baseline of ``target``: its stdlib primitive, or for redis a redis-py Streams loop."""
+    if target.on_redis:
+        return make_redis_loop(target.spec)
+    return make_raw(target.backend, ctx, target.maxsize, shared)
 
 
 @dataclass(frozen=True)
@@ -105,7 +139,7 @@ def _raw_rate(ctx: BaseContext, shape: _Shape, made: tuple[RawEnds, Callable[[],
 
 
 def _channel_rate(ctx: BaseContext, shape: _Shape, target: _Target) -> float:
-    ch = open_channel[object](target.spec, **target.options)
+    ch = open_channel[object](_fresh(target.spec), **target.options)
     senders = iter([ch.sender.clone() for _ in range(shape.producers)])
     ch.close()
     try:
@@ -125,9 +159,9 @@ def _channel_rate(ctx: BaseContext, shape: _Shape, target: _Target) -> float:
 
 
 def _raw_latency(ctx: BaseContext, target: _Target, w: Workload) -> tuple[float, float]:
-    requests, dispose_requests = make_raw(target.backend, ctx, target.maxsize, False)
+    requests, dispose_requests = _make_raw(target, ctx, False)
     try:
-        replies, dispose_replies = make_raw(target.backend, ctx, target.maxsize, False)
+        replies, dispose_replies = _make_raw(target, ctx, False)
         try:
             put = requests.putter()
             return ping_pong(
@@ -146,8 +180,8 @@ def _raw_latency(ctx: BaseContext, target: _Target, w: Workload) -> tuple[float,
 
 
 def _channel_latency(ctx: BaseContext, target: _Target, w: Workload) -> tuple[float, float]:
-    requests = open_channel[object](target.spec, **target.options)
-    replies = open_channel[object](target.spec, **target.options)
+    requests = open_channel[object](_fresh(target.spec), **target.options)
+    replies = open_channel[object](_fresh(target.spec), **target.options)
 
     def finish() -> None:
         requests.close()
@@ -197,8 +231,12 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
         options: ChannelOptions = {}
         if workload.context is not None:
             options["context"] = workload.context
-        # Opening one now reports a bad option before any process starts.
-        open_channel[object](text, **options).close()
+        # Opening one now reports a bad option before any process starts; drained after
+        # its end, it leaves nothing behind on a server.
+        check = open_channel[object](_fresh(text), **options)
+        check.close()
+        with contextlib.suppress(EndOfChannel):
+            check.recv_nowait()
         maxsize = parsed.options.get("maxsize", 0)
         plan.append(
             _Target(
@@ -242,7 +280,7 @@ def _base(
             for side in order if t.has_raw else ["channel"]:
                 step(f"{t.spec}: round {r + 1} of {w.repeat}, {side}")
                 if side == "raw":
-                    made = make_raw(t.backend, ctx, t.maxsize, shape.shared)
+                    made = _make_raw(t, ctx, shape.shared)
                     rates[side].append(_raw_rate(ctx, shape, made))
                     latencies[side].append(_raw_latency(ctx, t, w))
                 else:
@@ -253,7 +291,9 @@ def _base(
         notes: list[str] = []
         if t.backend == "pipe" and shape.shared:
             notes.append("the raw pipe is locked at each end, as several processes share it")
-        if t.remote:
+        if t.on_redis:
+            notes.append(f"the baseline is a hand-written loop on the same server: {_LOOP_NOTE}")
+        elif t.remote:
             notes.append("the channel uses the server at the spec's address; the raw one is local")
         if not t.has_raw:
             notes.append("no raw primitive is known for this backend")
@@ -344,7 +384,7 @@ def _rows(
                 if kind == "channel" and t is not None:
                     rate = _channel_rate(ctx, shape, t)
                 elif kind == "stdlib" and t is not None:
-                    made = make_raw(t.backend, ctx, t.maxsize, shape.shared)
+                    made = _make_raw(t, ctx, shape.shared)
                     rate = _raw_rate(ctx, shape, made)
                 else:
                     rate = _fifo_rate(ctx, shape)
@@ -356,7 +396,9 @@ def _rows(
             notes: list[str] = []
             if t.backend == "pipe" and shape.shared:
                 notes.append("the raw pipe is locked at each end, as several processes share it")
-            if row == "batch" and t.has_raw:
+            if row == "batch" and t.on_redis:
+                notes.append(f"the baseline pipelines {w.batch} XADDs and reads {w.batch} at once")
+            elif row == "batch" and t.has_raw:
                 notes.append(f"the stdlib primitive carries one list of {w.batch} per put/get")
             results.append(
                 RowResult(

@@ -305,6 +305,43 @@ def test_a_pool_left_open_at_exit_neither_hangs_nor_leaks() -> None:
     assert not any(pid_alive(pid) for pid in pids)
 
 
+_UNGUARDED = """
+import sys
+from channels import Pool
+
+pool = Pool(2, context=sys.argv[1])
+print(pool.map(abs, [-1, -2], timeout=20))
+"""
+
+
+@pytest.mark.parametrize("start", ["spawn", "forkserver"])
+def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path: Path, start: str) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED)
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), str(tests)])}
+    done = subprocess.run(
+        [sys.executable, str(script), start],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert done.stderr.count("Traceback") == 1, done.stderr
+    # The workers' lines may come before or after the parent's error.
+    errors = [line for line in lines if line.startswith("channels._errors.ChannelError")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("channels._errors.ChannelError: the pool is broken")
+    assert "unguarded.py starts a pool when it is imported" in errors[0]
+    assert 'if __name__ == "__main__":' in errors[0]
+    # The error, and one line from each worker that exited at start.
+    assert len(lines) <= 25, done.stderr
+    assert "RuntimeError" not in done.stderr
+
+
 # -- one bad task never breaks the pool ----------------------------------------------------
 
 

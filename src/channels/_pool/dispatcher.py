@@ -42,7 +42,13 @@ from typing import Any, cast
 
 from .._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
 from .jobs import Chunk, IterJob, Job, pack
-from .processes import exit_description, sigint_blocked, terminate_at_exit
+from .processes import (
+    UNGUARDED_MAIN,
+    exit_description,
+    sigint_blocked,
+    terminate_at_exit,
+    unguarded_main_hint,
+)
 from .remote_errors import loads, unpack_exception
 from .worker_handles import Watch, WorkerHandle, start_worker, stop_workers
 from .worker_loop import DONE, INIT_FAILED, PART, READY
@@ -84,7 +90,7 @@ class Engine:
         self.lock: threading.Lock = threading.Lock()
         self._state = _State.RUNNING
         # Why the pool cannot run tasks, and the exception that says so.
-        self._broken: tuple[str, BaseException] | None = None
+        self._broken: tuple[str, BaseException | None] | None = None
         self._queue: deque[Job] = deque()
         self._jobs: set[Job] = set()
         self._processes: dict[int, BaseProcess] = {}
@@ -256,6 +262,8 @@ class Engine:
     def _broken_error(self) -> ChannelError:
         assert self._broken is not None
         why, cause = self._broken
+        if cause is None:  # the reason says it all
+            return ChannelError(f"the pool is broken: {why}")
         error = ChannelError(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
         error.__cause__ = cause
         return error
@@ -471,6 +479,8 @@ class Engine:
         elif chunk is not None:
             with self.lock:
                 chunk.job.fail(chunk.start, self._lost(worker, chunk, pid, exitcode))
+        elif not worker.ready and not worker.stopping and exitcode == UNGUARDED_MAIN:
+            self._break(None, f"its workers exited at start: {unguarded_main_hint()}")
         elif not worker.ready and not worker.stopping and state is not _State.TERMINATING:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:
@@ -505,7 +515,7 @@ class Engine:
             exitcode=exitcode,
         )
 
-    def _break(self, cause: BaseException, why: str) -> None:
+    def _break(self, cause: BaseException | None, why: str) -> None:
         """Give up: the pool cannot run tasks (its initializer raises, workers cannot start)."""
         with self.lock:
             if self._broken is None:

@@ -26,7 +26,7 @@ from .._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationE
 from .._protocols import Receiver, Sender
 from .dispatcher import Engine
 from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob
-from .processes import resolve_context
+from .processes import leave_if_rerunning_main, resolve_context
 from .progress import ProgressCallback, make_progress
 from .remote_errors import describe, dumps
 from .results import AsyncResult, ResultIterator, wait_batch
@@ -120,6 +120,7 @@ class Pool:
         max_tasks_per_child: int | None = None,
         task_timeout: float | None = None,
     ) -> None:
+        leave_if_rerunning_main()
         deadline_after(task_timeout)
         if processes is not None:
             if workers is not None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import multiprocessing
 import os
 import signal
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Generator
@@ -33,13 +35,16 @@ from typing import Protocol, cast
 from .._config import resolve_context as _resolve_context
 
 __all__ = [
+    "UNGUARDED_MAIN",
     "exit_description",
     "ignore_sigint",
+    "leave_if_rerunning_main",
     "resolve_context",
     "sigint_blocked",
     "start_process",
     "starting_processes",
     "terminate_at_exit",
+    "unguarded_main_hint",
 ]
 
 
@@ -136,10 +141,45 @@ def ignore_sigint() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+# The exit code of a new process that found its parent's main module starting a pool.
+UNGUARDED_MAIN = 75
+
+
+def _main_file() -> str:
+    main = sys.modules.get("__mp_main__") or sys.modules.get("__main__")
+    return str(getattr(main, "__file__", None) or "the main module")
+
+
+def unguarded_main_hint() -> str:
+    """What to do when new processes re-run the code that starts a pool."""
+    return (
+        f"{_main_file()} starts a pool when it is imported, and the spawn and "
+        "forkserver start methods import the main module again in every new "
+        "process; put the code that starts the pool under "
+        "'if __name__ == \"__main__\":'"
+    )
+
+
+def leave_if_rerunning_main() -> None:
+    """In a new process still importing its parent's main module, exit at once.
+
+    The main module starts a pool at import time, unguarded: starting
+    processes now would fail (and under spawn, recurse). Exit quietly, with
+    one line on stderr, and a code that lets the parent name the mistake.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        sys.stderr.write(f"channels.Pool: {unguarded_main_hint()}\n")
+        sys.stderr.flush()
+        # Not SystemExit: a forkserver child turns any exception into exit code 1.
+        os._exit(UNGUARDED_MAIN)
+
+
 def exit_description(exitcode: int | None) -> str:
     """Say how a process ended, from ``Process.exitcode``."""
     if exitcode is None:
         return "died"
+    if exitcode == UNGUARDED_MAIN:
+        return f"exited at start: {unguarded_main_hint()}"
     if exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name

@@ -250,6 +250,12 @@ class Job:
     def _drop_pending(self) -> None:
         pass
 
+    def _count_cut(self, count: int, *, read: bool) -> None:
+        """Count ``count`` inputs cut into a chunk (and read, if they were read just now)."""
+        self._cut += count
+        if read:
+            self.read += count
+
 
 def _ignore(job: Job) -> None:
     pass
@@ -292,7 +298,8 @@ class IterJob(Job):
     ) -> None:
         super().__init__(cond, spec, total)
         self.ordered: bool = ordered
-        self.max_items, self.max_bytes = readahead
+        self.max_items: int = readahead[0]
+        self.max_bytes: int = readahead[1]
         self.input_error: BaseException | None = None
         self._chunks: deque[Chunk] = deque()
         self._handed_out = 0
@@ -351,8 +358,7 @@ class IterJob(Job):
             self._chunks.append(chunk)
             self._held.append((chunk.start + chunk.count, nbytes))
             self.held_bytes += nbytes
-        self.read += chunk.count
-        self._cut += chunk.count
+        self._count_cut(chunk.count, read=True)
         self.sent(chunk.count, nbytes)
 
     def take_chunk(self) -> Chunk | None:

@@ -69,7 +69,11 @@ class Pool:
       ``SerializationError``; the pool goes on;
     * an initializer that raises breaks the pool: the first call raises a
       ``ChannelError`` whose cause is the initializer's exception, and no
-      more workers are started.
+      more workers are started;
+    * a main module that starts a pool when it is imported, without the
+      ``if __name__ == "__main__":`` guard, breaks the pool under spawn and
+      forkserver (each new worker imports it again): the first call raises
+      a ``ChannelError`` that says so, and each worker writes one line.
 
     Workers ignore SIGINT: on Ctrl-C only the caller gets ``KeyboardInterrupt``
     and the pool terminates its workers.
@@ -101,8 +105,9 @@ class Pool:
         initargs: the arguments of ``initializer``. They reach each worker
             when it starts, so local channels may be among them.
         max_tasks_per_child: replace a worker after it has made this many
-            calls (rounded up to a whole chunk when a crashed worker's chunks
-            are retried), to bound leaks; None keeps workers for the pool's
+            calls (rounded up to a whole chunk for ``imap``, whose chunks are
+            cut as it reads, and when a crashed worker's chunks are retried),
+            to bound leaks; None keeps workers for the pool's
             lifetime. ``stream`` workers are not counted.
         task_timeout: the longest any task may run, in seconds, unless a call
             sets its own; None for no limit. ``stream`` is not limited. A

@@ -1,6 +1,6 @@
 """The redis backend beside a hand-written redis-py Streams loop, in one run.
 
-Batched: the backend's ``put`` / ``take(100)`` against pipelined XADD of
+Batched: ``send_many`` of 100 / ``recv_many(100)`` against pipelined XADD of
 100, XREADGROUP COUNT 100 and one XACK per batch. Unbatched: ``send`` / ``recv``
 against one XADD, one XREADGROUP COUNT 1 and one XACK per item. Both sides
 pickle their items, a producer process sends while this process receives, and
@@ -29,7 +29,6 @@ from typing import Any, cast
 import redis
 
 import channels
-from channels._backends.redis._core import RedisCore
 
 ITEM = {"id": 0, "name": "job", "payload": "x" * 64}
 BATCH = 100
@@ -94,15 +93,8 @@ def _channel_produce(url: str, count: int, batch: int) -> None:
             for i in range(count):
                 tx.send(_item(i))
             return
-        core: RedisCore = getattr(tx, "_core")  # noqa: B009 (the batch steps live on the core)
-        token: int = getattr(tx, "_token")  # noqa: B009
-        dumps = core.serializer.dumps
         for start in range(0, count, batch):
-            data = [bytes(dumps(_item(i))) for i in range(start, min(start + batch, count))]
-            while data:
-                data = data[core.put(token, data, None) :]
-                if data:
-                    core.wait(True, 0.25)
+            tx.send_many([_item(i) for i in range(start, min(start + batch, count))])
 
 
 def run_channel(url: str, count: int, batch: int) -> float:
@@ -114,18 +106,11 @@ def run_channel(url: str, count: int, batch: int) -> float:
         for _ in rx:
             got += 1
     else:
-        core: RedisCore = getattr(rx, "_core")  # noqa: B009
-        loads = core.serializer.loads
         while True:
             try:
-                items = core.take(batch, None)
+                got += len(rx.recv_many(batch))
             except channels.EndOfChannel:
                 break
-            if not items:
-                core.wait(False, 0.25)
-            for data in items:
-                loads(data)
-            got += len(items)
     elapsed = time.perf_counter() - started
     producer.join()
     assert got == count, (got, count)

@@ -80,7 +80,7 @@ def _pickle_apart(item: object, threshold: int) -> Payload:
         apart.append(view)
         return False
 
-    head = pickle.dumps(item, protocol=5, buffer_callback=keep_apart)
+    head = PICKLE.dumps_apart(item, keep_apart)
     return OutOfBand(PICKLED, head, apart) if apart else head
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
-from ._codec import Payload, decode, encode
+from ._codec import OutOfBand, Payload, decode, encode
 from ._core import ChannelStats, Core, deadline_after
 from ._errors import (
     ChannelError,
@@ -30,6 +30,7 @@ from ._errors import (
 )
 from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
+from ._serialize import PASS_THROUGH
 from ._waiting import apause, pause
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
@@ -114,9 +115,10 @@ class SenderHandle(Closing, Generic[T]):
             SerializationError: ``item`` cannot be serialized; nothing was sent.
             ChannelBroken: every receiver is gone while the channel is full.
         """
-        data = [self._encode(item)]
-        deadline = deadline_after(timeout)
-        core, token = self._core, self._token
+        core = self._core
+        data = [encode(core.serializer, item, core.shm_threshold, core.max_message_size)]
+        deadline = None if timeout is None else deadline_after(timeout)
+        token = self._token
         while not core.put(token, data, deadline):
             pause(core, True, deadline)
 
@@ -230,12 +232,26 @@ class ReceiverHandle(Closing, Generic[T]):
             ChannelClosed: this receiver was closed (also while waiting).
             SerializationError: the item could not be deserialized (it is consumed).
         """
-        deadline = deadline_after(timeout)
+        deadline = None if timeout is None else deadline_after(timeout)
+        core = self._core
         while True:
-            got = self._take(1, deadline)
-            if got:
-                return got[0]
-            pause(self._core, False, deadline)
+            if self._held or self._closed:
+                got = self._take(1, deadline)
+                if got:
+                    return got[0]
+            else:
+                raw = core.take(1, deadline)
+                if raw:
+                    data = raw[0]
+                    if not isinstance(data, OutOfBand):  # the common case, decoded here at once
+                        try:
+                            return cast(T, core.serializer.loads(data))
+                        except PASS_THROUGH:
+                            raise
+                        except BaseException:
+                            pass  # decode below says why
+                    return cast(T, decode(core.serializer, data))
+            pause(core, False, deadline)
 
     def recv_nowait(self) -> T:
         """Return the next item if one is ready now, else raise ``WouldBlock``."""

@@ -11,6 +11,7 @@ import copyreg
 import io
 import json
 import pickle
+import threading
 from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +28,9 @@ __all__ = [
     "resolve_serializer",
     "serializer_name",
 ]
+
+#: Told each buffer pickle could keep out of band; True keeps it in band.
+BufferCallback = Callable[[pickle.PickleBuffer], bool]
 
 #: What a failing serializer may raise that is not the item's fault: Ctrl-C, generator
 #: close. Anything else, even ``SystemExit``, becomes ``SerializationError``.
@@ -57,11 +61,33 @@ class _Pickler(pickle.Pickler):
     @classmethod
     def merge_table(cls) -> None:
         """Merge copyreg's reducers with multiprocessing's, if either has grown."""
-        extra: dict[type, Callable[[Any], Any]] = getattr(ForkingPickler, "_extra_reducers", {})
+        extra: dict[type, Callable[[Any], Any]] = ForkingPickler._extra_reducers  # type: ignore[attr-defined]
         sizes = (len(copyreg.dispatch_table), len(extra))
         if sizes != cls._merged_from:
             cls.dispatch_table = {**copyreg.dispatch_table, **extra}
             cls._merged_from = sizes
+
+
+class _Reused:
+    """One pickler kept between items, for whichever thread finds it free."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.keep_apart: BufferCallback | None = None
+        self.table: object = None
+        self.renew()
+
+    def renew(self) -> None:
+        self.buf = io.BytesIO()
+        self.table = _Pickler.dispatch_table
+        self.pickler = _Pickler(self.buf, pickle.HIGHEST_PROTOCOL, buffer_callback=self._told)
+
+    def _told(self, buffer: pickle.PickleBuffer) -> bool:
+        keep_apart = self.keep_apart
+        return True if keep_apart is None else keep_apart(buffer)
+
+
+_reused = _Reused()
 
 
 class _Pickle:
@@ -73,13 +99,39 @@ class _Pickle:
     name = "pickle"
 
     def dumps(self, item: object) -> bytes:
+        return self.dumps_apart(item, None)
+
+    def dumps_apart(self, item: object, keep_apart: BufferCallback | None) -> bytes:
+        """Pickle ``item`` (protocol 5), handing large buffers to ``keep_apart``.
+
+        Each thread reuses one pickler (making one costs more than pickling a
+        small item); an item whose pickling pickles something else first gets a
+        fresh one.
+        """
         _Pickler.merge_table()
-        buf = io.BytesIO()
-        _Pickler(buf, pickle.HIGHEST_PROTOCOL).dump(item)
-        # Not getbuffer(): a view kept alive by a traceback can outlive its BytesIO
-        # in a reference cycle, which some Python versions do not survive.
-        # getvalue() hands over the buffer without a copy.
-        return buf.getvalue()
+        reused = _reused
+        if not reused.lock.acquire(False):  # another thread, or pickling within pickling
+            buf = io.BytesIO()
+            _Pickler(buf, pickle.HIGHEST_PROTOCOL, buffer_callback=keep_apart).dump(item)
+            return buf.getvalue()
+        try:
+            if reused.table is not _Pickler.dispatch_table:
+                reused.renew()
+            buf, pickler = reused.buf, reused.pickler
+            reused.keep_apart = keep_apart
+            buf.seek(0)
+            buf.truncate()
+            pickler.clear_memo()
+            pickler.dump(item)
+            # Not getbuffer(): a view kept alive by a traceback can outlive its BytesIO
+            # in a reference cycle, which some Python versions do not survive.
+            return buf.getvalue()
+        except BaseException:
+            reused.renew()  # start the next item with a pickler in a known state
+            raise
+        finally:
+            reused.keep_apart = None
+            reused.lock.release()
 
     def loads(self, data: bytes | memoryview) -> object:
         return pickle.loads(data)

@@ -299,19 +299,19 @@ class LocalCore:
 
     def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         """Put as many of ``items`` as fit now; the write lock is taken once for them all."""
-        self._take_lock(self._wlock, deadline)
+        wlock, ledger, words = self._wlock, self._ledger, self._words
+        got = wlock.acquire(deadline)
+        if got != 0:
+            self._acquired(wlock, got)
         try:
-            if _steps.step:
-                _steps.step("send:locked")
-            self._check_sendable(token)
-            words = self._words
+            step = _steps.step
+            if step:
+                step("send:locked")
+            if not ledger.is_open(token) or ledger.flags & BROKEN:
+                check_sendable(ledger, token)
+            if self._noted_pid != me.pid or token not in self._noted:
+                self._note_sender(token)
             bound = self._settings.maxsize
-            if self._noted_pid != me.pid:
-                self._noted = set()
-                self._noted_pid = me.pid
-            if token not in self._noted:
-                self._ledger.note_sender(me.pid, me.stamp, token, pid_alive)
-                self._noted.add(token)
             done = 0
             for data in items:
                 if bound and words[_SENT] - words[_RECEIVED] >= bound:
@@ -322,15 +322,23 @@ class LocalCore:
                     if done:
                         break  # what went is sent; the next put raises again
                     raise
-                if _steps.step:
-                    _steps.step("send:written")
+                if step:
+                    step("send:written")
                 words[_SENT] += 1
-                if _steps.step:
-                    _steps.step("send:counted")
+                if step:
+                    step("send:counted")
                 done += 1
             return done
         finally:
-            self._wlock.release()
+            wlock.release()
+
+    def _note_sender(self, token: int) -> None:
+        """Record, once per process and handle, that this process sends on ``token``."""
+        if self._noted_pid != me.pid:
+            self._noted = set()
+            self._noted_pid = me.pid
+        self._ledger.note_sender(me.pid, me.stamp, token, pid_alive)
+        self._noted.add(token)
 
     def _put(self, payload: Payload) -> None:
         """Move one item into the pipe, or else the overflow; the caller holds the write lock.
@@ -368,20 +376,23 @@ class LocalCore:
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != me.pid:
             self._note_receiver()
-        words, ledger = self._words, self._ledger
+        words, ledger, rlock = self._words, self._ledger, self._rlock
         joinable, entry = self._settings.joinable, self._rentry
         got: list[Payload] = []
-        self._take_lock(self._rlock, deadline)
+        got_lock = rlock.acquire(deadline)
+        if got_lock != 0:
+            self._acquired(rlock, got_lock)
         try:
-            if _steps.step:
-                _steps.step("recv:locked")
+            step = _steps.step
+            if step:
+                step("recv:locked")
             while len(got) < max_items:
                 if joinable:  # held before taken: a live receiver never holds less than it took
                     with self._hold_lock:
                         ledger.hold(entry, 1)
                 words[_TAKING] = words[_RECEIVED] + 1
-                if _steps.step:
-                    _steps.step("recv:taking")
+                if step:
+                    step("recv:taking")
                 try:
                     data = self._take()
                 except (EndOfChannel, ChannelBroken):
@@ -396,15 +407,15 @@ class LocalCore:
                         with self._hold_lock:
                             ledger.hold(entry, -1)
                     break
-                if _steps.step:
-                    _steps.step("recv:taken")
+                if step:
+                    step("recv:taken")
                 words[_RECEIVED] = words[_TAKING]
-                if _steps.step:
-                    _steps.step("recv:counted")
+                if step:
+                    step("recv:counted")
                 got.append(data)
         finally:
             words[_TAKING] = 0
-            self._rlock.release()
+            rlock.release()
         bound = self._settings.maxsize
         if got and bound and words[_SENT] - words[_RECEIVED] + len(got) >= bound:
             self._room()  # it was full: wake the senders waiting for room
@@ -624,10 +635,14 @@ class LocalCore:
 
     def _take_lock(self, lock: RobustMutex, deadline: float | None) -> None:
         got = lock.acquire(deadline)
+        if got != 0:
+            self._acquired(lock, got)
+
+    def _acquired(self, lock: RobustMutex, got: int | None) -> None:
+        """After ``acquire`` answered other than 0: time out, or repair after a dead holder."""
         if got is None:
             raise ChannelTimeout("another process held the channel's lock until the timeout")
-        if got == OWNER_DIED:
-            self._recover(lock)
+        self._recover(lock)
 
     def _try_lock(self, lock: RobustMutex) -> bool:
         got = lock.try_acquire()

@@ -120,6 +120,8 @@ class Job:
         self.notify: Callable[[], None] | None = None
         self._item_seconds: float | None = None
         self._item_bytes: float | None = None
+        # Whether a waiter wants every delivery, or only the end (a thread switch per chunk).
+        self.waits_for_each_delivery: bool = True
 
     # -- input side ---------------------------------------------------------
 
@@ -223,7 +225,8 @@ class Job:
             self._store(start, values)
             self.delivered += len(values)
             self._check_finished()
-            self.cond.notify_all()
+            if self.waits_for_each_delivery:
+                self.cond.notify_all()
 
     def fail(self, index: int, exc: BaseException) -> None:
         """Record that the input at ``index`` failed with ``exc`` (the earliest one wins)."""
@@ -268,6 +271,7 @@ class BatchJob(Job):
     def __init__(self, cond: threading.Condition, spec: CallSpec, items: Sequence[object]) -> None:
         super().__init__(cond, spec, len(items))
         self.results: list[object] = [None] * len(items)
+        self.waits_for_each_delivery = False  # its waiters want it finished
         with cond:
             self.add(items)
             self.end_input()

@@ -25,6 +25,9 @@ __all__ = ["AsyncResult", "ResultIterator", "wait_batch"]
 # Covariant: these objects only hand out R, so an AsyncResult[bool] is an AsyncResult[int].
 R_co = TypeVar("R_co", covariant=True)
 
+# How often a map with a progress report looks at the results that came.
+_PROGRESS = 0.1
+
 
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -40,7 +43,8 @@ def wait_batch(
             with job.cond:
                 if not job.finished:
                     left = _remaining(deadline)
-                    wait_for = left if progress is None else min(left or 1.0, 1.0)
+                    # Deliveries do not wake this wait: look at the progress now and then.
+                    wait_for = left if progress is None else min(left or _PROGRESS, _PROGRESS)
                     job.cond.wait(wait_for)
                 finished, done = job.finished, job.delivered
             if finished:

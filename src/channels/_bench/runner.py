@@ -53,13 +53,13 @@ from .workers import (
     raw_producer,
 )
 
-__all__ = ["run"]
+__all__ = ["Shape", "Target", "channel_rate", "fifo_rate", "raw_rate", "run"]
 
 _LOOP_NOTE = "one XADD per item, XREADGROUP in a consumer group, one XACK per read"
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     """One channel spec to measure, checked."""
 
     backend: str
@@ -93,9 +93,7 @@ def _fresh(spec: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def _make_raw(
-    target: _Target, ctx: BaseContext, shared: bool
-) -> tuple[RawEnds, Callable[[], None]]:
+def _make_raw(target: Target, ctx: BaseContext, shared: bool) -> tuple[RawEnds, Callable[[], None]]:
     """The baseline of ``target``: its stdlib primitive, or for redis a redis-py Streams loop."""
     if target.on_redis:
         return make_redis_loop(target.spec)
@@ -103,7 +101,7 @@ def _make_raw(
 
 
 @dataclass(frozen=True)
-class _Shape:
+class Shape:
     """What a throughput run sends, and between how many processes."""
 
     items: Items
@@ -116,7 +114,7 @@ class _Shape:
         return self.producers > 1 or self.consumers > 1
 
 
-def _raw_rate(ctx: BaseContext, shape: _Shape, made: tuple[RawEnds, Callable[[], None]]) -> float:
+def raw_rate(ctx: BaseContext, shape: Shape, made: tuple[RawEnds, Callable[[], None]]) -> float:
     ends, dispose = made
 
     def pills() -> None:
@@ -138,7 +136,7 @@ def _raw_rate(ctx: BaseContext, shape: _Shape, made: tuple[RawEnds, Callable[[],
         dispose()
 
 
-def _channel_rate(ctx: BaseContext, shape: _Shape, target: _Target) -> float:
+def channel_rate(ctx: BaseContext, shape: Shape, target: Target) -> float:
     ch = open_channel[object](_fresh(target.spec), **target.options)
     senders = iter([ch.sender.clone() for _ in range(shape.producers)])
     ch.close()
@@ -158,7 +156,7 @@ def _channel_rate(ctx: BaseContext, shape: _Shape, target: _Target) -> float:
         ch.receiver.close()
 
 
-def _raw_latency(ctx: BaseContext, target: _Target, w: Workload) -> tuple[float, float]:
+def _raw_latency(ctx: BaseContext, target: Target, w: Workload) -> tuple[float, float]:
     requests, dispose_requests = _make_raw(target, ctx, False)
     try:
         replies, dispose_replies = _make_raw(target, ctx, False)
@@ -179,7 +177,7 @@ def _raw_latency(ctx: BaseContext, target: _Target, w: Workload) -> tuple[float,
         dispose_requests()
 
 
-def _channel_latency(ctx: BaseContext, target: _Target, w: Workload) -> tuple[float, float]:
+def _channel_latency(ctx: BaseContext, target: Target, w: Workload) -> tuple[float, float]:
     requests = open_channel[object](_fresh(target.spec), **target.options)
     replies = open_channel[object](_fresh(target.spec), **target.options)
 
@@ -217,14 +215,14 @@ def _side(rates: Sequence[float], latencies: Sequence[tuple[float, float]], size
     )
 
 
-def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) -> list[_Target]:
+def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) -> list[Target]:
     """Check every backend and spec before anything runs; ``ConfigError`` names the problem."""
     if spec is not None and backends:
         raise ConfigError("give either backend names or one spec, not both")
     specs = [spec] if spec is not None else list(backends or LOCAL_BACKENDS)
     if not specs:
         raise ConfigError("no backend to measure")
-    plan: list[_Target] = []
+    plan: list[Target] = []
     for text in specs:
         parsed = parse_spec(text)
         features = get_backend(parsed.backend).features
@@ -239,7 +237,7 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
             check.recv_nowait()
         maxsize = parsed.options.get("maxsize", 0)
         plan.append(
-            _Target(
+            Target(
                 backend=parsed.backend,
                 spec=text,
                 options=options,
@@ -262,14 +260,14 @@ class _Steps:
         self.say(f"[{self.done}/{self.total}] {line}")
 
 
-def _base_steps(plan: Sequence[_Target], w: Workload) -> int:
+def _base_steps(plan: Sequence[Target], w: Workload) -> int:
     return sum(w.repeat * (2 if t.has_raw else 1) for t in plan)
 
 
 def _base(
-    ctx: BaseContext, plan: Sequence[_Target], w: Workload, step: _Steps
+    ctx: BaseContext, plan: Sequence[Target], w: Workload, step: _Steps
 ) -> list[BackendResult]:
-    shape = _Shape(Items(w.size), w.count, w.producers, w.consumers)
+    shape = Shape(Items(w.size), w.count, w.producers, w.consumers)
     results: list[BackendResult] = []
     for t in plan:
         rates: dict[str, list[float]] = {"raw": [], "channel": []}
@@ -281,10 +279,10 @@ def _base(
                 step(f"{t.spec}: round {r + 1} of {w.repeat}, {side}")
                 if side == "raw":
                     made = _make_raw(t, ctx, shape.shared)
-                    rates[side].append(_raw_rate(ctx, shape, made))
+                    rates[side].append(raw_rate(ctx, shape, made))
                     latencies[side].append(_raw_latency(ctx, t, w))
                 else:
-                    rates[side].append(_channel_rate(ctx, shape, t))
+                    rates[side].append(channel_rate(ctx, shape, t))
                     latencies[side].append(_channel_latency(ctx, t, w))
             if t.has_raw:
                 ratios.append(rates["channel"][-1] / rates["raw"][-1])
@@ -314,25 +312,25 @@ def _base(
 # -- the extra rows ------------------------------------------------------------------
 
 
-def _row_shape(row: str, w: Workload) -> _Shape:
+def _row_shape(row: str, w: Workload) -> Shape:
     if row == "batch":
-        return _Shape(Items(w.size, batch=w.batch), w.batch_count, 1, 1)
+        return Shape(Items(w.size, batch=w.batch), w.batch_count, 1, 1)
     if row == "large":
-        return _Shape(Items(w.large_size, large=True), w.large_count, 1, 1)
-    return _Shape(Items(w.size), w.count, 2, 2)
+        return Shape(Items(w.large_size, large=True), w.large_count, 1, 1)
+    return Shape(Items(w.size), w.count, 2, 2)
 
 
-def _describe(row: str, shape: _Shape, w: Workload, large_item: str) -> str:
+def _describe(row: str, shape: Shape, w: Workload, large_item: str) -> str:
     item = large_item if row == "large" else (f"{w.size}-byte bytes" if w.size else "small int")
     per_call = f", {w.batch} per call" if row == "batch" else ""
     return f"{shape.count:,} {item} items{per_call}, {shape.producers} -> {shape.consumers}"
 
 
-def _row_targets(row: str, plan: Sequence[_Target]) -> list[_Target]:
+def _row_targets(row: str, plan: Sequence[Target]) -> list[Target]:
     return [t for t in plan if t.many] if row == "2x2" else list(plan)
 
 
-def _contenders(targets: Sequence[_Target], fifo: bool) -> list[tuple[str, _Target | None]]:
+def _contenders(targets: Sequence[Target], fifo: bool) -> list[tuple[str, Target | None]]:
     """The runs of one round, in order: each stdlib primitive, faster_fifo, each channel."""
     return [
         *(("stdlib", t) for t in targets if t.has_raw),
@@ -341,7 +339,7 @@ def _contenders(targets: Sequence[_Target], fifo: bool) -> list[tuple[str, _Targ
     ]
 
 
-def _rate(what: str, rates: Sequence[float], shape: _Shape) -> Rate:
+def _rate(what: str, rates: Sequence[float], shape: Shape) -> Rate:
     rate = statistics.median(rates)
     size = shape.items.size
     return Rate(
@@ -362,7 +360,7 @@ def _rows(
     ctx: BaseContext,
     *,
     rows: Sequence[str],
-    plan: Sequence[_Target],
+    plan: Sequence[Target],
     w: Workload,
     step: _Steps,
     fifo: bool,
@@ -382,12 +380,12 @@ def _rows(
                 name = t.spec if t is not None else "faster_fifo"
                 step(f"{row}: round {r + 1} of {w.repeat}, {name} {kind}")
                 if kind == "channel" and t is not None:
-                    rate = _channel_rate(ctx, shape, t)
+                    rate = channel_rate(ctx, shape, t)
                 elif kind == "stdlib" and t is not None:
                     made = _make_raw(t, ctx, shape.shared)
-                    rate = _raw_rate(ctx, shape, made)
+                    rate = raw_rate(ctx, shape, made)
                 else:
-                    rate = _fifo_rate(ctx, shape)
+                    rate = fifo_rate(ctx, shape)
                 rates.setdefault((kind, name), []).append(rate)
         fifo_rates = rates.get(("faster_fifo", "faster_fifo"), [])
         for t in targets:
@@ -417,7 +415,7 @@ def _rows(
     return results
 
 
-def _fifo_rate(ctx: BaseContext, shape: _Shape) -> float:
+def fifo_rate(ctx: BaseContext, shape: Shape) -> float:
     """faster_fifo's throughput, measured from a process of its own.
 
     faster_fifo takes its buffer from multiprocessing's shared heap, which keeps
@@ -450,14 +448,14 @@ def _fifo_rate(ctx: BaseContext, shape: _Shape) -> float:
     return value
 
 
-def _fifo_host(shape: _Shape, method: str, conn: Connection) -> None:
+def _fifo_host(shape: Shape, method: str, conn: Connection) -> None:
     """In a child: build a faster_fifo queue, run the measurement, send back the rate."""
     with conn:
         try:
             made = make_faster_fifo(shape.items.size * shape.items.batch)
             if made is None:
                 raise BenchError("faster_fifo is not installed")
-            conn.send((True, _raw_rate(multiprocessing.get_context(method), shape, made)))
+            conn.send((True, raw_rate(multiprocessing.get_context(method), shape, made)))
         except Exception as exc:
             conn.send((False, f"{type(exc).__name__}: {exc}"))
 

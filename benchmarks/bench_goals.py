@@ -1,0 +1,203 @@
+"""The throughput goals of the "beyond the primitive" issue, as one ratio table.
+
+Each row is a channel beside what it must beat, measured in the same rounds
+(the order reversed every round), 1 producer and 1 consumer process:
+
+- ``queue`` unbatched vs the faster of ``multiprocessing.Queue`` and
+  ``faster_fifo.Queue`` (goal >= 1.5x);
+- ``pipe`` unbatched vs ``multiprocessing.Pipe`` (goal >= 2.0x);
+- batched, 100 per call, vs ``faster_fifo`` put_many/get_many(100) (goal >= 6x)
+  and vs a raw ``os.pipe`` with a 64 KiB buffered writer, one pickle per item
+  (goal >= 0.9x);
+- a 64 MiB numpy array (bytes without numpy), the receiver reading every page,
+  vs ``multiprocessing.Queue`` (goal >= 12x).
+
+Small items are ints. The ratio is the median of the per-round ratios.
+faster_fifo and numpy are optional (``pip install typed-channels[bench]``):
+without them their rows say so. Run:
+``python benchmarks/bench_goals.py [--count N] [--repeat R] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import os
+import pickle
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.context import BaseContext
+from multiprocessing.queues import Queue as MPQueue
+
+from channels._bench import optional
+from channels._bench.primitives import make_raw
+from channels._bench.processes import StartLine, throughput
+from channels._bench.runner import Shape, Target, channel_rate, fifo_rate, raw_rate
+from channels._bench.workers import Items
+
+_BUFFER = 64 << 10
+
+
+def _target(backend: str) -> Target:
+    return Target(backend, backend, {}, 0, remote=False, many=True)
+
+
+def _os_pipe_producer(wfd: int, rfd: int, n: int, items: Items, start: StartLine) -> None:
+    os.close(rfd)
+    out = io.BufferedWriter(io.FileIO(wfd, "w"), _BUFFER)
+    dump = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL).dump
+    start.wait()
+    for i in range(n):
+        dump(i)  # one complete pickle per item; ints leave nothing in the memo
+    dump(None)
+    out.flush()
+    out.close()
+
+
+def _os_pipe_consumer(
+    wfd: int, rfd: int, items: Items, start: StartLine, results: MPQueue[tuple[int, float]]
+) -> None:
+    os.close(wfd)
+    source = io.BufferedReader(io.FileIO(rfd, "r"), _BUFFER)
+    load = pickle.load
+    count, last = 0, 0.0
+    start.wait()
+    while load(source) is not None:
+        count += 1
+    last = time.monotonic()
+    results.put((count, last))
+
+
+def _os_pipe_rate(ctx: BaseContext, shape: Shape) -> float:
+    rfd, wfd = os.pipe()
+    try:
+        return throughput(
+            ctx,
+            count=shape.count,
+            producers=1,
+            consumers=1,
+            producer=lambda n: (_os_pipe_producer, (wfd, rfd, n, shape.items)),
+            consumer=(_os_pipe_consumer, (wfd, rfd, shape.items)),
+            after_producers=lambda: None,
+        )
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+
+
+Run = Callable[[], float]
+
+
+def _rows(
+    ctx: BaseContext, count: int, large: int
+) -> list[tuple[str, Run, list[tuple[str, Run]], float]]:
+    """(row, channel run, [(baseline, run)], goal): the faster baseline is the one compared."""
+    small = Shape(Items(0), count, 1, 1)
+    batched = Shape(Items(0, batch=100), count * 10, 1, 1)
+    big = Shape(Items(large, large=True), 4, 1, 1)
+    fifo = optional.faster_fifo() is not None
+    rows: list[tuple[str, Run, list[tuple[str, Run]], float]] = []
+
+    def raw(backend: str, shape: Shape) -> Run:
+        return lambda: raw_rate(ctx, shape, make_raw(backend, ctx, 0, False))
+
+    def chan(backend: str, shape: Shape) -> Run:
+        return lambda: channel_rate(ctx, shape, _target(backend))
+
+    def ff(shape: Shape) -> list[tuple[str, Run]]:
+        return [("faster_fifo", lambda: fifo_rate(ctx, shape))] if fifo else []
+
+    rows.append(
+        ("queue, ints", chan("queue", small), [("mp.Queue", raw("queue", small)), *ff(small)], 1.5)
+    )
+    rows.append(("pipe, ints", chan("pipe", small), [("mp.Pipe", raw("pipe", small))], 2.0))
+    for backend in ("pipe", "queue"):
+        rows.append((f"{backend}, batches of 100", chan(backend, batched), ff(batched), 6.0))
+        rows.append(
+            (
+                f"{backend}, batches of 100",
+                chan(backend, batched),
+                [("os.pipe+64KiB writer", lambda: _os_pipe_rate(ctx, batched))],
+                0.9,
+            )
+        )
+    for backend in ("queue", "pipe"):
+        rows.append(
+            (
+                f"{backend}, {large >> 20} MiB array",
+                chan(backend, big),
+                [("mp.Queue", raw("queue", big))],
+                12.0,
+            )
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every row ``--repeat`` times and print the ratio table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000, help="small items per run")
+    parser.add_argument("--large", type=int, default=64 << 20, help="bytes per large item")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    ctx = multiprocessing.get_context("fork")
+    rows = _rows(ctx, args.count, args.large)
+    # Every distinct run once per round: the same channel run serves several rows.
+    runs: dict[str, Run] = {}
+    for name, mine, theirs, _ in rows:
+        runs[f"channel {name}"] = mine
+        for label, run in theirs:
+            runs[f"{label} for {name}"] = run
+    rates: dict[str, list[float]] = {key: [] for key in runs}
+    keys = list(runs)
+    for r in range(args.repeat):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            print(f"round {r + 1}: {key}", file=sys.stderr, flush=True)
+            rates[key].append(runs[key]())
+    table: list[dict[str, object]] = []
+    for name, _, theirs, goal in rows:
+        ours = rates[f"channel {name}"]
+        if not theirs:
+            table.append({"row": name, "vs": "faster_fifo (not installed)", "goal": goal})
+            continue
+        # Per round, the faster of the baselines.
+        best = [
+            max(rates[f"{label} for {name}"][i] for label, _ in theirs) for i in range(args.repeat)
+        ]
+        ratio = statistics.median(a / b for a, b in zip(ours, best, strict=True))
+        table.append(
+            {
+                "row": name,
+                "vs": " / ".join(label for label, _ in theirs),
+                "channel_per_s": statistics.median(ours),
+                "baseline_per_s": statistics.median(best),
+                "ratio": ratio,
+                "goal": goal,
+                "met": ratio >= goal,
+            }
+        )
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    print(f"{'row':26} {'vs':32} {'chan/s':>12} {'base/s':>12} {'ratio':>6} {'goal':>5}  met")
+    for row in table:
+        if "ratio" not in row:
+            print(
+                f"{row['row']:26} {row['vs']:32} {'-':>12} {'-':>12} {'-':>6} {row['goal']:>5}  -"
+            )
+            continue
+        print(
+            f"{row['row']:26} {row['vs']:32} {row['channel_per_s']:>12,.0f} "
+            f"{row['baseline_per_s']:>12,.0f} {row['ratio']:>6.2f} {row['goal']:>5}  "
+            f"{'yes' if row['met'] else 'NO'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

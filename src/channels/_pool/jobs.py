@@ -120,8 +120,6 @@ class Job:
         self.notify: Callable[[], None] | None = None
         self._item_seconds: float | None = None
         self._item_bytes: float | None = None
-        # Whether a waiter wants every delivery, or only the end (a thread switch per chunk).
-        self.waits_for_each_delivery: bool = True
 
     # -- input side ---------------------------------------------------------
 
@@ -225,7 +223,7 @@ class Job:
             self._store(start, values)
             self.delivered += len(values)
             self._check_finished()
-            if self.waits_for_each_delivery:
+            if self._wakes_caller(start):
                 self.cond.notify_all()
 
     def fail(self, index: int, exc: BaseException) -> None:
@@ -253,6 +251,13 @@ class Job:
     def _drop_pending(self) -> None:
         pass
 
+    def _wakes_caller(self, start: int) -> bool:
+        """Whether results delivered at ``start`` are what a waiting caller waits for.
+
+        Waking a caller for nothing costs a thread switch per chunk.
+        """
+        raise NotImplementedError
+
     def _count_cut(self, count: int, *, read: bool) -> None:
         """Count ``count`` inputs cut into a chunk (and read, if they were read just now)."""
         self._cut += count
@@ -271,7 +276,6 @@ class BatchJob(Job):
     def __init__(self, cond: threading.Condition, spec: CallSpec, items: Sequence[object]) -> None:
         super().__init__(cond, spec, len(items))
         self.results: list[object] = [None] * len(items)
-        self.waits_for_each_delivery = False  # its waiters want it finished
         with cond:
             self.add(items)
             self.end_input()
@@ -279,6 +283,9 @@ class BatchJob(Job):
     def _store(self, start: int, values: list[object]) -> None:
         if self.error is None:
             self.results[start : start + len(values)] = values
+
+    def _wakes_caller(self, start: int) -> bool:
+        return False  # its callers wait for the end, which wakes them anyway
 
 
 @final
@@ -378,6 +385,9 @@ class IterJob(Job):
             self._by_start[start] = values
         else:
             self._arrived.append(values)
+
+    def _wakes_caller(self, start: int) -> bool:
+        return not self.ordered or start == self.taken  # the run the caller waits for
 
     def _drop_pending(self) -> None:
         # Chunks before the failing input still run: imap yields their results first.

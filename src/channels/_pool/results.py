@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice
 from typing import Generic, TypeVar, cast, final
 
 from .._core import deadline_after
@@ -141,8 +141,8 @@ class ResultIterator(Iterator[R_co]):
         self._refill()
 
     def __iter__(self) -> Iterator[R_co]:
-        """Iterate without a method call per result: results come in runs."""
-        return self._each()
+        """Iterate without a Python call per result: results come in runs, chained in C."""
+        return chain.from_iterable(self._runs())
 
     def __next__(self) -> R_co:
         return self.next(self._timeout)
@@ -159,10 +159,11 @@ class ResultIterator(Iterator[R_co]):
         if not self._done:
             self._end()
 
-    def _each(self) -> Iterator[R_co]:
+    def _runs(self) -> Iterator[Iterator[R_co]]:
+        """The runs of results, each an iterator shared with ``next()``."""
         while True:
             run = self._run
-            yield from run
+            yield run  # the chain takes it to its end
             if self._run is not run:  # next() took the following run meanwhile
                 continue
             try:

@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
 import channels
-from channels._manager import ManagerCore
+from channels._backends.manager.core import ManagerCore
 
 BACKENDS = ["pipe", "queue", "simplequeue", "manager"]
 

@@ -8,6 +8,7 @@ receive, close and end of channel on all of them, from sync and asyncio code.
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backends.manager import ManagerChannel as ManagerChannel
+from ._backends.manager.core import ChannelManager as ChannelManager
 from ._backends.pipe import PipeChannel as PipeChannel
 from ._backends.queue import QueueChannel as QueueChannel
 from ._backends.redis import RedisChannel as RedisChannel
@@ -27,7 +28,6 @@ from ._errors import SerializationError as SerializationError
 from ._errors import ServerUnreachable as ServerUnreachable
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
-from ._manager import ChannelManager as ChannelManager
 from ._open import ChannelOpener as ChannelOpener
 from ._open import ChannelOptions as ChannelOptions
 from ._open import ReceiverOpener as ReceiverOpener

@@ -68,6 +68,10 @@ class _Pickler(pickle.Pickler):
             cls._merged_from = sizes
 
 
+#: The largest pickle whose buffer the reused pickler keeps for the next item.
+_KEEP = 1 << 16
+
+
 class _Reused:
     """One pickler kept between items, for whichever thread finds it free."""
 
@@ -119,16 +123,20 @@ class _Pickle:
                 reused.renew()
             buf, pickler = reused.buf, reused.pickler
             reused.keep_apart = keep_apart
-            buf.seek(0)
-            buf.truncate()
-            pickler.clear_memo()
-            pickler.dump(item)
-            # Not getbuffer(): a view kept alive by a traceback can outlive its BytesIO
-            # in a reference cycle, which some Python versions do not survive.
-            return buf.getvalue()
-        except BaseException:
-            reused.renew()  # start the next item with a pickler in a known state
-            raise
+            try:
+                buf.seek(0)
+                buf.truncate()
+                pickler.dump(item)
+                # Not getbuffer(): a view kept alive by a traceback can outlive its
+                # BytesIO in a reference cycle, which some Python versions do not survive.
+                return buf.getvalue()
+            except BaseException:
+                reused.renew()  # start the next item with a pickler in a known state
+                raise
+            finally:
+                pickler.clear_memo()  # the memo holds what was pickled: keep nothing alive
+                if buf.tell() > _KEEP:
+                    reused.renew()  # do not keep a large item's bytes between items
         finally:
             reused.keep_apart = None
             reused.lock.release()

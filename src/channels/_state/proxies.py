@@ -14,14 +14,22 @@ import pickle
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, final, overload
 
+from .._backends.manager.link import (
+    REPLY_GRACE,
+    Address,
+    Link,
+    expect_int,
+    key_for,
+    key_source,
+    link_for,
+)
 from .._errors import SerializationError
 from .._liveness import me
-from .._manager_link import REPLY_GRACE, Address, Link, expect_int, key_for, key_source, link_for
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
 
-    from .._manager import ChannelManager
+    from .._backends.manager.core import ChannelManager
 
 __all__ = [
     "DictMaker",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeVar, final
 
-from .._config import ContextSpec, SerializerSpec
-from .._handles import ChannelBase
-from .._manager import ChannelManager, ManagerCore
-from .._registry import Features
+from ..._config import ContextSpec, SerializerSpec
+from ..._handles import ChannelBase
+from ..._registry import Features
+from .core import ChannelManager, ManagerCore
 
 __all__ = ["ManagerChannel"]
 

@@ -2,7 +2,7 @@
 
 Each process keeps, per server, one ``Link``: an idle *anchor* connection,
 whose closing tells the server that the process is gone, and one connection
-per thread for its calls (see ``_manager_server``). A call that fails because
+per thread for its calls (see ``server``). A call that fails because
 the server went away raises ``ChannelBroken`` at once; a call interrupted half
 way (by KeyboardInterrupt, say) drops its connection rather than leave it out
 of step. A forked child closes its copies of the parent's connections and
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import cast
 
-from ._errors import AuthkeyMissing, AuthkeyRejected, ChannelBroken, ChannelError, ConfigError
-from ._ledger import BROKEN_SERVER_GONE, WHY
-from ._manager_server import HUB_ID, describe_address, set_read_timeout
+from ..._errors import AuthkeyMissing, AuthkeyRejected, ChannelBroken, ChannelError, ConfigError
+from ..._ledger import BROKEN_SERVER_GONE, WHY
+from .server import HUB_ID, describe_address, set_read_timeout
 
 __all__ = [
     "CONNECT_TIMEOUT",

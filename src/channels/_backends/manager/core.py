@@ -4,8 +4,8 @@ A ``ManagerCore`` names one channel in one server: the server's address, its
 nonce (so a new server at the same address is not taken for the old one) and
 the channel's id there. That is all it pickles, so, unlike a local channel, it
 can be pickled at any time and sent anywhere; it never pickles the authkey.
-The connections it calls through are in ``_manager_link``, the channel itself
-in the server (``_manager_state``).
+The connections it calls through are in ``link``, the channel itself
+in the server (``state``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,20 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, cast
 
-from ._codec import Payload, plain
-from ._config import (
+from ..._codec import Payload, plain
+from ..._config import (
     ContextSpec,
     SerializerSpec,
     check_maxsize,
     check_message_limit,
     resolve_context,
 )
-from ._core import ChannelStats
-from ._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
-from ._liveness import me
-from ._manager_link import (
+from ..._core import ChannelStats
+from ..._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
+from ..._liveness import me
+from ..._serialize import Serializer, resolve_serializer
+from ..._state.proxies import DictOpener, ListOpener
+from .link import (
     CONNECT_TIMEOUT,
     REPLY_GRACE,
     Address,
@@ -49,10 +51,8 @@ from ._manager_link import (
     process_key,
     to_authkey,
 )
-from ._manager_server import ChannelServer, describe_address, exit_with
-from ._manager_state import WINDOW
-from ._serialize import Serializer, resolve_serializer
-from ._state.proxies import DictOpener, ListOpener
+from .server import ChannelServer, describe_address, exit_with
+from .state import WINDOW
 
 __all__ = ["ChannelManager", "ChannelRef", "ManagerCore"]
 

@@ -7,7 +7,7 @@ The server is ``multiprocessing.managers.Server`` with these additions:
   machine (a process that dies closes its sockets, and the server thread that
   served the socket ends);
 * it holds one object, the hub, at a fixed id, through which clients open
-  channels and move their items (``_manager_state`` holds each channel);
+  channels and move their items (``state`` holds each channel);
 * it stops cleanly: ``stop()``, a signal handler's ``request_stop()``, a
   manager's shutdown request, or the death of the process that started it
   (``exit_with``) ends ``serve_forever``, which then returns;
@@ -40,11 +40,11 @@ from multiprocessing.managers import Server
 from multiprocessing.util import get_temp_dir
 from typing import Any, NoReturn, cast
 
-from ._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
-from ._ledger import BROKEN
-from ._liveness import pid_alive
-from ._manager_state import ChannelState
-from ._state.store import ObjectStore
+from ..._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
+from ..._ledger import BROKEN
+from ..._liveness import pid_alive
+from ..._state.store import ObjectStore
+from .state import ChannelState
 
 __all__ = [
     "HUB_ID",

@@ -1,7 +1,7 @@
 """One manager-backed channel as the server holds it: a ledger, a deque of bytes, a lock.
 
 The books are the shared ``Ledger``, over a plain array, with the calling
-process's session number (see ``_manager_server``) as its identity. Items are
+process's session number (see ``server``) as its identity. Items are
 the serialized bytes the client made; the server never unpickles them.
 
 Each method runs in the server thread of the connection that called it.
@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from ._core import POLL_SLICE
-from ._ledger import BROKEN, BROKEN_RECEIVERS_GONE, BROKEN_SENDERS_GONE, ENDED, WORDS, Ledger
-from ._policy import (
+from ..._core import POLL_SLICE
+from ..._ledger import BROKEN, BROKEN_RECEIVERS_GONE, BROKEN_SENDERS_GONE, ENDED, WORDS, Ledger
+from ..._policy import (
     check_clonable,
     check_sendable,
     lost_unfinished,

@@ -457,6 +457,24 @@ def test_bad_chunksize() -> None:
         pool.map(f.square, range(3), chunksize=0)
 
 
+@pytest.mark.parametrize("readahead", [(0, 1 << 20), (10, 0), (10,), 10, (1.5, 10), (True, 10)])
+def test_bad_readahead(readahead: object) -> None:
+    with Pool(1, context="fork") as pool, pytest.raises(ConfigError, match="readahead"):
+        pool.imap(f.square, range(3), readahead=readahead)  # type: ignore[arg-type]
+
+
+def test_a_chunk_larger_than_the_readahead_is_read_whole() -> None:
+    with Pool(2, context="fork") as pool:
+        results = pool.imap(f.square, range(500), chunksize=100, readahead=(10, 1 << 20))
+        assert list(results) == [x * x for x in range(500)]
+    cond = threading.Condition()
+    job = IterJob(cond, _spec(chunksize=100), None, ordered=True, readahead=(10, 1 << 20))
+    with cond:
+        assert job.wanted() == 100
+        job.add_chunk(Chunk(job, 0, 100, bytes(100)))
+        assert job.wanted() == 0  # one chunk at a time
+
+
 # -- types: checked by mypy, not run --------------------------------------------------------
 
 if TYPE_CHECKING:

@@ -85,7 +85,10 @@ def measure(backend: str, count: int, size: int, every: float) -> dict[str, dict
     go.set()
     deadline = started + 600
     while not (sent.is_set() and received.is_set()):
-        if time.monotonic() > deadline or not (sender.is_alive() and receiver.is_alive()):
+        died = (not sender.is_alive() and not sent.is_set()) or (
+            not receiver.is_alive() and not received.is_set()
+        )
+        if died or time.monotonic() > deadline:
             sender.kill()
             receiver.kill()
             raise SystemExit(f"{backend}: a process died or the run took too long")

@@ -114,6 +114,14 @@ class Core(Protocol):
         """Close handle ``token`` everywhere; the last close ends the channel."""
         ...
 
+    def handing_over(self, token: int) -> None:
+        """A copy of handle ``token`` is being pickled: maybe for a process that is starting.
+
+        A backend that can tell may count that process as the handle's holder, so
+        that its death at start (before it ever sent) counts as a crash.
+        """
+        ...
+
     def sender_open(self, token: int) -> bool:
         """Whether handle ``token`` is open."""
         ...

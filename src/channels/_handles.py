@@ -202,6 +202,7 @@ class SenderHandle(Closing, Generic[T]):
         join(self._core, timeout)
 
     def __reduce__(self) -> tuple[object, ...]:
+        self._core.handing_over(self._token)
         return (SenderHandle, (self._core, self._token))
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ import pickle
 import threading
 from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from ._errors import ConfigError, SerializationError
 
@@ -61,7 +61,7 @@ class _Pickler(pickle.Pickler):
     @classmethod
     def merge_table(cls) -> None:
         """Merge copyreg's reducers with multiprocessing's, if either has grown."""
-        extra: dict[type, Callable[[Any], Any]] = ForkingPickler._extra_reducers  # type: ignore[attr-defined]
+        extra = cast("dict[type, Callable[[Any], Any]]", vars(ForkingPickler)["_extra_reducers"])
         sizes = (len(copyreg.dispatch_table), len(extra))
         if sizes != cls._merged_from:
             cls.dispatch_table = {**copyreg.dispatch_table, **extra}

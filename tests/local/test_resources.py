@@ -6,8 +6,11 @@ import contextlib
 import os
 import resource
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +123,55 @@ def test_running_out_of_descriptors_is_a_channel_error_that_leaks_none(backend: 
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+SPAWN_MISTAKE = """\
+import multiprocessing
+import channels
+
+
+def produce(tx: channels.Sender[int]) -> None:
+    with tx:
+        tx.send(1)
+
+
+# No `if __name__ == "__main__":`: under spawn the child runs this again and dies at start.
+ctx = multiprocessing.get_context("spawn")
+ch = channels.open_channel[int]("queue", context="spawn")
+child = ctx.Process(target=produce, args=(ch.clone(),))
+child.start()
+ch.close()
+try:
+    print("got", ch.recv(timeout=20))
+except channels.ChannelBroken as exc:
+    print("broken:", exc)
+child.join(20)
+"""
+
+
+def test_the_spawn_mistake_breaks_the_channel_instead_of_hanging(tmp_path: Path) -> None:
+    script = tmp_path / "mistake.py"
+    script.write_text(SPAWN_MISTAKE)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "broken: every process that sent on an open sender handle has died" in done.stdout
+    assert time.monotonic() - started < 15
+
+
+def _die_at_start(sender: channels.Sender[int]) -> None:
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_a_child_that_dies_before_it_sends_counts_as_a_crash(backend: str, method: str) -> None:
+    ch = open_for(backend, method)
+    child = start(method, _die_at_start, ch.clone())
+    ch.close()
+    assert join(child) == [3]
+    started = time.monotonic()
+    with pytest.raises(channels.ChannelBroken):
+        ch.recv(timeout=WAIT)
+    assert time.monotonic() - started < 5

@@ -63,7 +63,7 @@ from ..._ledger import (
     WORDS,
     Ledger,
 )
-from ..._liveness import me, pid_alive
+from ..._liveness import me, pid_alive, process_stamp
 from ..._policy import (
     check_clonable,
     check_sendable,
@@ -161,6 +161,8 @@ class LocalCore:
         "__weakref__",
         "_fds",
         "_first",
+        "_handed",
+        "_handed_pid",
         "_hold_lock",
         "_ledger",
         "_mm",
@@ -206,6 +208,8 @@ class LocalCore:
         self._pollers_pid = 0
         self._shm: Shm | None = None
         self._shm_pid = 0
+        self._handed: list[tuple[object, int]] = []  # (Popen, token) handed to starting children
+        self._handed_pid = 0
         weakref.finalize(self, _close_all, fds.all())
 
     @classmethod
@@ -288,6 +292,34 @@ class LocalCore:
         with self._books():
             if self._ledger.close_handle(token):
                 self._wake()
+
+    def handing_over(self, token: int) -> None:
+        """Under spawn or forkserver, the process being started holds handle ``token``.
+
+        Once its pid is known (``_settle``), it is noted as a sender of that handle,
+        so a child that dies at start, before it ever sent, breaks the channel
+        like any sender that died without closing.
+        """
+        popen = get_spawning_popen()
+        if popen is None:
+            return
+        if self._handed_pid != me.pid:
+            self._handed, self._handed_pid = [], me.pid
+        self._handed.append((popen, token))
+
+    def _settle(self) -> None:
+        """Note each started child that a handle was handed to (see ``handing_over``)."""
+        if self._handed_pid != me.pid:
+            self._handed, self._handed_pid = [], me.pid
+            return
+        started = [(_pid_of(p), t) for p, t in self._handed if _pid_of(p)]
+        if not started:
+            return
+        self._handed = [(p, t) for p, t in self._handed if not _pid_of(p)]
+        with self._books():
+            for pid, token in started:
+                if self._ledger.is_open(token):  # a handle closed since counts no sender
+                    self._ledger.note_sender(pid, process_stamp(pid), token, pid_alive)
 
     def close_receiver(self) -> None:
         if self._receiving_pid == me.pid:
@@ -376,6 +408,8 @@ class LocalCore:
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != me.pid:
             self._note_receiver()
+        if self._handed:
+            self._settle()
         words, ledger, rlock = self._words, self._ledger, self._rlock
         joinable, entry = self._settings.joinable, self._rentry
         got: list[Payload] = []
@@ -431,6 +465,8 @@ class LocalCore:
     def wait(self, sending: bool, timeout: float) -> None:
         """Wait for the pipe (or the room pipe) up to one poll slice; after an idle
         slice, look for dead peers."""
+        if self._handed:
+            self._settle()
         fd = self._rfd if not sending else self._fds.room_reader
         if fd < 0:  # an unbounded channel always has room
             return
@@ -751,6 +787,12 @@ class _Detachable(Protocol):
 def _rebuild(dup: list[_Detachable | None], settings: Settings, first: int) -> LocalCore:
     fds = [d.detach() if d is not None else -1 for d in dup]
     return LocalCore(_Fds(*fds), settings, first)
+
+
+def _pid_of(popen: object) -> int:
+    """The pid of a process being started, once it has one (0 before)."""
+    pid = getattr(popen, "pid", None)
+    return pid if isinstance(pid, int) else 0
 
 
 def _state_file(folder: str | None, opened: list[int]) -> int:

@@ -4,13 +4,14 @@ Two workloads: many trivial calls, where the cost is all in moving tasks and
 results between processes, and fewer heavy calls, where it is all in the
 workers. Every pool has the same number of workers and start method and is
 warmed up before it is timed. ``multiprocessing.Pool.imap`` and the executor
-get a hand-tuned chunksize (the best of several, tried first); ``channels.Pool``
-runs with its defaults, crash detection included.
+run at each of several chunksizes, and the best of them is their hand-tuned
+figure; ``channels.Pool`` runs with its defaults, crash detection included.
 
 The contenders take turns, one run each per round, so that a machine whose
 load changes during the benchmark slows them all alike; each time is the best
 of ``--repeat`` rounds. The ratio is the row's rate (tasks per second) over
-the tuned ``multiprocessing.Pool.imap``'s: above 1 is faster than it.
+the tuned ``multiprocessing.Pool.imap``'s (the best of its rows): above 1 is
+faster than it.
 ``ProcessPoolExecutor.map`` with its defaults sends one task per message; it
 runs at most 5,000 tasks, and its rate is set beside ``channels.Pool``'s.
 
@@ -62,28 +63,29 @@ def consume(results: Iterable[int]) -> None:
         pass
 
 
+_MP = "multiprocessing.Pool.imap (chunksize="
+_CF = "ProcessPoolExecutor.map (chunksize="
+
+
 def contenders(
     workload: Workload, stdlib: StdlibPool, executor: ProcessPoolExecutor, pool: Pool
 ) -> dict[str, Callable[[], object]]:
-    """The runs to time, the stdlib ones with their best chunksize found first."""
+    """The runs to time: the stdlib ones at every candidate chunksize, the best wins."""
     fn, inputs = workload.fn, range(workload.tasks)
 
-    def tuned(run: Callable[[int], object]) -> int:
-        return min(workload.chunksizes, key=lambda size: timed(lambda: run(size)))
+    def stdlib_imap(size: int) -> Callable[[], object]:
+        return lambda: consume(stdlib.imap(fn, inputs, chunksize=size))
 
-    def stdlib_imap(size: int) -> None:
-        consume(stdlib.imap(fn, inputs, chunksize=size))
+    def executor_map(size: int) -> Callable[[], object]:
+        return lambda: consume(executor.map(fn, inputs, chunksize=size))
 
-    def executor_map(size: int) -> None:
-        consume(executor.map(fn, inputs, chunksize=size))
-
-    mp_size, cf_size = tuned(stdlib_imap), tuned(executor_map)
-    runs: dict[str, Callable[[], object]] = {
-        f"multiprocessing.Pool.imap (chunksize={mp_size}, tuned)": lambda: stdlib_imap(mp_size),
-    }
+    runs: dict[str, Callable[[], object]] = {}
+    for size in workload.chunksizes:
+        runs[f"{_MP}{size})"] = stdlib_imap(size)
     if workload.tasks <= 10_000:
-        runs["multiprocessing.Pool.imap (chunksize=1, its default)"] = lambda: stdlib_imap(1)
-    runs[f"ProcessPoolExecutor.map (chunksize={cf_size}, tuned)"] = lambda: executor_map(cf_size)
+        runs["multiprocessing.Pool.imap (its default, chunksize=1)"] = stdlib_imap(1)
+    for size in workload.chunksizes:
+        runs[f"{_CF}{size})"] = executor_map(size)
     # The executor's default (one task per message) on at most a few thousand tasks: rates compare.
     few = range(min(workload.tasks, 5_000))
     runs[f"ProcessPoolExecutor.map (its defaults, {len(few)} tasks)"] = lambda: consume(
@@ -130,18 +132,21 @@ def main() -> None:
                 for label, run in runs.items():
                     best[label] = min(best[label], timed(run))
             rates = {label: _tasks(label, workload) / seconds for label, seconds in best.items()}
-            reference = next(iter(rates.values()))
+            tuned = max((label for label in rates if label.startswith(_MP)), key=rates.__getitem__)
+            reference = rates[tuned]
+            executor_rate = next(rate for label, rate in rates.items() if "its defaults," in label)
             print(f"{workload.name}: {workload.tasks} tasks")
             print(f"  {'contender':<64} {'seconds':>8} {'tasks/s':>10} {'ratio':>6}")
             for label, seconds in best.items():
                 rate = rates[label]
-                print(f"  {label:<64} {seconds:>8.3f} {rate:>10.0f} {rate / reference:>6.2f}")
-            executor_rate = next(rate for label, rate in rates.items() if "its defaults" in label)
+                mark = "  <- tuned" if label == tuned else ""
+                print(f"  {label:<64} {seconds:>8.3f} {rate:>10.0f} {rate / reference:>6.2f}{mark}")
             for label, rate in rates.items():
-                if label.startswith("channels.Pool.map") or label.startswith("channels.Pool.imap "):
+                if label.startswith("channels.Pool"):
+                    name = label.split(" (")[0]
                     print(
-                        f"  {label.split(' (')[0]} / ProcessPoolExecutor.map defaults: "
-                        f"{rate / executor_rate:.1f}x"
+                        f"  {name}: {rate / reference:.2f}x the tuned multiprocessing.Pool.imap, "
+                        f"{rate / executor_rate:.1f}x ProcessPoolExecutor.map with its defaults"
                     )
             print()
 

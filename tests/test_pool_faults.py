@@ -157,11 +157,12 @@ def test_unpicklable_argument_result_or_function(method: str) -> None:
             pool.map(f.return_lambda, range(4), timeout=WAIT)
         with pytest.raises(SerializationError, match="module level"):
             pool.map(lambda x: x, range(4))
-        # imap yields the results before the bad item.
-        results = pool.imap(f.identity, [1, 2, lock, 4], chunksize=4, timeout=WAIT)
-        assert [next(results), next(results)] == [1, 2]
-        with pytest.raises(SerializationError):
-            next(results)
+        # imap yields the results before the bad item, from a list or any iterable.
+        for inputs in ([1, 2, lock, 4], iter([1, 2, lock, 4])):
+            results = pool.imap(f.identity, inputs, chunksize=4, timeout=WAIT)
+            assert [next(results), next(results)] == [1, 2]
+            with pytest.raises(SerializationError, match="item 2"):
+                next(results)
         assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
 
 

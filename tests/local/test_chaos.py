@@ -161,3 +161,13 @@ def test_contention_with_tiny_timeouts_loses_and_duplicates_nothing(backend: str
     sent = [(tag, seq) for tag, seqs, _, _ in reports for seq in seqs]
     assert sorted(received) == sorted(sent)
     assert len(sent) > 100
+
+
+def test_the_room_pipe_never_blocks_a_sender_or_a_receiver() -> None:
+    """Several senders poll the room pipe; a byte one of them read must not leave another
+    blocked in read(), and a pipe full of unread bytes must not block a receiver's write."""
+    ch = open_for("queue", None, maxsize=1)
+    fds = ch.sender._core._fds  # type: ignore[attr-defined]
+    assert not os.get_blocking(fds.room_reader)
+    assert not os.get_blocking(fds.room_writer)
+    ch.close()

@@ -31,6 +31,9 @@ REDIS_LEASE = 1.0
 
 _names = itertools.count()
 
+#: The folder of the tests' shared helpers (support, children, ...), wherever a test lives.
+TESTS = Path(__file__).resolve().parent
+
 #: Generous bound for anything a test waits on: a hang fails the test, it never blocks the run.
 WAIT = 20.0
 

@@ -61,7 +61,7 @@ class Backend:
 
     def open(self, options: Mapping[str, object]) -> Channel[typing.Any]:
         if "maxsize" in options and "maxsize" not in self.options:
-            bounded = [n for n in _BUILTIN if n != self.name and n in ("queue", "manager", "redis")]
+            bounded = [n for n in _BUILTIN if n != self.name and _bounded(n)]
             raise ConfigError(
                 f"backend {self.name!r} cannot be bounded (it takes no maxsize); "
                 f"for a bounded channel use {' or '.join(bounded)}"
@@ -135,6 +135,14 @@ def get_backend(name: str) -> Backend:
     with _lock:
         _loaded[key] = backend
     return backend
+
+
+def _bounded(name: str) -> bool:
+    """Whether built-in backend ``name`` says it can be bounded (its ``Features``)."""
+    try:
+        return get_backend(name).features.bounded
+    except ConfigError:
+        return False
 
 
 def _import(name: str, target: str) -> Factory:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import channels
+from channels._backends.local.core import LocalCore
 
 from support import LOCAL_BACKENDS, WAIT, drain, open_for
 
@@ -167,7 +168,9 @@ def test_the_room_pipe_never_blocks_a_sender_or_a_receiver() -> None:
     """Several senders poll the room pipe; a byte one of them read must not leave another
     blocked in read(), and a pipe full of unread bytes must not block a receiver's write."""
     ch = open_for("queue", None, maxsize=1)
-    fds = ch.sender._core._fds  # type: ignore[attr-defined]
+    core = ch.sender._core  # type: ignore[attr-defined]
+    assert isinstance(core, LocalCore)
+    fds = core._fds
     assert not os.get_blocking(fds.room_reader)
     assert not os.get_blocking(fds.room_writer)
     ch.close()

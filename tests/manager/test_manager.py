@@ -33,7 +33,7 @@ from channels._serve import MIN_AUTHKEY_BYTES, check_server_key, serve
 
 import children
 import manager_funcs
-from support import METHODS, WAIT, drain, join, start
+from support import METHODS, TESTS, WAIT, drain, join, start
 
 #: Text, so it can go in the environment too; random, so a test can look for it in bytes.
 KEY = secrets.token_hex(24)
@@ -142,7 +142,7 @@ def _creator(method: str, temp: Path) -> Generator[tuple[int, dict[str, Any]]]:
     env = {
         **os.environ,
         "TMPDIR": str(temp),
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
     }
     code = f"import manager_funcs; manager_funcs.creator({method!r})"
     proc = subprocess.Popen(

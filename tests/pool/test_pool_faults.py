@@ -20,7 +20,7 @@ from channels._pool import Pool
 from channels._pool.remote_errors import RemoteTraceback
 
 import pool_funcs as f
-from support import METHODS, WAIT, pid_alive
+from support import METHODS, TESTS, WAIT, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -234,7 +234,7 @@ if __name__ == "__main__":
     [(m, "group") for m in METHODS] + [("fork", "parent")],
 )
 def test_ctrl_c_stops_the_workers(start_method: str, target: str) -> None:
-    tests = Path(__file__).parent
+    tests = TESTS
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), str(tests)]),
@@ -286,7 +286,7 @@ if __name__ == "__main__":
 
 
 def test_a_pool_left_open_at_exit_neither_hangs_nor_leaks() -> None:
-    tests = Path(__file__).parent
+    tests = TESTS
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), str(tests)])}
     done = subprocess.run(
         [sys.executable, "-c", _LEFT_OPEN, "fork"],
@@ -319,7 +319,7 @@ print(pool.map(abs, [-1, -2], timeout=20))
 def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path: Path, start: str) -> None:
     script = tmp_path / "unguarded.py"
     script.write_text(_UNGUARDED)
-    tests = Path(__file__).parent
+    tests = TESTS
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), str(tests)])}
     done = subprocess.run(
         [sys.executable, str(script), start],

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import final
 
 from ._errors import SerializationError
-from ._serialize import PASS_THROUGH, PICKLE, Serializer, describe, loads, serializer_name
+from ._serialize import (
+    PASS_THROUGH,
+    PICKLE,
+    Serializer,
+    cannot_load,
+    describe,
+    loads,
+    serializer_name,
+)
 
 __all__ = ["PICKLED", "RAW", "OutOfBand", "Payload", "decode", "encode", "in_band", "plain"]
 
@@ -109,7 +117,4 @@ def decode(serializer: Serializer, data: Payload) -> object:
     except PASS_THROUGH:
         raise
     except BaseException as exc:
-        raise SerializationError(
-            f"cannot deserialize a received item with {serializer_name(serializer)}: "
-            f"{describe(exc)}"
-        ) from exc
+        raise cannot_load(serializer, exc) from exc

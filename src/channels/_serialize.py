@@ -23,6 +23,7 @@ __all__ = [
     "PASS_THROUGH",
     "PICKLE",
     "Serializer",
+    "cannot_load",
     "describe",
     "loads",
     "resolve_serializer",
@@ -200,10 +201,14 @@ def loads(serializer: Serializer, data: bytes | memoryview) -> object:
     except PASS_THROUGH:
         raise
     except BaseException as exc:
-        raise SerializationError(
-            f"cannot deserialize a received item with {serializer_name(serializer)}: "
-            f"{describe(exc)}"
-        ) from exc
+        raise cannot_load(serializer, exc) from exc
+
+
+def cannot_load(serializer: Serializer, exc: BaseException) -> SerializationError:
+    """The error for a received item that ``serializer`` could not turn back into an item."""
+    return SerializationError(
+        f"cannot deserialize a received item with {serializer_name(serializer)}: {describe(exc)}"
+    )
 
 
 def describe(exc: BaseException) -> str:

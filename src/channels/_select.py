@@ -20,7 +20,7 @@ from ._errors import ConfigError, EndOfChannel, WouldBlock
 from ._handles import ChannelBase, ReceiverHandle
 from ._policy import timed_out
 from ._protocols import Receiver
-from ._waiting import readable
+from ._waiting import anyio_module, in_asyncio, readable
 
 __all__ = ["aselect", "select"]
 
@@ -127,6 +127,10 @@ async def aselect(
         left = rounds.left(deadline)
         fds, blind = rounds.waitables()
         slice_ = min(left, _SHORT if blind else POLL_SLICE)
+        if not in_asyncio():  # trio, through anyio: look again after a short pause
+            await anyio_module().sleep(min(left, _SHORT))
+            rounds.look_for_dead()
+            continue
         if fds:
             waits = [asyncio.ensure_future(readable(fd, slice_)) for fd in fds]
             try:

@@ -5,6 +5,7 @@ nothing, the caller pauses here for one slice and tries again: the blocking
 face sleeps in the core's ``wait``; the asyncio face waits for the core's file
 descriptor with ``loop.add_reader`` (or, for a backend without one, runs the
 core's ``wait`` on a shared helper thread), so the event loop never blocks.
+Under trio the same faces wait through anyio (the ``trio`` extra).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import threading
 import time
 import weakref
+from typing import Any
 
 from ._core import POLL_SLICE, Core
+from ._errors import ConfigError
 from ._policy import timed_out
 
-__all__ = ["WAIT_SLICE", "apause", "pause", "readable"]
+__all__ = ["WAIT_SLICE", "anyio_module", "apause", "in_asyncio", "pause", "readable"]
 
 #: The longest one pause lasts, so a closed receiver or a signal is noticed soon.
 WAIT_SLICE = 0.25
@@ -41,15 +44,51 @@ def pause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> N
 
 
 async def apause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:
-    """``pause`` for asyncio: the event loop goes on meanwhile."""
+    """``pause`` for asyncio (or, through anyio, trio): the event loop goes on meanwhile."""
     left = _left(sending, deadline, sent)
     fd = core.ready_fd(sending)
+    if not in_asyncio():
+        await _apause_anyio(core, sending, fd, left)
+        return
     if fd is None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(_helper(), core.wait, sending, left)
         return
     await readable(fd, min(left, POLL_SLICE))
     core.wait(sending, 0)  # takes no time: clears the wake-up, looks for dead peers
+
+
+def in_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _apause_anyio(core: Core, sending: bool, fd: int | None, left: float) -> None:
+    """The same wait under another event loop (trio), through anyio."""
+    anyio = anyio_module()
+    if fd is None:
+        await anyio.to_thread.run_sync(core.wait, sending, left, abandon_on_cancel=True)
+        return
+    with anyio.move_on_after(min(left, POLL_SLICE)):
+        try:
+            await anyio.wait_readable(fd)
+        except anyio.BusyResourceError:  # another task of this loop waits on it already
+            await anyio.sleep(min(left, POLL_SLICE))
+    core.wait(sending, 0)
+
+
+def anyio_module() -> Any:
+    try:
+        import anyio  # noqa: PLC0415 (optional: only outside asyncio)
+    except ImportError:
+        raise ConfigError(
+            "awaiting a channel outside asyncio (under trio) needs anyio: "
+            "pip install 'typed-channels[trio]'"
+        ) from None
+    return anyio
 
 
 # One reader callback per descriptor and loop, shared by every task that waits on it.

@@ -168,3 +168,57 @@ def test_a_receiver_closed_while_waiting_stops_the_wait(backend: str) -> None:
         return time.monotonic() - started
 
     assert run(main()) < 2
+
+
+# -- the conformance cases of one process, through the asyncio faces ----------------
+
+
+def test_the_channel_ends_only_when_every_clone_is_closed(backend: str) -> None:
+    async def main() -> None:
+        ch = open_for(backend)
+        clone = ch.clone()
+        ch.close()
+        ch.close()  # closing twice counts once
+        await clone.asend(1)
+        assert await ch.arecv(timeout=WAIT) == 1
+        with pytest.raises(ChannelTimeout):
+            await ch.arecv(timeout=0.1)  # the clone is still open
+        async with clone:
+            await clone.asend_many([2, 3])
+        assert [item async for item in ch.receiver] == [2, 3]
+        with pytest.raises(ChannelClosed):
+            await clone.asend(4)
+
+    run(main())
+
+
+def test_large_and_many_items(backend: str) -> None:
+    async def main() -> None:
+        ch = open_for(backend)
+        big = b"x" * (3 << 20)
+        await ch.asend(big)
+        await ch.asend_many(range(2000))
+        ch.close()
+        assert await ch.arecv(timeout=WAIT) == big
+        got: list[int] = []
+        while len(got) < 2000:
+            got += await ch.arecv_many(500, timeout=WAIT)
+        assert got == list(range(2000))
+        with pytest.raises(EndOfChannel):
+            await ch.arecv_many(10, timeout=WAIT)
+
+    run(main())
+
+
+def test_json_and_the_size_limit(backend: str) -> None:
+    async def main() -> None:
+        ch = open_for(backend, None, serializer="json", max_message_size=100)
+        await ch.asend({"a": [1, 2]})
+        with pytest.raises(SerializationError):
+            await ch.asend("x" * 200)
+        with pytest.raises(SerializationError):
+            await ch.asend_many([1, {1, 2}])  # a set is not JSON: nothing of the batch goes
+        ch.close()
+        assert [item async for item in ch] == [{"a": [1, 2]}]
+
+    run(main())

@@ -104,6 +104,9 @@ _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _BATCH_PACKETS = 64  # the most packets one write of a batch makes
+# A write longer than a page becomes one packet per page: padding each frame to
+# PIPE_BUF makes one packet per item only where a page is PIPE_BUF long.
+_PACKET_PAGES = mmap.PAGESIZE == _PIPE_BUF
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -351,7 +354,7 @@ class LocalCore:
                 room = bound - (words[_SENT] - words[_RECEIVED]) if bound else count
                 if room <= 0:
                     break
-                if count - done > 1 and self._packets:
+                if count - done > 1 and self._packets and _PACKET_PAGES:
                     sent = self._put_packets(items, done, min(count, done + room))
                     if sent:
                         if step:

@@ -29,7 +29,6 @@ __all__ = [
     "check_maxsize",
     "check_message_limit",
     "coerce_options",
-    "lock_context",
     "parse_spec",
     "redact_spec",
     "resolve_context",
@@ -216,15 +215,3 @@ def resolve_context(context: object) -> BaseContext:
     raise ConfigError(
         f"context must be a start method name or a multiprocessing context, not {context!r}"
     )
-
-
-def lock_context(context: object) -> BaseContext:
-    """The context to build a channel's locks with.
-
-    Locks built for ``fork`` cannot travel to a spawned child, so unless the user
-    asked for ``fork`` explicitly, locks are built so they can go anywhere.
-    """
-    ctx = resolve_context(context)
-    if ctx.get_start_method() == "fork" and context is None:
-        return multiprocessing.get_context("spawn")
-    return ctx

@@ -25,7 +25,7 @@ from typing import cast
 
 from ._errors import ChannelBroken, ChannelError
 
-__all__ = ["MUTEX_BYTES", "OWNER_DIED", "RobustMutex", "available"]
+__all__ = ["MUTEX_BYTES", "OWNER_DIED", "RobustMutex"]
 
 #: Room reserved for one mutex (glibc needs 40 bytes on x86_64, 48 on arm64).
 MUTEX_BYTES = 64
@@ -89,11 +89,6 @@ def _load() -> _Pthread | None:
 
 
 _pt = _load()
-
-
-def available() -> bool:
-    """Whether this platform has robust process-shared mutexes (Linux does)."""
-    return _pt is not None
 
 
 class RobustMutex:

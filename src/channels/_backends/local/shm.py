@@ -30,7 +30,7 @@ import struct
 from ..._codec import OutOfBand
 from ..._errors import ChannelBroken
 
-__all__ = ["Shm", "ticket_size"]
+__all__ = ["Shm", "side_pair"]
 
 # A ticket: its number, the payload kind, the number of buffers, the head's
 # length; then each buffer's size; then the head.
@@ -40,10 +40,6 @@ _ALIGN = 64  # each buffer starts on a cache line, as numpy likes
 _FDS = socket.CMSG_LEN(array.array("i").itemsize)
 # Map every page at once: one call instead of a fault per page when the data is read.
 _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)
-
-
-def ticket_size(payload: OutOfBand) -> int:
-    return _TICKET.size + _SIZE.size * len(payload.buffers) + len(payload.head)
 
 
 def _aligned(size: int) -> int:

@@ -22,9 +22,9 @@ from support import WAIT, join, open_for, start
 
 @pytest.fixture
 def tiny_ring(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ring and read-ahead so small that every path runs all the time."""
+    """A ring and allocation chunk so small that every path runs all the time."""
     monkeypatch.setattr(_spill, "_FIRST_RING", 256)
-    monkeypatch.setattr(_spill, "_READ_AHEAD", 96)
+    monkeypatch.setattr(_spill, "_CHUNK", 96)
     monkeypatch.setattr(_spill, "_SHRINK_ABOVE", 4096)
 
 

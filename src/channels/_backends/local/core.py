@@ -103,10 +103,6 @@ _TICKET_BIT = 1 << 31  # in a frame's header: the frame is a large item's ticket
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _PIPE_PAYLOAD = _PIPE_BUF - _PIPE_FRAME.size
 _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
-_BATCH_PACKETS = 64  # the most packets one write of a batch makes
-# A write longer than a page becomes one packet per page: padding each frame to
-# PIPE_BUF makes one packet per item only where a page is PIPE_BUF long.
-_PACKET_PAGES = mmap.PAGESIZE == _PIPE_BUF
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -350,13 +346,23 @@ class LocalCore:
             bound = self._settings.maxsize
             done = 0
             count = len(items)
+            batch = count > 1
             while done < count:
                 room = bound - (words[_SENT] - words[_RECEIVED]) if bound else count
                 if room <= 0:
                     break
-                if count - done > 1 and self._packets and _PACKET_PAGES:
-                    sent = self._put_packets(items, done, min(count, done + room))
+                if batch:
+                    overflow = self._overflow
+                    was_empty = not overflow.pending()
+                    try:
+                        sent = overflow.append_many(items, done, min(count, done + room))
+                    except OSError as exc:
+                        if done:
+                            break
+                        self._no_room(exc)
                     if sent:
+                        if was_empty:
+                            self._wake()
                         if step:
                             step("send:written")
                         words[_SENT] += sent
@@ -365,7 +371,7 @@ class LocalCore:
                         done += sent
                         continue
                 try:
-                    self._put(items[done])
+                    self._put(items[done], batch)
                 except ChannelError:
                     if done:
                         break  # what went is sent; the next put raises again
@@ -388,36 +394,12 @@ class LocalCore:
         self._ledger.note_sender(me.pid, me.stamp, token, pid_alive)
         self._noted.add(token)
 
-    def _put_packets(self, items: Sequence[Payload], start: int, end: int) -> int:
-        """Write the small items from ``start`` on as packets, in one call; how many went.
-
-        Each frame is padded to a whole packet, so a batch is one ``write`` and
-        a receiver still reads one item per read. Stops at the first item that is
-        not small, and sends nothing if the overflow holds items (they are older).
-        """
-        if self._overflow.pending():
-            return 0
-        frames: list[bytes] = []
-        for i in range(start, min(end, start + _BATCH_PACKETS)):
-            data = items[i]
-            if isinstance(data, OutOfBand) or len(data) > _PIPE_PAYLOAD:
-                break
-            frames.append(_PIPE_FRAME.pack(len(data) + 1) + data)
-        if len(frames) < 2:
-            return 0
-        try:
-            written = os.write(self._wfd, b"".join(f.ljust(_PIPE_BUF, b"\0") for f in frames))
-        except BlockingIOError:
-            return 0
-        except BrokenPipeError as exc:
-            raise ChannelBroken("every receiving end of the channel is closed") from exc
-        return written // _PIPE_BUF
-
-    def _put(self, payload: Payload) -> None:
+    def _put(self, payload: Payload, batch: bool = False) -> None:
         """Move one item into the pipe, or else the overflow; the caller holds the write lock.
 
-        A large item's buffers go to shared memory first, and its ticket takes
-        its place in the stream.
+        The items of a batch go straight to the overflow: a copy each into shared
+        pages, not a system call each. A large item's buffers go to shared memory
+        first, and its ticket takes its place in the stream.
         """
         data: Data
         marked = False
@@ -426,7 +408,7 @@ class LocalCore:
         else:
             data = payload
         size = len(data)
-        if size <= _PIPE_PAYLOAD and not self._overflow.pending():
+        if size <= _PIPE_PAYLOAD and not batch and not self._overflow.pending():
             try:
                 head = (size + 1) | (_TICKET_BIT if marked else 0)
                 os.write(self._wfd, _PIPE_FRAME.pack(head) + data)
@@ -439,11 +421,14 @@ class LocalCore:
             if self._overflow.append(data, marked):
                 self._wake()
         except OSError as exc:
-            what = "no space is left for" if exc.errno in _NO_SPACE else "cannot store"
-            raise ChannelError(
-                f"{what} the item in the channel's overflow file ({_os_reason(exc)}); "
-                "nothing was sent"
-            ) from exc
+            self._no_room(exc)
+
+    def _no_room(self, exc: OSError) -> NoReturn:
+        what = "no space is left for" if exc.errno in _NO_SPACE else "cannot store"
+        raise ChannelError(
+            f"{what} the item in the channel's overflow file ({_os_reason(exc)}); "
+            "nothing was sent"
+        ) from exc
 
     def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
@@ -461,7 +446,28 @@ class LocalCore:
             step = _steps.step
             if step:
                 step("recv:locked")
+            overflow = self._overflow
             while len(got) < max_items:
+                if words[_PIPE_DRAINED] and not ledger.flags & BROKEN:
+                    # Only the overflow is read now: take a run of it with one store.
+                    items, upto = overflow.peek_many(max_items - len(got))
+                    if items:
+                        if joinable:
+                            with self._hold_lock:
+                                ledger.hold(entry, len(items))
+                        words[_TAKING] = words[_RECEIVED] + len(items)
+                        if step:
+                            step("recv:taking")
+                        overflow.take_to(upto)
+                        if step:
+                            step("recv:taken")
+                        words[_RECEIVED] = words[_TAKING]
+                        if step:
+                            step("recv:counted")
+                        got += items
+                        if not overflow.pending():
+                            self._overflow_drained()
+                        continue
                 if joinable:  # held before taken: a live receiver never holds less than it took
                     with self._hold_lock:
                         ledger.hold(entry, 1)
@@ -634,6 +640,9 @@ class LocalCore:
                     return data
                 if pending:
                     words[_PIPE_DRAINED] = 1
+                    # No reader reads the pipe again until the overflow drains: a wake-up
+                    # left in it keeps every waiting receiver awake while items remain.
+                    self._wake()
             if pending:
                 data = self._from_overflow()
                 if data is not None:
@@ -668,8 +677,8 @@ class LocalCore:
             data: Data
             if not self._packets:
                 data = self._read_payload(fd, size)
-            elif len(frame) != _PIPE_FRAME.size + size and len(frame) != _PIPE_BUF:
-                self._tear(f"a frame of {len(frame)} bytes claiming {size}")  # a batch pads
+            elif len(frame) != _PIPE_FRAME.size + size:
+                self._tear(f"a frame of {len(frame)} bytes claiming {size}")
             else:
                 data = memoryview(frame)[_PIPE_FRAME.size : _PIPE_FRAME.size + size]
             return self._redeem(data) if marked else data
@@ -695,13 +704,18 @@ class LocalCore:
         if raw is not None and overflow.marked:
             data = self._redeem(raw)
         if data is None or not overflow.pending():
-            self._words[_PIPE_DRAINED] = 0  # writers may use the pipe again from now on
-            if overflow.needs_rewind() and self._try_lock(self._wlock):
-                try:
-                    overflow.rewind()
-                finally:
-                    self._wlock.release()
+            self._overflow_drained()
         return data
+
+    def _overflow_drained(self) -> None:
+        """Let writers use the pipe again; start the overflow over if it grew."""
+        overflow = self._overflow
+        self._words[_PIPE_DRAINED] = 0
+        if overflow.needs_rewind() and self._try_lock(self._wlock):
+            try:
+                overflow.rewind()
+            finally:
+                self._wlock.release()
 
     def _note_receiver(self) -> None:
         with self._books():
@@ -902,4 +916,3 @@ def _close_all(fds: list[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-

@@ -9,23 +9,27 @@ largest backlog, and its pages are written again rather than allocated anew.
 Each side keeps a running total of the bytes it has passed; positions within a
 ring follow from the totals, so the writer commits an item, and a reader takes
 one, with a single store each. Bytes below the write total never change until a
-reader has passed them, so a reader may cache what it reads ahead; the lap
-counter, bumped whenever a reader wraps, jumps or the ring is rebuilt, tells
-when such a cache is stale. Callers hold the channel's write lock to append and
-its read lock to take.
+reader has passed them. Callers hold the channel's write lock to append and its
+read lock to take.
+
+Every process maps the rings into its memory, so moving an item is a copy, not a
+system call. The writer sets file space aside (``posix_fallocate``) before it
+stores into it, so a full disk raises ``OSError`` before the item is committed
+and leaves the ring as it was; a store never meets a missing page (SIGBUS).
 
 Only a jump to a larger ring, a reader following one, and a rewind change
 several words at once; each sets its side's torn marker first and clears it
 last, so a lock's next holder, after its holder died, knows the ring is torn.
-Every write is checked: a full disk raises ``OSError`` before the item is
-committed, and leaves the ring as it was.
 """
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import struct
+from collections.abc import Sequence
+from typing import cast
 
 from ... import _steps
 from ..._errors import ChannelBroken
@@ -42,11 +46,12 @@ _JUMP_SIZE = _FRAME.size + _JUMP_TO.size
 _SLACK = 32  # room always kept free, so a marker fits wherever the writer stands
 _FIRST_RING = 1 << 20
 _SHRINK_ABOVE = 64 << 20  # a drained ring larger than this starts small again
-_READ_AHEAD = 64 << 10
-_MAX_IO = 0x7FFFF000  # the most Linux moves in one read or write call
+_CHUNK = 1 << 20  # file space is set aside this much at a time where there is room
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 # Word offsets from the overflow's first word.
-_W_TOTAL, _R_TOTAL, _W_AT, _W_CAP, _W_T0, _R_AT, _R_CAP, _R_T0, _LAP, _END = range(10)
+# _ALLOC: how much of the file, from the first ring's start, is set aside (allocated).
+_W_TOTAL, _R_TOTAL, _W_AT, _W_CAP, _W_T0, _R_AT, _R_CAP, _R_T0, _END, _ALLOC = range(10)
 WORDS = 10
 
 
@@ -55,11 +60,9 @@ class Overflow:
 
     __slots__ = (
         "_base",
-        "_cache",
-        "_cache_at",
-        "_cache_lap",
         "_fd",
         "_marks",
+        "_mm",
         "_r_torn",
         "_w",
         "_w_torn",
@@ -75,11 +78,7 @@ class Overflow:
         self._w_torn, self._r_torn = torn
         self._fd = fd
         self._base = base
-        # Bytes read ahead from ring position _cache_at during lap _cache_lap: they
-        # depend only on the file, so they stay good in any process until the lap moves.
-        self._cache = b""
-        self._cache_at = 0
-        self._cache_lap = -1
+        self._mm: mmap.mmap | None = None  # this process's map of the rings (see _mapping)
         #: Whether the frame ``take`` returned last was appended ``marked``.
         self.marked = False
 
@@ -108,9 +107,9 @@ class Overflow:
         pos = at + (total - start) % cap
         unread = total - (read if read > start else start)
         tail = at + cap - pos
-        if need + _SLACK <= tail and unread + need + _SLACK <= cap and size <= _READ_AHEAD:
-            self._write_at(_FRAME.pack(size | (_MARK if marked else 0)) + data, pos)
-        else:  # a wrap, a larger ring, or a large item
+        if need + _SLACK <= tail and unread + need + _SLACK <= cap:
+            self._write_frame(data, pos, marked)
+        else:  # a wrap, or a larger ring
             pad = 0 if need + _SLACK <= tail else tail
             if unread + pad + need + _SLACK > cap:
                 new_cap = max(2 * cap, 2 * (need + _SLACK))
@@ -146,34 +145,51 @@ class Overflow:
         marks[self._w_torn] = 0
 
     def _write_frame(self, data: bytes | memoryview, pos: int, marked: bool) -> None:
-        head = _FRAME.pack(len(data) | (_MARK if marked else 0))
-        if len(data) <= _READ_AHEAD:
-            self._write_at(head + data, pos)
-        else:
-            self._write_at(head, pos, memoryview(data).cast("B"))
+        if isinstance(data, memoryview):
+            data = data.cast("B")
+        self._write_at(_FRAME.pack(len(data) | (_MARK if marked else 0)), pos, data)
 
-    def _write_at(self, data: bytes, pos: int, more: memoryview | None = None) -> None:
-        """Write ``data`` (then ``more``) at ring position ``pos``, every byte or ``OSError``.
+    def _write_at(self, head: bytes, pos: int, data: bytes | memoryview = b"") -> None:
+        """Copy ``head`` then ``data`` to ring position ``pos``, into file space set aside first.
 
-        A full disk may take part of a write and refuse the rest: a short count is
-        never taken for success.
+        ``posix_fallocate`` either sets the space aside or raises ``OSError`` (a full
+        disk), so a store into the mapping can never meet a missing page (SIGBUS).
         """
-        views = [memoryview(data)] if more is None else [memoryview(data), more]
-        offset = self._base + pos
-        while views:
-            done = os.pwritev(self._fd, [v[:_MAX_IO] for v in views], offset)
-            if done <= 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            offset += done
-            while views and done >= len(views[0]):
-                done -= len(views[0])
-                views.pop(0)
-            if views and done:
-                views[0] = views[0][done:]
+        end = pos + len(head) + len(data)
+        w = self._w
+        if end > w[_ALLOC]:
+            self._allocate(end)
+        mm = self._mapping(end)
+        mm[pos : pos + len(head)] = head
+        if data:
+            mm[pos + len(head) : end] = data
+
+    def _allocate(self, end: int) -> None:
+        """Set aside the file up to ring offset ``end`` (a chunk more where there is room)."""
+        w = self._w
+        done = w[_ALLOC]
+        base = self._base + done
+        want = max(end, min(done + _CHUNK, w[_END])) - done
+        try:
+            os.posix_fallocate(self._fd, base, want)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE or want == end - done:
+                raise
+            os.posix_fallocate(self._fd, base, end - done)  # just what this frame needs
+            want = end - done
+        w[_ALLOC] = done + want
+
+    def _mapping(self, end: int) -> mmap.mmap:
+        """This process's map of the rings, covering at least up to ring offset ``end``."""
+        mm = self._mm
+        if mm is None or len(mm) < end:
+            # Map what is set aside: the file is at least that long (see rewind).
+            mm = self._mm = mmap.mmap(self._fd, max(end, self._w[_ALLOC]), offset=self._base)
+        return mm
 
     # -- reading (under the read lock) -------------------------------------------------
 
-    def take(self) -> bytes | memoryview | None:
+    def take(self) -> bytes | None:
         """The oldest item, or None if only markers were left to pass."""
         w = self._w
         while True:
@@ -183,19 +199,15 @@ class Overflow:
                 return None
             at, cap = w[_R_AT], w[_R_CAP]
             pos = at + (total - w[_R_T0]) % cap
-            buf = self._cache
-            off = pos - self._cache_at
-            if self._cache_lap != w[_LAP] or not 0 <= off <= len(buf) - _JUMP_SIZE:
-                buf, off = self._refill(pos, min(unread, at + cap - pos)), 0
-            (word,) = _FRAME.unpack_from(buf, off)
+            mm = self._mapping(pos + _FRAME.size)  # what was stored: the file may end there
+            (word,) = _FRAME.unpack_from(mm, pos)
             if word & _SKIP:
-                w[_LAP] = w[_LAP] + 1
                 w[_R_TOTAL] = total + at + cap - pos
                 continue
             if word & _JUMP:
-                new_at, new_cap = _JUMP_TO.unpack_from(buf, off + _FRAME.size)
+                mm = self._mapping(pos + _JUMP_SIZE)
+                new_at, new_cap = _JUMP_TO.unpack_from(mm, pos + _FRAME.size)
                 self._marks[self._r_torn] = 1
-                w[_LAP] = w[_LAP] + 1
                 w[_R_AT] = new_at
                 w[_R_CAP] = new_cap
                 w[_R_T0] = total + _JUMP_SIZE
@@ -204,36 +216,79 @@ class Overflow:
                 continue
             self.marked = bool(word & _MARK)
             word &= ~_MARK
-            start = off + _FRAME.size
-            data: bytes | memoryview
-            if start + word <= len(buf):
-                data = memoryview(buf)[start : start + word]
-            else:  # larger than the read-ahead: one read straight from the file
-                data = self._pread_exactly(word, self._base + pos + _FRAME.size)
+            start = pos + _FRAME.size
+            if word > unread - _FRAME.size:
+                raise ChannelBroken(f"{WHY[BROKEN_TORN]} (an overflow frame runs past the end)")
+            data = self._mapping(start + word)[start : start + word]
             w[_R_TOTAL] = total + _FRAME.size + word  # one store takes the item
             return data
 
-    def _refill(self, pos: int, readable: int) -> bytes:
-        """Read ahead from ring position ``pos``: committed bytes only, which stay put."""
-        cache = os.pread(self._fd, min(readable, _READ_AHEAD), self._base + pos)
-        if len(cache) < _FRAME.size:
-            raise ChannelBroken(f"{WHY[BROKEN_TORN]} (the overflow file ends early)")
-        self._cache, self._cache_at, self._cache_lap = cache, pos, self._w[_LAP]
-        return cache
+    def peek_many(self, limit: int) -> tuple[list[bytes], int]:
+        """Up to ``limit`` plain items from the oldest on, not yet taken, and the read
+        total that takes them all (``take_to``).
 
-    def _pread_exactly(self, size: int, offset: int) -> bytes | memoryview:
-        data = os.pread(self._fd, size, offset)
-        if len(data) == size:
-            return data
-        buf = bytearray(size)
-        buf[: len(data)] = data
-        view, offset = memoryview(buf)[len(data) :], offset + len(data)
-        while view:
-            got = os.preadv(self._fd, [view[:_MAX_IO]], offset)
-            if got == 0:
-                raise ChannelBroken(f"{WHY[BROKEN_TORN]} (the overflow file ends early)")
-            view, offset = view[got:], offset + got
-        return memoryview(buf)
+        Stops at a marker or a ticket, which ``take`` deals with; so every item
+        lies in one run of the current ring and one store takes them.
+        """
+        w = self._w
+        total = w[_R_TOTAL]
+        at, cap = w[_R_AT], w[_R_CAP]
+        pos = first = at + (total - w[_R_T0]) % cap
+        stop = pos + min(w[_W_TOTAL] - total, at + cap - pos)
+        items: list[bytes] = []
+        if stop - pos < _FRAME.size:
+            return items, total
+        mm = self._mapping(stop)
+        unpack = _FRAME.unpack_from
+        while len(items) < limit and pos + _FRAME.size <= stop:
+            (word,) = unpack(mm, pos)
+            start = pos + _FRAME.size
+            if word & (_SKIP | _JUMP | _MARK) or start + word > stop:
+                break
+            pos = start + word
+            items.append(mm[start:pos])
+        return items, total + pos - first
+
+    def take_to(self, total: int) -> None:
+        """Take what ``peek_many`` returned: one store."""
+        self._w[_R_TOTAL] = total
+
+    def append_many(self, items: Sequence[object], start: int, end: int) -> int:
+        """Append ``items[start:end]`` while they fit in the ring's current run, committing
+        them with one store; how many went (0: let ``append`` wrap or grow the ring).
+        """
+        w = self._w
+        total, read = w[_W_TOTAL], w[_R_TOTAL]
+        at, cap, t0 = w[_W_AT], w[_W_CAP], w[_W_T0]
+        pos = first = at + (total - t0) % cap
+        room = min(at + cap - pos, cap - (total - (read if read > t0 else t0))) - _SLACK
+        end_at = pos
+        i = start
+        while i < end:
+            data = items[i]
+            if type(data) is not bytes:
+                break  # a ticket or a serializer's own buffer type: one at a time
+            size = len(data)
+            if end_at + _FRAME.size + size - pos > room:
+                break
+            end_at += _FRAME.size + size
+            i += 1
+        if i == start:
+            return 0
+        if end_at > w[_ALLOC]:
+            self._allocate(end_at)
+        mm = self._mapping(end_at)
+        pack = _FRAME.pack
+        for k in range(start, i):
+            data = cast(bytes, items[k])
+            nxt = pos + _FRAME.size + len(data)
+            mm[pos : pos + _FRAME.size] = pack(len(data))
+            mm[pos + _FRAME.size : nxt] = data
+            pos = nxt
+        if _steps.step:
+            _steps.step("overflow:frame-written")
+        w[_W_TOTAL] = total + end_at - first  # one store commits them all
+        return i - start
 
     # -- compacting (under both locks) -------------------------------------------------
 
@@ -252,11 +307,11 @@ class Overflow:
         total = w[_W_TOTAL]
         marks = self._marks
         marks[self._w_torn] = marks[self._r_torn] = 1
-        w[_LAP] = w[_LAP] + 1
         for at_word, cap_word, start_word in ((_W_AT, _W_CAP, _W_T0), (_R_AT, _R_CAP, _R_T0)):
             w[at_word] = 0
             w[cap_word] = cap
             w[start_word] = total
         w[_END] = cap
         marks[self._w_torn] = marks[self._r_torn] = 0
+        w[_ALLOC] = 0  # first: the file must never be shorter than what is set aside
         os.ftruncate(self._fd, self._base + cap)

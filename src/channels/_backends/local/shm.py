@@ -141,4 +141,3 @@ def side_pair() -> tuple[int, int]:
     """A datagram socket pair for descriptors: (the senders' end, the receivers' end)."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     return a.detach(), b.detach()
-

@@ -11,9 +11,9 @@ receiver's buffers may be views of that memory.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import final
+from typing import cast, final
 
 from ._errors import SerializationError
 from ._serialize import (
@@ -57,7 +57,9 @@ def encode(serializer: Serializer, item: object, threshold: int, limit: int | No
     """
     try:
         data: Payload
-        if threshold and serializer is PICKLE:
+        if serializer is PICKLE and _plain(item, threshold):
+            data = pickle.dumps(item, _PROTOCOL)
+        elif threshold and serializer is PICKLE:
             data = _pickle_apart(item, threshold)
         else:
             data = serializer.dumps(item)
@@ -74,6 +76,40 @@ def encode(serializer: Serializer, item: object, threshold: int, limit: int | No
             f"more than max_message_size={limit}; nothing was sent"
         )
     return data
+
+
+#: Types whose pickle needs no reducer and holds no buffer: pickled straight away.
+_SCALARS = frozenset({int, float, str, bool, complex, type(None)})
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_SHORT = 16  # a tuple or list this long of scalars is pickled straight away too
+
+
+def _plain(item: object, threshold: int) -> bool:
+    """Whether ``item`` pickles the same with or without the channel's pickler."""
+    kind = type(item)
+    if kind in _SCALARS:
+        return True
+    if kind is bytes:
+        return not threshold or len(cast(bytes, item)) < threshold
+    if kind is tuple or kind is list:
+        items = cast("tuple[object, ...]", item)
+        return len(items) <= _SHORT and set(map(type, items)) <= _SCALARS
+    return False
+
+
+def encode_many(
+    serializer: Serializer, items: Iterable[object], threshold: int, limit: int | None
+) -> list[Payload]:
+    """``encode`` each of ``items``: scalars go straight to pickle, the rest one by one."""
+    if serializer is not PICKLE or limit is not None:
+        return [encode(serializer, item, threshold, limit) for item in items]
+    dumps, scalars = pickle.dumps, _SCALARS
+    return [
+        dumps(item, _PROTOCOL)
+        if type(item) in scalars
+        else encode(serializer, item, threshold, limit)
+        for item in items
+    ]
 
 
 def _pickle_apart(item: object, threshold: int) -> Payload:
@@ -104,6 +140,21 @@ def in_band(payload: OutOfBand) -> bytes:
     if payload.kind == RAW:
         return PICKLE.dumps(payload.buffers[0].obj)
     return pickle.dumps(pickle.loads(payload.head, buffers=payload.buffers), protocol=5)
+
+
+def decode_many(serializer: Serializer, raw: Sequence[Payload]) -> list[object]:
+    """Deserialize ``raw`` in order, stopping before the first item that fails
+    (``decode`` of that item then says why)."""
+    items: list[object] = []
+    load = pickle.loads if serializer is PICKLE else serializer.loads
+    try:
+        for data in raw:
+            items.append(decode(serializer, data) if isinstance(data, OutOfBand) else load(data))
+    except PASS_THROUGH:
+        raise
+    except BaseException:
+        pass  # the caller decodes the failing item again for its error
+    return items
 
 
 def decode(serializer: Serializer, data: Payload) -> object:

@@ -5,6 +5,12 @@ wherever it travels: a copy in a child process closes the same handle. A
 receiver's closed state belongs to its process. ``ChannelBase`` joins the two
 halves into the object ``open_channel`` returns.
 
+A sender handle that only this process can hold (made here, never pickled, not
+alive at a fork) and that is garbage-collected unclosed raises
+``ResourceWarning``: the channel would stay open for its receivers for good. It
+is not closed for the user, since the collection may run in the middle of a
+call on the same channel in the same thread.
+
 Every face (blocking, ``*_nowait``, batches, asyncio) is the same loop: try the
 core's non-blocking ``put`` or ``take``, and if it did nothing, pause
 (``_waiting``) and try again.
@@ -12,9 +18,11 @@ core's non-blocking ``put`` or ``take``, and if it did nothing, pause
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
@@ -59,6 +67,30 @@ def join(core: Core, timeout: float | None) -> None:
         time.sleep(JOIN_SLICE)
 
 
+class _Forks:
+    """How many times this process forked (or was forked), counted in both processes.
+
+    A handle made before the last fork may have a copy in the other process, so
+    only a handle made since counts as this process's alone. One counter does
+    what marking every live handle would, with no set for threads to share.
+    """
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def forked(self) -> None:
+        self.count += 1
+
+
+_FORKS = _Forks()
+os.register_at_fork(after_in_parent=_FORKS.forked, after_in_child=_FORKS.forked)
+
+#: ``SenderHandle._made`` of a handle that another process may hold too.
+_SHARED = -1
+
+
 def _batch_size(max_items: object) -> int:
     if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
         raise ConfigError(f"max_items must be a whole number >= 1, not {max_items!r}")
@@ -98,11 +130,19 @@ class Closing:
 
 @final
 class SenderHandle(Closing, Generic[T]):
-    """A counted sender handle; ``Sender[T]``."""
+    """A counted sender handle; ``Sender[T]``.
 
-    __slots__ = ("__weakref__", "_core", "_token")
+    ``shared`` says that other processes may hold the same handle (it came from
+    a pickle); otherwise it is this process's alone until it is pickled or the
+    process forks, and collecting it unclosed warns (see the module docstring).
+    """
 
-    def __init__(self, core: Core, token: int) -> None:
+    __slots__ = ("__weakref__", "_core", "_made", "_token")
+
+    def __init__(self, core: Core, token: int, shared: bool = False) -> None:
+        # The fork count when it was made, or _SHARED: set first, __del__ reads it. Token 0
+        # names no handle (the channel was over when it was opened): nothing to close.
+        self._made = _SHARED if shared or not token else _FORKS.count
         self._core = core
         self._token = token
 
@@ -179,6 +219,7 @@ class SenderHandle(Closing, Generic[T]):
 
     def close(self) -> None:
         """Close this handle in every process; closing twice counts once."""
+        self._made = _SHARED  # closed, or tried: nothing to warn about
         self._core.close_sender(self._token)
 
     @property
@@ -202,8 +243,26 @@ class SenderHandle(Closing, Generic[T]):
         join(self._core, timeout)
 
     def __reduce__(self) -> tuple[object, ...]:
+        self._made = _SHARED  # the copy may close it, or keep it open, elsewhere
         self._core.handing_over(self._token)
-        return (SenderHandle, (self._core, self._token))
+        return (SenderHandle, (self._core, self._token, True))
+
+    def __del__(
+        self, _forks: _Forks = _FORKS, _warn: Callable[..., object] = warnings.warn
+    ) -> None:
+        """Warn if this process's own handle goes unclosed; no lock, no call, no error."""
+        if getattr(self, "_made", _SHARED) != _forks.count:
+            return
+        try:
+            what = f"sender handle {self._token:#x} of channel {self._core!r}"
+        except Exception:
+            what = "a sender handle"
+        message = (
+            f"{what} was garbage-collected without being closed: the channel stays open "
+            "for its receivers until every sender handle is closed, so they will never "
+            "see its end (close the handle, or use it in a 'with' block)"
+        )
+        _warn(message, ResourceWarning, 2, self)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

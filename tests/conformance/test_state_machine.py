@@ -33,6 +33,7 @@ class ChannelModel(RuleBasedStateMachine):
         super().__init__()
         self.items: deque[int] = deque()
         self.open: dict[int, bool] = {}
+        self.made: list[Sender[int]] = []  # every clone, to close at the end
         self.maxsize = 0
 
     @initialize(target=handles, maxsize=st.sampled_from([0, 0, 1, 3]))
@@ -83,6 +84,7 @@ class ChannelModel(RuleBasedStateMachine):
             return handle
         new = handle.clone()
         self.open[id(new)] = True
+        self.made.append(new)
         return new
 
     @rule(handle=handles)
@@ -96,6 +98,8 @@ class ChannelModel(RuleBasedStateMachine):
         assert self.ch.closed == (not self.open[id(self.ch.sender)])
 
     def teardown(self) -> None:
+        for handle in self.made:
+            handle.close()
         if hasattr(self, "ch"):
             self.ch.close()
             del self.ch

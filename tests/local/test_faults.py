@@ -31,6 +31,7 @@ def test_a_corrupt_stream_is_broken_not_a_pickle_traceback(backend: str) -> None
         ch.recv(timeout=WAIT)
     with pytest.raises(ChannelBroken):
         ch.send("more")
+    ch.close()
 
 
 def test_every_consumer_gone_breaks_a_blocked_producer(method: str) -> None:

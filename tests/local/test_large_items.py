@@ -169,6 +169,7 @@ def test_killing_every_process_of_a_channel_leaves_nothing_in_dev_shm(method: st
     for child in (sender, receiver):
         os.kill(child.pid or 0, signal.SIGKILL)
     assert join(sender, receiver) == [-signal.SIGKILL] * 2
+    ch.close()
     del ch
     gc.collect()
     assert _shm_files() == before

@@ -100,6 +100,8 @@ def test_a_private_manager_lives_as_long_as_the_channel_or_a_handle() -> None:
     gc.collect()
     sender.send(1)  # a handle keeps the server
     assert not _gone(pid)
+    sender.close()  # closed, it still keeps the server until it is collected
+    assert not _gone(pid)
     del sender
     gc.collect()
     assert _eventually(lambda: _gone(pid), 5), "the manager process outlived its channel"
@@ -284,6 +286,7 @@ def test_a_server_run_in_this_process_stops_cleanly() -> None:
     waiter.join(WAIT)
     assert not thread.is_alive()
     assert outcome == ["ChannelBroken"]
+    ch.close()  # with the server gone there is nothing to close, and no error
 
 
 def test_a_default_socket_timeout_changes_nothing(server: ChannelManager) -> None:

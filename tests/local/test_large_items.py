@@ -178,3 +178,57 @@ def test_killing_every_process_of_a_channel_leaves_nothing_in_dev_shm(method: st
 def _recv_forever(receiver: channels.Receiver[Any]) -> None:
     for _ in receiver:
         pass
+
+
+def _hold_and_check(ch: channels.Channel[Any], fill: float) -> None:
+    """In a forked child: take an array, let the parent go on, and check it stays whole."""
+    got = ch.recv(timeout=WAIT)
+    ch.send(0.0)  # the parent may now ship more through the same channel
+    time.sleep(0.5)
+    if not (got == fill).all():
+        os._exit(3)
+
+
+def test_shared_memory_is_reused_only_once_its_receiver_let_go() -> None:
+    np = pytest.importorskip("numpy")
+    ch = open_for("queue")
+    first = ch.sender
+    first.send(np.full(BIG, 1.0))
+    held = ch.recv(timeout=WAIT)
+    for fill in (2.0, 3.0, 4.0):  # while the first is held, its memory is not used again
+        first.send(np.full(BIG, fill))
+        assert (ch.recv(timeout=WAIT) == fill).all()  # each let go at once: reused
+        assert (held == 1.0).all()
+    del held
+    gc.collect()
+    for fill in (5.0, 6.0):
+        first.send(np.full(BIG, fill))
+        assert (ch.recv(timeout=WAIT) == fill).all()
+    ch.close()
+
+
+def test_memory_a_forked_child_still_maps_is_not_reused() -> None:
+    np = pytest.importorskip("numpy")
+    ch = open_for("queue", "fork")
+    ch.send(np.full(BIG, 7.0))
+    held = ch.recv(timeout=WAIT)
+    child = start("fork", _hold_and_check_inherited, ch, held)
+    del held  # the parent lets go; the child still maps the memory
+    gc.collect()
+    assert ch.recv(timeout=WAIT) == 0.0
+    for fill in (8.0, 9.0):
+        ch.send(np.full(BIG, fill))
+        ch.send(0.5)  # nobody takes the large items here: the child only checks its own
+    assert join(child) == [0]
+    ch.close()
+
+
+def _hold_and_check_inherited(ch: channels.Channel[Any], held: Any) -> None:
+    """In a forked child: the array inherited from the parent must stay whole."""
+    ch.send(0.0)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and ch.stats().waiting < 3:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    if not (held == 7.0).all():
+        os._exit(3)

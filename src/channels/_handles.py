@@ -26,14 +26,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
-from ._codec import OutOfBand, Payload, decode, encode
+from ._codec import OutOfBand, Payload, decode, decode_many, encode, encode_many
 from ._core import ChannelStats, Core, deadline_after
 from ._errors import (
     ChannelError,
     ChannelTimeout,
     ConfigError,
     EndOfChannel,
-    SerializationError,
     WouldBlock,
 )
 from ._policy import closed_receiver, full, nothing_ready
@@ -178,7 +177,7 @@ class SenderHandle(Closing, Generic[T]):
         On a bounded channel it waits for room as ``send`` does; if ``timeout``
         passes first, ``ChannelTimeout.sent`` says how many items went.
         """
-        data = [self._encode(item) for item in items]
+        data = self._encode_many(items)
         deadline = deadline_after(timeout)
         core, token = self._core, self._token
         sent = 0
@@ -200,7 +199,7 @@ class SenderHandle(Closing, Generic[T]):
 
     async def asend_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """``send_many`` for asyncio."""
-        data = [self._encode(item) for item in items]
+        data = self._encode_many(items)
         deadline = deadline_after(timeout)
         core, token = self._core, self._token
         sent = 0
@@ -208,6 +207,10 @@ class SenderHandle(Closing, Generic[T]):
             sent += core.put(token, data[sent:] if sent else data, deadline)
             if sent < len(data):
                 await apause(core, True, deadline, sent)
+
+    def _encode_many(self, items: Iterable[T]) -> list[Payload]:
+        core = self._core
+        return encode_many(core.serializer, items, core.shm_threshold, core.max_message_size)
 
     def _encode(self, item: T) -> Payload:
         core = self._core
@@ -375,16 +378,14 @@ class ReceiverHandle(Closing, Generic[T]):
                 if not raw:
                     raise
         serializer = self._core.serializer
-        items: list[T] = []
-        for i, data in enumerate(raw):
-            try:
-                items.append(cast(T, decode(serializer, data)))
-            except SerializationError:
-                if not items:  # the failing item is consumed; the rest stay held
-                    held.extendleft(reversed(raw[i + 1 :]))
-                    raise
-                held.extendleft(reversed(raw[i:]))  # hand over the good ones first
-                break
+        items = cast("list[T]", decode_many(serializer, raw))
+        failed = len(items)
+        if failed < len(raw):
+            if items:
+                held.extendleft(reversed(raw[failed:]))  # hand over the good ones first
+            else:  # the failing item is consumed; the rest stay held
+                held.extendleft(reversed(raw[1:]))
+                return [cast(T, decode(serializer, raw[0]))]  # raises, saying why
         return items
 
     def fileno(self) -> int:

@@ -9,6 +9,8 @@ from multiprocessing.synchronize import Semaphore
 
 import channels
 
+from support import start
+
 
 def produce(sender: channels.Sender[object], items: list[object], close: bool = True) -> None:
     """Send ``items`` in order, then close the handle (or not)."""
@@ -38,6 +40,35 @@ def hold_and_die(sender: channels.Sender[object]) -> None:
     """Hold a sender handle, never send on it, and exit without closing."""
     del sender
     os._exit(0)
+
+
+def die_at_once(sender: channels.Sender[object]) -> None:
+    """Die as soon as it runs: before it sends, without closing (a crash at start)."""
+    os._exit(1)
+
+
+def produce_later(sender: channels.Sender[object], items: list[object], delay: float) -> None:
+    """Hold the handle for ``delay`` seconds without sending, then send ``items`` and close."""
+    time.sleep(delay)
+    with sender:
+        for item in items:
+            sender.send(item, timeout=20)
+
+
+def hand_on_and_die(
+    method: str,
+    sender: channels.Sender[object],
+    items: list[object],
+    delay: float,
+    pids: channels.Sender[object],
+) -> None:
+    """Start ``produce_later`` with ``sender`` under ``method``, report its pid, then SIGKILL
+    this process: the child outlives the process that started it."""
+    child = start(method, produce_later, sender, items, delay)
+    sender.stats()  # a call other than a send: the child is named as the handle's holder
+    with pids:
+        pids.send(child.pid, timeout=20)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def close_it(sender: channels.Sender[object]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["me", "pid_alive", "process_stamp"]
+__all__ = ["host_key", "me", "pid_alive", "process_stamp", "started_pid"]
 
 
 def process_stamp(pid: int) -> int:
@@ -32,6 +32,27 @@ def pid_alive(pid: int, stamp: int) -> bool:
     if state in ("Z", "X", "x"):
         return False
     return not stamp or int(fields[19]) == stamp
+
+
+def started_pid(popen: object) -> int:
+    """The pid of a process multiprocessing is starting (its ``Popen``): 0 until it has one."""
+    pid = getattr(popen, "pid", None)
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) else 0
+
+
+def host_key() -> str:
+    """A name for this kernel and pid namespace; empty where unknown (off Linux).
+
+    Where two processes' keys are equal and not empty, a pid means the same
+    process to both, so one can tell whether the other's child is alive.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{boot}/{namespace.st_dev}:{namespace.st_ino}" if boot else ""
 
 
 def _stat_fields(pid: int) -> list[str] | None:

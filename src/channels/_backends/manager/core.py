@@ -14,9 +14,11 @@ import contextlib
 import os
 import secrets
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.context import get_spawning_popen
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
@@ -32,7 +34,7 @@ from ..._config import (
 )
 from ..._core import ChannelStats
 from ..._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
-from ..._liveness import me
+from ..._liveness import host_key, me, pid_alive, process_stamp, started_pid
 from ..._serialize import Serializer, resolve_serializer
 from ..._state.proxies import DictOpener, ListOpener
 from .link import (
@@ -231,10 +233,14 @@ class ManagerCore:
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_handed",
+        "_handed_lock",
+        "_handed_pid",
         "_limit",
         "_link",
         "_receiving",
         "_serializer",
+        "_watched",
         "manager",
         "ref",
     )
@@ -248,6 +254,12 @@ class ManagerCore:
         self._link: tuple[int, Link] | None = None
         self._closed: set[int] = set()
         self._receiving = 0
+        # Children being started with a handle: (Popen, token) until they have a pid, then,
+        # where the server cannot see this machine's pids, (pid, stamp, token) while they run.
+        self._handed: list[tuple[object, int]] = []
+        self._watched: list[tuple[int, int, int]] = []
+        self._handed_pid = me.pid
+        self._handed_lock = threading.Lock()  # a thread may start a child while another waits
         #: The private manager this core started, if any; it stops when the core is collected.
         self.manager: ChannelManager | None = None
 
@@ -326,6 +338,8 @@ class ManagerCore:
 
     def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         self._receiving = me.pid
+        if self._handed:
+            self._settle()
         answer: object = self._call("take", (self.ref.cid, max_items), REPLY_GRACE)
         kind = type(answer).__name__
         items = cast("list[object]", answer) if isinstance(answer, list) else None
@@ -337,6 +351,8 @@ class ManagerCore:
         return None  # the server tells when to look again: see wait
 
     def wait(self, sending: bool, timeout: float) -> None:
+        if self._handed or self._watched:
+            self._settle()
         wait = min(max(0.0, timeout), WINDOW)
         self._call("wait", (self.ref.cid, sending, wait), REPLY_GRACE + wait)
 
@@ -347,6 +363,8 @@ class ManagerCore:
         return expect_int(self._call("unfinished", (self.ref.cid,), REPLY_GRACE), "unfinished")
 
     def stats(self) -> ChannelStats:
+        if self._handed:
+            self._settle()
         answer = self._call("stats", (self.ref.cid,), REPLY_GRACE)
         numbers = cast("tuple[object, ...]", answer) if isinstance(answer, tuple) else ()
         if len(numbers) != 8 or not all(isinstance(n, int) for n in numbers):
@@ -358,12 +376,63 @@ class ManagerCore:
         )
 
     def clone(self, token: int) -> int:
+        if self._handed:
+            self._settle()
         return expect_int(self._call("clone", (self.ref.cid, token), REPLY_GRACE), "clone")
 
     def handing_over(self, token: int) -> None:
-        pass  # a process counts once it reaches the server
+        """Under spawn or forkserver, the process being started holds handle ``token``.
+
+        It may die before it ever reaches the server (the spawn mistake), so once
+        it has a pid this process names it to the server as a sender of that
+        handle (``_settle``), at its next call other than a send.
+        """
+        popen = get_spawning_popen()
+        if popen is None:
+            return
+        self._forget_forked()
+        with self._handed_lock:
+            self._handed.append((popen, token))
+
+    def _forget_forked(self) -> None:
+        """In a forked child: the children handed handles are the parent's to settle."""
+        if self._handed_pid != me.pid:
+            self._handed, self._watched, self._handed_pid = [], [], me.pid
+            self._handed_lock = threading.Lock()  # another thread may have held it at the fork
+
+    def _settle(self) -> None:
+        """Name each started child that was handed a handle; report the watched ones that died.
+
+        Where the server shares this machine and pid namespace it watches the
+        pid itself, even after this process is gone; elsewhere this process
+        watches its children while it waits, and reports a death (if it dies
+        first, such a child counts once it reaches the server, as before).
+        """
+        self._forget_forked()
+        with self._handed_lock:
+            started = [(started_pid(p), t) for p, t in self._handed if started_pid(p)]
+            if started:
+                self._handed = [(p, t) for p, t in self._handed if not started_pid(p)]
+            dead = [w for w in self._watched if not pid_alive(w[0], w[1])]
+            for watched in dead:
+                self._watched.remove(watched)
+        cid = self.ref.cid
+        host = host_key() if started else ""
+        for pid, token in started:
+            stamp = process_stamp(pid)
+            try:
+                if not self._call("hand_over", (cid, token, pid, stamp, host), REPLY_GRACE):
+                    with self._handed_lock:
+                        self._watched.append((pid, stamp, token))
+            except ChannelError:
+                pass  # the server is gone, or refused: nothing to name it to
+        for _, _, token in dead:
+            with contextlib.suppress(ChannelError):
+                self._call("holder_died", (cid, token), REPLY_GRACE)
 
     def close_sender(self, token: int) -> None:
+        if self._handed:
+            self._settle()
         if token in self._closed:
             return
         with contextlib.suppress(ChannelBroken):  # a server that is gone has nothing to close
@@ -373,6 +442,8 @@ class ManagerCore:
     def sender_open(self, token: int) -> bool:
         if token in self._closed:
             return False
+        if self._handed:
+            self._settle()
         try:
             is_open = bool(self._call("sender_open", (self.ref.cid, token), REPLY_GRACE))
         except ChannelBroken:
@@ -421,4 +492,3 @@ def _open_on(
         ) from exc
     cid, token = expect_pair(answer, "open")
     return ChannelRef(where, nonce, cid, token, name, maxsize, source), link
-

@@ -18,7 +18,10 @@ The server is ``multiprocessing.managers.Server`` with these additions:
 A client process names itself to the server with one idle *anchor* connection:
 the anchor's number is the process's identity in the channels' ledgers, and
 the anchor closing is the process's death. Its other connections, one per
-thread, carry the calls.
+thread, carry the calls. A child that was handed a sender handle as it started
+may die before it ever connects; the process that started it names it by pid
+(``hand_over``) where pids mean the same here, and otherwise reports its death
+(``holder_died``).
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from typing import Any, NoReturn, cast
 
 from ..._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
 from ..._ledger import BROKEN
-from ..._liveness import pid_alive
+from ..._liveness import host_key, pid_alive
 from ..._state.store import ObjectStore
 from .state import ChannelState
 
 __all__ = [
+    "GONE",
     "HUB_ID",
     "ChannelServer",
     "Hub",
@@ -60,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: The id of the hub in the server's table of shared objects.
 HUB_ID = "channels"
+#: The identity in a channel's books of a holder reported dead (see ``Hub.alive``).
+GONE = -(1 << 62)
 #: How long an unauthenticated connection may take to answer the challenge.
 HANDSHAKE_TIMEOUT = 10.0
 _BACKLOG = 128
@@ -108,6 +114,8 @@ class Hub:
         "clone",
         "close_sender",
         "sender_open",
+        "hand_over",
+        "holder_died",
         "close_receiver",
         "new_object",
         "call_object",
@@ -124,11 +132,19 @@ class Hub:
         self._open_conns: set[int] = set()
         self._sessions: set[int] = set()
         self._objects = ObjectStore()
+        self._host = host_key()
 
     # -- connections (called by the server) ---------------------------------------
 
     def alive(self, session: int, stamp: int = 0) -> bool:
-        """Whether the process named ``session`` still holds its anchor connection."""
+        """Whether the process named ``session`` still holds its anchor connection.
+
+        A negative number names a child that was handed a sender handle as it
+        started (``hand_over``): ``-pid``, alive while that process runs, or
+        ``GONE``, a holder reported dead.
+        """
+        if session < 0:
+            return session != GONE and pid_alive(-session, stamp)
         return session in self._open_conns
 
     def connected(self, cid: int) -> None:
@@ -244,6 +260,25 @@ class Hub:
         """Whether handle ``token`` of channel ``cid`` is open."""
         state = self._state(cid)
         return state is not None and state.sender_open(token)
+
+    def hand_over(self, cid: int, token: int, pid: int, stamp: int, host: str) -> bool:
+        """Count process ``pid`` as a sender of ``token`` from now: a child handed it as it started.
+
+        Only where ``host`` says that the pid means the same process here (the
+        caller's machine and pid namespace); returns whether it could.
+        """
+        if not host or host != self._host or pid <= 0:
+            return False
+        state = self._state(cid)
+        if state is not None:
+            state.note_holder(token, -pid, stamp)
+        return True
+
+    def holder_died(self, cid: int, token: int) -> None:
+        """A process handed ``token`` as it started has died, seen by the one that started it."""
+        state = self._state(cid)
+        if state is not None:
+            state.note_holder(token, GONE, 0)
 
     def close_receiver(self, cid: int) -> None:
         """Forget the calling process as a receiver of channel ``cid``."""

@@ -228,6 +228,17 @@ class ChannelState:
         """Whether handle ``token`` is open."""
         return self.ledger.is_open(token)
 
+    def note_holder(self, token: int, ident: int, stamp: int) -> None:
+        """Count ``ident`` as a sender of ``token`` (a child handed it as it started).
+
+        Its death then breaks the channel like any sender's; a handle closed
+        since counts no sender. Waiters look again at once, in case it is dead.
+        """
+        with self.lock:
+            if self.ledger.is_open(token) and not self.ledger.flags & _OVER:
+                self.ledger.note_sender(ident, stamp, token, self._alive)
+                self.wake_all()
+
     def close_receiver(self, session: int) -> None:
         """Forget ``session`` as a receiver."""
         with self.lock:

@@ -10,7 +10,9 @@ Each row is a channel beside what it must beat, measured in the same rounds
   and vs a raw ``os.pipe`` with a 64 KiB buffered writer, one pickle per item
   (goal >= 0.9x);
 - a 64 MiB numpy array (bytes without numpy), the receiver reading every page,
-  vs ``multiprocessing.Queue`` (goal >= 12x).
+  vs ``multiprocessing.Queue`` (goal >= 12x): 4 arrays sent at once, and a
+  steady stream of 32 with ``maxsize=2`` on both sides (the shape in which
+  shared memory is reused).
 
 Small items are ints. The ratio is the median of the per-round ratios.
 faster_fifo and numpy are optional (``pip install typed-channels[bench]``):
@@ -134,6 +136,16 @@ def _rows(
                 12.0,
             )
         )
+    # A steady stream: the producer paced by the consumer (maxsize 2 on both sides).
+    paced = Shape(Items(large, large=True), 32, 1, 1)
+    rows.append(
+        (
+            f"queue, {large >> 20} MiB, paced",
+            lambda: channel_rate(ctx, paced, Target("queue", "queue", {}, 2, False, True)),
+            [("mp.Queue(2)", lambda: raw_rate(ctx, paced, make_raw("queue", ctx, 2, False)))],
+            12.0,
+        )
+    )
     return rows
 
 

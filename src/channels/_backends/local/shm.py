@@ -54,7 +54,7 @@ _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)
 
 _HEADER = mmap.PAGESIZE  # the first page of a segment: its released flag
 _KEEP_COUNT = 4  # the most segments a sender keeps for reuse ...
-_KEEP_BYTES = 256 << 20  # ... and their most bytes in all
+_KEEP_BYTES = 512 << 20  # ... and their most bytes in all
 
 
 def _aligned(size: int) -> int:

@@ -65,6 +65,14 @@ def _recv(receiver: channels.Receiver[object]) -> None:
     receiver.recv(timeout=WAIT)
 
 
+def _send_many(sender: channels.Sender[object], items: list[object]) -> None:
+    sender.send_many(items, timeout=WAIT)
+
+
+def _recv_many(receiver: channels.Receiver[object], count: int) -> None:
+    receiver.recv_many(count, timeout=WAIT)
+
+
 def _close(sender: channels.Sender[object]) -> None:
     sender.close()
 
@@ -133,6 +141,34 @@ def test_a_receiver_killed_while_taking(backend: str, point: str, fate: str) -> 
             room += 1
         assert room == (1 if point == "recv:locked" else 2)
     ch.close()
+    assert drain(ch) == (rest, "EndOfChannel")
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize(
+    ("point", "fate"), [*SEND_POINTS.items(), ("overflow:frame-written", "absent")]
+)
+def test_a_sender_killed_while_sending_a_batch(backend: str, point: str, fate: str) -> None:
+    """A batch goes to the overflow and one store commits it: all of it, or none."""
+    ch = open_for(backend)
+    ch.send("before")
+    kill_at(point, _send_many, ch.sender, ["a", "b", "c"])
+    ch.send("after", timeout=WAIT)
+    ch.close()
+    batch = ["a", "b", "c"] if fate == "kept" else []
+    assert drain(ch) == (["before", *batch, "after"], "EndOfChannel")
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize(("point", "fate"), RECV_POINTS.items())
+def test_a_receiver_killed_while_taking_a_run(backend: str, point: str, fate: str) -> None:
+    """Once the pipe is drained, ``recv_many`` takes a run of the overflow with one store."""
+    ch = open_for(backend)
+    ch.send_many(["first", "a", "b", "c", "last"])
+    assert ch.recv(timeout=WAIT) == "first"  # the pipe is seen drained: runs from now on
+    kill_at(point, _recv_many, ch.receiver, 3)
+    ch.close()
+    rest = ["last"] if fate == "lost" else ["a", "b", "c", "last"]
     assert drain(ch) == (rest, "EndOfChannel")
 
 

@@ -19,7 +19,7 @@ import pytest
 
 import children
 from children import HARD_FAULTS, SOFT_FAULTS
-from support import BACKENDS, BOUNDED_BACKENDS, LOCAL_BACKENDS, WAIT, drain, join, open_for, start
+from support import BACKENDS, BOUNDED_BACKENDS, WAIT, drain, join, open_for, start
 
 #: A fault must show within this (it shows within a 50 ms slice; the rest is a noisy machine).
 DETECTED_WITHIN = 5.0
@@ -45,7 +45,7 @@ def test_a_producer_fault(backend: str, method: str, where: str, kind: str) -> N
         expected = "EndOfChannel"  # the with block closed the handle on the way out
     elif where == "after_send":
         expected = "ChannelBroken"  # a sender died without closing
-    elif backend in LOCAL_BACKENDS and method != "fork":
+    elif method != "fork":
         # The handle was handed to the child as it started: the child counts as its
         # holder, so dying before it sent is a crash too.
         expected = "ChannelBroken"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import multiprocessing
 import secrets
 import threading
 import time
@@ -27,6 +28,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.context import get_spawning_popen
 from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
 
 from ..._codec import Payload, plain
@@ -47,12 +49,12 @@ from ..._errors import (
     EndOfChannel,
     ServerUnreachable,
 )
-from ..._liveness import me
+from ..._liveness import me, pid_alive, process_stamp, started_pid
 from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import Serializer, resolve_serializer
 from . import _scripts as lua
 from ._connection import Server, connect, import_redis, parse_address, remember_password, scrub
-from ._lease import hold, process_name
+from ._lease import born_suffix, hold, process_name
 
 if TYPE_CHECKING:
     import redis
@@ -112,6 +114,11 @@ class _Local:
         self.down_since: float | None = None
         self.take_lock = threading.Lock()
         self.put_lock = threading.Lock()
+        # Children being started with a handle: (Popen, token) until they have a pid; then
+        # the leases held for them while they run: member -> (token, pid, start time).
+        self.handed: list[tuple[object, int]] = []
+        self.born: dict[str, tuple[int, int, int]] = {}
+        self.born_lock = threading.Lock()  # the lease thread settles them too
 
 
 def _close_client(client: redis.Redis) -> None:
@@ -121,7 +128,16 @@ def _close_client(client: redis.Redis) -> None:
 class RedisCore:
     """One redis channel's transport and books; implements ``Core`` (see the module doc)."""
 
-    __slots__ = ("__weakref__", "_joinable", "_limit", "_local", "_serializer", "_slice", "ref")
+    __slots__ = (
+        "__weakref__",
+        "_born_pid",
+        "_joinable",
+        "_limit",
+        "_local",
+        "_serializer",
+        "_slice",
+        "ref",
+    )
 
     def __init__(
         self,
@@ -135,6 +151,9 @@ class RedisCore:
         self._limit = max_message_size
         self._joinable = joinable
         self._local: _Local | None = None
+        # The process this core was handed to as it started, which keeps its leases
+        # (born_suffix) fresh; 0 if none.
+        self._born_pid = 0
         # How long one wait may block before looking at the leases again.
         self._slice = max(0.05, min(1.0, ref.lease / 4))
 
@@ -233,16 +252,68 @@ class RedisCore:
         return self.ref.first
 
     def clone(self, token: int) -> int:
+        local = self._here()
+        if local.handed:
+            self._settle(local, False, None)
         new = _new_token()
         if not self._call(lua.CLONE, [token, new], None):
             raise ChannelClosed("this sender handle is closed, or the channel has ended")
         return new
 
     def handing_over(self, token: int) -> None:
-        pass  # a process counts once it reaches the server
+        """Under spawn or forkserver, the process being started holds handle ``token``.
+
+        Once it has a pid, it gets a sender's lease (``_settle``) that this process
+        and the child both keep fresh while it runs, so a child that dies at
+        start, before it ever sent, lets the channel break like any sender.
+        """
+        popen = get_spawning_popen()
+        if popen is None:
+            return
+        local = self._here()
+        with local.born_lock:
+            local.handed.append((popen, token))
+        hold(self)  # the lease thread settles it even if this process makes no other call
+
+    def _settle(self, local: _Local, watch: bool, deadline: float | None) -> None:
+        """Lease each child handed a handle that now has a pid; with ``watch``, end dead ones.
+
+        A dead child's lease lapses at once, not at its end, so receivers see
+        the crash within a slice of its death.
+        """
+        with local.born_lock:
+            started = [(started_pid(p), t) for p, t in local.handed if started_pid(p)]
+            if started:
+                local.handed = [(p, t) for p, t in local.handed if not started_pid(p)]
+            born = list(local.born.items()) if watch else []
+        args: list[Arg] = []
+        new: dict[str, tuple[int, int, int]] = {}
+        for pid, token in started:
+            stamp = process_stamp(pid)
+            member = f"{token}{born_suffix(pid, stamp)}"
+            alive = pid_alive(pid, stamp)
+            args += [token, member, int(alive)]
+            if alive:
+                new[member] = (token, pid, stamp)
+        dead = [(m, token) for m, (token, pid, stamp) in born if not pid_alive(pid, stamp)]
+        for member, token in dead:
+            args += [token, member, 0]
+        if not args:
+            return
+        try:
+            self._call(lua.BORN, [_ms(self.ref.lease), *args], deadline)
+        except ChannelError as exc:  # such a child counts once it sends, as any other
+            log.debug("could not take out a lease for a child of %r: %s", self, exc)
+            return
+        with local.born_lock:
+            local.born.update(new)
+            for member, _ in dead:
+                local.born.pop(member, None)
 
     def close_sender(self, token: int) -> None:
         local = self._here()
+        if local.handed:
+            self._settle(local, False, None)
         if token in local.closed:
             return
         try:
@@ -256,6 +327,8 @@ class RedisCore:
         local = self._here()
         if token in local.closed:
             return False
+        if local.handed:
+            self._settle(local, False, None)
         keys = self.ref.keys
         try:
             is_open = bool(self._run(lambda _: local.client.hexists(keys[1], str(token)), None))
@@ -315,6 +388,8 @@ class RedisCore:
             ChannelBroken: every process that sent on an open handle is gone.
         """
         local = self._here()
+        if local.handed:
+            self._settle(local, False, deadline)
         with local.take_lock:
             local.want = max_items
             if not local.receiving:
@@ -376,6 +451,8 @@ class RedisCore:
         deadline = time.monotonic() + max(0.0, timeout)
         for_put = sending
         local = self._here()
+        if local.handed or local.born:
+            self._settle(local, True, deadline)
         if not for_put and local.maxsize == 0 and local.receiving:
             self._read_blocking(local, deadline)
             return
@@ -426,6 +503,9 @@ class RedisCore:
 
     def stats(self) -> ChannelStats:
         """The channel's numbers now (see ``ChannelStats``)."""
+        local = self._here()
+        if local.handed:
+            self._settle(local, False, None)
         reply = [_int(x) for x in _seq(self._call(lua.STATS, [], None))]
         exists, sent, received, done, ended, broken, joinable, senders, receivers, bell = reply
         if exists:
@@ -469,15 +549,25 @@ class RedisCore:
         return self.ref.lease
 
     def renew(self) -> None:
-        """Extend the leases this process holds on the channel (called by the lease thread)."""
+        """Extend the leases this process holds on the channel (called by the lease thread).
+
+        Those are its own as a sender and a receiver, those it holds for the
+        children it started with a handle (while they run), and, in such a
+        child, the ones held for it.
+        """
         local = self._local
         if local is None or local.pid != me.pid:
             return
+        if local.handed or local.born:
+            self._settle(local, True, time.monotonic())
         members = [f"{t}{local.member_suffix}" for t in list(local.sent_on)]
+        with local.born_lock:
+            members += local.born
         consumer = local.consumer if local.receiving else ""
-        if members or consumer:
+        suffix = born_suffix(me.pid, me.stamp) if self._born_pid == me.pid else ""
+        if members or consumer or suffix:
             script = self._script(local, lua.RENEW)
-            script(keys=self.ref.keys, args=[_ms(self.ref.lease), consumer, *members])
+            script(keys=self.ref.keys, args=[_ms(self.ref.lease), consumer, suffix, *members])
 
     def at_exit(self) -> None:
         """Acknowledge the items this process took, so none is delivered again."""
@@ -573,10 +663,22 @@ class RedisCore:
         return scrub(str(exc), self.ref.server)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (RedisCore, (self.ref, self._serializer, self._limit, self._joinable))
+        return (_rebuild, (self.ref, self._serializer, self._limit, self._joinable))
 
     def __repr__(self) -> str:
         return f"{self.ref.server.describe()}/{self.ref.name}"
+
+
+def _rebuild(
+    ref: Ref, serializer: Serializer, max_message_size: int | None, joinable: bool | None
+) -> RedisCore:
+    """Unpickle a core; in a process that is starting, keep the leases held for it fresh."""
+    core = RedisCore(ref, serializer, max_message_size, joinable)
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        core._born_pid = me.pid  # pyright: ignore[reportPrivateUsage]
+        core._here()  # pyright: ignore[reportPrivateUsage]  (here, not in the lease thread)
+        hold(core)
+    return core
 
 
 def _new_token() -> int:

@@ -5,6 +5,12 @@ receiver's says "the items I hold are being worked on". When a process dies its
 leases lapse, and the others act: a channel whose senders all lapsed breaks,
 and a lapsed receiver's items go to another receiver. At a normal exit, each
 receiver acknowledges what it took, so nothing is delivered twice.
+
+A child started (under spawn or forkserver) with a sender handle gets a lease
+too, before it ever sends: the process that started it takes it out once the
+child has a pid and keeps it fresh while the child runs, and the child keeps it
+fresh itself from its start, so the lease lapses exactly when the child dies,
+even one that dies before it ever reached the server.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Protocol
 
 from ..._liveness import me
 
-__all__ = ["Leaseholder", "hold", "process_name"]
+__all__ = ["Leaseholder", "born_suffix", "hold", "process_name"]
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +128,12 @@ def process_name() -> str:
     if _heart.pid != me.pid:  # pragma: no cover - refreshed at fork already
         _after_fork()
     return _heart.name
+
+
+def born_suffix(pid: int, stamp: int) -> str:
+    """The end of the lease held for a child started with a handle: ``TOKEN`` + this.
+
+    Both the process that started it and the child itself can name it, from
+    the child's pid and start time, so either can keep it fresh.
+    """
+    return f"|born:{socket.gethostname()}:{pid}:{stamp}"

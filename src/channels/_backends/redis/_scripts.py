@@ -6,7 +6,8 @@ them on one node:
 ``meta``      hash: maxsize, joinable, linger, sent, done, ended, broken, bell
 ``handles``   hash: the open sender handles (token -> 1); the channel ends when it empties
 ``items``     stream of items, with the consumer group ``g`` that every receiver reads through
-``sleases``   sorted set: ``TOKEN|SENDER`` -> when that sender's lease lapses (ms, server time)
+``sleases``   sorted set: ``TOKEN|SENDER`` -> when that sender's lease lapses (ms, server time);
+              ``TOKEN|born:HOST:PID:START`` for a child started with that handle (see BORN)
 ``seqs``      hash: ``TOKEN|SENDER`` -> the last sequence number stored, so a retried put
               after a lost reply is not stored twice
 ``rleases``   sorted set: receiver (consumer name) -> when its lease lapses
@@ -21,6 +22,7 @@ else reads time from the server (``TIME``), so clients' clocks do not matter.
 from __future__ import annotations
 
 __all__ = [
+    "BORN",
     "CLONE",
     "CLOSE",
     "CLOSE_RECEIVER",
@@ -269,15 +271,49 @@ return 1
 """
 )
 
-#: ARGV: lease (ms), consumer ('' if none), sender members... Extends the leases still held.
+#: ARGV: lease (ms), consumer ('' if none), suffix ('' if none), sender members...
+#: Extends the leases still held: the members named, and every member ending in the suffix
+#: (the leases held for this process since it started, see BORN).
 RENEW = (
     _PRELUDE
     + """
 if redis.call('EXISTS', meta) == 0 then return 0 end
 local until_ = now_ms() + tonumber(ARGV[1])
 if ARGV[2] ~= '' then redis.call('ZADD', rleases, 'XX', until_, ARGV[2]) end
-for i = 3, #ARGV do redis.call('ZADD', sleases, 'XX', until_, ARGV[i]) end
+local suffix = ARGV[3]
+if suffix ~= '' then
+  for _, m in ipairs(redis.call('ZRANGE', sleases, 0, -1)) do
+    if #m > #suffix and string.sub(m, -#suffix) == suffix then
+      redis.call('ZADD', sleases, 'XX', until_, m)
+    end
+  end
+end
+for i = 4, #ARGV do redis.call('ZADD', sleases, 'XX', until_, ARGV[i]) end
 return 1
+"""
+)
+
+#: ARGV: lease (ms), then (token, member, alive 1/0) for children started with a handle.
+#: A live child's lease starts (the child and its starter renew it); a dead one's lapses now.
+#: Closed handles are skipped. Returns how many leases lapsed.
+BORN = (
+    _PRELUDE
+    + """
+if redis.call('EXISTS', meta) == 0 then return 0 end
+local until_ = now_ms() + tonumber(ARGV[1])
+local lapsed = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('HEXISTS', handles, ARGV[i]) == 1 then
+    if ARGV[i + 2] == '1' then
+      redis.call('ZADD', sleases, 'NX', until_, ARGV[i + 1])
+    else
+      redis.call('ZADD', sleases, 0, ARGV[i + 1])
+      lapsed = lapsed + 1
+    end
+  end
+end
+if lapsed > 0 then ring() end
+return lapsed
 """
 )
 

@@ -77,7 +77,7 @@ class _Forks:
     __slots__ = ("count",)
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count: int = 0
 
     def forked(self) -> None:
         self.count += 1

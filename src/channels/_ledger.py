@@ -158,6 +158,12 @@ class Ledger:
         slot = token & ((1 << _SLOT_BITS) - 1)
         return self._w[_HEADER + slot] == ((token >> _SLOT_BITS) << 1) | 1
 
+    def sendable(self, token: int) -> bool:
+        """Whether ``token`` is open and the channel not broken: one call per item sent."""
+        w = self._w
+        slot = token & ((1 << _SLOT_BITS) - 1)
+        return w[_HEADER + slot] == ((token >> _SLOT_BITS) << 1) | 1 and not w[_FLAGS] & BROKEN
+
     def close_handle(self, token: int) -> bool:
         """Close the handle ``token``; return True if that ended the channel.
 

@@ -94,7 +94,7 @@ _pt = _load()
 class RobustMutex:
     """A view of one robust, process-shared mutex at a fixed address in shared memory."""
 
-    __slots__ = ("_addr", "_buffer", "_pt")
+    __slots__ = ("_addr", "_buffer", "_pt", "_trylock", "_unlock")
 
     def __init__(self, buffer: mmap.mmap, offset: int) -> None:
         if _pt is None:
@@ -103,6 +103,7 @@ class RobustMutex:
                 "use the manager backend"
             )
         self._pt = _pt
+        self._trylock, self._unlock = _pt.trylock, _pt.unlock  # the calls every item makes
         self._buffer = ctypes.c_char.from_buffer(buffer, offset)
         self._addr = ctypes.addressof(self._buffer)
 
@@ -127,7 +128,9 @@ class RobustMutex:
 
     def acquire(self, deadline: float | None) -> int | None:
         """Take the lock: 0, ``OWNER_DIED``, or None once ``deadline`` (monotonic) has passed."""
-        rc = self._pt.trylock(self._addr)
+        rc = self._trylock(self._addr)
+        if rc == 0:
+            return 0
         if rc != errno.EBUSY:
             return _result(rc)
         while True:
@@ -153,7 +156,9 @@ class RobustMutex:
 
     def release(self) -> None:
         """Let go of the lock; fails loudly if this thread does not hold it."""
-        _check(self._pt.unlock(self._addr), "release a channel lock")
+        rc = self._unlock(self._addr)
+        if rc:
+            _check(rc, "release a channel lock")
 
 
 def _result(rc: int) -> int:

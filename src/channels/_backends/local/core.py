@@ -339,11 +339,14 @@ class LocalCore:
             step = _steps.step
             if step:
                 step("send:locked")
-            if not ledger.is_open(token) or ledger.flags & BROKEN:
+            if not ledger.sendable(token):
                 check_sendable(ledger, token)
             if self._noted_pid != me.pid or token not in self._noted:
                 self._note_sender(token)
             bound = self._settings.maxsize
+            if not bound and len(items) == 1:  # the common case, without the loop
+                self._put_counted(items[0])
+                return 1
             done = 0
             count = len(items)
             batch = count > 1
@@ -352,39 +355,53 @@ class LocalCore:
                 if room <= 0:
                     break
                 if batch:
-                    overflow = self._overflow
-                    was_empty = not overflow.pending()
                     try:
-                        sent = overflow.append_many(items, done, min(count, done + room))
-                    except OSError as exc:
+                        sent = self._put_run(items, done, min(count, done + room))
+                    except ChannelError:
                         if done:
                             break
-                        self._no_room(exc)
+                        raise
                     if sent:
-                        if was_empty:
-                            self._wake()
-                        if step:
-                            step("send:written")
-                        words[_SENT] += sent
-                        if step:
-                            step("send:counted")
                         done += sent
                         continue
                 try:
-                    self._put(items[done], batch)
+                    self._put_counted(items[done], batch)
                 except ChannelError:
                     if done:
                         break  # what went is sent; the next put raises again
                     raise
-                if step:
-                    step("send:written")
-                words[_SENT] += 1
-                if step:
-                    step("send:counted")
                 done += 1
             return done
         finally:
             wlock.release()
+
+    def _put_counted(self, payload: Payload, batch: bool = False) -> None:
+        """``_put`` one item, then count it sent."""
+        self._put(payload, batch)
+        step = _steps.step
+        if step:
+            step("send:written")
+        self._words[_SENT] += 1
+        if step:
+            step("send:counted")
+
+    def _put_run(self, items: Sequence[Payload], start: int, end: int) -> int:
+        """Append a run of a batch to the overflow, committed and counted at once."""
+        overflow, step = self._overflow, _steps.step
+        was_empty = not overflow.pending()
+        try:
+            sent = overflow.append_many(items, start, end)
+        except OSError as exc:
+            self._no_room(exc)
+        if sent:
+            if was_empty:
+                self._wake()
+            if step:
+                step("send:written")
+            self._words[_SENT] += sent
+            if step:
+                step("send:counted")
+        return sent
 
     def _note_sender(self, token: int) -> None:
         """Record, once per process and handle, that this process sends on ``token``."""
@@ -426,8 +443,7 @@ class LocalCore:
     def _no_room(self, exc: OSError) -> NoReturn:
         what = "no space is left for" if exc.errno in _NO_SPACE else "cannot store"
         raise ChannelError(
-            f"{what} the item in the channel's overflow file ({_os_reason(exc)}); "
-            "nothing was sent"
+            f"{what} the item in the channel's overflow file ({_os_reason(exc)}); nothing was sent"
         ) from exc
 
     def take(self, max_items: int, deadline: float | None) -> list[Payload]:
@@ -437,7 +453,7 @@ class LocalCore:
         if self._handed:
             self._settle()
         words, ledger, rlock = self._words, self._ledger, self._rlock
-        joinable, entry = self._settings.joinable, self._rentry
+        joinable = self._settings.joinable
         got: list[Payload] = []
         got_lock = rlock.acquire(deadline)
         if got_lock != 0:
@@ -446,31 +462,14 @@ class LocalCore:
             step = _steps.step
             if step:
                 step("recv:locked")
-            overflow = self._overflow
             while len(got) < max_items:
                 if words[_PIPE_DRAINED] and not ledger.flags & BROKEN:
-                    # Only the overflow is read now: take a run of it with one store.
-                    items, upto = overflow.peek_many(max_items - len(got))
-                    if items:
-                        if joinable:
-                            with self._hold_lock:
-                                ledger.hold(entry, len(items))
-                        words[_TAKING] = words[_RECEIVED] + len(items)
-                        if step:
-                            step("recv:taking")
-                        overflow.take_to(upto)
-                        if step:
-                            step("recv:taken")
-                        words[_RECEIVED] = words[_TAKING]
-                        if step:
-                            step("recv:counted")
-                        got += items
-                        if not overflow.pending():
-                            self._overflow_drained()
+                    run = self._take_run(max_items - len(got))
+                    if run:
+                        got += run
                         continue
                 if joinable:  # held before taken: a live receiver never holds less than it took
-                    with self._hold_lock:
-                        ledger.hold(entry, 1)
+                    self._hold(1)
                 words[_TAKING] = words[_RECEIVED] + 1
                 if step:
                     step("recv:taking")
@@ -478,15 +477,13 @@ class LocalCore:
                     data = self._take()
                 except (EndOfChannel, ChannelBroken):
                     if joinable:
-                        with self._hold_lock:
-                            ledger.hold(entry, -1)
+                        self._hold(-1)
                     if got:
                         break
                     raise
                 if data is None:
                     if joinable:
-                        with self._hold_lock:
-                            ledger.hold(entry, -1)
+                        self._hold(-1)
                     break
                 if step:
                     step("recv:taken")
@@ -497,10 +494,41 @@ class LocalCore:
         finally:
             words[_TAKING] = 0
             rlock.release()
-        bound = self._settings.maxsize
-        if got and bound and words[_SENT] - words[_RECEIVED] + len(got) >= bound:
-            self._room()  # it was full: wake the senders waiting for room
+        if got and self._settings.maxsize:
+            self._made_room(len(got))
         return got
+
+    def _made_room(self, taken: int) -> None:
+        """After taking ``taken`` items: if the channel was full, wake the waiting senders."""
+        words = self._words
+        if words[_SENT] - words[_RECEIVED] + taken >= self._settings.maxsize:
+            self._room()
+
+    def _hold(self, count: int) -> None:
+        """Change the count of items this receiver holds (joinable channels)."""
+        with self._hold_lock:
+            self._ledger.hold(self._rentry, count)
+
+    def _take_run(self, limit: int) -> list[bytes]:
+        """Once only the overflow is read: take a run of it, up to ``limit``, with one store."""
+        overflow, words, step = self._overflow, self._words, _steps.step
+        items, upto = overflow.peek_many(limit)
+        if not items:
+            return items
+        if self._settings.joinable:  # held before taken, as for one item
+            self._hold(len(items))
+        taking = words[_TAKING] = words[_RECEIVED] + len(items)
+        if step:
+            step("recv:taking")
+        overflow.take_to(upto)
+        if step:
+            step("recv:taken")
+        words[_RECEIVED] = taking
+        if step:
+            step("recv:counted")
+        if not overflow.pending():
+            self._overflow_drained()
+        return items
 
     def ready_fd(self, sending: bool) -> int | None:
         """The pipe for receivers; the room pipe for senders of a bounded channel."""

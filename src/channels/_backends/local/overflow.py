@@ -99,6 +99,8 @@ class Overflow:
 
     def append(self, data: bytes | memoryview, marked: bool = False) -> bool:
         """Append one item (``marked``: a ticket); return whether the overflow was empty."""
+        if type(data) is not bytes:
+            data = memoryview(data).cast("B")
         w = self._w
         total, read = w[_W_TOTAL], w[_R_TOTAL]
         at, cap, start = w[_W_AT], w[_W_CAP], w[_W_T0]
@@ -108,7 +110,14 @@ class Overflow:
         unread = total - (read if read > start else start)
         tail = at + cap - pos
         if need + _SLACK <= tail and unread + need + _SLACK <= cap:
-            self._write_frame(data, pos, marked)
+            end = pos + need
+            if end > w[_ALLOC]:
+                self._allocate(end)
+            mm = self._mm
+            if mm is None or len(mm) < end:
+                mm = self._mapping(end)
+            mm[pos : pos + _FRAME.size] = _FRAME.pack(size | _MARK if marked else size)
+            mm[pos + _FRAME.size : end] = data
         else:  # a wrap, or a larger ring
             pad = 0 if need + _SLACK <= tail else tail
             if unread + pad + need + _SLACK > cap:
@@ -145,8 +154,6 @@ class Overflow:
         marks[self._w_torn] = 0
 
     def _write_frame(self, data: bytes | memoryview, pos: int, marked: bool) -> None:
-        if isinstance(data, memoryview):
-            data = data.cast("B")
         self._write_at(_FRAME.pack(len(data) | (_MARK if marked else 0)), pos, data)
 
     def _write_at(self, head: bytes, pos: int, data: bytes | memoryview = b"") -> None:
@@ -238,7 +245,9 @@ class Overflow:
         items: list[bytes] = []
         if stop - pos < _FRAME.size:
             return items, total
-        mm = self._mapping(stop)
+        mm = self._mm
+        if mm is None or len(mm) < stop:
+            mm = self._mapping(stop)
         unpack = _FRAME.unpack_from
         while len(items) < limit and pos + _FRAME.size <= stop:
             (word,) = unpack(mm, pos)

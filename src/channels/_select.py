@@ -56,9 +56,7 @@ def select(
     timeout: float | None = None,
 ) -> tuple[Receiver[A] | Receiver[B] | Receiver[C] | Receiver[D], A | B | C | D]: ...
 @overload
-def select(
-    *receivers: Receiver[A], timeout: float | None = None
-) -> tuple[Receiver[A], A]: ...
+def select(*receivers: Receiver[A], timeout: float | None = None) -> tuple[Receiver[A], A]: ...
 def select(*receivers: Receiver[Any], timeout: float | None = None) -> tuple[Receiver[Any], Any]:
     """Wait until one of ``receivers`` has an item; return that receiver and the item.
 

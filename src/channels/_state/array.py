@@ -158,4 +158,3 @@ class Array(MutableSequence[Item]):
 
     def __repr__(self) -> str:
         return f"Array[{self._kind.name}]({list(self)!r})"
-

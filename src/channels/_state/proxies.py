@@ -291,9 +291,7 @@ class DictMaker(Generic[K, V]):
     def __init__(self, manager: ChannelManager) -> None:
         self._manager = manager
 
-    def __call__(
-        self, initial: Mapping[K, V] | Iterable[tuple[K, V]] = (), /
-    ) -> ManagedDict[K, V]:
+    def __call__(self, initial: Mapping[K, V] | Iterable[tuple[K, V]] = (), /) -> ManagedDict[K, V]:
         """A new dict in the server, holding ``initial``."""
         return ManagedDict(_create(self._manager, "dict", dict(initial)))
 

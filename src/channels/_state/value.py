@@ -86,4 +86,3 @@ class Value(Generic[Item]):
 
     def __repr__(self) -> str:
         return f"Value[{self._kind.name}]({self.value!r})"
-

@@ -41,7 +41,12 @@ def _overflow() -> Iterator[tuple[Overflow, int]]:
 
 
 operations = st.lists(
-    st.one_of(st.integers(0, 700).map(lambda n: ("append", n)), st.just(("take", 0))),
+    st.one_of(
+        st.integers(0, 700).map(lambda n: ("append", n)),
+        st.integers(1, 6).map(lambda n: ("append_many", n)),
+        st.just(("take", 0)),
+        st.integers(1, 6).map(lambda n: ("take_many", n)),
+    ),
     max_size=120,
 )
 
@@ -59,6 +64,17 @@ def test_the_ring_against_a_deque(tiny_ring: None, ops: list[tuple[str, int]]) -
                 was_empty = not overflow.pending()
                 assert overflow.append(item) is was_empty
                 model.append(item)
+            elif op == "append_many":  # a run goes in while it fits the ring's current run
+                batch = [bytes([(serial + k) % 251]) * (k * 37 % 90) for k in range(size)]
+                went = overflow.append_many(batch, 0, len(batch))
+                assert 0 <= went <= len(batch)
+                model.extend(batch[:went])
+            elif op == "take_many":  # a run comes out while it lies in the ring's current run
+                items, upto = overflow.peek_many(size)
+                assert len(items) <= size
+                overflow.take_to(upto)
+                for got in items:
+                    assert bytes(got) == model.popleft()
             else:
                 got = overflow.take()
                 if model:

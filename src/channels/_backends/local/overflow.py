@@ -29,7 +29,6 @@ import mmap
 import os
 import struct
 from collections.abc import Sequence
-from typing import cast
 
 from ... import _steps
 from ..._errors import ChannelBroken
@@ -241,21 +240,26 @@ class Overflow:
         total = w[_R_TOTAL]
         at, cap = w[_R_AT], w[_R_CAP]
         pos = first = at + (total - w[_R_T0]) % cap
-        stop = pos + min(w[_W_TOTAL] - total, at + cap - pos)
+        # Every committed frame lies below the space set aside; past it the file may end.
+        stop = min(pos + min(w[_W_TOTAL] - total, at + cap - pos), w[_ALLOC])
         items: list[bytes] = []
         if stop - pos < _FRAME.size:
             return items, total
         mm = self._mm
         if mm is None or len(mm) < stop:
             mm = self._mapping(stop)
-        unpack = _FRAME.unpack_from
-        while len(items) < limit and pos + _FRAME.size <= stop:
+        unpack, append, head = _FRAME.unpack_from, items.append, _FRAME.size
+        last = stop - head
+        while pos <= last:
             (word,) = unpack(mm, pos)
-            start = pos + _FRAME.size
-            if word & (_SKIP | _JUMP | _MARK) or start + word > stop:
+            start = pos + head
+            if start + word > stop:  # also every marker and ticket: their flag bits are high
                 break
             pos = start + word
-            items.append(mm[start:pos])
+            append(mm[start:pos])
+            limit -= 1
+            if not limit:
+                break
         return items, total + pos - first
 
     def take_to(self, total: int) -> None:
@@ -269,34 +273,33 @@ class Overflow:
         w = self._w
         total, read = w[_W_TOTAL], w[_R_TOTAL]
         at, cap, t0 = w[_W_AT], w[_W_CAP], w[_W_T0]
-        pos = first = at + (total - t0) % cap
+        pos = at + (total - t0) % cap
         room = min(at + cap - pos, cap - (total - (read if read > t0 else t0))) - _SLACK
-        end_at = pos
+        pack, head = _FRAME.pack, _FRAME.size
+        parts: list[bytes] = []
+        size = 0
         i = start
         while i < end:
             data = items[i]
             if type(data) is not bytes:
                 break  # a ticket or a serializer's own buffer type: one at a time
-            size = len(data)
-            if end_at + _FRAME.size + size - pos > room:
+            if size + head + len(data) > room:
                 break
-            end_at += _FRAME.size + size
+            parts += (pack(len(data)), data)
+            size += head + len(data)
             i += 1
         if i == start:
             return 0
+        end_at = pos + size
         if end_at > w[_ALLOC]:
             self._allocate(end_at)
-        mm = self._mapping(end_at)
-        pack = _FRAME.pack
-        for k in range(start, i):
-            data = cast(bytes, items[k])
-            nxt = pos + _FRAME.size + len(data)
-            mm[pos : pos + _FRAME.size] = pack(len(data))
-            mm[pos + _FRAME.size : nxt] = data
-            pos = nxt
+        mm = self._mm
+        if mm is None or len(mm) < end_at:
+            mm = self._mapping(end_at)
+        mm[pos:end_at] = b"".join(parts)
         if _steps.step:
             _steps.step("overflow:frame-written")
-        w[_W_TOTAL] = total + end_at - first  # one store commits them all
+        w[_W_TOTAL] = total + size  # one store commits them all
         return i - start
 
     # -- compacting (under both locks) -------------------------------------------------

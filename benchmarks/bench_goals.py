@@ -11,7 +11,7 @@ Each row is a channel beside what it must beat, measured in the same rounds
   (goal >= 0.9x);
 - a 64 MiB numpy array (bytes without numpy), the receiver reading every page,
   vs ``multiprocessing.Queue`` (goal >= 12x): 4 arrays sent at once, and a
-  steady stream of 32 with ``maxsize=2`` on both sides (the shape in which
+  steady stream of 64 with ``maxsize=2`` on both sides (the shape in which
   shared memory is reused).
 
 Small items are ints. The ratio is the median of the per-round ratios.
@@ -137,7 +137,7 @@ def _rows(
             )
         )
     # A steady stream: the producer paced by the consumer (maxsize 2 on both sides).
-    paced = Shape(Items(large, large=True), 32, 1, 1)
+    paced = Shape(Items(large, large=True), 64, 1, 1)
     rows.append(
         (
             f"queue, {large >> 20} MiB, paced",

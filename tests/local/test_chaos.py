@@ -26,28 +26,35 @@ from support import LOCAL_BACKENDS, WAIT, drain, open_for
 _CTX = multiprocessing.get_context("fork")
 
 
-def _produce(sender: channels.Sender[Any], tag: int, stop: float) -> None:
+def _produce(sender: channels.Sender[Any], tag: int, stop: float, batch: int) -> None:
     seq = 0
     with sender:
         while time.monotonic() < stop:
-            sender.send((tag, seq), timeout=WAIT)
-            seq += 1
+            if batch == 1:
+                sender.send((tag, seq), timeout=WAIT)
+            else:
+                sender.send_many([(tag, seq + k) for k in range(batch)], timeout=WAIT)
+            seq += batch
 
 
-def _forward(receiver: channels.Receiver[Any], results: channels.Sender[Any], me: int) -> None:
+def _forward(
+    receiver: channels.Receiver[Any], results: channels.Sender[Any], me: int, batch: int
+) -> None:
     with results:
         while True:
             try:
-                item = receiver.recv(timeout=WAIT)
+                items = receiver.recv_many(batch, timeout=WAIT)
             except (channels.EndOfChannel, channels.ChannelBroken):
                 return
-            results.send((me, item), timeout=WAIT)
+            results.send_many([(me, item) for item in items], timeout=WAIT)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
-def test_random_kills_lose_at_most_what_the_killed_receivers_held(backend: str) -> None:
-    rng = random.Random(f"chaos-{backend}")
+def test_random_kills_lose_at_most_what_the_killed_receivers_held(backend: str, batch: int) -> None:
+    """With batches, a killed receiver can take the run of its last ``recv_many`` with it."""
+    rng = random.Random(f"chaos-{backend}-{batch}")
     ch = open_for(backend, None, **({"maxsize": 16} if backend == "queue" else {}))
     results = open_for("queue")
     stop = time.monotonic() + 2.5
@@ -56,12 +63,14 @@ def test_random_kills_lose_at_most_what_the_killed_receivers_held(backend: str) 
 
     def new_producer() -> None:
         tag = len(producers)
-        producers[tag] = _CTX.Process(target=_produce, args=(ch.clone(), tag, stop))
+        producers[tag] = _CTX.Process(target=_produce, args=(ch.clone(), tag, stop, batch))
         producers[tag].start()
 
     def new_consumer() -> None:
         me = len(consumers)
-        consumers[me] = _CTX.Process(target=_forward, args=(ch.receiver, results.clone(), me))
+        consumers[me] = _CTX.Process(
+            target=_forward, args=(ch.receiver, results.clone(), me, batch)
+        )
         consumers[me].start()
 
     for _ in range(4):
@@ -90,7 +99,7 @@ def test_random_kills_lose_at_most_what_the_killed_receivers_held(backend: str) 
         assert process.exitcode is not None, "a process hung"
     got, how = drain(results)
     assert how in ("EndOfChannel", "ChannelBroken")
-    assert _losses(got, len(producers)) <= len(killed_consumers)
+    assert _losses(got, len(producers)) <= len(killed_consumers) * batch
     assert len(got) > 100  # the run moved real traffic
     assert killed_producers
     assert killed_consumers

@@ -11,7 +11,7 @@ receiver's buffers may be views of that memory.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast, final
 
@@ -95,6 +95,25 @@ def _plain(item: object, threshold: int) -> bool:
         items = cast("tuple[object, ...]", item)
         return len(items) <= _SHORT and set(map(type, items)) <= _SCALARS
     return False
+
+
+#: ``encode`` with one channel's settings bound (``encoder``).
+Encoder = Callable[[object], Payload]
+
+
+def encoder(serializer: Serializer, threshold: int, limit: int | None) -> Encoder:
+    """``encode`` for one channel's settings; with pickle and no size limit, scalars go
+    straight to ``pickle.dumps`` (a handle makes this once, and calls it for each item)."""
+    if serializer is not PICKLE or limit is not None:
+        return lambda item: encode(serializer, item, threshold, limit)
+    dumps, scalars = pickle.dumps, _SCALARS
+
+    def encode_one(item: object) -> Payload:
+        if type(item) in scalars:
+            return dumps(item, _PROTOCOL)
+        return encode(serializer, item, threshold, limit)
+
+    return encode_one
 
 
 def encode_many(

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
-from ._codec import OutOfBand, Payload, decode, decode_many, encode, encode_many
+from ._codec import OutOfBand, Payload, decode, decode_many, encode_many, encoder
 from ._core import ChannelStats, Core, deadline_after
 from ._errors import (
     ChannelError,
@@ -37,7 +37,7 @@ from ._errors import (
 )
 from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
-from ._serialize import PASS_THROUGH
+from ._serialize import PASS_THROUGH, loader
 from ._waiting import apause, pause
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
@@ -136,7 +136,7 @@ class SenderHandle(Closing, Generic[T]):
     process forks, and collecting it unclosed warns (see the module docstring).
     """
 
-    __slots__ = ("__weakref__", "_core", "_made", "_token")
+    __slots__ = ("__weakref__", "_core", "_encode", "_made", "_token")
 
     def __init__(self, core: Core, token: int, shared: bool = False) -> None:
         # The fork count when it was made, or _SHARED: set first, __del__ reads it. Token 0
@@ -144,6 +144,7 @@ class SenderHandle(Closing, Generic[T]):
         self._made = _SHARED if shared or not token else _FORKS.count
         self._core = core
         self._token = token
+        self._encode = encoder(core.serializer, core.shm_threshold, core.max_message_size)
 
     def send(self, item: T, timeout: float | None = None) -> None:
         """Put ``item`` in the channel; once this returns the item is in the channel.
@@ -154,10 +155,9 @@ class SenderHandle(Closing, Generic[T]):
             SerializationError: ``item`` cannot be serialized; nothing was sent.
             ChannelBroken: every receiver is gone while the channel is full.
         """
-        core = self._core
-        data = [encode(core.serializer, item, core.shm_threshold, core.max_message_size)]
+        data = [self._encode(item)]
         deadline = None if timeout is None else deadline_after(timeout)
-        token = self._token
+        core, token = self._core, self._token
         while not core.put(token, data, deadline):
             pause(core, True, deadline)
 
@@ -212,9 +212,6 @@ class SenderHandle(Closing, Generic[T]):
         core = self._core
         return encode_many(core.serializer, items, core.shm_threshold, core.max_message_size)
 
-    def _encode(self, item: T) -> Payload:
-        core = self._core
-        return encode(core.serializer, item, core.shm_threshold, core.max_message_size)
 
     def clone(self) -> SenderHandle[T]:
         """Open another counted sender handle, for another producer."""
@@ -276,11 +273,12 @@ class SenderHandle(Closing, Generic[T]):
 class ReceiverHandle(Closing, Generic[T]):
     """The receiving half; ``Receiver[T]``. Closing it stops only this process's receiver."""
 
-    __slots__ = ("__weakref__", "_closed", "_core", "_held")
+    __slots__ = ("__weakref__", "_closed", "_core", "_held", "_loads")
 
     def __init__(self, core: Core, closed: bool = False) -> None:
         self._core = core
         self._closed = closed
+        self._loads = loader(core.serializer)
         # Items taken out of the channel but not yet handed over (after an item of
         # a batch failed to deserialize): they belong to this process now.
         self._held: deque[Payload] = deque()
@@ -308,7 +306,7 @@ class ReceiverHandle(Closing, Generic[T]):
                     data = raw[0]
                     if not isinstance(data, OutOfBand):  # the common case, decoded here at once
                         try:
-                            return cast(T, core.serializer.loads(data))
+                            return cast(T, self._loads(data))
                         except PASS_THROUGH:
                             raise
                         except BaseException:

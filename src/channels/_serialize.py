@@ -25,6 +25,7 @@ __all__ = [
     "Serializer",
     "cannot_load",
     "describe",
+    "loader",
     "loads",
     "resolve_serializer",
     "serializer_name",
@@ -192,6 +193,11 @@ def serializer_name(serializer: Serializer) -> str:
     """The serializer's ``name`` if it has one, else its class name."""
     name = getattr(serializer, "name", None)
     return name if isinstance(name, str) else type(serializer).__name__
+
+
+def loader(serializer: Serializer) -> Callable[[bytes | memoryview], object]:
+    """The function that turns ``serializer``'s bytes back into an item, looked up once."""
+    return pickle.loads if serializer is PICKLE else serializer.loads
 
 
 def loads(serializer: Serializer, data: bytes | memoryview) -> object:

@@ -73,8 +73,8 @@ def test_the_ring_against_a_deque(tiny_ring: None, ops: list[tuple[str, int]]) -
                 items, upto = overflow.peek_many(size)
                 assert len(items) <= size
                 overflow.take_to(upto)
-                for got in items:
-                    assert bytes(got) == model.popleft()
+                for item in items:
+                    assert item == model.popleft()
             else:
                 got = overflow.take()
                 if model:

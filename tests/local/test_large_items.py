@@ -180,15 +180,6 @@ def _recv_forever(receiver: channels.Receiver[Any]) -> None:
         pass
 
 
-def _hold_and_check(ch: channels.Channel[Any], fill: float) -> None:
-    """In a forked child: take an array, let the parent go on, and check it stays whole."""
-    got = ch.recv(timeout=WAIT)
-    ch.send(0.0)  # the parent may now ship more through the same channel
-    time.sleep(0.5)
-    if not (got == fill).all():
-        os._exit(3)
-
-
 def test_shared_memory_is_reused_only_once_its_receiver_let_go() -> None:
     np = pytest.importorskip("numpy")
     ch = open_for("queue")

@@ -47,9 +47,16 @@ def check_clonable(ledger: Ledger, token: int) -> None:
         raise ChannelClosed("cannot clone a closed sender handle")
 
 
-def nothing_left(ledger: Ledger) -> None:
-    """With no item to take: raise if none can come any more (the end, or a break)."""
-    flags = ledger.flags
+def nothing_left(ledger: Ledger, flags: int | None = None) -> None:
+    """With no item to take: raise if none can come any more (the end, or a break).
+
+    ``flags``: the ledger's flags as read *before* the caller found the channel
+    empty, where senders do not share its lock. An item committed before the end
+    was stored is then certain to have been seen; flags read after the look could
+    show an end whose last items the look missed.
+    """
+    if flags is None:
+        flags = ledger.flags
     if flags & ENDED:
         raise EndOfChannel("every sender closed and the channel is drained")
     if flags & BROKEN:

@@ -39,6 +39,7 @@ POINTS = {
         "recv:taking",  # _TAKING is set
         "recv:taken",  # the item left the pipe or the overflow
         "recv:counted",  # _RECEIVED counts it
+        "recv:empty",  # nothing was found; whether the channel ended is not decided yet
     ),
     "close": (
         "close:slot-closed",  # the handle's slot says closed

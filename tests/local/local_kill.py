@@ -13,7 +13,7 @@ from channels import _steps
 from support import WAIT
 
 
-def _stopped(pid: int) -> bool:
+def stopped(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -27,7 +27,7 @@ def kill_at(point: str, target: Any, *args: object) -> None:
     child = multiprocessing.get_context("fork").Process(target=_paused, args=(point, target, *args))
     child.start()
     deadline = time.monotonic() + WAIT
-    while not _stopped(child.pid or 0):
+    while not stopped(child.pid or 0):
         assert child.exitcode is None, f"the child ended ({child.exitcode}) before {point}"
         assert time.monotonic() < deadline, f"the child never reached {point}"
         time.sleep(0.005)

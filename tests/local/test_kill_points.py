@@ -8,6 +8,8 @@ the channel keeps working, and each item is where the protocol says it must be.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 from typing import Any
 
@@ -17,7 +19,7 @@ import channels
 from channels import ChannelBroken, EndOfChannel, _steps
 from channels._backends.local.core import LocalCore
 
-from local_kill import kill_at
+from local_kill import kill_at, stopped
 from support import LOCAL_BACKENDS, WAIT, drain, open_for
 
 #: Outcome of each point: whether the dying process's item is in the channel
@@ -39,6 +41,8 @@ RECV_POINTS = {
     "recv:taken": "lost",
     "recv:counted": "lost",
 }
+#: Paused there (not killed): the end must not be decided from flags read after the look.
+EMPTY_POINT = "recv:empty"
 BOOK_POINTS = ("close:slot-closed", "close:count-lowered", "close:forgotten")
 # Tested in test_large_items.py: the orphaned or half-redeemed memory is dropped.
 SHM_POINTS = ("shm:shipped", "shm:redeeming")
@@ -50,6 +54,7 @@ def test_every_point_is_covered() -> None:
         *SEND_POINTS,
         *SPILL_POINTS,
         *RECV_POINTS,
+        EMPTY_POINT,
         *BOOK_POINTS,
         *CLONE_POINTS,
         *SHM_POINTS,
@@ -170,6 +175,36 @@ def test_a_receiver_killed_while_taking_a_run(backend: str, point: str, fate: st
     ch.close()
     rest = ["last"] if fate == "lost" else ["a", "b", "c", "last"]
     assert drain(ch) == (rest, "EndOfChannel")
+
+
+def _recv_after_the_end(receiver: channels.Receiver[object]) -> None:
+    _steps.pause_at(EMPTY_POINT)
+    try:
+        got = receiver.recv(timeout=WAIT)
+    except EndOfChannel:
+        os._exit(3)  # the end was decided before the last item was seen
+    os._exit(0 if got == "last" else 4)
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_an_item_sent_just_before_the_end_is_not_missed(backend: str) -> None:
+    """A receiver that found the channel empty, then saw the end, had not seen the last
+    item sent and committed before that end: it must take it, not end."""
+    ch = open_for(backend, None)
+    child = multiprocessing.get_context("fork").Process(
+        target=_recv_after_the_end, args=(ch.receiver,)
+    )
+    child.start()
+    deadline = time.monotonic() + WAIT
+    while not stopped(child.pid or 0):  # it found the channel empty
+        assert child.exitcode is None
+        assert time.monotonic() < deadline, f"the child never reached {EMPTY_POINT}"
+        time.sleep(0.005)
+    ch.send("last")
+    ch.close()  # the end, stored after the item
+    os.kill(child.pid or 0, signal.SIGCONT)
+    child.join(WAIT)
+    assert child.exitcode == 0
 
 
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)

@@ -678,7 +678,9 @@ class LocalCore:
                 continue
             if overflow.pending():
                 continue  # the overflow filled after we looked: the pipe may hold older items
-            nothing_left(ledger)
+            if _steps.step:
+                _steps.step("recv:empty")
+            nothing_left(ledger, flags)  # as read before looking: see nothing_left
             return None
 
     def _read_pipe(self) -> Payload | None:

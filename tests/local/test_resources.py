@@ -158,20 +158,3 @@ def test_the_spawn_mistake_breaks_the_channel_instead_of_hanging(tmp_path: Path)
     )
     assert "broken: every process that sent on an open sender handle has died" in done.stdout
     assert time.monotonic() - started < 15
-
-
-def _die_at_start(sender: channels.Sender[int]) -> None:
-    raise SystemExit(3)
-
-
-@pytest.mark.parametrize("method", ["spawn", "forkserver"])
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
-def test_a_child_that_dies_before_it_sends_counts_as_a_crash(backend: str, method: str) -> None:
-    ch = open_for(backend, method)
-    child = start(method, _die_at_start, ch.clone())
-    ch.close()
-    assert join(child) == [3]
-    started = time.monotonic()
-    with pytest.raises(channels.ChannelBroken):
-        ch.recv(timeout=WAIT)
-    assert time.monotonic() - started < 5

@@ -48,46 +48,6 @@ def _broken_soon(receiver: channels.Receiver[object]) -> None:
 
 
 @pytest.mark.parametrize("method", STARTING)
-def test_a_child_that_dies_before_it_sends_breaks_the_channel(method: str) -> None:
-    ch = open_for("manager", method)
-    child = start(method, children.die_at_once, ch.clone())
-    ch.close()
-    assert join(child) == [1]
-    _broken_soon(ch)
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_other_receivers_see_the_crash_while_its_starter_only_waits(method: str) -> None:
-    ch = open_for("manager", method)
-    results = open_for("queue", method)
-    child = start(method, children.die_at_once, ch.clone())
-    ch.close()  # the call after the start names the child to the server
-    consumer = start(method, children.consume, ch.receiver, results.clone())
-    results.close()
-    assert drain(results) == ([("ChannelBroken", [])], "EndOfChannel")
-    assert join(child, consumer) == [1, 0]
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_a_child_that_sends_delivers_everything_and_ends_cleanly(method: str) -> None:
-    ch = open_for("manager", method)
-    items = list(range(200))
-    child = start(method, children.produce, ch.clone(), items)
-    ch.close()
-    assert drain(ch) == (items, "EndOfChannel")
-    assert join(child) == [0]
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_a_slow_child_that_only_closes_ends_the_channel(method: str) -> None:
-    ch = open_for("manager", method)
-    child = start(method, children.produce_later, ch.clone(), [], 0.5)
-    ch.close()
-    assert drain(ch) == ([], "EndOfChannel")
-    assert join(child) == [0]
-
-
-@pytest.mark.parametrize("method", STARTING)
 def test_a_child_that_outlives_its_starter_still_counts_as_alive(method: str) -> None:
     ch = open_for("manager", method)
     pids = open_for("queue", method)

@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 
-import channels
-from channels import ChannelBroken
-
 import children
 from redis_server import SKIP_REASON, shared
 from support import REDIS_LEASE, WAIT, drain, join, open_for, pid_alive, start
@@ -28,59 +25,6 @@ pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "
 
 #: The start methods that hand a child its handles by pickling them as it starts.
 STARTING = ["spawn", "forkserver"]
-#: A crash must show within this: the lease, and a few slices on a busy machine.
-DETECTED_WITHIN = REDIS_LEASE + 4.0
-
-
-def _broken_soon(receiver: channels.Receiver[object]) -> None:
-    started = time.monotonic()
-    with pytest.raises(ChannelBroken, match="died"):
-        receiver.recv(timeout=WAIT)
-    assert time.monotonic() - started < DETECTED_WITHIN
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_a_child_that_dies_before_it_sends_breaks_the_channel(method: str) -> None:
-    ch = open_for("redis", method)
-    child = start(method, children.die_at_once, ch.clone())
-    ch.close()
-    assert join(child) == [1]
-    _broken_soon(ch)
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_other_receivers_see_the_crash_while_its_starter_only_waits(method: str) -> None:
-    ch = open_for("redis", method)
-    results = open_for("queue", method)
-    child = start(method, children.die_at_once, ch.clone())
-    ch.close()
-    consumer = start(method, children.consume, ch.receiver, results.clone())
-    results.close()
-    started = time.monotonic()
-    assert drain(results) == ([("ChannelBroken", [])], "EndOfChannel")
-    assert time.monotonic() - started < DETECTED_WITHIN
-    assert join(child, consumer) == [1, 0]
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_a_child_that_sends_delivers_everything_and_ends_cleanly(method: str) -> None:
-    ch = open_for("redis", method)
-    items = list(range(200))
-    child = start(method, children.produce, ch.clone(), items)
-    ch.close()
-    assert drain(ch) == (items, "EndOfChannel")
-    assert join(child) == [0]
-
-
-@pytest.mark.parametrize("method", STARTING)
-def test_a_child_that_waits_longer_than_its_lease_then_closes_ends_the_channel(
-    method: str,
-) -> None:
-    ch = open_for("redis", method)
-    child = start(method, children.produce_later, ch.clone(), ["late"], 3 * REDIS_LEASE)
-    ch.close()
-    assert drain(ch) == (["late"], "EndOfChannel")
-    assert join(child) == [0]
 
 
 @pytest.mark.parametrize("method", STARTING)

@@ -287,6 +287,8 @@ class LocalCore:
             return self._ledger.open_handle()
 
     def close_sender(self, token: int) -> None:
+        if self._handed:  # often a starter's last call: name the children it started first
+            self._settle()
         if not self._ledger.is_open(token):
             return
         with self._books():

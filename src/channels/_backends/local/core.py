@@ -53,6 +53,7 @@ from ..._config import (
 )
 from ..._core import POLL_SLICE, ChannelStats, Data
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, EndOfChannel
+from ..._handover import Handed
 from ..._ledger import (
     BROKEN,
     BROKEN_RECEIVERS_GONE,
@@ -162,7 +163,6 @@ class LocalCore:
         "_fds",
         "_first",
         "_handed",
-        "_handed_pid",
         "_hold_lock",
         "_ledger",
         "_mm",
@@ -208,8 +208,7 @@ class LocalCore:
         self._pollers_pid = 0
         self._shm: Shm | None = None
         self._shm_pid = 0
-        self._handed: list[tuple[object, int]] = []  # (Popen, token) handed to starting children
-        self._handed_pid = 0
+        self._handed = Handed()  # children being started with a handle
         weakref.finalize(self, _close_all, fds.all())
 
     @classmethod
@@ -302,22 +301,13 @@ class LocalCore:
         so a child that dies at start, before it ever sent, breaks the channel
         like any sender that died without closing.
         """
-        popen = get_spawning_popen()
-        if popen is None:
-            return
-        if self._handed_pid != me.pid:
-            self._handed, self._handed_pid = [], me.pid
-        self._handed.append((popen, token))
+        self._handed.note(token)
 
     def _settle(self) -> None:
         """Note each started child that a handle was handed to (see ``handing_over``)."""
-        if self._handed_pid != me.pid:
-            self._handed, self._handed_pid = [], me.pid
-            return
-        started = [(_pid_of(p), t) for p, t in self._handed if _pid_of(p)]
+        started = self._handed.started()
         if not started:
             return
-        self._handed = [(p, t) for p, t in self._handed if not _pid_of(p)]
         with self._books():
             for pid, token in started:
                 if self._ledger.is_open(token):  # a handle closed since counts no sender
@@ -874,12 +864,6 @@ class _Detachable(Protocol):
 def _rebuild(dup: list[_Detachable | None], settings: Settings, first: int) -> LocalCore:
     fds = [d.detach() if d is not None else -1 for d in dup]
     return LocalCore(_Fds(*fds), settings, first)
-
-
-def _pid_of(popen: object) -> int:
-    """The pid of a process being started, once it has one (0 before)."""
-    pid = getattr(popen, "pid", None)
-    return pid if isinstance(pid, int) else 0
 
 
 def _state_file(folder: str | None, opened: list[int]) -> int:

@@ -18,7 +18,6 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.context import get_spawning_popen
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
@@ -34,7 +33,8 @@ from ..._config import (
 )
 from ..._core import ChannelStats
 from ..._errors import ChannelBroken, ChannelError, ConfigError, ServerUnreachable
-from ..._liveness import host_key, me, pid_alive, process_stamp, started_pid
+from ..._handover import Handed
+from ..._liveness import host_key, me, pid_alive, process_stamp
 from ..._serialize import Serializer, resolve_serializer
 from ..._state.proxies import DictOpener, ListOpener
 from .link import (
@@ -234,13 +234,13 @@ class ManagerCore:
         "__weakref__",
         "_closed",
         "_handed",
-        "_handed_lock",
-        "_handed_pid",
         "_limit",
         "_link",
         "_receiving",
         "_serializer",
         "_watched",
+        "_watched_lock",
+        "_watched_pid",
         "manager",
         "ref",
     )
@@ -254,12 +254,12 @@ class ManagerCore:
         self._link: tuple[int, Link] | None = None
         self._closed: set[int] = set()
         self._receiving = 0
-        # Children being started with a handle: (Popen, token) until they have a pid, then,
-        # where the server cannot see this machine's pids, (pid, stamp, token) while they run.
-        self._handed: list[tuple[object, int]] = []
+        # Children being started with a handle until they have a pid, then, where the
+        # server cannot see this machine's pids, (pid, stamp, token) while they run.
+        self._handed = Handed()
         self._watched: list[tuple[int, int, int]] = []
-        self._handed_pid = me.pid
-        self._handed_lock = threading.Lock()  # a thread may start a child while another waits
+        self._watched_pid = me.pid
+        self._watched_lock = threading.Lock()  # a thread may start a child while another waits
         #: The private manager this core started, if any; it stops when the core is collected.
         self.manager: ChannelManager | None = None
 
@@ -387,18 +387,13 @@ class ManagerCore:
         it has a pid this process names it to the server as a sender of that
         handle (``_settle``), at its next call other than a send.
         """
-        popen = get_spawning_popen()
-        if popen is None:
-            return
-        self._forget_forked()
-        with self._handed_lock:
-            self._handed.append((popen, token))
+        self._handed.note(token)
 
     def _forget_forked(self) -> None:
-        """In a forked child: the children handed handles are the parent's to settle."""
-        if self._handed_pid != me.pid:
-            self._handed, self._watched, self._handed_pid = [], [], me.pid
-            self._handed_lock = threading.Lock()  # another thread may have held it at the fork
+        """In a forked child: the children watched are the parent's to settle."""
+        if self._watched_pid != me.pid:
+            self._watched, self._watched_pid = [], me.pid
+            self._watched_lock = threading.Lock()  # another thread may have held it at the fork
 
     def _settle(self) -> None:
         """Name each started child that was handed a handle; report the watched ones that died.
@@ -409,10 +404,8 @@ class ManagerCore:
         first, such a child counts once it reaches the server, as before).
         """
         self._forget_forked()
-        with self._handed_lock:
-            started = [(started_pid(p), t) for p, t in self._handed if started_pid(p)]
-            if started:
-                self._handed = [(p, t) for p, t in self._handed if not started_pid(p)]
+        started = self._handed.started()
+        with self._watched_lock:
             dead = [w for w in self._watched if not pid_alive(w[0], w[1])]
             for watched in dead:
                 self._watched.remove(watched)
@@ -422,7 +415,7 @@ class ManagerCore:
             stamp = process_stamp(pid)
             try:
                 if not self._call("hand_over", (cid, token, pid, stamp, host), REPLY_GRACE):
-                    with self._handed_lock:
+                    with self._watched_lock:
                         self._watched.append((pid, stamp, token))
             except ChannelError:
                 pass  # the server is gone, or refused: nothing to name it to

@@ -28,7 +28,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.context import get_spawning_popen
 from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
 
 from ..._codec import Payload, plain
@@ -49,7 +48,8 @@ from ..._errors import (
     EndOfChannel,
     ServerUnreachable,
 )
-from ..._liveness import me, pid_alive, process_stamp, started_pid
+from ..._handover import Handed
+from ..._liveness import me, pid_alive, process_stamp
 from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import Serializer, resolve_serializer
 from . import _scripts as lua
@@ -114,9 +114,9 @@ class _Local:
         self.down_since: float | None = None
         self.take_lock = threading.Lock()
         self.put_lock = threading.Lock()
-        # Children being started with a handle: (Popen, token) until they have a pid; then
-        # the leases held for them while they run: member -> (token, pid, start time).
-        self.handed: list[tuple[object, int]] = []
+        # Children being started with a handle until they have a pid; then the leases
+        # held for them while they run: member -> (token, pid, start time).
+        self.handed = Handed()
         self.born: dict[str, tuple[int, int, int]] = {}
         self.born_lock = threading.Lock()  # the lease thread settles them too
 
@@ -267,13 +267,8 @@ class RedisCore:
         and the child both keep fresh while it runs, so a child that dies at
         start, before it ever sent, lets the channel break like any sender.
         """
-        popen = get_spawning_popen()
-        if popen is None:
-            return
-        local = self._here()
-        with local.born_lock:
-            local.handed.append((popen, token))
-        hold(self)  # the lease thread settles it even if this process makes no other call
+        if self._here().handed.note(token):
+            hold(self)  # the lease thread settles it even if this process makes no other call
 
     def _settle(self, local: _Local, watch: bool, deadline: float | None) -> None:
         """Lease each child handed a handle that now has a pid; with ``watch``, end dead ones.
@@ -281,10 +276,8 @@ class RedisCore:
         A dead child's lease lapses at once, not at its end, so receivers see
         the crash within a slice of its death.
         """
+        started = local.handed.started()
         with local.born_lock:
-            started = [(started_pid(p), t) for p, t in local.handed if started_pid(p)]
-            if started:
-                local.handed = [(p, t) for p, t in local.handed if not started_pid(p)]
             born = list(local.born.items()) if watch else []
         args: list[Arg] = []
         new: dict[str, tuple[int, int, int]] = {}

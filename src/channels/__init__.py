@@ -25,6 +25,7 @@ from ._errors import ChannelTimeout as ChannelTimeout
 from ._errors import ConfigError as ConfigError
 from ._errors import EndOfChannel as EndOfChannel
 from ._errors import SerializationError as SerializationError
+from ._errors import ServerFull as ServerFull
 from ._errors import ServerUnreachable as ServerUnreachable
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
@@ -95,6 +96,7 @@ __all__ = [
     "SenderOpener",
     "SerializationError",
     "Serializer",
+    "ServerFull",
     "ServerUnreachable",
     "SimpleQueueChannel",
     "Value",

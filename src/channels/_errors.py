@@ -10,6 +10,7 @@ Every error is named after who caused it::
     ├── ChannelBroken                 the other side went away without closing; the cause is chained
     │   └── ServerUnreachable         nothing answers at a server's address (refused, no route)
     ├── SerializationError            an item could not be turned into bytes or back
+    ├── ServerFull                    a server is out of memory and refuses new items
     ├── ConfigError (ValueError)      a bad backend name, spec or option
     │   └── AuthkeyRejected           a server refused the authkey this process offered
     │       └── AuthkeyMissing        ... and this process was given none to offer
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "EndOfChannel",
     "SerializationError",
+    "ServerFull",
     "ServerUnreachable",
     "WorkerCrashed",
     "WouldBlock",
@@ -50,16 +52,20 @@ class ChannelTimeout(ChannelError, TimeoutError):
     """The timeout given to a blocking call passed before it could finish.
 
     Attributes:
-        sent: for ``send_many``, how many items of the batch went before the
-            timeout (they are in the channel; the rest are not). 0 otherwise.
+        sent: for ``send_many``, how many items of the batch are known to have
+            gone before the timeout (they are in the channel). 0 otherwise.
+        unsure: how many items after those may or may not be in the channel: a
+            server's reply was lost and the timeout passed before it could be
+            asked again. 0 on the local backends, and whenever the reply came.
     """
 
-    def __init__(self, message: str = "", *, sent: int = 0) -> None:
+    def __init__(self, message: str = "", *, sent: int = 0, unsure: int = 0) -> None:
         super().__init__(message)
         self.sent = sent
+        self.unsure = unsure
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_timeout, (str(self), self.sent))
+        return (_rebuild_timeout, (str(self), self.sent, self.unsure))
 
 
 class WouldBlock(ChannelError):
@@ -76,6 +82,10 @@ class ServerUnreachable(ChannelBroken):
 
 class SerializationError(ChannelError):
     """An item could not be serialized in ``send`` or deserialized in ``recv``."""
+
+
+class ServerFull(ChannelError):
+    """A server is at its memory limit and refuses new items; receivers can still drain it."""
 
 
 class ConfigError(ChannelError, ValueError):
@@ -108,8 +118,8 @@ class WorkerCrashed(ChannelError):
         return (_rebuild_worker_crashed, (str(self), self.pid, self.exitcode))
 
 
-def _rebuild_timeout(message: str, sent: int) -> ChannelTimeout:
-    return ChannelTimeout(message, sent=sent)
+def _rebuild_timeout(message: str, sent: int, unsure: int = 0) -> ChannelTimeout:
+    return ChannelTimeout(message, sent=sent, unsure=unsure)
 
 
 def _rebuild_worker_crashed(message: str, pid: int | None, exitcode: int | None) -> WorkerCrashed:

@@ -90,6 +90,18 @@ os.register_at_fork(after_in_parent=_FORKS.forked, after_in_child=_FORKS.forked)
 _SHARED = -1
 
 
+def _put_rest(
+    core: Core, token: int, data: list[Payload], sent: int, deadline: float | None
+) -> int:
+    """Put what is left of a batch; a timeout says how much of the batch went before it."""
+    try:
+        return core.put(token, data[sent:] if sent else data, deadline)
+    except ChannelTimeout as exc:
+        if not sent:
+            raise
+        raise ChannelTimeout(str(exc), sent=sent, unsure=exc.unsure) from exc
+
+
 def _batch_size(max_items: object) -> int:
     if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
         raise ConfigError(f"max_items must be a whole number >= 1, not {max_items!r}")
@@ -182,7 +194,7 @@ class SenderHandle(Closing, Generic[T]):
         core, token = self._core, self._token
         sent = 0
         while sent < len(data):
-            sent += core.put(token, data[sent:] if sent else data, deadline)
+            sent += _put_rest(core, token, data, sent, deadline)
             if sent < len(data):
                 pause(core, True, deadline, sent)
 
@@ -204,7 +216,7 @@ class SenderHandle(Closing, Generic[T]):
         core, token = self._core, self._token
         sent = 0
         while sent < len(data):
-            sent += core.put(token, data[sent:] if sent else data, deadline)
+            sent += _put_rest(core, token, data, sent, deadline)
             if sent < len(data):
                 await apause(core, True, deadline, sent)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..._errors import ConfigError
 
@@ -27,7 +27,9 @@ __all__ = [
     "ENV_ADDRESS",
     "ENV_PASSWORD",
     "INSTALL",
+    "Connection",
     "Server",
+    "client",
     "connect",
     "import_redis",
     "remember_password",
@@ -43,6 +45,21 @@ DEFAULT_PORT = 6379
 CONNECT_TIMEOUT = 1.0
 #: How long one reply may take; a blocking read asks for much less than this.
 SOCKET_TIMEOUT = 10.0
+
+
+class Connection(Protocol):
+    """The part of a redis-py connection the core uses: one command and its reply at a time."""
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+
+    def send_command(self, *args: bytes | str | int | float) -> None: ...
+
+    def can_read(self, timeout: float = 0) -> bool: ...
+
+    def read_response(self) -> object: ...
+
+    def disconnect(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -126,16 +143,51 @@ def import_redis() -> None:
     del redis
 
 
-def connect(server: Server) -> redis.Redis:
-    """A client for ``server`` with its own connection pool; it never retries by itself.
+def connect(server: Server) -> Connection:
+    """A new, not yet connected, connection to ``server``; it never retries by itself.
 
     Retrying is left to the core, which knows which calls are safe to repeat
-    and how long the caller may wait.
+    and how long the caller may wait; it sets the connection's timeouts before
+    each use (see ``_core``).
     """
     import_redis()
-    import redis  # noqa: PLC0415 (optional: imported only when used)
+    from redis import connection  # noqa: PLC0415 (optional: imported only when used)
     from redis.backoff import NoBackoff  # noqa: PLC0415
     from redis.retry import Retry  # noqa: PLC0415
+
+    kinds = cast(Any, connection)  # its constructors are untyped
+    common: dict[str, Any] = {
+        "db": server.db,
+        "username": server.username,
+        "password": password_for(server),
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+        "protocol": 2,  # the replies the core parses: plain arrays
+    }
+    if server.socket:
+        return cast(Connection, kinds.UnixDomainSocketConnection(path=server.socket, **common))
+    if server.tls:
+        tls = kinds.SSLConnection(
+            host=server.host,
+            port=server.port,
+            ssl_ca_certs=server.tls_ca,
+            ssl_certfile=server.tls_cert,
+            ssl_keyfile=server.tls_key,
+            ssl_cert_reqs="required" if server.tls_verify else "none",
+            ssl_check_hostname=server.tls_verify,
+            **common,
+        )
+        return cast(Connection, tls)
+    return cast(Connection, kinds.Connection(host=server.host, port=server.port, **common))
+
+
+
+def client(server: Server) -> redis.Redis:
+    """A plain redis-py client for ``server``, for tools beside the channels (benchmarks)."""
+    import_redis()
+    import redis  # noqa: PLC0415 (optional: imported only when used)
 
     return redis.Redis(
         host=server.host,
@@ -144,10 +196,7 @@ def connect(server: Server) -> redis.Redis:
         db=server.db,
         username=server.username,
         password=password_for(server),
-        socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
         ssl=server.tls,
         ssl_ca_certs=server.tls_ca,
         ssl_certfile=server.tls_cert,

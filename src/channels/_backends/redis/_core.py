@@ -5,18 +5,33 @@
 short slice passes, so that lapsed leases are noticed. The blocking ``send`` and
 ``recv`` the handles call are loops over those three.
 
-What a core pickles is a ``Ref``: the server (without credentials), the
-channel's name and its options. Everything tied to one process (the client,
-this process's receiver name, the items it holds unacknowledged, sequence
-numbers of its puts) lives in a ``_Local`` rebuilt in each process.
+What a core pickles is a ``Ref`` (the server without credentials, the channel's
+name and options) with the channel's epoch and the highest version seen (see
+``_scripts``), so a handle anywhere notices that the server lost the channel.
+Everything tied to one process (connections, this process's receiver name,
+the items it holds unacknowledged, sequence numbers of its puts) lives in a
+``_Local`` rebuilt in each process.
 
-Every call that reaches the server is safe to repeat after a lost reply: puts
-carry sequence numbers, new handles carry tokens chosen here, and a take that
-lost its reply is recovered from this receiver's own pending entries.
+Why a lost reply never loses, skips, duplicates or reorders an item:
+
+- Each put carries the sequence numbers of its items, reserved before the call
+  and never used again, whatever its fate. The server stores only numbers
+  above the last one it stored for that sender, so the same call repeated after
+  a lost reply stores nothing twice, a call that comes late (after a later one)
+  stores nothing, and every later put is stored. A put that raised may have
+  gone in; ``ChannelTimeout.unsure`` says how many items that concerns.
+- A take whose reply was lost left its items pending for this receiver; the
+  next take asks for those first (``recover``), before anything new, so one
+  sender's items keep their order. New items come in increasing id order, so
+  an id that comes again means the server went back in time.
+- Every wait for a reply is bounded by the caller's deadline (a stalled server
+  cannot hold a call past it); a wait slice that passes is not a deadline.
+- New handles carry tokens chosen here, so opening one again is harmless.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
@@ -28,7 +43,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ..._codec import Payload, plain
 from ..._config import (
@@ -46,6 +61,7 @@ from ..._errors import (
     ChannelTimeout,
     ConfigError,
     EndOfChannel,
+    ServerFull,
     ServerUnreachable,
 )
 from ..._handover import Handed
@@ -53,20 +69,35 @@ from ..._liveness import me, pid_alive, process_stamp
 from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import Serializer, resolve_serializer
 from . import _scripts as lua
-from ._connection import Server, connect, import_redis, parse_address, remember_password, scrub
+from ._connection import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    Connection,
+    Server,
+    connect,
+    import_redis,
+    parse_address,
+    remember_password,
+    scrub,
+)
 from ._lease import born_suffix, hold, process_name
 
 if TYPE_CHECKING:
-    import redis
-    from redis.commands.core import Script
+    pass
 
 __all__ = ["RedisCore", "Ref"]
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-#: What a script takes as an argument.
+#: What a script or command takes as an argument.
 Arg = bytes | str | int | float
+
+#: The shortest wait for a reply, even when the caller's deadline is nearer: a call
+#: that gives up sooner would lose replies that are merely a little slow.
+REPLY_FLOOR = 0.1
+#: How much longer than its own block a blocking read may take to answer.
+BLOCK_GRACE = 0.5
 
 _serials = itertools.count(1)
 
@@ -92,20 +123,26 @@ class _Local:
     """One core's state in one process."""
 
     def __init__(self, server: Server) -> None:
-
         self.pid = me.pid
-        self.client: redis.Redis = connect(server)
-        self.scripts: dict[str, Script] = {}
+        self.server = server
+        self.idle: list[Connection] = []  # connections no call is using
+        self.idle_lock = threading.Lock()
         serial = next(_serials)
         self.consumer = f"{process_name()}/{serial}"
         self.member_suffix = f"|{process_name()}/{serial}"
         self.held: deque[bytes] = deque()  # ids taken and not yet acknowledged, oldest first
         self.backlog: deque[tuple[bytes, bytes]] = deque()
-        self.seqs: dict[int, int] = {}
+        #: The next sequence number of each sender handle's puts (see the module doc).
+        self.next_seq: dict[int, int] = {}
+        #: A put whose reply was lost, per handle: (its first sequence number, how many).
+        self.unsure: dict[int, tuple[int, int]] = {}
         self.sent_on: set[int] = set()
         self.closed: set[int] = set()
         self.receiving = False
         self.recover = False
+        self.ended = False
+        #: The highest item number this receiver was handed as new.
+        self.last_new = 0
         self.sent_mark = b"0"
         self.bell_mark = b"0"
         #: The channel's maxsize as the last take saw it (-1: no such channel yet).
@@ -120,9 +157,46 @@ class _Local:
         self.born: dict[str, tuple[int, int, int]] = {}
         self.born_lock = threading.Lock()  # the lease thread settles them too
 
+    def command(self, args: Sequence[Arg], timeout: float) -> object:
+        """Send one command and wait at most ``timeout`` seconds for its reply.
 
-def _close_client(client: redis.Redis) -> None:
-    client.connection_pool.disconnect()
+        A connection that failed or timed out is dropped (its reply is lost); one
+        that carried an error reply is kept.
+        """
+        import redis  # noqa: PLC0415 (optional: imported only when used)
+
+        with self.idle_lock:
+            conn = self.idle.pop() if self.idle else connect(self.server)
+        # Read when the connection is (re)made: the handshake waits no longer than the call.
+        conn.socket_connect_timeout = min(CONNECT_TIMEOUT, timeout)
+        conn.socket_timeout = timeout
+        try:
+            conn.send_command(*args)
+            if not conn.can_read(timeout=timeout):
+                raise redis.TimeoutError(f"no reply within {timeout:.3g} s")
+            reply: object = conn.read_response()
+        except redis.ResponseError:
+            self.give_back(conn)
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        self.give_back(conn)
+        return reply
+
+    def give_back(self, conn: Connection) -> None:
+        with self.idle_lock:
+            self.idle.append(conn)
+
+    def disconnect(self) -> None:
+        with self.idle_lock:
+            idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.disconnect()
+
+
+def _disconnect(local: _Local) -> None:
+    local.disconnect()
 
 
 class RedisCore:
@@ -131,9 +205,12 @@ class RedisCore:
     __slots__ = (
         "__weakref__",
         "_born_pid",
+        "_epoch",
         "_joinable",
         "_limit",
         "_local",
+        "_lost",
+        "_seen",
         "_serializer",
         "_slice",
         "ref",
@@ -145,6 +222,9 @@ class RedisCore:
         serializer: Serializer,
         max_message_size: int | None,
         joinable: bool | None = None,
+        *,
+        epoch: str = "",
+        seen: int = 0,
     ) -> None:
         self.ref: Ref = ref
         self._serializer = serializer
@@ -156,6 +236,10 @@ class RedisCore:
         self._born_pid = 0
         # How long one wait may block before looking at the leases again.
         self._slice = max(0.05, min(1.0, ref.lease / 4))
+        # The channel's epoch ('' until seen) and the highest version seen (see _scripts).
+        self._epoch = epoch
+        self._seen = seen
+        self._lost = False
 
     @classmethod
     def open(
@@ -219,20 +303,21 @@ class RedisCore:
         core = cls(ref, codec, limit)
         args: list[Arg] = [token, -1 if size is None else size]
         args += [-1 if joinable is None else int(joinable), math.ceil(linger), int(with_sender)]
-        reply = core._call(lua.OPEN, args, None)
-        status, known_size, known_joinable = (_int(x) for x in _seq(reply))
+        args += [secrets.token_hex(8), _ms(lease)]
+        status, rest = core._call(lua.OPEN, args, None)
+        known_size, known_joinable = _int(rest[0]), _int(rest[1])
         where = f"channel {ref.name!r} at {server.describe()}"
-        if status == -1:
+        if status == b"end":
             raise ChannelClosed(
                 f"the {where} has ended; no sender can be opened on it until its "
                 f"end marker expires (option linger, {linger:g} s after it was drained)"
             )
-        if status == -2:
+        if status == b"options":
             raise ConfigError(
                 f"the {where} has maxsize={known_size} and joinable={bool(known_joinable)}; "
                 "open it with those or leave them out"
             )
-        if status == -3:
+        if status == b"broken":
             raise ChannelBroken(f"the {where} is broken: its senders died without closing")
         core._joinable = None if known_joinable < 0 else bool(known_joinable)
         return core
@@ -256,7 +341,8 @@ class RedisCore:
         if local.handed:
             self._settle(local, False, None)
         new = _new_token()
-        if not self._call(lua.CLONE, [token, new], None):
+        status, _ = self._call(lua.CLONE, [token, new], None)
+        if status != b"ok":
             raise ChannelClosed("this sender handle is closed, or the channel has ended")
         return new
 
@@ -322,9 +408,9 @@ class RedisCore:
             return False
         if local.handed:
             self._settle(local, False, None)
-        keys = self.ref.keys
+        key = self.ref.keys[1]
         try:
-            is_open = bool(self._run(lambda _: local.client.hexists(keys[1], str(token)), None))
+            is_open = bool(self._run(lambda _, t: local.command(("HEXISTS", key, token), t), None))
         except ChannelBroken:
             return False
         if not is_open:
@@ -356,18 +442,32 @@ class RedisCore:
         payload = [plain(data) for data in items]
         local = self._here()
         with local.put_lock:
-            base = local.seqs.get(token, 0)
+            base = local.next_seq.get(token, 0)
+            local.next_seq[token] = base + len(payload)  # never reused, whatever happens
             member = f"{token}{local.member_suffix}"
             lease = _ms(self.ref.lease)
-            reply = _seq(self._call(lua.PUT, [token, member, base, lease, *payload], deadline))
-            stored, bell = _int(reply[0]), reply[1]
-            if stored == -1:
+            try:
+                status, rest = self._call(lua.PUT, [token, member, base, lease, *payload], deadline)
+            except ChannelTimeout as exc:
+                if local.down_since is None:  # the server answered: nothing went in
+                    raise
+                local.unsure[token] = (base, len(payload))
+                raise ChannelTimeout(str(exc), unsure=len(payload)) from exc
+            except ChannelError:
+                local.unsure[token] = (base, len(payload))
+                raise
+            if status == b"closed":
                 local.closed.add(token)
                 raise ChannelClosed("this sender handle is closed, or the channel has ended")
-            if stored == -2:
+            if status == b"broken":
                 raise ChannelBroken(f"{self!r} is broken: every process that sent on it died")
-            local.seqs[token] = base + stored
-            local.bell_mark = _bytes(bell)
+            stored, bell, last = _int(rest[0]), _bytes(rest[1]), _int(rest[2])
+            earlier = local.unsure.pop(token, None)
+            if earlier is not None:
+                first, count = earlier
+                went = min(max(last - first + 1, 0), count)
+                log.info("%d of %d item(s) of a send whose reply was lost went in", went, count)
+            local.bell_mark = bell
             if token not in local.sent_on:
                 local.sent_on.add(token)
                 hold(self)
@@ -378,7 +478,8 @@ class RedisCore:
 
         Raises:
             EndOfChannel: the channel ended and every item was taken and acknowledged.
-            ChannelBroken: every process that sent on an open handle is gone.
+            ChannelBroken: every process that sent on an open handle is gone, or the
+                server lost the channel's data.
         """
         local = self._here()
         if local.handed:
@@ -389,6 +490,8 @@ class RedisCore:
                 local.receiving = True
                 hold(self)
             while not local.backlog:
+                if local.ended:
+                    raise EndOfChannel("the channel has ended")
                 if not self._take_round(local, max_items, deadline):
                     return []
             batch: list[Payload] = []
@@ -402,21 +505,20 @@ class RedisCore:
         """One take script call; fills the backlog and returns True, or False if nothing came."""
         acks = [] if self._joinable else list(local.held)
 
-        def take(attempt: int) -> object:
-            recover = int(local.recover or attempt > 0)
+        def args(attempt: int) -> list[Arg]:
             if attempt:
                 local.recover = True  # a lost reply may have handed us items
-            args: list[Arg] = [local.consumer, max_items, _ms(self.ref.lease), recover, *acks]
-            return self._script(local, lua.TAKE)(keys=self.ref.keys, args=args)
+            recover = int(local.recover)
+            return [local.consumer, max_items, _ms(self.ref.lease), recover, *acks]
 
-        reply = _seq(self._run(take, deadline))
-        status = _bytes(reply[0])
-        if len(reply) > 1:
-            self._joinable = bool(_int(reply[1]))
+        status, rest = self._call(lua.TAKE, args, deadline)
+        if status == b"end":
+            local.held.clear()
+            local.ended = True
+            raise EndOfChannel("the channel has ended")
+        self._joinable = bool(_int(rest[0]))
         if not self._joinable:
             local.held.clear()
-        if status == b"end":
-            raise EndOfChannel("the channel has ended")
         if status == b"broken":
             raise ChannelBroken(
                 f"{self!r} is broken: every process that sent on an open sender handle "
@@ -424,38 +526,59 @@ class RedisCore:
             )
         if status == b"none":
             local.recover = False
-            local.sent_mark, local.bell_mark = _bytes(reply[2]), _bytes(reply[3])
-            local.maxsize = _int(reply[4])
+            local.sent_mark, local.bell_mark = _bytes(rest[1]), _bytes(rest[2])
+            local.maxsize = _int(rest[3])
             return False
-        pairs = [(_bytes(reply[i]), _bytes(reply[i + 1])) for i in range(2, len(reply), 2)]
+        pairs = [(_bytes(rest[i]), _bytes(rest[i + 1])) for i in range(1, len(rest), 2)]
         if status == b"again":
             local.recover = False
             known = set(local.held) | {item_id for item_id, _ in local.backlog}
-            local.backlog.extend(pair for pair in pairs if pair[0] not in known)
-            return True
+            pairs = [pair for pair in pairs if pair[0] not in known]
+        elif status == b"items":
+            self._check_new(local, pairs)
         local.backlog.extend(pairs)
         return True
+
+    def _check_new(self, local: _Local, pairs: list[tuple[bytes, bytes]]) -> None:
+        """New items come in increasing id order: one that comes again means lost data."""
+        for item_id, _ in pairs:
+            number = int(item_id.partition(b"-")[0])
+            if number <= local.last_new:
+                try:
+                    self._call(lua.LOST, [], time.monotonic() + 1.0)
+                finally:
+                    self._server_lost()
+            local.last_new = number
 
     def ready_fd(self, sending: bool) -> int | None:
         return None  # the server tells when to look again: see wait
 
     def wait(self, sending: bool, timeout: float) -> None:
-        """Block until something may have changed, ``timeout``, or a short slice passes."""
+        """Block until something may have changed, ``timeout``, or a short slice passes.
+
+        A server that does not answer within the slice is no error here: the
+        caller decides, by its own deadline, whether to give up.
+        """
         deadline = time.monotonic() + max(0.0, timeout)
-        for_put = sending
         local = self._here()
-        if local.handed or local.born:
-            self._settle(local, True, deadline)
-        if not for_put and local.maxsize == 0 and local.receiving:
-            self._read_blocking(local, deadline)
+        try:
+            if local.handed or local.born:
+                self._settle(local, True, deadline)
+            if not sending and local.maxsize == 0 and local.receiving:
+                self._read_blocking(local, deadline)
+                return
+            block = int(remaining(deadline, self._slice) * 1000)
+            if block <= 0:
+                return
+            keys = self.ref.keys
+            streams: list[Arg] = [keys[6]] if sending else [keys[2], keys[6]]
+            marks: list[Arg] = [local.bell_mark + b"-0"]
+            if not sending:
+                marks.insert(0, local.sent_mark + b"-0")
+            read: list[Arg] = ["XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *streams, *marks]
+            self._run(lambda _, t: local.command(read, t), deadline, block / 1000)
+        except ChannelTimeout:
             return
-        block = int(remaining(deadline, self._slice) * 1000)
-        if block <= 0:
-            return
-        keys = self.ref.keys
-        streams: dict[str, bytes] = {} if for_put else {keys[2]: local.sent_mark + b"-0"}
-        streams[keys[6]] = local.bell_mark + b"-0"
-        self._run(lambda _: local.client.xread(streams, count=1, block=block), deadline)  # type: ignore[arg-type]
 
     def _read_blocking(self, local: _Local, deadline: float | None) -> None:
         """Wait for new items by taking them: one round trip from an item's arrival to here.
@@ -471,26 +594,35 @@ class RedisCore:
             return
         keys = self.ref.keys
 
-        def read(attempt: int) -> object:
+        def read(attempt: int, timeout: float) -> object:
             if attempt:
-                local.recover = True  # a lost reply may have handed us items
+                # A lost reply may have handed us items: the next take asks for them
+                # first, so nothing newer may be read before them.
+                local.recover = True
+                return None
+            command: list[Arg] = ["XREADGROUP", "GROUP", "g", local.consumer, "COUNT"]
+            command += [local.want, "BLOCK", block, "STREAMS", keys[2], ">"]
             try:
-                return local.client.xreadgroup(
-                    "g", local.consumer, {keys[2]: ">"}, count=local.want, block=block
-                )
-            except redis.ResponseError:  # the channel was removed (ended and drained)
+                return local.command(command, timeout)
+            except redis.ResponseError:  # the channel was removed (ended and drained, or lost)
                 local.maxsize = -1
                 return None
 
         with local.take_lock:
-            reply = _seq(self._run(read, deadline) or [])
+            if local.recover:
+                return
+            reply = _seq(self._run(read, deadline, block / 1000) or [])
             if reply:
                 stream = _seq(reply[0])
+                pairs: list[tuple[bytes, bytes]] = []
                 for entry in _seq(stream[1]):
                     item_id, fields = _seq(entry)
-                    data = cast("dict[object, object]", fields).get(b"d")
+                    values = _seq(fields)
+                    data = dict(zip(values[::2], values[1::2], strict=True)).get(b"d")
                     if data is not None:
-                        local.backlog.append((_bytes(item_id), _bytes(data)))
+                        pairs.append((_bytes(item_id), _bytes(data)))
+                self._check_new(local, pairs)
+                local.backlog.extend(pairs)
 
     # -- joinable channels and statistics -------------------------------------------------
 
@@ -499,11 +631,13 @@ class RedisCore:
         local = self._here()
         if local.handed:
             self._settle(local, False, None)
-        reply = [_int(x) for x in _seq(self._call(lua.STATS, [], None))]
-        exists, sent, received, done, ended, broken, joinable, senders, receivers, bell = reply
-        if exists:
+        status, rest = self._call(lua.STATS, [], None)
+        sent, received, done, ended, broken, joinable, senders, receivers, bell = (
+            _int(x) for x in rest
+        )
+        if status == b"ok":
             self._joinable = bool(joinable)
-            self._here().bell_mark = str(bell).encode()
+            local.bell_mark = str(bell).encode()
         return ChannelStats(
             waiting=sent - received,
             senders=senders,
@@ -546,28 +680,28 @@ class RedisCore:
 
         Those are its own as a sender and a receiver, those it holds for the
         children it started with a handle (while they run), and, in such a
-        child, the ones held for it.
+        child, the ones held for it. Waits at most a third of a lease.
         """
         local = self._local
-        if local is None or local.pid != me.pid:
+        if local is None or local.pid != me.pid or self._lost:
             return
+        deadline = time.monotonic() + self.ref.lease / 3
         if local.handed or local.born:
-            self._settle(local, True, time.monotonic())
+            self._settle(local, True, deadline)
         members = [f"{t}{local.member_suffix}" for t in list(local.sent_on)]
         with local.born_lock:
             members += local.born
         consumer = local.consumer if local.receiving else ""
         suffix = born_suffix(me.pid, me.stamp) if self._born_pid == me.pid else ""
         if members or consumer or suffix:
-            script = self._script(local, lua.RENEW)
-            script(keys=self.ref.keys, args=[_ms(self.ref.lease), consumer, suffix, *members])
+            self._call(lua.RENEW, [_ms(self.ref.lease), consumer, suffix, *members], deadline)
 
     def at_exit(self) -> None:
         """Acknowledge the items this process took, so none is delivered again."""
         local = self._local
         if local is not None and local.pid == me.pid and local.receiving and not self._joinable:
-            script = self._script(local, lua.CLOSE_RECEIVER)
-            script(keys=self.ref.keys, args=[local.consumer, *local.held])
+            acks: list[Arg] = [local.consumer, *local.held]
+            self._call(lua.CLOSE_RECEIVER, acks, time.monotonic() + CONNECT_TIMEOUT)
             local.held.clear()
             local.receiving = False
 
@@ -578,25 +712,64 @@ class RedisCore:
         if local is None or local.pid != me.pid:
             local = _Local(self.ref.server)
             self._local = local
-            weakref.finalize(self, _close_client, local.client)
+            weakref.finalize(self, _disconnect, local)
         return local
 
-    def _script(self, local: _Local, source: str) -> Script:
-        script = local.scripts.get(source)
-        if script is None:
-            script = local.scripts[source] = local.client.register_script(source)
-        return script
+    def _call(
+        self,
+        source: str,
+        args: Sequence[Arg] | Callable[[int], Sequence[Arg]],
+        deadline: float | None,
+    ) -> tuple[bytes, list[object]]:
+        """Run one script until the server answers; return its status and the rest.
 
-    def _call(self, source: str, args: Sequence[Arg], deadline: float | None) -> object:
+        ``args`` may be a function of the attempt (0 first), for a call whose
+        arguments change after a lost reply. A reply that says the server lost the
+        channel's data raises ``ChannelBroken``, here and in every later call.
+        """
+        import redis  # noqa: PLC0415 (optional: imported only when used)
+
+        if self._lost:
+            self._server_lost()
         local = self._here()
-        script = self._script(local, source)
-        result: object = self._run(lambda _: script(keys=self.ref.keys, args=args), deadline)
-        return result
+        keys = self.ref.keys
+        sha = _sha(source)
+        known: list[Arg] = [self._epoch, self._seen]
 
-    def _run(self, call: Callable[[int], R], deadline: float | None) -> R:
-        """Run ``call`` until the server answers; a lost connection is retried.
+        def call(attempt: int, timeout: float) -> object:
+            given = args(attempt) if callable(args) else args
+            command: list[Arg] = ["EVALSHA", sha, len(keys), *keys, *known, *given]
+            try:
+                return local.command(command, timeout)
+            except redis.exceptions.NoScriptError:
+                command[:2] = ["EVAL", source]
+                return local.command(command, timeout)
 
-        Raises ``ChannelTimeout`` once the deadline passes, ``ChannelBroken`` once the
+        reply = _seq(self._run(call, deadline))
+        status, version, epoch = _bytes(reply[0]), _int(reply[1]), _bytes(reply[2]).decode()
+        self._seen = max(self._seen, version)
+        if epoch and not self._epoch:
+            self._epoch = epoch
+        if status == b"lost":
+            self._server_lost()
+        return status, reply[3:]
+
+    def _server_lost(self) -> NoReturn:
+        self._lost = True
+        raise ChannelBroken(
+            f"the redis server at {self.ref.server.describe()} lost the data of channel "
+            f"{self.ref.name!r} (restarted without persistence, flushed, restored from an "
+            "older snapshot, or failed over to a replica that lagged): items may be gone"
+        )
+
+    def _run(
+        self, call: Callable[[int, float], R], deadline: float | None, block: float = 0.0
+    ) -> R:
+        """Run ``call(attempt, timeout)`` until the server answers; a lost connection is retried.
+
+        Each attempt waits for its reply no longer than the deadline allows (plus
+        ``block``, the time a blocking command itself may wait). Raises
+        ``ChannelTimeout`` once the deadline passes, ``ServerUnreachable`` once the
         server has been unreachable longer than the option ``reconnect``.
         """
         import redis  # noqa: PLC0415 (optional: imported only when used)
@@ -604,8 +777,12 @@ class RedisCore:
         local = self._here()
         attempt = 0
         while True:
+            if deadline is None:
+                timeout = SOCKET_TIMEOUT
+            else:
+                timeout = min(SOCKET_TIMEOUT, max(REPLY_FLOOR, deadline - time.monotonic()))
             try:
-                result = call(attempt)
+                result = call(attempt, timeout + block + (BLOCK_GRACE if block else 0.0))
             except redis.AuthenticationError as exc:
                 raise ConfigError(
                     f"the redis server at {self.ref.server.describe()} refused the "
@@ -628,9 +805,14 @@ class RedisCore:
                 attempt += 1
                 continue
             except redis.RedisError as exc:
+                where = self.ref.server.describe()
+                if isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc):
+                    raise ServerFull(
+                        f"the redis server at {where} is at its memory limit (maxmemory) and "
+                        "refuses new items; receivers can still drain the channel"
+                    ) from exc
                 raise ChannelError(
-                    f"the redis server at {self.ref.server.describe()} refused a command: "
-                    f"{self._scrub(exc)}"
+                    f"the redis server at {where} refused a command: {self._scrub(exc)}"
                 ) from exc
             if local.down_since is not None:
                 log.info("reconnected to the redis server at %s", self.ref.server.describe())
@@ -648,25 +830,30 @@ class RedisCore:
             ) from exc
         if deadline is not None and now >= deadline:
             raise ChannelTimeout(
-                f"the redis server at {where} is unreachable and the timeout passed: "
-                f"{self._scrub(exc)}"
+                f"the redis server at {where} did not answer before the timeout: {self._scrub(exc)}"
             ) from exc
 
     def _scrub(self, exc: BaseException) -> str:
         return scrub(str(exc), self.ref.server)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (self.ref, self._serializer, self._limit, self._joinable))
+        known = (self._epoch, self._seen)
+        return (_rebuild, (self.ref, self._serializer, self._limit, self._joinable, known))
 
     def __repr__(self) -> str:
         return f"{self.ref.server.describe()}/{self.ref.name}"
 
 
 def _rebuild(
-    ref: Ref, serializer: Serializer, max_message_size: int | None, joinable: bool | None
+    ref: Ref,
+    serializer: Serializer,
+    max_message_size: int | None,
+    joinable: bool | None,
+    known: tuple[str, int] = ("", 0),
 ) -> RedisCore:
     """Unpickle a core; in a process that is starting, keep the leases held for it fresh."""
-    core = RedisCore(ref, serializer, max_message_size, joinable)
+    epoch, seen = known
+    core = RedisCore(ref, serializer, max_message_size, joinable, epoch=epoch, seen=seen)
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         core._born_pid = me.pid  # pyright: ignore[reportPrivateUsage]
         core._here()  # pyright: ignore[reportPrivateUsage]  (here, not in the lease thread)
@@ -677,6 +864,16 @@ def _rebuild(
 def _new_token() -> int:
     """A handle token chosen here, so that opening it again after a lost reply is harmless."""
     return secrets.randbits(62) | 1
+
+
+_shas: dict[str, str] = {}
+
+
+def _sha(source: str) -> str:
+    sha = _shas.get(source)
+    if sha is None:
+        sha = _shas[source] = hashlib.sha1(source.encode()).hexdigest()
+    return sha
 
 
 def _positive(option: str, value: object) -> None:

@@ -54,6 +54,7 @@ class _Heart:
         self.lock = threading.Lock()
         self.holders: weakref.WeakSet[Leaseholder] = weakref.WeakSet()
         self.due: weakref.WeakKeyDictionary[Leaseholder, float] = weakref.WeakKeyDictionary()
+        self.failing: weakref.WeakSet[Leaseholder] = weakref.WeakSet()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()
@@ -91,7 +92,12 @@ class _Heart:
                 try:
                     holder.renew()
                 except Exception as exc:  # the server may be away: try again next beat
-                    log.debug("could not renew a lease: %s", exc)
+                    # Said once per failing run: a lease that lapses breaks channels.
+                    level = logging.DEBUG if holder in self.failing else logging.WARNING
+                    log.log(level, "could not renew the leases of %r: %s", holder, exc)
+                    self.failing.add(holder)
+                else:
+                    self.failing.discard(holder)
                 due = now + holder.lease / 3
                 self.due[holder] = due
             soonest = min(soonest, due)

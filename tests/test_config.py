@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -162,3 +163,19 @@ def test_a_backend_from_an_installed_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[('volume', 11)]"
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Zq3/Xw7?Kp", "Jv8#Rt2/Ny", "Qm4?Wd6", "Ux1/Hb5", "Gf+9/Lc==", "Yk2?Zz=Pw", "Ee5@Oo6/Ii"],
+)
+@pytest.mark.parametrize("user", ["", "alice"])
+def test_no_part_of_a_password_shows_whatever_it_holds(user: str, password: str) -> None:
+    """A raw '/', '?', '#' or '@' in a password (base64 has them) never leaks into an error."""
+    spec = f"redis://{user}:{password}@db.internal:6379/jobs?db=2"
+    with pytest.raises(ConfigError) as caught:
+        channels.open_channel[int](spec, maxsize="nonsense")
+    said = f"{caught.value} {caught.value.__cause__ or ''}"
+    pieces = {p for p in re.split(r"[/?#@=+]", password) if len(p) > 1}
+    for piece in pieces:
+        assert piece not in said.replace("redis://", "").replace("db.internal", "")

@@ -71,6 +71,11 @@ def parse_spec(spec: str | None) -> Spec:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
+        if "@" in text:  # the parser's words may quote part of a password
+            raise ConfigError(
+                f"bad channel spec {shown}: the address does not parse; a password with "
+                "'/', '?', '#' or '@' in it must be percent-encoded (%2F, %3F, %23, %40)"
+            ) from None
         raise ConfigError(f"bad channel spec {shown}: {exc}") from exc
     if parts.fragment:
         raise ConfigError(f"bad channel spec {shown}: a spec has no #fragment")
@@ -101,24 +106,28 @@ def parse_spec(spec: str | None) -> Spec:
 
 
 def redact_spec(spec: str) -> str:
-    """``spec`` with its credentials (a URL's password, secret options) shown as ``***``."""
-    head, question, query = spec.partition("?")
-    scheme, slashes, rest = head.partition("://")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if slashes and at:
+    """``spec`` with its credentials (a URL's password, secret options) shown as ``***``.
+
+    A password may hold a raw ``/``, ``?`` or ``#`` that URL parsing would read
+    as the end of the host, so everything up to the last ``@`` counts as user
+    and password: whatever a parser takes for the password, none of it shows.
+    """
+    scheme, slashes, rest = spec.partition("://")
+    if slashes and "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
         user, colon, _ = userinfo.partition(":")
-        head = (
-            f"{scheme}://{user}:***@{host}{slash}{path}"
-            if colon
-            else f"{scheme}://***@{host}{slash}{path}"
-        )
+        shown_user = f"{user}:***" if colon and not any(c in user for c in "/?#") else "***"
+        head = f"{scheme}://{shown_user}@"
+    else:
+        head = f"{scheme}{slashes}" if slashes else ""
+        rest = rest if slashes else spec
+    before, question, query = rest.partition("?")
     pairs = query.split("&") if question else []
     for i, pair in enumerate(pairs):
         key, equals, _ = pair.partition("=")
         if equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS:
             pairs[i] = f"{key}=***"
-    return head + question + "&".join(pairs)
+    return head + before + question + "&".join(pairs)
 
 
 def coerce_options(

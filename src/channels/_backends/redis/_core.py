@@ -448,9 +448,7 @@ class RedisCore:
             lease = _ms(self.ref.lease)
             try:
                 status, rest = self._call(lua.PUT, [token, member, base, lease, *payload], deadline)
-            except ChannelTimeout as exc:
-                if local.down_since is None:  # the server answered: nothing went in
-                    raise
+            except ChannelTimeout as exc:  # a reply was lost: they may have gone in
                 local.unsure[token] = (base, len(payload))
                 raise ChannelTimeout(str(exc), unsure=len(payload)) from exc
             except ChannelError:

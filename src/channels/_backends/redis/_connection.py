@@ -183,7 +183,6 @@ def connect(server: Server) -> Connection:
     return cast(Connection, kinds.Connection(host=server.host, port=server.port, **common))
 
 
-
 def client(server: Server) -> redis.Redis:
     """A plain redis-py client for ``server``, for tools beside the channels (benchmarks)."""
     import_redis()

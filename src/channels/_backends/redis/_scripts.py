@@ -99,10 +99,15 @@ local function ack(ids)
   redis.call('XDEL', items, unpack(ids))
   return n
 end
--- 'ok', 'none' (no such channel, never seen), 'end' (ended and drained) or 'lost'
+-- 'ok', 'none' (no such channel, never seen), 'end' (ended and drained) or 'lost';
+-- with 'ok', M holds the channel's fields. A put records the time itself (see PUT).
+local M = {}
+local FIELDS = {'epoch', 'version', 'broken', 'tick', 'lease', 'grace', 'maxsize', 'sent',
+  'ended', 'joinable', 'bell'}
 local function state(drain)
   if drain then redis.call('HDEL', meta, '-') end  -- a write that cannot grow memory
-  if redis.call('EXISTS', meta) == 0 then
+  local m = redis.call('HMGET', meta, unpack(FIELDS))
+  if not m[1] then
     local te = redis.call('HGET', tomb, 'epoch')
     if te then
       EP = te
@@ -112,7 +117,7 @@ local function state(drain)
     if E ~= '' then return 'lost' end
     return 'none'
   end
-  local m = redis.call('HMGET', meta, 'epoch', 'version', 'broken', 'tick', 'lease', 'grace')
+  for i, f in ipairs(FIELDS) do M[f] = m[i] end
   EP, VER, GRACE = m[1], tonumber(m[2]), tonumber(m[6])
   if (E ~= '' and EP ~= E) or VER < SEEN or m[3] == '2' then
     if m[3] ~= '2' then
@@ -125,7 +130,7 @@ local function state(drain)
   if NOW - tonumber(m[4]) > lease / 2 then
     GRACE = NOW + lease
     redis.pcall('HSET', meta, 'grace', GRACE, 'tick', NOW)
-  else
+  elseif drain then
     redis.pcall('HSET', meta, 'tick', NOW)
   end
   return 'ok'
@@ -174,7 +179,8 @@ return {'ok', VER, EP, m, j}
 """
 )
 
-#: ARGV: token, member, first sequence number, lease (ms), items...
+#: ARGV: token, member, first sequence number, lease (ms; 0 if the member holds one
+#: already), items...
 #: Returns {status, version, epoch, how many of the items are stored, bell, last stored
 #: sequence number before this put}; status 'ok', 'closed', 'broken', 'lost'.
 PUT = (
@@ -185,15 +191,14 @@ if s == 'lost' then return {'lost', VER, EP, 0, 0, -1} end
 if s ~= 'ok' or redis.call('HEXISTS', handles, ARGV[A]) == 0 then
   return {'closed', VER, EP, 0, 0, -1}
 end
-local st = redis.call('HMGET', meta, 'maxsize', 'sent', 'broken', 'bell')
-if st[3] == '1' then return {'broken', VER, EP, 0, 0, -1} end
+if M.broken == '1' then return {'broken', VER, EP, 0, 0, -1} end
 local member, base = ARGV[A + 1], tonumber(ARGV[A + 2])
 local first = A + 4
 local n = #ARGV - first + 1
 local last = tonumber(redis.call('HGET', seqs, member) or '-1')
 local skip = math.min(math.max(last - base + 1, 0), n)
 local room = n - skip
-local maxsize, sent = tonumber(st[1]), tonumber(st[2])
+local maxsize, sent = tonumber(M.maxsize), tonumber(M.sent)
 if maxsize > 0 then
   room = math.max(math.min(room, maxsize - waiting()), 0)
 end
@@ -201,12 +206,16 @@ for i = 1, room do
   redis.call('XADD', items, string.format('%d-0', sent + i), 'd', ARGV[first + skip + i - 1])
 end
 if room > 0 then
-  redis.call('HSET', meta, 'sent', sent + room)
+  VER = VER + 1
+  redis.call('HSET', meta, 'sent', sent + room, 'version', VER, 'tick', NOW)
   redis.call('HSET', seqs, member, base + skip + room - 1)
-  bump()
+else
+  redis.call('HSET', meta, 'tick', NOW)
 end
-redis.call('ZADD', sleases, NOW + tonumber(ARGV[A + 3]), member)
-return {'ok', VER, EP, skip + room, tonumber(st[4]), last}
+if ARGV[A + 3] ~= '0' then
+  redis.call('ZADD', sleases, NOW + tonumber(ARGV[A + 3]), member)
+end
+return {'ok', VER, EP, skip + room, tonumber(M.bell), last}
 """
 )
 
@@ -221,9 +230,8 @@ TAKE = (
 local s = state(true)
 if s == 'none' then return {'none', 0, '', 0, 0, 0, -1} end
 if s ~= 'ok' then return {s, VER, EP, 0} end
-local st = redis.call('HMGET', meta, 'maxsize', 'sent', 'ended', 'broken', 'joinable')
 local me, count, lease = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2])
-local joinable = st[5] == '1'
+local joinable = M.joinable == '1'
 local j = joinable and 1 or 0
 redis.call('ZADD', rleases, NOW + lease, me)
 local acked = 0
@@ -260,7 +268,7 @@ if ARGV[A + 3] == '1' then
   local r = redis.call('XREADGROUP', 'GROUP', 'g', me, 'STREAMS', items, '0')
   if r and #r[1][2] > 0 then return pack('again', r[1][2]) end
 end
-local maxsize = tonumber(st[1])
+local maxsize = tonumber(M.maxsize)
 local full = maxsize > 0 and waiting() >= maxsize
 local r = redis.call('XREADGROUP', 'GROUP', 'g', me, 'COUNT', count, 'STREAMS', items, '>')
 if r and #r[1][2] > 0 then
@@ -268,13 +276,13 @@ if r and #r[1][2] > 0 then
   return pack('items', r[1][2])
 end
 if acked > 0 then bump() end
-if st[3] == '1' then
+if M.ended == '1' then
   if redis.call('XLEN', items) == 0 then
     finish()
     return {'end', VER, EP, j}
   end
   if acked > 0 then ring() end
-elseif st[4] == '1' then
+elseif M.broken == '1' then
   return {'broken', VER, EP, j}
 elseif judging() and redis.call('HLEN', handles) > 0 and redis.call('ZCARD', sleases) > 0
     and redis.call('ZCOUNT', sleases, '(' .. NOW, '+inf') == 0 then
@@ -282,7 +290,7 @@ elseif judging() and redis.call('HLEN', handles) > 0 and redis.call('ZCARD', sle
   ring()
   return {'broken', VER, EP, j}
 end
-return {'none', VER, EP, j, st[2], redis.call('HGET', meta, 'bell'), maxsize}
+return {'none', VER, EP, j, M.sent, redis.call('HGET', meta, 'bell'), maxsize}
 """
 )
 

@@ -176,6 +176,11 @@ def test_stats_count_what_happened(server: RedisServer) -> None:
     ch.close()
     assert core_of(ch).stats().ended
     assert list(ch) == [1, 2, 3, 4]
+    # Ended, drained and its keys removed: the counts stay, for this handle and a late one.
+    late = channels.open_receiver[int](url)
+    for stats in (ch.stats(), late.stats()):
+        assert (stats.sent, stats.received, stats.waiting, stats.ended) == (5, 5, 0, True)
+    late.close()
 
 
 def test_joinable_channels_count_done_items_through_acknowledgements(server: RedisServer) -> None:

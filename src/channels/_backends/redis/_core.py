@@ -31,7 +31,6 @@ Why a lost reply never loses, skips, duplicates or reorders an item:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import math
@@ -43,7 +42,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import NoReturn
 
 from ..._codec import Payload, plain
 from ..._config import (
@@ -61,43 +60,25 @@ from ..._errors import (
     ChannelTimeout,
     ConfigError,
     EndOfChannel,
-    ServerFull,
-    ServerUnreachable,
 )
 from ..._handover import Handed
 from ..._liveness import me, pid_alive, process_stamp
 from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import Serializer, resolve_serializer
 from . import _scripts as lua
+from ._client import Arg, Client, as_bytes, as_int, as_list
 from ._connection import (
     CONNECT_TIMEOUT,
-    SOCKET_TIMEOUT,
-    Connection,
     Server,
-    connect,
     import_redis,
     parse_address,
     remember_password,
-    scrub,
 )
 from ._lease import born_suffix, hold, process_name
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["RedisCore", "Ref"]
 
 log = logging.getLogger(__name__)
-
-R = TypeVar("R")
-#: What a script or command takes as an argument.
-Arg = bytes | str | int | float
-
-#: The shortest wait for a reply, even when the caller's deadline is nearer: a call
-#: that gives up sooner would lose replies that are merely a little slow.
-REPLY_FLOOR = 0.1
-#: How much longer than its own block a blocking read may take to answer.
-BLOCK_GRACE = 0.5
 
 _serials = itertools.count(1)
 
@@ -122,11 +103,9 @@ class Ref:
 class _Local:
     """One core's state in one process."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, reconnect: float) -> None:
         self.pid = me.pid
-        self.server = server
-        self.idle: list[Connection] = []  # connections no call is using
-        self.idle_lock = threading.Lock()
+        self.client = Client(server, reconnect)
         serial = next(_serials)
         self.consumer = f"{process_name()}/{serial}"
         self.member_suffix = f"|{process_name()}/{serial}"
@@ -148,7 +127,6 @@ class _Local:
         #: The channel's maxsize as the last take saw it (-1: no such channel yet).
         self.maxsize = -1
         self.want = 1
-        self.down_since: float | None = None
         self.take_lock = threading.Lock()
         self.put_lock = threading.Lock()
         # Children being started with a handle until they have a pid; then the leases
@@ -156,47 +134,6 @@ class _Local:
         self.handed = Handed()
         self.born: dict[str, tuple[int, int, int]] = {}
         self.born_lock = threading.Lock()  # the lease thread settles them too
-
-    def command(self, args: Sequence[Arg], timeout: float) -> object:
-        """Send one command and wait at most ``timeout`` seconds for its reply.
-
-        A connection that failed or timed out is dropped (its reply is lost); one
-        that carried an error reply is kept.
-        """
-        import redis  # noqa: PLC0415 (optional: imported only when used)
-
-        with self.idle_lock:
-            conn = self.idle.pop() if self.idle else connect(self.server)
-        # Read when the connection is (re)made: the handshake waits no longer than the call.
-        conn.socket_connect_timeout = min(CONNECT_TIMEOUT, timeout)
-        conn.socket_timeout = timeout
-        try:
-            conn.send_command(*args)
-            if not conn.can_read(timeout=timeout):
-                raise redis.TimeoutError(f"no reply within {timeout:.3g} s")
-            reply: object = conn.read_response()
-        except redis.ResponseError:
-            self.give_back(conn)
-            raise
-        except BaseException:
-            conn.disconnect()
-            raise
-        self.give_back(conn)
-        return reply
-
-    def give_back(self, conn: Connection) -> None:
-        with self.idle_lock:
-            self.idle.append(conn)
-
-    def disconnect(self) -> None:
-        with self.idle_lock:
-            idle, self.idle = self.idle, []
-        for conn in idle:
-            conn.disconnect()
-
-
-def _disconnect(local: _Local) -> None:
-    local.disconnect()
 
 
 class RedisCore:
@@ -305,7 +242,7 @@ class RedisCore:
         args += [-1 if joinable is None else int(joinable), math.ceil(linger), int(with_sender)]
         args += [secrets.token_hex(8), _ms(lease)]
         status, rest = core._call(lua.OPEN, args, None)
-        known_size, known_joinable = _int(rest[0]), _int(rest[1])
+        known_size, known_joinable = as_int(rest[0]), as_int(rest[1])
         where = f"channel {ref.name!r} at {server.describe()}"
         if status == b"end":
             raise ChannelClosed(
@@ -410,7 +347,11 @@ class RedisCore:
             self._settle(local, False, None)
         key = self.ref.keys[1]
         try:
-            is_open = bool(self._run(lambda _, t: local.command(("HEXISTS", key, token), t), None))
+            is_open = bool(
+                local.client.run(
+                    lambda _, t: local.client.command(("HEXISTS", key, token), t), None
+                )
+            )
         except ChannelBroken:
             return False
         if not is_open:
@@ -420,7 +361,8 @@ class RedisCore:
     def close_receiver(self) -> None:
         local = self._here()
         with local.take_lock:
-            if not local.receiving:
+            if not local.receiving or local.ended:
+                local.receiving = False
                 return
             acks = [] if self._joinable else list(local.held)
             try:
@@ -459,7 +401,7 @@ class RedisCore:
                 raise ChannelClosed("this sender handle is closed, or the channel has ended")
             if status == b"broken":
                 raise ChannelBroken(f"{self!r} is broken: every process that sent on it died")
-            stored, bell, last = _int(rest[0]), _bytes(rest[1]), _int(rest[2])
+            stored, bell, last = as_int(rest[0]), as_bytes(rest[1]), as_int(rest[2])
             earlier = local.unsure.pop(token, None)
             if earlier is not None:
                 first, count = earlier
@@ -514,7 +456,7 @@ class RedisCore:
             local.held.clear()
             local.ended = True
             raise EndOfChannel("the channel has ended")
-        self._joinable = bool(_int(rest[0]))
+        self._joinable = bool(as_int(rest[0]))
         if not self._joinable:
             local.held.clear()
         if status == b"broken":
@@ -524,10 +466,10 @@ class RedisCore:
             )
         if status == b"none":
             local.recover = False
-            local.sent_mark, local.bell_mark = _bytes(rest[1]), _bytes(rest[2])
-            local.maxsize = _int(rest[3])
+            local.sent_mark, local.bell_mark = as_bytes(rest[1]), as_bytes(rest[2])
+            local.maxsize = as_int(rest[3])
             return False
-        pairs = [(_bytes(rest[i]), _bytes(rest[i + 1])) for i in range(1, len(rest), 2)]
+        pairs = [(as_bytes(rest[i]), as_bytes(rest[i + 1])) for i in range(1, len(rest), 2)]
         if status == b"again":
             local.recover = False
             known = set(local.held) | {item_id for item_id, _ in local.backlog}
@@ -574,7 +516,7 @@ class RedisCore:
             if not sending:
                 marks.insert(0, local.sent_mark + b"-0")
             read: list[Arg] = ["XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *streams, *marks]
-            self._run(lambda _, t: local.command(read, t), deadline, block / 1000)
+            local.client.run(lambda _, t: local.client.command(read, t), deadline, block / 1000)
         except ChannelTimeout:
             return
 
@@ -601,7 +543,7 @@ class RedisCore:
             command: list[Arg] = ["XREADGROUP", "GROUP", "g", local.consumer, "COUNT"]
             command += [local.want, "BLOCK", block, "STREAMS", keys[2], ">"]
             try:
-                return local.command(command, timeout)
+                return local.client.command(command, timeout)
             except redis.ResponseError:  # the channel was removed (ended and drained, or lost)
                 local.maxsize = -1
                 return None
@@ -609,16 +551,16 @@ class RedisCore:
         with local.take_lock:
             if local.recover:
                 return
-            reply = _seq(self._run(read, deadline, block / 1000) or [])
+            reply = as_list(local.client.run(read, deadline, block / 1000) or [])
             if reply:
-                stream = _seq(reply[0])
+                stream = as_list(reply[0])
                 pairs: list[tuple[bytes, bytes]] = []
-                for entry in _seq(stream[1]):
-                    item_id, fields = _seq(entry)
-                    values = _seq(fields)
+                for entry in as_list(stream[1]):
+                    item_id, fields = as_list(entry)
+                    values = as_list(fields)
                     data = dict(zip(values[::2], values[1::2], strict=True)).get(b"d")
                     if data is not None:
-                        pairs.append((_bytes(item_id), _bytes(data)))
+                        pairs.append((as_bytes(item_id), as_bytes(data)))
                 self._check_new(local, pairs)
                 local.backlog.extend(pairs)
 
@@ -631,7 +573,7 @@ class RedisCore:
             self._settle(local, False, None)
         status, rest = self._call(lua.STATS, [], None)
         sent, received, done, ended, broken, joinable, senders, receivers, bell = (
-            _int(x) for x in rest
+            as_int(x) for x in rest
         )
         if status == b"ok":
             self._joinable = bool(joinable)
@@ -697,7 +639,9 @@ class RedisCore:
     def at_exit(self) -> None:
         """Acknowledge the items this process took, so none is delivered again."""
         local = self._local
-        if local is not None and local.pid == me.pid and local.receiving and not self._joinable:
+        if local is None or local.pid != me.pid or local.ended or self._lost:
+            return
+        if local.receiving and not self._joinable:
             acks: list[Arg] = [local.consumer, *local.held]
             self._call(lua.CLOSE_RECEIVER, acks, time.monotonic() + CONNECT_TIMEOUT)
             local.held.clear()
@@ -708,9 +652,9 @@ class RedisCore:
     def _here(self) -> _Local:
         local = self._local
         if local is None or local.pid != me.pid:
-            local = _Local(self.ref.server)
+            local = _Local(self.ref.server, self.ref.reconnect)
             self._local = local
-            weakref.finalize(self, _disconnect, local)
+            weakref.finalize(self, local.client.disconnect)
         return local
 
     def _call(
@@ -725,29 +669,18 @@ class RedisCore:
         arguments change after a lost reply. A reply that says the server lost the
         channel's data raises ``ChannelBroken``, here and in every later call.
         """
-        import redis  # noqa: PLC0415 (optional: imported only when used)
-
         if self._lost:
             self._server_lost()
-        local = self._here()
-        keys = self.ref.keys
-        sha = _sha(source)
         known: list[Arg] = [self._epoch, self._seen]
 
-        def call(attempt: int, timeout: float) -> object:
-            given = args(attempt) if callable(args) else args
-            command: list[Arg] = ["EVALSHA", sha, len(keys), *keys, *known, *given]
-            try:
-                return local.command(command, timeout)
-            except redis.exceptions.NoScriptError:
-                command[:2] = ["EVAL", source]
-                return local.command(command, timeout)
+        def given(attempt: int) -> list[Arg]:
+            return [*known, *(args(attempt) if callable(args) else args)]
 
-        reply = _seq(self._run(call, deadline))
-        status, version, epoch = _bytes(reply[0]), _int(reply[1]), _bytes(reply[2]).decode()
+        reply = self._here().client.script(source, self.ref.keys, given, deadline)
+        status, version, epoch = as_bytes(reply[0]), as_int(reply[1]), as_bytes(reply[2])
         self._seen = max(self._seen, version)
         if epoch and not self._epoch:
-            self._epoch = epoch
+            self._epoch = epoch.decode()
         if status == b"lost":
             self._server_lost()
         return status, reply[3:]
@@ -759,80 +692,6 @@ class RedisCore:
             f"{self.ref.name!r} (restarted without persistence, flushed, restored from an "
             "older snapshot, or failed over to a replica that lagged): items may be gone"
         )
-
-    def _run(
-        self, call: Callable[[int, float], R], deadline: float | None, block: float = 0.0
-    ) -> R:
-        """Run ``call(attempt, timeout)`` until the server answers; a lost connection is retried.
-
-        Each attempt waits for its reply no longer than the deadline allows (plus
-        ``block``, the time a blocking command itself may wait). Raises
-        ``ChannelTimeout`` once the deadline passes, ``ServerUnreachable`` once the
-        server has been unreachable longer than the option ``reconnect``.
-        """
-        import redis  # noqa: PLC0415 (optional: imported only when used)
-
-        local = self._here()
-        attempt = 0
-        while True:
-            if deadline is None:
-                timeout = SOCKET_TIMEOUT
-            else:
-                timeout = min(SOCKET_TIMEOUT, max(REPLY_FLOOR, deadline - time.monotonic()))
-            try:
-                result = call(attempt, timeout + block + (BLOCK_GRACE if block else 0.0))
-            except redis.AuthenticationError as exc:
-                raise ConfigError(
-                    f"the redis server at {self.ref.server.describe()} refused the "
-                    f"credentials: {self._scrub(exc)}"
-                ) from exc
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                now = time.monotonic()
-                if local.down_since is None:
-                    local.down_since = now
-                    log.warning(
-                        "lost the redis server at %s (%s); reconnecting",
-                        self.ref.server.describe(),
-                        self._scrub(exc),
-                    )
-                self._give_up_if_due(local.down_since, now, deadline, exc)
-                pause = min(0.5, 0.02 * 2**attempt)
-                if deadline is not None:
-                    pause = min(pause, max(0.0, deadline - now))
-                time.sleep(pause)
-                attempt += 1
-                continue
-            except redis.RedisError as exc:
-                where = self.ref.server.describe()
-                if isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc):
-                    raise ServerFull(
-                        f"the redis server at {where} is at its memory limit (maxmemory) and "
-                        "refuses new items; receivers can still drain the channel"
-                    ) from exc
-                raise ChannelError(
-                    f"the redis server at {where} refused a command: {self._scrub(exc)}"
-                ) from exc
-            if local.down_since is not None:
-                log.info("reconnected to the redis server at %s", self.ref.server.describe())
-                local.down_since = None
-            return result
-
-    def _give_up_if_due(
-        self, down_since: float, now: float, deadline: float | None, exc: Exception
-    ) -> None:
-        where = self.ref.server.describe()
-        if now - down_since >= self.ref.reconnect:
-            raise ServerUnreachable(
-                f"the redis server at {where} has been unreachable for more than "
-                f"{self.ref.reconnect:g} s (option reconnect): {self._scrub(exc)}"
-            ) from exc
-        if deadline is not None and now >= deadline:
-            raise ChannelTimeout(
-                f"the redis server at {where} did not answer before the timeout: {self._scrub(exc)}"
-            ) from exc
-
-    def _scrub(self, exc: BaseException) -> str:
-        return scrub(str(exc), self.ref.server)
 
     def __reduce__(self) -> tuple[object, ...]:
         known = (self._epoch, self._seen)
@@ -864,16 +723,6 @@ def _new_token() -> int:
     return secrets.randbits(62) | 1
 
 
-_shas: dict[str, str] = {}
-
-
-def _sha(source: str) -> str:
-    sha = _shas.get(source)
-    if sha is None:
-        sha = _shas[source] = hashlib.sha1(source.encode()).hexdigest()
-    return sha
-
-
 def _positive(option: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"{option} is a number of seconds > 0, not {value!r}")
@@ -881,29 +730,3 @@ def _positive(option: str, value: object) -> None:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-def _seq(reply: object) -> list[object]:
-    if isinstance(reply, tuple):
-        return list(reply)  # pyright: ignore[reportUnknownArgumentType]
-    if not isinstance(reply, list):
-        _unexpected(reply)
-    return reply  # pyright: ignore[reportUnknownVariableType]
-
-
-def _int(value: object) -> int:
-    if isinstance(value, int | bytes):
-        return int(value)
-    _unexpected(value)
-
-
-def _bytes(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, int):
-        return str(value).encode()
-    _unexpected(value)
-
-
-def _unexpected(reply: object) -> NoReturn:
-    raise ChannelError(f"unexpected reply from the redis server: {type(reply).__name__}")

@@ -138,10 +138,11 @@ class Client:
         """Give up if it is time to (see the module doc), else pause before the next attempt."""
         now = time.monotonic()
         where = self.server.describe()
-        if self.down_since is None:
-            self.down_since = now
+        since = self.down_since  # other threads of this process share it
+        if since is None:
+            since = self.down_since = now
             log.warning("lost the redis server at %s (%s); reconnecting", where, self._scrub(exc))
-        if now - self.down_since >= self.reconnect:
+        if now - since >= self.reconnect:
             raise ServerUnreachable(
                 f"the redis server at {where} has been unreachable for more than "
                 f"{self.reconnect:g} s (option reconnect): {self._scrub(exc)}"

@@ -387,7 +387,7 @@ class RedisCore:
             base = local.next_seq.get(token, 0)
             local.next_seq[token] = base + len(payload)  # never reused, whatever happens
             member = f"{token}{local.member_suffix}"
-            lease = 0 if token in local.sent_on else _ms(self.ref.lease)  # renewed by then
+            lease = _ms(self.ref.lease)
             try:
                 status, rest = self._call(lua.PUT, [token, member, base, lease, *payload], deadline)
             except ChannelTimeout as exc:  # a reply was lost: they may have gone in

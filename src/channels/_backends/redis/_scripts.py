@@ -179,8 +179,7 @@ return {'ok', VER, EP, m, j}
 """
 )
 
-#: ARGV: token, member, first sequence number, lease (ms; 0 if the member holds one
-#: already), items...
+#: ARGV: token, member, first sequence number, lease (ms), items...
 #: Returns {status, version, epoch, how many of the items are stored, bell, last stored
 #: sequence number before this put}; status 'ok', 'closed', 'broken', 'lost'.
 PUT = (
@@ -212,9 +211,7 @@ if room > 0 then
 else
   redis.call('HSET', meta, 'tick', NOW)
 end
-if ARGV[A + 3] ~= '0' then
-  redis.call('ZADD', sleases, NOW + tonumber(ARGV[A + 3]), member)
-end
+redis.call('ZADD', sleases, NOW + tonumber(ARGV[A + 3]), member)
 return {'ok', VER, EP, skip + room, tonumber(M.bell), last}
 """
 )

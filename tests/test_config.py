@@ -175,7 +175,12 @@ def test_no_part_of_a_password_shows_whatever_it_holds(user: str, password: str)
     spec = f"redis://{user}:{password}@db.internal:6379/jobs?db=2"
     with pytest.raises(ConfigError) as caught:
         channels.open_channel[int](spec, maxsize="nonsense")
-    said = f"{caught.value} {caught.value.__cause__ or ''}"
+    told: list[str] = []
+    error: BaseException | None = caught.value
+    while error is not None:  # the message and every exception chained to it
+        told.append(str(error))
+        error = error.__cause__ or error.__context__
+    said = " ".join(told)
     pieces = {p for p in re.split(r"[/?#@=+]", password) if len(p) > 1}
     for piece in pieces:
         assert piece not in said.replace("redis://", "").replace("db.internal", "")

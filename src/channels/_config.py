@@ -71,12 +71,14 @@ def parse_spec(spec: str | None) -> Spec:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        if "@" in text:  # the parser's words may quote part of a password
-            raise ConfigError(
-                f"bad channel spec {shown}: the address does not parse; a password with "
-                "'/', '?', '#' or '@' in it must be percent-encoded (%2F, %3F, %23, %40)"
-            ) from None
-        raise ConfigError(f"bad channel spec {shown}: {exc}") from exc
+        if "@" not in text:
+            raise ConfigError(f"bad channel spec {shown}: {exc}") from exc
+        parts = None  # the parser's words may quote part of a password: raised below, apart
+    if parts is None:
+        raise ConfigError(
+            f"bad channel spec {shown}: the address does not parse; a password with "
+            "'/', '?', '#' or '@' in it must be percent-encoded (%2F, %3F, %23, %40)"
+        )
     if parts.fragment:
         raise ConfigError(f"bad channel spec {shown}: a spec has no #fragment")
     options: dict[str, object] = {}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, ServerFull, ServerUnreachable
-from ._connection import CONNECT_TIMEOUT, SOCKET_TIMEOUT, Connection, Server, connect, scrub
+from ._connection import CONNECT_TIMEOUT, Connection, Server, connect, scrub
 
 __all__ = ["Arg", "Client", "as_bytes", "as_int", "as_list"]
 
@@ -34,6 +34,10 @@ Arg = bytes | str | int | float
 REPLY_FLOOR = 0.1
 #: How much longer than its own block a blocking read may take to answer.
 BLOCK_GRACE = 0.5
+#: How long a call with no nearer deadline waits for one reply before it takes the
+#: connection for lost and asks again on a new one (safe: see ``_core``). A request
+#: that a middlebox swallowed then costs this long, not the whole call.
+REPLY_TIMEOUT = 2.0
 
 
 class Client:
@@ -103,9 +107,9 @@ class Client:
         attempt = 0
         while True:
             if deadline is None:
-                timeout = SOCKET_TIMEOUT
+                timeout = REPLY_TIMEOUT
             else:
-                timeout = min(SOCKET_TIMEOUT, max(REPLY_FLOOR, deadline - time.monotonic()))
+                timeout = min(REPLY_TIMEOUT, max(REPLY_FLOOR, deadline - time.monotonic()))
             try:
                 result = call(attempt, timeout + block + (BLOCK_GRACE if block else 0.0))
             except redis.AuthenticationError as exc:

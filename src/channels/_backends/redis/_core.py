@@ -319,7 +319,7 @@ class RedisCore:
         try:
             self._call(lua.BORN, [_ms(self.ref.lease), *args], deadline)
         except ChannelError as exc:  # such a child counts once it sends, as any other
-            log.debug("could not take out a lease for a child of %r: %s", self, exc)
+            log.debug("could not take out a lease for a child of %s: %s", repr(self), str(exc))
             return
         with local.born_lock:
             local.born.update(new)
@@ -335,7 +335,8 @@ class RedisCore:
         try:
             self._call(lua.CLOSE, [token], None)
         except ChannelBroken as exc:  # its lease will lapse instead: receivers see a crash
-            log.warning("could not close a sender handle of %r: %s", self, exc)
+            # Strings, not objects: a log record kept by a handler must not keep the core alive.
+            log.warning("could not close a sender handle of %s: %s", repr(self), str(exc))
         local.closed.add(token)
         local.sent_on.discard(token)
 
@@ -368,7 +369,7 @@ class RedisCore:
             try:
                 self._call(lua.CLOSE_RECEIVER, [local.consumer, *acks], None)
             except ChannelBroken as exc:
-                log.warning("could not close a receiver of %r: %s", self, exc)
+                log.warning("could not close a receiver of %s: %s", repr(self), str(exc))
             local.receiving = False
             if not self._joinable:
                 local.held.clear()
@@ -687,6 +688,9 @@ class RedisCore:
 
     def _server_lost(self) -> NoReturn:
         self._lost = True
+        local = self._local
+        if local is not None and local.pid == me.pid:
+            local.client.disconnect()  # every later call raises at once: nothing more to ask
         raise ChannelBroken(
             f"the redis server at {self.ref.server.describe()} lost the data of channel "
             f"{self.ref.name!r} (restarted without persistence, flushed, restored from an "

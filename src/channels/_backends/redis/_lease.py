@@ -94,7 +94,7 @@ class _Heart:
                 except Exception as exc:  # the server may be away: try again next beat
                     # Said once per failing run: a lease that lapses breaks channels.
                     level = logging.DEBUG if holder in self.failing else logging.WARNING
-                    log.log(level, "could not renew the leases of %r: %s", holder, exc)
+                    log.log(level, "could not renew the leases of %s: %s", repr(holder), str(exc))
                     self.failing.add(holder)
                 else:
                     self.failing.discard(holder)
@@ -110,7 +110,7 @@ class _Heart:
             try:
                 holder.at_exit()
             except Exception as exc:
-                log.debug("could not acknowledge at exit: %s", exc)
+                log.debug("could not acknowledge at exit: %s", str(exc))
 
 
 _heart = _Heart()

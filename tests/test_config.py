@@ -172,9 +172,9 @@ def test_a_backend_from_an_installed_entry_point(tmp_path: Path) -> None:
 @pytest.mark.parametrize("user", ["", "alice"])
 def test_no_part_of_a_password_shows_whatever_it_holds(user: str, password: str) -> None:
     """A raw '/', '?', '#' or '@' in a password (base64 has them) never leaks into an error."""
-    spec = f"redis://{user}:{password}@db.internal:6379/jobs?db=2"
+    spec = f"redis://{user}:{password}@db.internal:6379/jobs?db=2&maxsize=nonsense"
     with pytest.raises(ConfigError) as caught:
-        channels.open_channel[int](spec, maxsize="nonsense")
+        channels.open_channel[int](spec)
     told: list[str] = []
     error: BaseException | None = caught.value
     while error is not None:  # the message and every exception chained to it

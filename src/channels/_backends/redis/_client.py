@@ -21,7 +21,7 @@ from typing import NoReturn, TypeVar
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, ServerFull, ServerUnreachable
 from ._connection import CONNECT_TIMEOUT, Connection, Server, connect, scrub
 
-__all__ = ["Arg", "Client", "as_bytes", "as_int", "as_list"]
+__all__ = ["Arg", "Client", "as_bytes", "as_int", "as_list", "pack"]
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,21 @@ class Client:
         #: When the server stopped answering (None while it answers).
         self.down_since: float | None = None
 
-    def command(self, args: Sequence[Arg], timeout: float) -> object:
-        """Send one command and wait at most ``timeout`` seconds for its reply (one attempt)."""
+    def command(self, args: Sequence[Arg] | bytes, timeout: float) -> object:
+        """Send one command (its arguments, or packed) and wait at most ``timeout`` for its reply.
+
+        One attempt: a connection that failed or timed out is dropped.
+        """
         import redis  # noqa: PLC0415 (optional: imported only when used)
 
+        packed = args if isinstance(args, bytes) else pack(args)
         with self._idle_lock:
             conn = self._idle.pop() if self._idle else connect(self.server)
         # Read when the connection is (re)made: the handshake waits no longer than the call.
         conn.socket_connect_timeout = min(CONNECT_TIMEOUT, timeout)
         conn.socket_timeout = timeout
         try:
-            conn.send_command(*args)
+            conn.send_packed_command([packed])
             if not conn.can_read(timeout=timeout):
                 raise redis.TimeoutError(f"no reply within {timeout:.3g} s")
             reply: object = conn.read_response()
@@ -84,15 +88,15 @@ class Client:
         """Run a Lua script until the server answers (see ``run``); ``args`` of the attempt."""
         import redis  # noqa: PLC0415 (optional: imported only when used)
 
-        sha = _sha(source)
+        count, head = _script_head(source, tuple(keys))
 
         def call(attempt: int, timeout: float) -> object:
-            command: list[Arg] = ["EVALSHA", sha, len(keys), *keys, *args(attempt)]
+            given = args(attempt)
+            packed = b"*%d\r\n%s%s" % (count + len(given), head, b"".join(map(_bulk, given)))
             try:
-                return self.command(command, timeout)
+                return self.command(packed, timeout)
             except redis.exceptions.NoScriptError:  # a restarted server forgot it
-                command[:2] = ["EVAL", source]
-                return self.command(command, timeout)
+                return self.command(["EVAL", source, len(keys), *keys, *given], timeout)
 
         return as_list(self.run(call, deadline))
 
@@ -177,14 +181,32 @@ class Client:
         return scrub(str(exc), self.server)
 
 
-_shas: dict[str, str] = {}
+_heads: dict[tuple[str, tuple[str, ...]], tuple[int, bytes]] = {}
 
 
-def _sha(source: str) -> str:
-    sha = _shas.get(source)
-    if sha is None:
-        sha = _shas[source] = hashlib.sha1(source.encode()).hexdigest()
-    return sha
+def _script_head(source: str, keys: tuple[str, ...]) -> tuple[int, bytes]:
+    """``EVALSHA SHA NUMKEYS KEYS...`` packed once per script and channel, and its length."""
+    head = _heads.get((source, keys))
+    if head is None:
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        words: list[Arg] = ["EVALSHA", sha, len(keys), *keys]
+        head = _heads[(source, keys)] = (len(words), b"".join(map(_bulk, words)))
+    return head
+
+
+def pack(args: Sequence[Arg]) -> bytes:
+    """A command as the server reads it: an array of bulk strings."""
+    return b"*%d\r\n%s" % (len(args), b"".join(map(_bulk, args)))
+
+
+def _bulk(arg: Arg) -> bytes:
+    if isinstance(arg, str):
+        arg = arg.encode()
+    elif isinstance(arg, int):
+        arg = b"%d" % arg
+    elif isinstance(arg, float):
+        arg = repr(arg).encode()
+    return b"$%d\r\n%s\r\n" % (len(arg), arg)
 
 
 def as_list(reply: object) -> list[object]:

@@ -192,16 +192,13 @@ def test_a_black_hole_forwards_nothing_until_healed() -> None:
 
 def test_rejected_connections_are_reset(proxy: FaultProxy) -> None:
     proxy.reject()
-    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
     try:
-        try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as raw:
             raw.sendall(b"PING\r\n")
             reply = raw.recv(64)
-        except (ConnectionResetError, BrokenPipeError):  # the reset shows at either call
-            reply = None
-        assert reply is None
-    finally:
-        raw.close()
+    except (ConnectionResetError, BrokenPipeError):  # the reset shows at any of the calls
+        reply = None
+    assert reply is None
     proxy.heal()
     c = client(proxy)
     try:

@@ -29,7 +29,7 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -163,6 +163,7 @@ class FaultProxy:
         #: How many connections the proxy accepted, and how many it closed on purpose.
         self.accepted = 0
         self.cuts = 0
+        self._seen: Counter[bytes] = Counter()
         self._thread = threading.Thread(target=self._loop, name="fault-proxy", daemon=True)
 
     @property
@@ -241,6 +242,11 @@ class FaultProxy:
             self._reject = False
 
         self._command(go)
+
+    def seen(self, command: bytes) -> int:
+        """How many times a client sent ``command`` (e.g. ``b"XREADGROUP"``) through the proxy."""
+        with self._lock:
+            return self._seen[command.upper()]
 
     @property
     def connections(self) -> int:
@@ -388,6 +394,7 @@ class FaultProxy:
             words, at = parsed
             if words:
                 conn.pending.append(words)
+                self._seen[words[0].upper()] += 1
         del conn.requests[:at]
 
     def _from_server(self, conn: _Conn, data: bytes) -> None:

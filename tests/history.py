@@ -14,6 +14,7 @@ in order, and how its stream stopped. ``check`` then lists every broken promise:
 - items of one sender reach each receiver in the order they were sent;
 - nothing is delivered that was never sent, or that its send said did not go;
 - no receiver hangs, and none ends cleanly while items it was owed are missing;
+- no process got an error it should not have (say ``ChannelClosed`` on an open handle);
 - when the server lost data, some handle raised ``ChannelBroken``; when it did
   not, nobody did (unless the test let processes die).
 
@@ -58,11 +59,14 @@ class Stream:
 
 @dataclass
 class Party:
-    """What one process saw: its sends, its receivers' streams, the ChannelBroken it got."""
+    """What one process saw: its sends, its receivers' streams, the ChannelBroken it got, and
+    any other error a sender got that it should not have (say ChannelClosed on an open handle).
+    """
 
     sends: list[tuple[str, int, Outcome]] = field(default_factory=list[tuple[str, int, Outcome]])
     streams: list[Stream] = field(default_factory=list[Stream])
     broken: list[str] = field(default_factory=list[str])
+    errors: list[str] = field(default_factory=list[str])
 
     def sent(self, sender: str, seq: int, outcome: Outcome) -> None:
         assert outcome in OUTCOMES, outcome
@@ -73,13 +77,16 @@ class Party:
             "sends": self.sends,
             "streams": [[s.receiver, s.items, s.stop] for s in self.streams],
             "broken": self.broken,
+            "errors": self.errors,
         }
         path.write_text(json.dumps(data))
 
     @staticmethod
     def load(path: Path) -> Party:
         data = json.loads(path.read_text())
-        party = Party(broken=[str(b) for b in data["broken"]])
+        party = Party(
+            broken=[str(b) for b in data["broken"]], errors=[str(e) for e in data["errors"]]
+        )
         for sender, seq, outcome in data["sends"]:
             party.sent(str(sender), int(seq), outcome)
         for receiver, items, stop in data["streams"]:
@@ -114,6 +121,10 @@ class History:
     @property
     def broken(self) -> list[str]:
         return [b for party in self.parties for b in party.broken]
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for party in self.parties for e in party.errors]
 
 
 def check(history: History) -> list[str]:
@@ -151,6 +162,7 @@ def check(history: History) -> list[str]:
         elif s.stop not in ("end", "broken"):
             problems.append(f"receiver {s.receiver} stopped with {s.stop}")
 
+    problems += [f"unexpected error: {e}" for e in history.errors]
     if history.lost_data and not loud:
         problems.append("the server lost data and no handle raised ChannelBroken")
     if loud and not (history.lost_data or history.crashes):

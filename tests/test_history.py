@@ -126,8 +126,14 @@ def test_a_channel_broken_with_no_cause_is_caught() -> None:
     assert problems == ["ChannelBroken with no data lost and nobody killed: a: senders died"]
 
 
+def test_an_unexpected_error_at_a_sender_is_caught() -> None:
+    history = run({"a": ["returned", "not_sent"]}, {"r": ([("a", 0)], "end")})
+    history.parties[0].errors.append("a: ChannelClosed on an open handle")
+    assert check(history) == ["unexpected error: a: ChannelClosed on an open handle"]
+
+
 def test_parties_travel_as_json(tmp_path: Path) -> None:
-    party = Party(streams=[Stream("r", [("a", 0), ("a", 1)], "end")], broken=["x"])
+    party = Party(streams=[Stream("r", [("a", 0), ("a", 1)], "end")], broken=["x"], errors=["y"])
     party.sent("a", 0, "returned")
     party.sent("a", 1, "uncertain")
     party.dump(tmp_path / "p.json")

@@ -16,11 +16,15 @@ import pytest
 
 import channels
 from channels import ChannelBroken, ChannelError, ChannelTimeout
-from conftest import MakeProxy, MakeServer
 
+from fault_proxy import FaultProxy
 from history import History, Party, Stream, check
 from redis_server import SKIP_REASON, RedisServer, shared
 from support import WAIT, drain
+
+#: The fixtures of this folder's conftest: private servers and proxies, gone at teardown.
+MakeServer = Callable[..., RedisServer]
+MakeProxy = Callable[[RedisServer], FaultProxy]
 
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 

@@ -3,21 +3,27 @@
 A producer numbers its items ``(who, seq)`` and records how each send ended
 (see ``history``); a consumer records what it got and how its stream stopped.
 Both write their ``Party`` as JSON when they finish, however they finish.
+
+Run as a script (``python fault_parties.py JSON``), one of them runs in a process
+of its own, such as one started in another network namespace.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import channels
 from channels import ChannelBroken, ChannelClosed, ChannelError, ChannelTimeout, EndOfChannel
 
 from history import Party, Stream, item_of
 
-__all__ = ["Plan", "consume", "produce"]
+__all__ = ["Plan", "consume", "main", "produce"]
 
 Item = tuple[str, int]
 
@@ -110,3 +116,29 @@ def consume(url: str, who: str, hang: float, options: dict[str, float], out: str
         with contextlib.suppress(ChannelError):
             rx.close()
         party.dump(Path(out))
+
+
+def main(spec: dict[str, Any]) -> None:
+    """Run one party as ``spec`` says (see ``test_redis_partition``).
+
+    A producer opens its sender handle, says so in the file ``ready``, and
+    starts only once the file ``go`` exists: every producer holds a handle
+    before any closes one, so the channel cannot end early.
+    """
+    options = spec["options"]
+    if spec["role"] == "consume":
+        consume(spec["url"], spec["who"], spec["hang"], options, spec["out"])
+        return
+    tx = channels.open_sender[Item](spec["url"], **options)
+    Path(spec["ready"]).touch()
+    deadline = time.monotonic() + 60
+    while not Path(spec["go"]).exists():
+        if time.monotonic() > deadline:
+            tx.close()
+            raise SystemExit("never told to go")
+        time.sleep(0.01)
+    produce(tx, Plan(**spec["plan"]))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

@@ -92,8 +92,13 @@ class RedisServer:
         self.pid = 0
 
     @property
+    def host(self) -> str:
+        """The first address it listens on (``bind`` may list several, space-separated)."""
+        return self.bind.split()[0]
+
+    @property
     def address(self) -> str:
-        return f"{self.bind}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def url(self, name: str | None = None, scheme: str = "redis") -> str:
         return f"{scheme}://{self.address}" + (f"/{name}" if name else "")
@@ -110,7 +115,7 @@ class RedisServer:
             "--port",
             str(self.port),
             "--bind",
-            self.bind,
+            *self.bind.split(),
             "--save",
             "",
             "--dir",
@@ -161,7 +166,7 @@ class RedisServer:
         request = f"*{len(words)}\r\n{request}"
         if self.netns:
             found = subprocess.run(
-                ["ip", "netns", "exec", self.netns, "redis-cli", "-h", self.bind, "-p",
+                ["ip", "netns", "exec", self.netns, "redis-cli", "-h", self.host, "-p",
                  str(self.port), *words],
                 capture_output=True, timeout=WAIT, check=False,
             )  # fmt: skip

@@ -216,7 +216,7 @@ def test_a_receiver_sees_lost_data_as_broken(make_server: MakeServer, loss: str)
     server = make_server()
     tx, rx = _fill_and_take(server, unique("lostrecv"))
     LOSSES[loss](server)
-    items, stop = drain(rx, timeout=5)
+    items, stop = drain(rx, timeout=4)
     assert stop == "ChannelBroken", (items, stop)  # whatever is left, then the loss; no hang
     tx.close()
 
@@ -235,7 +235,7 @@ def test_a_receiver_is_not_ended_cleanly_by_a_sender_that_reopened_after_a_loss(
             again.send(100, timeout=WAIT)
     except ChannelBroken:
         pass  # ...refusing is fine too
-    items, stop = drain(rx, timeout=10)
+    items, stop = drain(rx, timeout=4)
     assert stop == "ChannelBroken", (items, stop)  # never a clean end after a short stream
     tx.close()
 
@@ -256,7 +256,7 @@ def test_a_restart_from_a_stale_snapshot_is_loud(make_server: MakeServer) -> Non
         tx.close()
     except ChannelBroken:
         pass  # the sender noticed: good
-    items, stop = drain(rx, timeout=10)
+    items, stop = drain(rx, timeout=4)
     assert stop == "ChannelBroken", (items, stop)
 
 

@@ -107,7 +107,10 @@ def consume(url: str, who: str, hang: float, options: dict[str, float], out: str
                     stream.stop = "hang"
                     break
                 # before its timeout: wrong, but the stream goes on, to see what else happens
-                party.errors.append(f"{who}: ChannelTimeout after {waited:.1f} s of {hang:g} s")
+                party.errors.append(
+                    f"{who}: ChannelTimeout after {waited:.1f} s of {hang:g} s, "
+                    f"after its item #{len(stream.items)}"
+                )
             except ChannelError as exc:
                 stream.stop = f"{type(exc).__name__}: {exc}"
                 break

@@ -30,7 +30,7 @@ from history import History, Party, check
 from redis_server import SKIP_REASON, RedisServer
 from support import start
 
-#: The fixtures of this folder's conftest: private servers and proxies, gone at teardown.
+#: The fixtures (see conftest) that start private servers and proxies, gone at teardown.
 MakeServer = Callable[..., RedisServer]
 MakeProxy = Callable[[RedisServer], FaultProxy]
 

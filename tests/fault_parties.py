@@ -111,6 +111,7 @@ def consume(url: str, who: str, hang: float, options: dict[str, float], out: str
                     f"{who}: ChannelTimeout after {waited:.1f} s of {hang:g} s, "
                     f"after its item #{len(stream.items)}"
                 )
+                continue
             except ChannelError as exc:
                 stream.stop = f"{type(exc).__name__}: {exc}"
                 break

@@ -14,7 +14,7 @@ def run(
     **flags: bool,
 ) -> History:
     """A history of one party per sender and one per receiver."""
-    parties = []
+    parties: list[Party] = []
     for sender, outcomes in sends.items():
         party = Party()
         for seq, outcome in enumerate(outcomes):

@@ -37,6 +37,7 @@ MakeProxy = Callable[[RedisServer], FaultProxy]
 pytestmark = [
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
     pytest.mark.slow,
+    pytest.mark.timeout(180),  # faults for at most 45 s, then every process joined (bounded)
 ]
 
 #: A process's hold on its handles: longer than any outage or black hole below plus a
@@ -201,7 +202,7 @@ def test_a_random_fault_schedule_loses_duplicates_and_reorders_nothing(
         if only:
             faults = [getattr(s, kind.strip()) for kind in only.split(",")]
             s.note(f"faults limited to {only}")
-        s.run(faults, done, most=60)
+        s.run(faults, done, most=45)
 
     scheduler = Scheduler(rng, server, proxy)
     history = _run(tmp_path, scheduler, schedule)

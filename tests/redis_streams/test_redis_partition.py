@@ -107,6 +107,7 @@ def party(hosts: Hosts, side: str, spec: dict[str, Any]) -> subprocess.Popen[byt
 
 
 @pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+@pytest.mark.timeout(150)  # every wait below is bounded; this bounds their sum
 def test_a_partition_that_heals_loses_duplicates_and_reorders_nothing(
     hosts: Hosts, tmp_path: Path
 ) -> None:

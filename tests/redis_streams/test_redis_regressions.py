@@ -160,9 +160,17 @@ def test_a_lost_reply_to_a_blocking_read_keeps_one_senders_order(make_proxy: Mak
 # -- outages shorter than reconnect -----------------------------------------------------------
 
 
-def _outage(proxy: Any, seconds: float = 1.0) -> None:
-    """The server unreachable (connections reset) for ``seconds``, then back."""
-    proxy.reject()
+def _outage(proxy: FaultProxy, during: bytes, seconds: float = 1.0) -> None:
+    """The server unreachable (connections reset) for ``seconds``, then back.
+
+    It starts as the reply to the waiter's next ``during`` command comes back (so
+    the waiter is surely inside its wait), or in 3 s if no such command comes.
+    """
+    aimed = proxy.drop_reply(
+        lambda words: words[0].upper() == during, after="reject", nonempty=False
+    )
+    if not aimed.wait(3):
+        proxy.reject()
     time.sleep(seconds)
     proxy.heal()
 
@@ -183,8 +191,7 @@ def test_a_one_second_outage_does_not_time_out_a_waiting_receiver(
         "for item in rx": lambda: next(iter(rx)),
     }
     reader = Background(calls[how])
-    time.sleep(0.3)  # the receiver is waiting
-    _outage(proxy)
+    _outage(proxy, b"XREADGROUP")  # an unbounded channel's receiver waits in a blocking read
     assert reader.running  # still waiting, not failed
     tx.send(7)
     assert reader.result() == 7
@@ -204,7 +211,7 @@ def test_a_one_second_outage_does_not_time_out_a_send_on_a_full_channel(
     tx.send(1)
     writer = Background(lambda: tx.send(2))  # blocks: the channel is full
     time.sleep(0.3)
-    _outage(proxy)
+    _outage(proxy, b"XREAD")  # a sender waits for room by reading the channel's bell
     assert writer.running
     assert rx.recv(timeout=WAIT) == 1
     writer.result()

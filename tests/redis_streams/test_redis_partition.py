@@ -4,8 +4,9 @@ Three network namespaces stand for three machines: the server's, the
 producers' and the consumers'. Each client namespace reaches the server over a
 veth pair of its own, with private addresses that exist only inside these
 namespaces. The test takes links down and brings them up again while items
-flow, then checks the history: nothing lost, duplicated or reordered, and every
-receiver sees the end.
+flow (or drops every packet the server sends on one, with ``tc netem``: its
+replies are lost while requests still arrive), then checks the history:
+nothing lost, duplicated or reordered, and every receiver sees the end.
 
 Skipped where network namespaces cannot be made (not root, no iproute2, no
 CAP_SYS_ADMIN in a container).
@@ -66,11 +67,28 @@ class Hosts:
             ip("-n", self.server, "link", "set", near, "up")
             ip("-n", ns, "link", "set", far, "up")
 
-    def cut(self, side: str) -> None:
-        ip("-n", self.server, "link", "set", self.links[side], "down")
+    def cut(self, side: str, how: str) -> None:
+        """Take the link to ``side`` down, or (``"netem"``) drop every packet the server sends
+        on it: its replies are lost while what it is sent still arrives."""
+        link = self.links[side]
+        if how == "netem":
+            subprocess.run(
+                ["ip", "netns", "exec", self.server, "tc", "qdisc", "add", "dev", link, "root",
+                 "netem", "loss", "100%"],
+                check=True, capture_output=True, timeout=LIMIT,
+            )  # fmt: skip
+        else:
+            ip("-n", self.server, "link", "set", link, "down")
 
-    def heal(self, side: str) -> None:
-        ip("-n", self.server, "link", "set", self.links[side], "up")
+    def heal(self, side: str, how: str) -> None:
+        link = self.links[side]
+        if how == "netem":
+            subprocess.run(
+                ["ip", "netns", "exec", self.server, "tc", "qdisc", "del", "dev", link, "root"],
+                check=True, capture_output=True, timeout=LIMIT,
+            )  # fmt: skip
+        else:
+            ip("-n", self.server, "link", "set", link, "up")
 
     def remove(self) -> None:
         for ns in reversed(self.made):  # its veth ends go with it
@@ -108,9 +126,17 @@ def party(hosts: Hosts, side: str, spec: dict[str, Any]) -> subprocess.Popen[byt
 
 @pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 @pytest.mark.timeout(150)  # every wait below is bounded; this bounds their sum
+@pytest.mark.parametrize("how", ["link down", "netem"])
 def test_a_partition_that_heals_loses_duplicates_and_reorders_nothing(
-    hosts: Hosts, tmp_path: Path
+    hosts: Hosts, tmp_path: Path, how: str
 ) -> None:
+    if how == "netem":
+        try:
+            hosts.cut("producers", how)
+            hosts.heal("producers", how)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            detail = getattr(exc, "stderr", b"") or str(exc).encode()
+            pytest.skip(f"tc netem is not available here: {detail.decode().strip()}")
     server = RedisServer(
         netns=hosts.server,
         bind=" ".join(hosts.address.values()),
@@ -142,9 +168,9 @@ def test_a_partition_that_heals_loses_duplicates_and_reorders_nothing(
         go.touch()
         for side, seconds in (("producers", 2.0), ("consumers", 2.0), ("producers", 1.0)):
             time.sleep(0.8)
-            hosts.cut(side)
+            hosts.cut(side, how)
             time.sleep(seconds)
-            hosts.heal(side)
+            hosts.heal(side, how)
         for p in processes:
             p.wait(timeout=2 * LIMIT)
     finally:

@@ -46,6 +46,8 @@ LEASE = 2.0
 RECONNECT = 20.0
 #: A receiver with nothing for this long, its channel not ended, hangs.
 HANG = 12.0
+#: In a command, the pickled name of a producer (``p0``...): the command puts its items.
+PUT = b"\x8c\x02p"
 
 
 def seed() -> int:
@@ -73,7 +75,7 @@ class Scheduler:
     def lost_put_then_outage(self) -> None:
         seconds = self.rng.uniform(1.0, 1.4)  # longer than a send's timeout
         self.note(f"lose a put's reply, then the server unreachable for {seconds:.2f} s")
-        rule = self.proxy.drop_reply(b"p", after="reject")  # a word holding a producer's name
+        rule = self.proxy.drop_reply(PUT, after="reject")
         time.sleep(seconds)
         self.proxy.heal()
         if not rule.done.is_set():

@@ -6,8 +6,9 @@ import gc
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing import forkserver, resource_tracker
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,10 @@ import channels
 
 from leaks import isolate_semaphore_names, own_semaphores
 from support import BACKENDS, METHODS, live_descendants
+
+if TYPE_CHECKING:  # the redis helpers need redis-py: imported by the fixtures that use them
+    from fault_proxy import FaultProxy
+    from redis_server import RedisServer
 
 
 @pytest.fixture(params=BACKENDS)
@@ -71,3 +76,37 @@ def no_leaks() -> Iterator[None]:
     assert not strays, f"descendant processes left running: {strays}"
     assert not new_fds, f"file descriptors left open: {sorted(new_fds)}"
     assert not new_sems, f"named semaphores left behind: {sorted(new_sems)}"
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., RedisServer]]:
+    """Start private redis-servers (``RedisServer`` options); each is removed at teardown."""
+    from redis_server import RedisServer  # needs redis-py: only when a test asks
+
+    made: list[RedisServer] = []
+
+    def make(**options: object) -> RedisServer:
+        server = RedisServer(**options)  # type: ignore[arg-type]
+        made.append(server)
+        return server.start()
+
+    yield make
+    for server in made:
+        server.remove()
+
+
+@pytest.fixture
+def make_proxy() -> Iterator[Callable[[RedisServer], FaultProxy]]:
+    """Start fault proxies in front of redis-servers; each is stopped at teardown."""
+    from fault_proxy import FaultProxy
+
+    made: list[FaultProxy] = []
+
+    def make(server: RedisServer) -> FaultProxy:
+        proxy = FaultProxy(("127.0.0.1", server.port)).start()
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.stop()

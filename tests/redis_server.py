@@ -8,6 +8,7 @@ is one server for a whole run, stopped when the run exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -68,19 +69,36 @@ class RedisServer:
     """One redis-server process with its own folder, port and settings."""
 
     def __init__(
-        self, *, appendonly: bool = False, tls: Path | None = None, extra: tuple[str, ...] = ()
+        self,
+        *,
+        appendonly: bool = False,
+        appendfsync: str = "always",
+        tls: Path | None = None,
+        extra: tuple[str, ...] = (),
+        netns: str | None = None,
+        bind: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="channels-redis-"))
-        self.port = free_port()
+        #: Run inside this network namespace (``ip netns exec``), listening on ``bind``.
+        self.netns = netns
+        self.bind = bind
+        self.port = port or free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         #: A folder with ca.crt, server.crt and server.key (see ``make_certificates``): TLS only.
         self.tls = tls
         self.extra = extra
         self.pid = 0
 
     @property
+    def host(self) -> str:
+        """The first address it listens on (``bind`` may list several, space-separated)."""
+        return self.bind.split()[0]
+
+    @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def url(self, name: str | None = None, scheme: str = "redis") -> str:
         return f"{scheme}://{self.address}" + (f"/{name}" if name else "")
@@ -90,12 +108,14 @@ class RedisServer:
         assert REDIS_SERVER is not None
         pidfile = self.folder / "redis.pid"
         pidfile.unlink(missing_ok=True)
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         args = [
+            *inside,
             REDIS_SERVER,
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            *self.bind.split(),
             "--save",
             "",
             "--dir",
@@ -108,7 +128,7 @@ class RedisServer:
             str(self.folder / "redis.log"),
         ]
         if self.appendonly:
-            args += ["--appendonly", "yes", "--appendfsync", "always"]
+            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         if self.tls is not None:
             args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
             args += ["--tls-cert-file", str(self.tls / "server.crt")]
@@ -128,6 +148,8 @@ class RedisServer:
         return self
 
     def _answers(self) -> bool:
+        if self.netns:
+            return self.command("PING") in (b"+PONG", b"-NOAUTH")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as plain:
                 if self.tls is None:
@@ -138,18 +160,80 @@ class RedisServer:
         except OSError:
             return False
 
+    def command(self, *words: str) -> bytes:
+        """Send one command (no TLS) and return the first line of its reply, CRLF left off."""
+        request = "".join(f"${len(w.encode())}\r\n{w}\r\n" for w in words)
+        request = f"*{len(words)}\r\n{request}"
+        if self.netns:
+            found = subprocess.run(
+                ["ip", "netns", "exec", self.netns, "redis-cli", "-h", self.host, "-p",
+                 str(self.port), *words],
+                capture_output=True, timeout=WAIT, check=False,
+            )  # fmt: skip
+            out = found.stdout.strip()
+            return b"+" + out if out in (b"PONG", b"OK") else out
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as s:
+                s.sendall(request.encode())
+                reply = b""
+                while not reply.endswith(b"\r\n"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError:
+            return b""
+        return reply.split(b"\r\n", 1)[0]
+
     def kill_clients(self) -> int:
         """``CLIENT KILL TYPE normal``: the server drops every client connection; how many."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as s:
-            s.sendall(b"CLIENT KILL TYPE normal SKIPME yes\r\n")
-            reply = s.recv(64)
+        reply = self.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         assert reply.startswith(b":"), reply
-        return int(reply[1:].strip())
+        return int(reply[1:])
+
+    def flushall(self) -> None:
+        """``FLUSHALL``: every key on the server is gone, as after losing its data."""
+        assert self.command("FLUSHALL") == b"+OK"
+
+    def snapshot(self) -> None:
+        """``SAVE``: write the RDB snapshot that a restart without AOF loads."""
+        assert self.command("SAVE") == b"+OK"
+
+    def full_at(self, headroom: int) -> None:
+        """``maxmemory`` (policy noeviction) at what the server uses now plus ``headroom`` bytes."""
+        used = self._used_memory()
+        reply = self.command("CONFIG", "SET", "maxmemory", str(used + headroom))
+        assert reply == b"+OK", reply
+        assert self.command("CONFIG", "SET", "maxmemory-policy", "noeviction") == b"+OK"
+
+    def _used_memory(self) -> int:
+        client = self.client()
+        try:
+            info: dict[str, object] = client.info("memory")  # pyright: ignore[reportUnknownMemberType]
+            used = info["used_memory"]
+            assert isinstance(used, int)
+            return used
+        finally:
+            client.close()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server stalls (as in a fork for a snapshot or a paused VM)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        os.kill(self.pid, signal.SIGCONT)
+
+    def crash(self) -> None:
+        """SIGKILL: the server dies at once, keeping only what it had written to disk."""
+        self.stop(signal.SIGKILL)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server by its PID (SIGKILL: a crash) and wait until it is gone."""
         if self.pid and running(self.pid):
             os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):  # a paused server acts once resumed
+                os.kill(self.pid, signal.SIGCONT)
             deadline = time.monotonic() + WAIT
             while running(self.pid):
                 assert time.monotonic() < deadline, "redis-server did not stop"

@@ -184,11 +184,6 @@ def _verdict(history: History, scheduler: Scheduler, chosen: int) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="lost replies skip or reorder items and short outages time out receivers; "
-    "random, so not strict: make it strict, or drop the marker, once those are fixed",
-)
 def test_a_random_fault_schedule_loses_duplicates_and_reorders_nothing(
     tmp_path: Path, make_server: MakeServer, make_proxy: MakeProxy
 ) -> None:
@@ -211,7 +206,6 @@ def test_a_random_fault_schedule_loses_duplicates_and_reorders_nothing(
     _verdict(history, scheduler, chosen)
 
 
-@pytest.mark.xfail(strict=True, reason="a server that lost the channel's data is not noticed")
 def test_a_random_schedule_with_data_loss_is_loud(
     tmp_path: Path, make_server: MakeServer, make_proxy: MakeProxy
 ) -> None:

@@ -51,23 +51,29 @@ def _cores() -> list[RedisCore]:
 
 
 @pytest.fixture(autouse=True)
-def _close_kept(make_server: MakeServer, make_proxy: MakeProxy) -> Iterator[None]:
+def _close_kept(
+    request: pytest.FixtureRequest, make_server: MakeServer, make_proxy: MakeProxy
+) -> Iterator[None]:
     """Close the kept handles before the servers and proxies go (they were made first).
 
     A failing test's traceback keeps its channels alive, and with them their
-    connections: those are dropped too, so a failure is reported as itself and
-    not again as file descriptors left open.
+    connections: after a failure those are dropped too, so it is reported as
+    itself and not again as file descriptors left open. A passing test gets no
+    such help: its leaks are its own.
     """
     del make_server, make_proxy
     before = {id(core) for core in _cores()}
+    failed = request.session.testsfailed
     yield
     while _kept:
         with contextlib.suppress(ChannelError):
             _kept.pop().close()
+    if request.session.testsfailed == failed:
+        return
     for core in _cores():
         local = getattr(core, "_local", None)
         if id(core) not in before and local is not None:
-            local.client.connection_pool.disconnect()
+            local.client.disconnect()
 
 
 class Background:
@@ -105,7 +111,6 @@ class Background:
 # -- lost replies ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a failed put does not advance the sequence base")
 def test_a_lost_reply_to_a_send_loses_no_later_item(make_proxy: MakeProxy) -> None:
     proxy = make_proxy(shared())
     ch = keep(channels.open_channel[str](proxy.url(unique("lostput")), reconnect=WAIT))
@@ -122,8 +127,7 @@ def test_a_lost_reply_to_a_send_loses_no_later_item(make_proxy: MakeProxy) -> No
     assert items == ["warm", "item-x", "item-y"]  # x's fate was unknown (it went); y went
 
 
-@pytest.mark.xfail(strict=True, reason="a failed put does not advance the sequence base")
-def test_send_many_timeout_says_exactly_how_many_went(make_proxy: MakeProxy) -> None:
+def test_send_many_timeout_says_what_went_and_what_may_have(make_proxy: MakeProxy) -> None:
     proxy = make_proxy(shared())
     ch = keep(channels.open_channel[str](proxy.url(unique("lostbatch")), reconnect=WAIT))
     ch.send("warm", timeout=WAIT)
@@ -135,11 +139,14 @@ def test_send_many_timeout_says_exactly_how_many_went(make_proxy: MakeProxy) -> 
     ch.close()
     items, stop = drain(ch)
     assert stop == "EndOfChannel"
-    assert info.value.sent == len({"batch-a", "batch-b"} & set(items))
+    # Its reply was lost and the server unreachable until the timeout: how many went is not
+    # known then. ``sent`` counts those known to be in, ``unsure`` those that may be.
+    went = len({"batch-a", "batch-b"} & set(items))
+    assert info.value.sent <= went <= info.value.sent + info.value.unsure
+    assert info.value.sent + info.value.unsure == 2
     assert items == ["warm", "batch-a", "batch-b", "batch-c", "batch-d"]
 
 
-@pytest.mark.xfail(strict=True, reason="a retried read takes new entries before its own pending")
 def test_a_lost_reply_to_a_blocking_read_keeps_one_senders_order(make_proxy: MakeProxy) -> None:
     server = shared()
     proxy = make_proxy(server)
@@ -179,7 +186,6 @@ def _outage(proxy: FaultProxy, during: bytes, seconds: float = 1.0) -> None:
     proxy.heal()
 
 
-@pytest.mark.xfail(strict=True, reason="a wait slice is passed to the retry loop as a deadline")
 @pytest.mark.parametrize("how", ["recv()", "recv(timeout=30)", "for item in rx"])
 def test_a_one_second_outage_does_not_time_out_a_waiting_receiver(
     make_proxy: MakeProxy, how: str
@@ -203,7 +209,6 @@ def test_a_one_second_outage_does_not_time_out_a_waiting_receiver(
     rx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a wait slice is passed to the retry loop as a deadline")
 def test_a_one_second_outage_does_not_time_out_a_send_on_a_full_channel(
     make_proxy: MakeProxy,
 ) -> None:
@@ -224,7 +229,6 @@ def test_a_one_second_outage_does_not_time_out_a_send_on_a_full_channel(
     rx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a reply's socket timeout (10 s) overrides the call's")
 @pytest.mark.parametrize(
     ("fault", "call"), [("black hole", "send(timeout=1)"), ("stalled server", "recv_nowait()")]
 )
@@ -278,7 +282,6 @@ LOSSES: dict[str, Callable[[RedisServer], None]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="a server that lost the channel's data is not noticed")
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_a_sender_sees_lost_data_as_broken(make_server: MakeServer, loss: str) -> None:
     server = make_server()
@@ -289,7 +292,6 @@ def test_a_sender_sees_lost_data_as_broken(make_server: MakeServer, loss: str) -
     rx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a server that lost the channel's data is not noticed")
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_a_receiver_sees_lost_data_as_broken(make_server: MakeServer, loss: str) -> None:
     server = make_server()
@@ -300,7 +302,6 @@ def test_a_receiver_sees_lost_data_as_broken(make_server: MakeServer, loss: str)
     tx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a server that lost the channel's data is not noticed")
 def test_a_receiver_is_not_ended_cleanly_by_a_sender_that_reopened_after_a_loss(
     make_server: MakeServer,
 ) -> None:
@@ -319,7 +320,6 @@ def test_a_receiver_is_not_ended_cleanly_by_a_sender_that_reopened_after_a_loss(
     tx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a server restarted from a stale snapshot is not noticed")
 def test_a_restart_from_a_stale_snapshot_is_loud(make_server: MakeServer) -> None:
     server = make_server()
     name = unique("stale")
@@ -342,7 +342,6 @@ def test_a_restart_from_a_stale_snapshot_is_loud(make_server: MakeServer) -> Non
 # -- a stalled server -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="leases are judged by server time across a stall")
 def test_a_server_stall_longer_than_a_lease_breaks_nothing_and_duplicates_nothing(
     make_server: MakeServer, make_proxy: MakeProxy
 ) -> None:
@@ -382,8 +381,14 @@ def test_a_server_stall_longer_than_a_lease_breaks_nothing_and_duplicates_nothin
         tx.close()
     except ChannelBroken as exc:
         party.broken.append(f"sender or first take: {exc}")
-    for stream, rx in zip(streams, (slow, quick), strict=True):
-        items, stop = drain(rx, timeout=WAIT)
+    # Both at once: an item one receiver holds is acknowledged by its next take, and the
+    # channel is not drained (so the other cannot see the end) until then.
+    def draining(rx: channels.Receiver[tuple[str, int]]) -> Background:
+        return Background(lambda: drain(rx, timeout=WAIT))
+
+    drains = [draining(rx) for rx in (slow, quick)]
+    for stream, running in zip(streams, drains, strict=True):
+        items, stop = running.result(timeout=2 * WAIT)
         stream.items += [(str(s), int(n)) for s, n in items]
         stream.stop = {"EndOfChannel": "end", "ChannelBroken": "broken"}.get(stop, stop)
         if stop == "ChannelBroken":
@@ -412,7 +417,6 @@ def _fill_server(server: RedisServer, ch: Any) -> int:
     return count
 
 
-@pytest.mark.xfail(strict=True, reason="every script's first write is refused at maxmemory")
 def test_a_full_server_lets_receivers_drain(make_server: MakeServer) -> None:
     server = make_server()
     url = server.url(unique("full"))
@@ -468,7 +472,6 @@ def test_calls_on_a_server_already_full_raise_only_channel_errors(make_server: M
 # -- credentials ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the redaction splits the URL differently from urlsplit")
 @pytest.mark.parametrize("password", ["s3cr3t/p4ss", "s3cr3t?p4ss", "s3cr3t/p4ss?w0rd"])
 def test_a_password_with_a_raw_slash_or_question_mark_is_never_echoed(password: str) -> None:
     with pytest.raises(ChannelError) as info:

@@ -24,8 +24,11 @@ from ._errors import ChannelError as ChannelError
 from ._errors import ChannelTimeout as ChannelTimeout
 from ._errors import ConfigError as ConfigError
 from ._errors import EndOfChannel as EndOfChannel
+from ._errors import PoolBroken as PoolBroken
+from ._errors import PoolClosed as PoolClosed
 from ._errors import SerializationError as SerializationError
 from ._errors import ServerUnreachable as ServerUnreachable
+from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
 from ._open import ChannelOpener as ChannelOpener
@@ -85,6 +88,8 @@ __all__ = [
     "ManagerChannel",
     "PipeChannel",
     "Pool",
+    "PoolBroken",
+    "PoolClosed",
     "PoolExecutor",
     "QueueChannel",
     "Receiver",
@@ -97,6 +102,7 @@ __all__ = [
     "Serializer",
     "ServerUnreachable",
     "SimpleQueueChannel",
+    "TaskTimeout",
     "Value",
     "WorkerCrashed",
     "WouldBlock",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from channels import ChannelClosed, ConfigError, Pool, PoolExecutor
+from channels import ConfigError, Pool, PoolClosed, PoolExecutor
 
 import pool_funcs as f
 from support import WAIT
@@ -131,7 +131,7 @@ def test_submit_and_shutdown_on_the_pool() -> None:
         failing.result()
     assert not futures[0].cancel()
     pool.shutdown()
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(PoolClosed):
         pool.submit(f.add, 1, 2)
 
 
@@ -142,7 +142,7 @@ def test_shutdown_can_cancel_what_has_not_started() -> None:
     waiting = pool.submit(f.add, 1, 2)
     pool.shutdown(wait=True, cancel_futures=True)
     assert running.result(timeout=0) == 1
-    with pytest.raises(ChannelClosed, match="shut down"):
+    with pytest.raises(PoolClosed, match="shut down"):
         waiting.result(timeout=0)
 
 

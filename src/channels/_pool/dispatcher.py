@@ -13,7 +13,7 @@ Each worker holds one chunk at a time, so no chunk waits behind a running
 task while another worker is idle, and a crash costs one chunk.
 
 The dispatcher also kills workers: one whose task ran longer than its call's
-per-task timeout (that task fails with ``ChannelTimeout``), and one running a
+per-task timeout (that task fails with ``TaskTimeout``), and one running a
 task of a call that gave up (its caller timed out, was interrupted, or dropped
 the iterator), so that no abandoned task holds a worker or keeps ``join``
 waiting.
@@ -40,7 +40,16 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
-from .._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
+from .._errors import (
+    ChannelClosed,
+    ChannelError,
+    ChannelTimeout,
+    PoolBroken,
+    PoolClosed,
+    SerializationError,
+    TaskTimeout,
+    WorkerCrashed,
+)
 from .jobs import Chunk, IterJob, Job, pack
 from .processes import (
     UNGUARDED_MAIN,
@@ -176,14 +185,14 @@ class Engine:
         with self.lock:
             for job in list(self._jobs):
                 if not job.started:
-                    job.fail(0, ChannelClosed("the pool was shut down before this call started"))
+                    job.fail(0, PoolClosed("the pool was shut down before this call started"))
 
     def cut_inputs(self) -> None:
         """Make every ``imap`` still reading its input stop after what it has read."""
         with self.lock:
             for job in list(self._jobs):
                 if isinstance(job, IterJob) and not job.input_done:
-                    job.input_error = ChannelClosed(
+                    job.input_error = PoolClosed(
                         "the pool was shut down before this imap read all its input"
                     )
                     job.end_input()
@@ -193,7 +202,7 @@ class Engine:
         """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL)."""
         with self.lock:
             self._state = _State.TERMINATING
-            self._fail_all(lambda: ChannelClosed("the pool was terminated before this task ended"))
+            self._fail_all(lambda: PoolClosed("the pool was terminated before this task ended"))
             self._wake()
         if threading.current_thread() is self._thread:
             return
@@ -232,7 +241,7 @@ class Engine:
         if self._broken is not None:
             raise self._broken_error()
         if self._state is not _State.RUNNING:
-            raise ChannelClosed(f"the pool is {self._state.value}; it takes no new work")
+            raise PoolClosed(f"the pool is {self._state.value}; it takes no new work")
 
     def _schedule(self, job: Job) -> None:
         if job.has_pending() and not job.queued:
@@ -259,12 +268,12 @@ class Engine:
             job.fail(-1, error())
         self._queue.clear()
 
-    def _broken_error(self) -> ChannelError:
+    def _broken_error(self) -> PoolBroken:
         assert self._broken is not None
         why, cause = self._broken
         if cause is None:  # the reason says it all
-            return ChannelError(f"the pool is broken: {why}")
-        error = ChannelError(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
+            return PoolBroken(f"the pool is broken: {why}")
+        error = PoolBroken(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
         error.__cause__ = cause
         return error
 
@@ -283,7 +292,7 @@ class Engine:
             message = f"the pool's dispatcher failed: {exc!r}"
             with self.lock:
                 self._state = _State.TERMINATING
-                self._fail_all(lambda: ChannelError(message))
+                self._fail_all(lambda: PoolBroken(message))
         finally:
             self._stop_all()
             self._notices.put(None)
@@ -500,7 +509,7 @@ class Engine:
         """The error of the task a worker was running when it ended."""
         name, index = chunk.job.spec.name, chunk.start
         if worker.timed_out:
-            return ChannelTimeout(
+            return TaskTimeout(
                 f"{name} (item {index}) ran longer than its task_timeout of "
                 f"{chunk.job.spec.task_timeout} s; the pool replaced worker {pid}"
             )
@@ -534,7 +543,7 @@ class Engine:
             worker.close()
         workers.clear()
         with self.lock:
-            self._fail_all(lambda: ChannelClosed("the pool stopped before this task ended"))
+            self._fail_all(lambda: PoolClosed("the pool stopped before this task ended"))
 
 
 def _readable(conn: Connection) -> bool:

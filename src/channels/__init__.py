@@ -39,6 +39,7 @@ from ._open import open_channel as open_channel
 from ._open import open_receiver as open_receiver
 from ._open import open_sender as open_sender
 from ._pool import AsyncResult as AsyncResult
+from ._pool import DeadLetter as DeadLetter
 from ._pool import Pool as Pool
 from ._pool import PoolExecutor as PoolExecutor
 from ._pool import ResultIterator as ResultIterator
@@ -79,6 +80,7 @@ __all__ = [
     "ChannelStats",
     "ChannelTimeout",
     "ConfigError",
+    "DeadLetter",
     "EndOfChannel",
     "Endpoint",
     "Features",

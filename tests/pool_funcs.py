@@ -11,6 +11,7 @@ import ctypes
 import dataclasses
 import faulthandler
 import os
+import platform
 import signal
 import sys
 import threading
@@ -180,3 +181,27 @@ def inner_pool_squares(n: int) -> list[int]:
 
 def init_send(tx: Sender[int]) -> None:
     tx.send(os.getpid())
+
+
+#: The number of the ``write`` system call, where the tests know it.
+WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}.get(platform.machine())
+
+
+def stopped_mid_result(size: int) -> bytes:
+    """Return ``size`` bytes, and stop this process (SIGSTOP) while it writes them back.
+
+    A thread waits until this thread is blocked writing (the pipe is full: the
+    parent holds part of the answer), then stops the whole process.
+    """
+    status = f"/proc/self/task/{threading.get_native_id()}/syscall"
+
+    def stop_when_writing() -> None:
+        while True:
+            with open(status) as now:
+                if now.read().split()[0] == str(WRITE_SYSCALL):
+                    break
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    threading.Thread(target=stop_when_writing, daemon=True).start()
+    return b"x" * size

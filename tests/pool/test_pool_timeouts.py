@@ -34,6 +34,23 @@ def busy_worker(pool: Pool) -> int:
 # -- dispatch ---------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(f.WRITE_SYSCALL is None, reason="the write system call's number is unknown")
+def test_a_worker_stopped_in_the_middle_of_its_answer_stalls_no_other_task() -> None:
+    # The dispatcher reads answers only as they come: it never waits on a half-written one.
+    with Pool(2, context="fork") as pool:
+        pool.map(f.square, range(4), chunksize=1, timeout=WAIT)  # both workers are up
+        stopped = pool.map_async(f.stopped_mid_result, [64 << 20], task_timeout=5.0)
+        time.sleep(0.5)  # it is stopped by now, part of its answer sent
+        start = time.monotonic()
+        hanging = pool.map_async(f.sleep_for, [30.0], task_timeout=0.5)
+        with pytest.raises(TaskTimeout, match=r"task_timeout of 0\.5 s"):
+            hanging.get(timeout=WAIT)
+        assert time.monotonic() - start < 10
+        assert pool.map(f.square, range(3), timeout=WAIT) == [0, 1, 4]
+        with pytest.raises(TaskTimeout):  # its worker is killed, stopped as it is
+            stopped.get(timeout=WAIT)
+
+
 def test_no_chunk_waits_behind_a_hung_task() -> None:
     with Pool(2, context="fork") as pool:
         busy_worker(pool)

@@ -72,6 +72,8 @@ _MAX_START_FAILURES = 3
 _TERMINATE_GRACE = 1.0
 # How often the workers' exit status is polled, besides watching their sentinels.
 _SWEEP_INTERVAL = 0.5
+# The longest wait to reap a worker seen to exit (its sentinel fires as it exits).
+_REAP_WAIT = 0.05
 
 
 class _State(enum.Enum):
@@ -420,10 +422,14 @@ class Engine:
 
     def _receive(self, worker: WorkerHandle) -> None:
         try:
-            data = worker.results.recv_bytes()
+            answers = worker.read_answers()
         except (EOFError, OSError):
             self._watch.stop_reading(worker)
             return
+        for data in answers:
+            self._answer(worker, data)
+
+    def _answer(self, worker: WorkerHandle, data: bytes) -> None:
         try:
             message = cast("tuple[Any, ...]", loads(data))
         except BaseException as exc:  # SystemExit from a hostile __reduce__ included
@@ -475,7 +481,7 @@ class Engine:
         """Handle a worker whose process ended: fail or pass on its chunk, replace it."""
         while worker.results_open and _readable(worker.results):
             self._receive(worker)
-        worker.process.join(5.0)
+        worker.process.join(_REAP_WAIT)  # it has exited: this only reaps it
         pid, exitcode = worker.process.pid, worker.process.exitcode
         self._watch.remove(worker)
         self._workers.remove(worker)

@@ -205,3 +205,15 @@ def stopped_mid_result(size: int) -> bytes:
 
     threading.Thread(target=stop_when_writing, daemon=True).start()
     return b"x" * size
+
+
+def note_sigterm_then_hang(folder: str) -> None:
+    """Hang; a SIGTERM leaves a file named ``sigterm`` in ``folder`` (and is otherwise ignored)."""
+
+    def noted(signum: int, frame: object) -> None:
+        with open(os.path.join(folder, "sigterm"), "w"):
+            pass
+
+    signal.signal(signal.SIGTERM, noted)
+    while True:
+        time.sleep(0.05)

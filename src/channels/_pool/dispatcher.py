@@ -100,6 +100,7 @@ class Engine:
         self._max_tasks = max_tasks_per_child
         self.lock: threading.Lock = threading.Lock()
         self._state = _State.RUNNING
+        self._kill = False  # stop the workers with SIGKILL, not SIGTERM first
         # Why the pool cannot run tasks, and the exception that says so.
         self._broken: tuple[str, BaseException | None] | None = None
         self._queue: deque[Job] = deque()
@@ -200,9 +201,13 @@ class Engine:
                     job.end_input()
             self._wake()
 
-    def terminate(self) -> None:
-        """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL)."""
+    def terminate(self, *, kill: bool = False) -> None:
+        """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL).
+
+        With ``kill``, SIGKILL at once: a worker gets no chance to run a handler.
+        """
         with self.lock:
+            self._kill = self._kill or kill
             self._state = _State.TERMINATING
             self._fail_all(lambda: PoolClosed("the pool was terminated before this task ended"))
             self._wake()
@@ -541,6 +546,11 @@ class Engine:
     def _stop_all(self) -> None:
         """Make sure no worker outlives the dispatcher: terminate, wait, kill, reap."""
         workers = self._workers
+        with self.lock:
+            kill = self._kill
+        if kill:
+            for worker in workers:
+                worker.process.kill()
         stop_workers(workers, _TERMINATE_GRACE)
         for worker in workers:
             with self.lock:

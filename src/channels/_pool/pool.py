@@ -482,9 +482,13 @@ class Pool:
         if wait:
             self.join()
 
-    def terminate(self) -> None:
-        """Stop the workers now; unfinished calls raise ``PoolClosed``."""
-        self._engine.terminate()
+    def terminate(self, *, kill: bool = False) -> None:
+        """Stop the workers now; unfinished calls raise ``PoolClosed``.
+
+        Workers get SIGTERM, and SIGKILL a second later if still running; with
+        ``kill``, SIGKILL at once.
+        """
+        self._engine.terminate(kill=kill)
         for run in self._streams:
             run.terminate()
         self._finalizer.detach()

@@ -199,6 +199,25 @@ def test_a_failing_function_fails_the_worker_with_its_traceback(jobs: Path) -> N
     assert "fail_on_three" in err  # the worker's traceback comes along
 
 
+@needs_redis
+def test_a_joinable_inbox_is_joined_once_every_result_is_out(jobs: Path) -> None:
+    server = shared()
+    inbox, outbox = server.url(unique("in")), server.url(unique("out"))
+    feed = channels.open_sender[int](inbox + "?joinable=true")
+    feed.send_many(range(50))
+    results = channels.open_receiver[tuple[int, int, str]](outbox)
+    worker = start_worker(jobs, "jobs:tagged_square", inbox, outbox, machine="a")
+    try:
+        feed.join(timeout=WAIT)  # each item is marked done once its result was sent
+        assert len(results.recv_many(100, timeout=WAIT)) + results.stats().waiting == 50
+        feed.close()
+        code, err = finish(worker)
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert code == 0, err
+
+
 # -- crashes ------------------------------------------------------------------------------
 
 

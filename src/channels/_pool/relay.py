@@ -30,6 +30,7 @@ from .._errors import (
     ChannelError,
     ChannelTimeout,
     EndOfChannel,
+    PoolBroken,
     PoolClosed,
     WorkerCrashed,
 )
@@ -154,12 +155,15 @@ class Relay:
         tries = 0
         while True:
             tries += 1
-            outcome = self._pool.apply_async(self._fn, item)
-            while not outcome.wait(_POLL):
-                pass
             try:
+                outcome = self._pool.apply_async(self._fn, item)
+                while not outcome.wait(_POLL):
+                    pass
                 result = outcome.get(0)
             except PoolClosed:  # stopped while it ran: it goes back to the channel
+                return False
+            except PoolBroken as exc:  # not the item's fault: it goes back too
+                self._fail(exc)
                 return False
             except WorkerCrashed as exc:
                 cause = _crash_cause(exc)
@@ -174,7 +178,11 @@ class Relay:
                 return self._give_up(item, cause, tries, exc)
             except Exception as exc:
                 return self._give_up(item, f"{type(exc).__name__}: {exc}", tries, exc)
-            return self._send(self._outbox, result)
+            if not self._send(self._outbox, result):
+                return False
+            with self._lock:
+                self.done += 1
+            return True
 
     def _give_up(self, item: object, cause: str, tries: int, exc: Exception) -> bool:
         """Send ``item`` to the dead-letter channel, or fail the run without one."""
@@ -197,7 +205,6 @@ class Relay:
             return False
         with self._lock:
             self.dead_lettered += 1
-            self.done -= 1  # counted by _send, but it is not a result
         self._say(f"item {shown} sent to the dead-letter channel after {tries} tries: {cause}")
         return True
 
@@ -207,8 +214,6 @@ class Relay:
         except ChannelError as exc:
             self._fail(exc)
             return False
-        with self._lock:
-            self.done += 1
         return True
 
     def _mark_done(self, rx: Receiver[object]) -> None:

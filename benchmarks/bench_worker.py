@@ -25,7 +25,7 @@ from pathlib import Path
 import channels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from redis_server import RedisServer  # noqa: E402
+from redis_server import RedisServer
 
 
 def _worker(target: str, inbox: str, outbox: str, workers: int) -> subprocess.Popen[bytes]:

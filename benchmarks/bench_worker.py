@@ -1,6 +1,6 @@
 """``channels worker`` on one machine: its throughput, and how soon a lost machine is noticed.
 
-Against a private ``redis-server`` (``tests/redis_server.py``), in one run:
+Against a private ``redis-server`` (started as ``bench_redis.py`` starts it), in one run:
 
 * throughput: ``--items`` no-op items (``operator:pos``) through ``channels
   worker --workers N``, from the start of the command to the end of the
@@ -20,12 +20,14 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from bench_redis import _Server as Server  # pyright: ignore[reportPrivateUsage]
 
 import channels
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from redis_server import RedisServer
+
+def _url(server: Server, name: str) -> str:
+    return f"redis://127.0.0.1:{server.port}/{name}"
 
 
 def _worker(target: str, inbox: str, outbox: str, workers: int) -> subprocess.Popen[bytes]:
@@ -34,9 +36,9 @@ def _worker(target: str, inbox: str, outbox: str, workers: int) -> subprocess.Po
     return subprocess.Popen([*command, *options], stderr=subprocess.DEVNULL)
 
 
-def throughput(server: RedisServer, items: int, workers: int, run: int) -> tuple[float, float]:
+def throughput(server: Server, items: int, workers: int, run: int) -> tuple[float, float]:
     """Items per second: through ``channels worker``, and the anchor."""
-    inbox, outbox = server.url(f"in-{run}"), server.url(f"out-{run}")
+    inbox, outbox = _url(server, f"in-{run}"), _url(server, f"out-{run}")
     with channels.open_sender[int](inbox) as feed:
         feed.send_many(range(items))
     results = channels.open_receiver[int](outbox)
@@ -46,7 +48,7 @@ def throughput(server: RedisServer, items: int, workers: int, run: int) -> tuple
     took = time.perf_counter() - start
     worker.wait(60)
     assert got == items, got
-    anchor = channels.open_channel[int](server.url(f"anchor-{run}"))
+    anchor = channels.open_channel[int](_url(server, f"anchor-{run}"))
     start = time.perf_counter()
     for x in range(items):
         anchor.send(x)
@@ -56,10 +58,10 @@ def throughput(server: RedisServer, items: int, workers: int, run: int) -> tuple
     return items / took, items / base
 
 
-def lost_machine(server: RedisServer, lease: float, workers: int, run: int) -> float:
+def lost_machine(server: Server, lease: float, workers: int, run: int) -> float:
     """Seconds from the SIGKILL of ``channels worker`` to ``ChannelBroken`` for its readers."""
-    inbox = server.url(f"slow-in-{run}") + f"?lease={lease:g}"
-    outbox = server.url(f"slow-out-{run}") + f"?lease={lease:g}"
+    inbox = _url(server, f"slow-in-{run}") + f"?lease={lease:g}"
+    outbox = _url(server, f"slow-out-{run}") + f"?lease={lease:g}"
     with channels.open_sender[float](inbox) as feed:
         feed.send_many([0.01] * 5000)
     results = channels.open_receiver[None](outbox)
@@ -77,13 +79,13 @@ def lost_machine(server: RedisServer, lease: float, workers: int, run: int) -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--items", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lease", type=float, default=1.0)
     args = parser.parse_args()
-    server = RedisServer().start()
+    server = Server()
     try:
         rates = [throughput(server, args.items, args.workers, n) for n in range(args.repeat)]
         worker_rate = statistics.median(r for r, _ in rates)
@@ -96,7 +98,7 @@ def main() -> None:
         ratios = ", ".join(f"{took / args.lease:.2f}" for took in breaks)
         print(f"lost machine: ChannelBroken after {ratios} lease(s) (lease {args.lease:g} s)")
     finally:
-        server.remove()
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import signal
 import sys
@@ -218,6 +219,7 @@ def _watch(relay: Relay, pool: Pool, stop: _StopSignals, err: TextIO) -> None:
             kill_at = time.monotonic() + _GRACE
         if kill_at is not None and time.monotonic() >= kill_at:
             pool.terminate()  # ... or they go back to the inbox
+            kill_at = math.inf
         if time.monotonic() >= next_line:
             next_line = time.monotonic() + PROGRESS_EVERY
             if relay.done != shown_count:

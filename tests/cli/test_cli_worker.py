@@ -269,7 +269,7 @@ def test_an_item_that_kills_every_worker_goes_to_the_dead_letter_channel(jobs: P
     given_up, stop = drain(letters)
     assert stop == "EndOfChannel"
     assert len(given_up) == 1
-    letter = given_up[0]
+    letter: channels.DeadLetter[int] = given_up[0]
     assert isinstance(letter, channels.DeadLetter)
     assert (letter.item, letter.tries, letter.function) == (13, 2, "jobs:thirteen_kills")
     assert letter.cause.startswith("worker ")

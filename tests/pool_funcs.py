@@ -217,3 +217,17 @@ def note_sigterm_then_hang(folder: str) -> None:
     signal.signal(signal.SIGTERM, noted)
     while True:
         time.sleep(0.05)
+
+
+def killed_once_on(folder: str, x: int, bad: int = 3) -> int:
+    """SIGKILL the worker the first time it meets ``bad`` (a file in ``folder`` remembers)."""
+    if x == bad:
+        try:
+            fd = os.open(os.path.join(folder, str(bad)), os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)
+    return x

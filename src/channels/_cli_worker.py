@@ -130,10 +130,10 @@ def run_worker(
         named_channel(dead_letter_url, "--dead-letter")
     if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
         raise ConfigError(f"--max-tries takes a count of at least 1, not {max_tries!r}")
-    receivers, outbox, dead_letter = _open(inbox_url, outbox_url, dead_letter_url, workers)
-    shown = f"{target} with {workers} worker(s)"
-    _say(err, f"running {shown}: {redact_spec(inbox_url)} -> {redact_spec(outbox_url)}")
-    with _StopSignals() as stop:
+    with _StopSignals() as stop:  # from before the outbox is leased: a stop is never a crash
+        receivers, outbox, dead_letter = _open(inbox_url, outbox_url, dead_letter_url, workers)
+        shown = f"{target} with {workers} worker(s)"
+        _say(err, f"running {shown}: {redact_spec(inbox_url)} -> {redact_spec(outbox_url)}")
         pool = Pool(workers)
         relay = Relay(
             fn,

@@ -145,7 +145,14 @@ def run_worker(
             max_tries=max_tries,
             say=lambda message: _say(err, message),
         )
-        _watch(relay, pool, stop, err)
+        try:
+            _watch(relay, pool, stop, err)
+        except BaseException:  # a second Ctrl-C, or a bug: leave as a crash would
+            relay.stop()
+            pool.terminate(kill=True)
+            err.write(traceback.format_exc())
+            err.flush()
+            os._exit(1)
     if relay.failure is None and not relay.stopping:
         pool.close()
         with contextlib.suppress(ChannelTimeout):

@@ -111,7 +111,9 @@ class Relay:
         #: The receivers that hold an item not finished, which must not be acknowledged.
         self.holding: list[Receiver[object]] = []
         self._threads = [
-            threading.Thread(target=self._slot, args=(rx,), name=f"channels-worker-{n}")
+            threading.Thread(
+                target=self._slot, args=(rx,), name=f"channels-worker-{n}", daemon=True
+            )
             for n, rx in enumerate(receivers, 1)
         ]
         for thread in self._threads:

@@ -141,6 +141,23 @@ def test_worker_killed_from_outside() -> None:
         assert pool.apply(f.add, 1, 2) == 3
 
 
+def test_a_worker_forked_from_a_parent_that_catches_sigterm_still_dies_of_it() -> None:
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        with Pool(1, context="fork") as pool:
+            warm_up(pool)
+            hanging = pool.apply_async(f.hang)
+            time.sleep(0.2)
+            (pid,) = pool._engine.pids()
+            os.kill(pid, signal.SIGTERM)
+            with pytest.raises(WorkerCrashed, match="killed by SIGTERM"):
+                hanging.get(timeout=WAIT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == []
+
+
 # -- serialization ----------------------------------------------------------------------
 
 

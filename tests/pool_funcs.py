@@ -11,6 +11,7 @@ import ctypes
 import dataclasses
 import faulthandler
 import os
+import platform
 import signal
 import sys
 import threading
@@ -180,3 +181,53 @@ def inner_pool_squares(n: int) -> list[int]:
 
 def init_send(tx: Sender[int]) -> None:
     tx.send(os.getpid())
+
+
+#: The number of the ``write`` system call, where the tests know it.
+WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}.get(platform.machine())
+
+
+def stopped_mid_result(size: int) -> bytes:
+    """Return ``size`` bytes, and stop this process (SIGSTOP) while it writes them back.
+
+    A thread waits until this thread is blocked writing (the pipe is full: the
+    parent holds part of the answer), then stops the whole process.
+    """
+    status = f"/proc/self/task/{threading.get_native_id()}/syscall"
+
+    def stop_when_writing() -> None:
+        while True:
+            with open(status) as now:
+                if now.read().split()[0] == str(WRITE_SYSCALL):
+                    break
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    threading.Thread(target=stop_when_writing, daemon=True).start()
+    return b"x" * size
+
+
+def note_sigterm_then_hang(folder: str) -> None:
+    """Hang; a SIGTERM leaves a file named ``sigterm`` in ``folder`` (and is otherwise ignored)."""
+
+    def noted(signum: int, frame: object) -> None:
+        with open(os.path.join(folder, "sigterm"), "w"):
+            pass
+
+    signal.signal(signal.SIGTERM, noted)
+    while True:
+        time.sleep(0.05)
+
+
+def killed_once_on(folder: str, x: int, bad: int = 3) -> int:
+    """SIGKILL the worker the first time it meets ``bad`` (a file in ``folder`` remembers)."""
+    if x == bad:
+        try:
+            fd = os.open(os.path.join(folder, str(bad)), os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)
+    return x

@@ -24,9 +24,12 @@ from ._errors import ChannelError as ChannelError
 from ._errors import ChannelTimeout as ChannelTimeout
 from ._errors import ConfigError as ConfigError
 from ._errors import EndOfChannel as EndOfChannel
+from ._errors import PoolBroken as PoolBroken
+from ._errors import PoolClosed as PoolClosed
 from ._errors import SerializationError as SerializationError
 from ._errors import ServerFull as ServerFull
 from ._errors import ServerUnreachable as ServerUnreachable
+from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
 from ._open import ChannelOpener as ChannelOpener
@@ -37,6 +40,7 @@ from ._open import open_channel as open_channel
 from ._open import open_receiver as open_receiver
 from ._open import open_sender as open_sender
 from ._pool import AsyncResult as AsyncResult
+from ._pool import DeadLetter as DeadLetter
 from ._pool import Pool as Pool
 from ._pool import PoolExecutor as PoolExecutor
 from ._pool import ResultIterator as ResultIterator
@@ -77,6 +81,7 @@ __all__ = [
     "ChannelStats",
     "ChannelTimeout",
     "ConfigError",
+    "DeadLetter",
     "EndOfChannel",
     "Endpoint",
     "Features",
@@ -86,6 +91,8 @@ __all__ = [
     "ManagerChannel",
     "PipeChannel",
     "Pool",
+    "PoolBroken",
+    "PoolClosed",
     "PoolExecutor",
     "QueueChannel",
     "Receiver",
@@ -99,6 +106,7 @@ __all__ = [
     "ServerFull",
     "ServerUnreachable",
     "SimpleQueueChannel",
+    "TaskTimeout",
     "Value",
     "WorkerCrashed",
     "WouldBlock",

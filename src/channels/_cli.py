@@ -130,7 +130,11 @@ def _parser() -> argparse.ArgumentParser:
             "work, and the outbox ends once the inbox has ended and every worker is done "
             "(start them all before the inbox ends). Progress goes to stderr. SIGINT and "
             "SIGTERM stop it cleanly: on redis, items not finished go back to the channel. "
-            "Exit codes: 0 when the inbox ended, 1 when FUNCTION raised or a worker died, "
+            "An item whose worker process dies runs again on another, up to --max-tries "
+            "times; then it goes to the --dead-letter channel, or the run fails and the "
+            "outbox breaks for its readers (as it does if this process dies). "
+            "Exit codes: 0 when the inbox ended, 1 when FUNCTION raised (without "
+            "--dead-letter) or an item killed too many workers, or a channel broke, "
             "2 for a usage error, 128+N when stopped by signal N."
         ),
     )
@@ -151,6 +155,22 @@ def _parser() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         metavar="N",
         help="worker processes on this machine (default: the number of CPUs, %(default)s)",
+    )
+    worker.add_argument(
+        "--max-tries",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="how many times one item may be started before it is given up (default: 3)",
+    )
+    worker.add_argument(
+        "--dead-letter",
+        metavar="URL",
+        help=(
+            "the channel that gets each item given up, as a channels.DeadLetter with the "
+            "item and the cause (an exception of FUNCTION, or the crash); without it, such "
+            "an item fails the run"
+        ),
     )
     worker.set_defaults(run=_worker_command, command_parser=worker)
 
@@ -473,7 +493,15 @@ def _worker_command(args: argparse.Namespace) -> int:
 
     with _logging_to_stderr(0):
         try:
-            return run_worker(args.target, args.inbox, args.outbox, args.workers, sys.stderr)
+            return run_worker(
+                args.target,
+                args.inbox,
+                args.outbox,
+                args.workers,
+                sys.stderr,
+                max_tries=args.max_tries,
+                dead_letter_url=args.dead_letter,
+            )
         except ConfigError as exc:
             return _usage_error("worker", str(exc))
         except ChannelError as exc:

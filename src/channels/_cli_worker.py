@@ -1,20 +1,28 @@
 """``channels worker MODULE:FUNCTION --inbox URL --outbox URL``: one machine's share of a stream.
 
-It runs what ``Pool.stream`` runs (``_pool.stream``) with the inbox and outbox
-joined by address: workers receive from the inbox until it ends, send
-``FUNCTION(item)`` to the outbox, and close their outbox handles when done.
-Started on several machines against the same ``redis://`` channels, they share
-the work, and the outbox ends once the inbox has ended and every worker on
-every machine has closed its handles.
+This process receives each item from the inbox, has a worker process of a
+``Pool`` run ``FUNCTION`` on it, and sends the result to the outbox before it
+takes the next item on that receiver (see ``_pool.relay``), so an item is
+acknowledged only once its result is out. Started on several machines against
+the same ``redis://`` channels, they share the work, and the outbox ends once
+the inbox has ended and every machine has closed its outbox handle.
 
-SIGINT and SIGTERM stop it cleanly: the workers finish the item they run and
-close their outbox handles; a worker still busy a moment later is killed, and
-on ``redis`` the item it held goes back to the channel for another receiver.
+Crashes: a worker process that dies running an item is replaced and the item
+runs again, up to ``--max-tries`` times; then it goes to ``--dead-letter`` as a
+``DeadLetter``, or, without one, the run fails. A failed run, and this process
+dying, leave the outbox open: this process holds a lease on it from the start,
+so its readers get ``ChannelBroken`` once that lapses, never a short clean end.
+
+SIGINT and SIGTERM stop it cleanly: items being run get a moment to finish;
+the workers still busy then are killed, and the items they held go back to
+the inbox (this process leaves without acknowledging them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import math
 import os
 import signal
 import sys
@@ -22,21 +30,26 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from multiprocessing.sharedctypes import Synchronized
 from types import FrameType
 from typing import Any, TextIO, final
 
 from ._config import parse_spec, redact_spec
-from ._errors import ConfigError
+from ._errors import ChannelTimeout, ConfigError
+from ._handles import SenderHandle
 from ._open import open_receiver, open_sender
-from ._pool.processes import resolve_context
-from ._pool.stream import StreamRun, StreamSpec
+from ._pool.pool import Pool
+from ._pool.relay import DeadLetter, Relay
 from ._protocols import Receiver, Sender
 
 __all__ = ["load_function", "named_channel", "run_worker"]
 
 #: Seconds between two progress lines (only when something changed).
 PROGRESS_EVERY = 1.0
+#: Receivers, each holding at most one item, per worker process: a few more than the
+#: workers, so that none waits while a slot sends a result and takes the next item.
+SLOTS_PER_WORKER = 2
+#: How long a stop lets the items being run finish before their workers are killed.
+_GRACE = 1.0
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: What ``signal.signal`` takes and gives back.
@@ -89,82 +102,150 @@ def named_channel(url: str, option: str) -> str:
     return url
 
 
-@final
-class _Counted:
-    """``fn`` that also counts, in memory shared with this process, the items it has done."""
-
-    __slots__ = ("__qualname__", "done", "fn")
-
-    def __init__(self, fn: Callable[[Any], Any], done: Synchronized[int]) -> None:
-        self.fn = fn
-        self.done = done
-        self.__qualname__ = getattr(fn, "__qualname__", type(fn).__name__)
-
-    def __call__(self, item: object) -> object:
-        result = self.fn(item)
-        with self.done.get_lock():
-            self.done.value += 1
-        return result
-
-
-def run_worker(target: str, inbox_url: str, outbox_url: str, workers: int, err: TextIO) -> int:
+def run_worker(
+    target: str,
+    inbox_url: str,
+    outbox_url: str,
+    workers: int,
+    err: TextIO,
+    *,
+    max_tries: int = 3,
+    dead_letter_url: str | None = None,
+) -> int:
     """Run ``workers`` processes that turn the inbox's items into the outbox's; the exit code.
 
-    0 once the inbox has ended and every item taken here is done; 1 when
-    ``FUNCTION`` raised or a worker died; 128 + the signal's number when
-    SIGINT or SIGTERM stopped it.
+    0 once the inbox has ended and every item taken here is done or
+    dead-lettered; 1 when ``FUNCTION`` raised or an item killed ``max_tries``
+    workers (without a dead-letter channel), or a channel broke; 128 + the
+    signal's number when SIGINT or SIGTERM stopped it.
 
     Raises:
-        ConfigError: a bad target or URL.
+        ConfigError: a bad target, URL or count.
         ChannelError: a channel could not be opened.
     """
     fn = load_function(target)
     named_channel(inbox_url, "--inbox")
     named_channel(outbox_url, "--outbox")
-    ctx = resolve_context(None)
-    done: Synchronized[int] = ctx.Value("q", 0)
-    shown = f"{target} with {workers} worker(s)"
-    inbox: Receiver[object] = open_receiver[object](inbox_url)
-    try:
-        outbox: Sender[object] = open_sender[object](outbox_url)
-    except BaseException:
-        inbox.close()
-        raise
-    with _StopSignals() as stop:
-        try:
-            run = StreamRun(ctx, workers, StreamSpec(_Counted(fn, done), inbox, None, ()), outbox)
-        except BaseException:
-            outbox.close()
-            inbox.close()
-            raise
+    if dead_letter_url is not None:
+        named_channel(dead_letter_url, "--dead-letter")
+    if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
+        raise ConfigError(f"--max-tries takes a count of at least 1, not {max_tries!r}")
+    with _StopSignals() as stop:  # from before the outbox is leased: a stop is never a crash
+        receivers, outbox, dead_letter = _open(inbox_url, outbox_url, dead_letter_url, workers)
+        shown = f"{target} with {workers} worker(s)"
         _say(err, f"running {shown}: {redact_spec(inbox_url)} -> {redact_spec(outbox_url)}")
-        shown_count = 0
-        next_line = time.monotonic() + PROGRESS_EVERY
-        terminating = False
-        while not run.join(0.05):
-            if stop.signum is not None and not terminating:
-                terminating = True
-                _say(err, f"stopping on {signal.Signals(stop.signum).name}")
-                run.terminate()  # the workers finish their item; one still busy is killed
-            if time.monotonic() >= next_line:
-                next_line = time.monotonic() + PROGRESS_EVERY
-                if done.value != shown_count:
-                    shown_count = done.value
-                    _say(err, f"{shown_count} item(s) done")
-            stop.event.wait(min(0.1, max(0.0, next_line - time.monotonic())))
-    inbox.close()
-    failure = run.future.exception()
-    count = done.value
-    if stop.signum is not None:
-        _say(err, f"stopped by {signal.Signals(stop.signum).name} after {count} item(s)")
-        return 128 + stop.signum
-    if failure is not None:
-        _say(err, f"failed after {count} item(s):")
-        err.write("".join(traceback.format_exception(failure)))
+        pool = Pool(workers)
+        relay = Relay(
+            fn,
+            target,
+            pool,
+            receivers,
+            outbox,
+            dead_letter=dead_letter,
+            max_tries=max_tries,
+            say=lambda message: _say(err, message),
+        )
+        try:
+            _watch(relay, pool, stop, err)
+        except BaseException:  # a second Ctrl-C, or a bug: leave as a crash would
+            relay.stop()
+            pool.terminate(kill=True)
+            err.write(traceback.format_exc())
+            err.flush()
+            os._exit(1)
+    if relay.failure is None and not relay.stopping:
+        pool.close()
+        with contextlib.suppress(ChannelTimeout):
+            pool.join(_GRACE * 5)
+    pool.terminate()
+    for rx in receivers:
+        if rx not in relay.holding:
+            rx.close()  # acknowledges what it took: every such item is done
+    if dead_letter is not None:
+        dead_letter.close()
+    if relay.failure is None:
+        outbox.close()
+    code = _report(relay, stop.signum, err)
+    if relay.holding or relay.failure is not None:
+        # Leave as a crash would: no exit hook may acknowledge the items held unfinished,
+        # so they go back to the inbox, and an outbox left open after a failure breaks
+        # for its readers once this process's lease lapses, instead of ending short.
         err.flush()
+        os._exit(code)
+    return code
+
+
+def _open(
+    inbox_url: str, outbox_url: str, dead_letter_url: str | None, workers: int
+) -> tuple[list[Receiver[object]], Sender[object], Sender[DeadLetter[object]] | None]:
+    """The inbox's receivers (one per slot), the outbox and the dead-letter channel."""
+    with contextlib.ExitStack() as opened:
+        receivers = [
+            opened.enter_context(open_receiver[object](inbox_url))
+            for _ in range(workers * SLOTS_PER_WORKER)
+        ]
+        outbox = opened.enter_context(open_sender[object](outbox_url))
+        dead_letter: Sender[DeadLetter[object]] | None = None
+        if dead_letter_url is not None:
+            dead_letter = opened.enter_context(open_sender[DeadLetter[object]](dead_letter_url))
+            _hold_lease(dead_letter)
+        _hold_lease(outbox)
+        opened.pop_all()  # from here on, what is closed depends on how the run ends
+    return receivers, outbox, dead_letter
+
+
+def _report(relay: Relay, signum: int | None, err: TextIO) -> int:
+    """Say how the run ended; its exit code."""
+    count = relay.done
+    extra = f", {relay.retried} run again after a crash" if relay.retried else ""
+    if relay.dead_lettered:
+        extra += f", {relay.dead_lettered} dead-lettered"
+    if relay.failure is not None:
+        _say(err, f"failed after {count} item(s){extra}; the outbox is left to break:")
+        err.write("".join(traceback.format_exception(relay.failure)))
         return 1
-    _say(err, f"the inbox ended; {count} item(s) done here")
+    if signum is not None:
+        left = f"; {len(relay.holding)} unfinished go back to the inbox" if relay.holding else ""
+        name = signal.Signals(signum).name
+        _say(err, f"stopped by {name} after {count} item(s){extra}{left}")
+        return 128 + signum
+    _say(err, f"the inbox ended; {count} item(s) done here{extra}")
     return 0
+
+
+def _watch(relay: Relay, pool: Pool, stop: _StopSignals, err: TextIO) -> None:
+    """Wait for the relay to end; stop it on a signal or a failure; show progress."""
+    shown_count = 0
+    next_line = time.monotonic() + PROGRESS_EVERY
+    kill_at: float | None = None
+    while not relay.join(0.05):
+        if (stop.signum is not None or relay.stopping) and kill_at is None:
+            if stop.signum is not None:
+                _say(err, f"stopping on {signal.Signals(stop.signum).name}")
+            relay.stop()  # the slots finish the items they hold...
+            kill_at = time.monotonic() + _GRACE
+        if kill_at is not None and time.monotonic() >= kill_at:
+            pool.terminate()  # ... or they go back to the inbox
+            kill_at = math.inf
+        if time.monotonic() >= next_line:
+            next_line = time.monotonic() + PROGRESS_EVERY
+            if relay.done != shown_count:
+                shown_count = relay.done
+                _say(err, f"{shown_count} item(s) done")
+        stop.event.wait(min(0.1, max(0.0, next_line - time.monotonic())))
+
+
+def _hold_lease(sender: Sender[Any]) -> None:
+    """Count this process as one that sends on ``sender`` from now on, before it sends.
+
+    An empty put is a send of nothing: on ``redis`` it takes out the lease this
+    process keeps fresh while it lives, so that if it dies (a machine lost),
+    readers get ``ChannelBroken`` once the lease lapses instead of waiting for
+    ever on a handle nobody will close.
+    """
+    if isinstance(sender, SenderHandle):
+        core, token = sender._core, sender._token  # pyright: ignore[reportPrivateUsage]
+        core.put(token, [], None)
 
 
 def _say(err: TextIO, message: str) -> None:

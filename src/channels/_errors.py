@@ -4,11 +4,14 @@ Every error is named after who caused it::
 
     ChannelError                      base of everything raised here
     ├── ChannelClosed                 you closed this handle (or the channel ended) and used it
+    │   └── PoolClosed                a call on a pool that was closed or terminated
     ├── EndOfChannel                  every sender closed and the channel is drained: the normal end
     ├── ChannelTimeout (TimeoutError) the timeout you gave passed first
+    │   └── TaskTimeout               a pool task ran longer than its ``task_timeout``
     ├── WouldBlock                    a ``*_nowait`` call found nothing to do right now
     ├── ChannelBroken                 the other side went away without closing; the cause is chained
-    │   └── ServerUnreachable         nothing answers at a server's address (refused, no route)
+    │   ├── ServerUnreachable         nothing answers at a server's address (refused, no route)
+    │   └── PoolBroken                a pool can no longer run work (its initializer raised, ...)
     ├── SerializationError            an item could not be turned into bytes or back
     ├── ServerFull                    a server is out of memory and refuses new items
     ├── ConfigError (ValueError)      a bad backend name, spec or option
@@ -28,9 +31,12 @@ __all__ = [
     "ChannelTimeout",
     "ConfigError",
     "EndOfChannel",
+    "PoolBroken",
+    "PoolClosed",
     "SerializationError",
     "ServerFull",
     "ServerUnreachable",
+    "TaskTimeout",
     "WorkerCrashed",
     "WouldBlock",
 ]
@@ -68,6 +74,17 @@ class ChannelTimeout(ChannelError, TimeoutError):
         return (_rebuild_timeout, (str(self), self.sent, self.unsure))
 
 
+class TaskTimeout(ChannelTimeout):
+    """A pool task ran longer than its ``task_timeout``; the pool replaced its worker."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (TaskTimeout, (str(self),))
+
+
+class PoolClosed(ChannelClosed):
+    """A call on a pool that was closed or terminated, or that stopped before the call ended."""
+
+
 class WouldBlock(ChannelError):
     """A ``*_nowait`` call would have had to wait."""
 
@@ -78,6 +95,10 @@ class ChannelBroken(ChannelError):
 
 class ServerUnreachable(ChannelBroken):
     """No server answers at the address: nothing listens there, or the network fails."""
+
+
+class PoolBroken(ChannelBroken):
+    """A pool can no longer run work: its initializer raised, or its workers cannot start."""
 
 
 class SerializationError(ChannelError):

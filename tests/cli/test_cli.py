@@ -337,7 +337,10 @@ COMPLETIONS: list[tuple[str, set[str]]] = [
     ("channels bench --size 4k --js", {"--json"}),
     ("channels backends --", {"--help", "--json"}),
     ("channels completion ", {"-h", "--help", "bash"}),
-    ("channels worker --", {"--help", "--inbox", "--outbox", "--workers"}),
+    (
+        "channels worker --",
+        {"--help", "--inbox", "--outbox", "--workers", "--max-tries", "--dead-letter"},
+    ),
     ("channels worker jobs:f --inbox ", set()),
     ("channels inspect --", {"--help", "--json"}),
 ]

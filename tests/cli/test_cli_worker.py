@@ -28,6 +28,7 @@ needs_redis = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or 
 JOBS = textwrap.dedent(
     """
     import os
+    import signal
     import time
 
     def tagged_square(x):
@@ -37,6 +38,31 @@ JOBS = textwrap.dedent(
     def fail_on_three(x):
         if x == 3:
             raise ValueError("three is refused")
+        return x
+
+    def killed_once_by_37(x):
+        # The first worker to run 37 is SIGKILLed; a file remembers that it happened.
+        if x == 37:
+            try:
+                fd = os.open(os.path.join(os.environ["MARKS"], "37"), os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.002)
+        return x * x
+
+    def thirteen_kills(x):
+        # 13 makes every worker that runs it exit at once; each try leaves a line.
+        if x == 13:
+            with open(os.path.join(os.environ["MARKS"], "tries"), "a") as log:
+                log.write(f"{os.getpid()}\\n")
+            os._exit(3)
+        return x
+
+    def slow(x):
+        time.sleep(0.01)
         return x
     """
 )
@@ -54,11 +80,18 @@ def unique(prefix: str) -> str:
 
 
 def start_worker(
-    folder: Path, target: str, inbox: str, outbox: str, *, machine: str, workers: int = 2
+    folder: Path,
+    target: str,
+    inbox: str,
+    outbox: str,
+    *,
+    machine: str,
+    workers: int = 2,
+    options: tuple[str, ...] = (),
 ) -> subprocess.Popen[str]:
     """``channels worker`` in its own process, started in ``folder`` (where ``jobs`` is)."""
-    env = {**os.environ, "MACHINE": machine}
-    options = ["--inbox", inbox, "--outbox", outbox, "--workers", str(workers)]
+    env = {**os.environ, "MACHINE": machine, "MARKS": str(folder)}
+    options = ("--inbox", inbox, "--outbox", outbox, "--workers", str(workers), *options)
     return subprocess.Popen(
         [sys.executable, "-m", "channels", "worker", target, *options],
         cwd=folder,
@@ -164,6 +197,159 @@ def test_a_failing_function_fails_the_worker_with_its_traceback(jobs: Path) -> N
     assert code == 1, err
     assert "ValueError: three is refused" in err
     assert "fail_on_three" in err  # the worker's traceback comes along
+
+
+@needs_redis
+def test_a_joinable_inbox_is_joined_once_every_result_is_out(jobs: Path) -> None:
+    server = shared()
+    inbox, outbox = server.url(unique("in")), server.url(unique("out"))
+    feed = channels.open_sender[int](inbox + "?joinable=true")
+    feed.send_many(range(50))
+    results = channels.open_receiver[tuple[int, int, str]](outbox)
+    worker = start_worker(jobs, "jobs:tagged_square", inbox, outbox, machine="a")
+    try:
+        feed.join(timeout=WAIT)  # each item is marked done once its result was sent
+        assert len(results.recv_many(100, timeout=WAIT)) + results.stats().waiting == 50
+        feed.close()
+        code, err = finish(worker)
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert code == 0, err
+
+
+# -- crashes ------------------------------------------------------------------------------
+
+
+@needs_redis
+def test_a_worker_killed_mid_task_has_its_item_run_again_and_the_stream_goes_on(
+    jobs: Path,
+) -> None:
+    server = shared()
+    inbox, outbox = server.url(unique("in")), server.url(unique("out"))
+    with channels.open_sender[int](inbox) as feed:
+        feed.send_many(range(150))
+    results = channels.open_receiver[int](outbox)
+    # One worker process: nothing else could take over the item its death left.
+    worker = start_worker(jobs, "jobs:killed_once_by_37", inbox, outbox, machine="a", workers=1)
+    try:
+        got, stop = drain(results)
+        code, err = finish(worker)
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert (jobs / "37").exists()  # the worker was killed
+    assert stop == "EndOfChannel", err
+    assert sorted(got) == [x * x for x in range(150)], err  # every item, once
+    assert code == 0, err
+    assert "was killed by SIGKILL while running item 37; running it again (try 2 of 3)" in err
+    assert "150 item(s) done here, 1 run again after a crash" in err
+
+
+@needs_redis
+def test_an_item_that_kills_every_worker_goes_to_the_dead_letter_channel(jobs: Path) -> None:
+    server = shared()
+    inbox, outbox, dead = (server.url(unique(name)) for name in ("in", "out", "dead"))
+    with channels.open_sender[int](inbox) as feed:
+        feed.send_many(range(40))
+    results = channels.open_receiver[int](outbox)
+    letters = channels.open_receiver[channels.DeadLetter[int]](dead)
+    options = ("--max-tries", "2", "--dead-letter", dead)
+    worker = start_worker(jobs, "jobs:thirteen_kills", inbox, outbox, machine="a", options=options)
+    try:
+        got, stop = drain(results)
+        code, err = finish(worker)
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert stop == "EndOfChannel", err  # the stream went on, and ended cleanly
+    assert sorted(got) == [x for x in range(40) if x != 13], err
+    assert code == 0, err
+    assert len((jobs / "tries").read_text().split()) == 2  # started twice, no more
+    given_up, stop = drain(letters)
+    assert stop == "EndOfChannel"
+    assert len(given_up) == 1
+    letter: channels.DeadLetter[int] = given_up[0]
+    assert isinstance(letter, channels.DeadLetter)
+    assert (letter.item, letter.tries, letter.function) == (13, 2, "jobs:thirteen_kills")
+    assert letter.cause.startswith("worker ")
+    assert letter.cause.endswith("exited with code 3")
+    assert "1 dead-lettered" in err
+
+
+@needs_redis
+def test_a_failing_function_goes_to_the_dead_letter_channel_with_its_error(jobs: Path) -> None:
+    server = shared()
+    inbox, outbox, dead = (server.url(unique(name)) for name in ("in", "out", "dead"))
+    with channels.open_sender[int](inbox) as feed:
+        feed.send_many(range(10))
+    results = channels.open_receiver[int](outbox)
+    letters = channels.open_receiver[channels.DeadLetter[int]](dead)
+    options = ("--dead-letter", dead)
+    worker = start_worker(jobs, "jobs:fail_on_three", inbox, outbox, machine="a", options=options)
+    code, err = finish(worker)
+    assert code == 0, err
+    got, stop = drain(results)
+    assert (sorted(got), stop) == ([0, 1, 2, 4, 5, 6, 7, 8, 9], "EndOfChannel")
+    given_up, _ = drain(letters)
+    assert [(d.item, d.tries, d.cause) for d in given_up] == [
+        (3, 1, "ValueError: three is refused")
+    ]
+
+
+@needs_redis
+def test_without_a_dead_letter_channel_such_an_item_breaks_the_outbox(jobs: Path) -> None:
+    server = shared()
+    inbox = server.url(unique("in")) + "?lease=1"
+    outbox = server.url(unique("out")) + "?lease=1"
+    with channels.open_sender[int](inbox) as feed:
+        feed.send_many(range(40))
+    results = channels.open_receiver[int](outbox)
+    worker = start_worker(jobs, "jobs:thirteen_kills", inbox, outbox, machine="a", workers=1)
+    try:
+        got, stop = drain(results)
+        code, err = finish(worker)
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert stop == "ChannelBroken", err  # never a short stream that looks whole
+    assert 13 not in got
+    assert code == 1, err
+    assert "item 13 killed 3 worker(s) (--max-tries 3" in err
+    assert "there is no --dead-letter channel" in err
+    # The item was never acknowledged: it is back in the inbox for another worker.
+    left, _ = drain(channels.open_receiver[int](inbox), timeout=5)
+    assert 13 in left
+    assert set(got) | set(left) == set(range(40))
+
+
+@needs_redis
+def test_a_lost_machine_breaks_the_outbox_within_a_lease_and_loses_no_item(jobs: Path) -> None:
+    lease = 1.0
+    server = shared()
+    inbox = server.url(unique("in")) + f"?lease={lease:g}"
+    outbox = server.url(unique("out")) + f"?lease={lease:g}"
+    feed = channels.open_sender[int](inbox)
+    feed.send_many(range(2000))
+    results = channels.open_receiver[int](outbox)
+    worker = start_worker(jobs, "jobs:slow", inbox, outbox, machine="a")
+    try:
+        first = results.recv_many(10, timeout=WAIT)
+        worker.kill()  # SIGKILL: the machine is gone, its workers with it
+        killed = time.monotonic()
+        worker.communicate(timeout=WAIT)
+        done, stop = drain(results)
+        took = time.monotonic() - killed
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert stop == "ChannelBroken"
+    # Its lease lapses within one term, and readers look again every quarter of one.
+    assert took < 3 * lease, took
+    feed.close()
+    left, stop = drain(channels.open_receiver[int](inbox), timeout=5)
+    assert stop == "EndOfChannel"
+    assert set(first) | set(done) | set(left) == set(range(2000))  # at least once
 
 
 def inspect(url: str, *options: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ import gc
 import itertools
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 import time
@@ -14,7 +15,16 @@ from typing import TYPE_CHECKING, assert_type
 
 import pytest
 
-from channels._errors import ChannelClosed, ChannelError, ChannelTimeout, ConfigError
+from channels import (
+    ChannelBroken,
+    ChannelClosed,
+    ChannelError,
+    ChannelTimeout,
+    ConfigError,
+    PoolBroken,
+    PoolClosed,
+    TaskTimeout,
+)
 from channels._pool import AsyncResult, Pool, ResultIterator
 from channels._pool.jobs import BatchJob, CallSpec, Chunk, IterJob
 from channels._pool.worker_handles import frame
@@ -246,7 +256,7 @@ def test_imap_stops_reading_when_the_pool_is_left() -> None:
     with Pool(2, context="fork") as pool:
         results = pool.imap(f.square, itertools.count(), chunksize=1, timeout=WAIT)
         assert next(results) == 0
-    with pytest.raises(ChannelClosed, match="shut down"):
+    with pytest.raises(PoolClosed, match="shut down"):
         list(results)
 
 
@@ -374,7 +384,7 @@ def test_leaving_the_block_on_an_exception_terminates() -> None:
     assert time.monotonic() - start < 10
     hanging, pids = info.value.args[0]
     assert not any(pid_alive(pid) for pid in pids)
-    with pytest.raises(ChannelClosed, match="terminated"):
+    with pytest.raises(PoolClosed, match="terminated"):
         hanging.get(timeout=WAIT)
 
 
@@ -384,9 +394,9 @@ def test_close_join_terminate() -> None:
         pool.join(timeout=WAIT)
     assert pool.map(f.square, range(4), timeout=WAIT) == [0, 1, 4, 9]
     pool.close()
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(PoolClosed):
         pool.map(f.square, range(4))
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(PoolClosed):
         pool.apply_async(f.square, 2)
     pool.join(timeout=WAIT)
     pool.terminate()  # harmless once joined
@@ -395,7 +405,7 @@ def test_close_join_terminate() -> None:
     hanging = pool.apply_async(f.hang)
     pool.terminate()
     pool.join(timeout=WAIT)
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(PoolClosed):
         hanging.get(timeout=WAIT)
 
 
@@ -496,3 +506,15 @@ if TYPE_CHECKING:
         pool.apply_async(f.add, 1, c=2)  # type: ignore[call-arg]
         pool.apply(f.add, 1, 2).upper()  # type: ignore[attr-defined]
         Pool(initializer=f.init_set, initargs=(1,))  # type: ignore[arg-type]
+
+
+def test_the_pools_errors_are_caught_by_the_channel_errors_they_refine() -> None:
+    # Code written against the older, plainer types keeps working.
+    assert issubclass(PoolClosed, ChannelClosed)
+    assert issubclass(PoolBroken, ChannelBroken)
+    assert issubclass(TaskTimeout, ChannelTimeout)
+    assert issubclass(TaskTimeout, TimeoutError)
+    error = TaskTimeout("ran longer")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is TaskTimeout
+    assert str(copy) == "ran longer"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import channels
-from channels._errors import ChannelClosed, ChannelError, SerializationError, WorkerCrashed
+from channels import PoolBroken, PoolClosed, SerializationError, WorkerCrashed
 from channels._pool import Pool
 from channels._pool.remote_errors import RemoteTraceback
 
@@ -141,6 +141,23 @@ def test_worker_killed_from_outside() -> None:
         assert pool.apply(f.add, 1, 2) == 3
 
 
+def test_a_worker_forked_from_a_parent_that_catches_sigterm_still_dies_of_it() -> None:
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        with Pool(1, context="fork") as pool:
+            warm_up(pool)
+            hanging = pool.apply_async(f.hang)
+            time.sleep(0.2)
+            (pid,) = pool._engine.pids()
+            os.kill(pid, signal.SIGTERM)
+            with pytest.raises(WorkerCrashed, match="killed by SIGTERM"):
+                hanging.get(timeout=WAIT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == []
+
+
 # -- serialization ----------------------------------------------------------------------
 
 
@@ -172,14 +189,14 @@ def test_unpicklable_argument_result_or_function(method: str) -> None:
 def test_initializer_that_raises_fails_fast(method: str) -> None:
     with Pool(2, context=method, initializer=f.init_fail) as pool:
         start = time.monotonic()
-        with pytest.raises(ChannelError, match="initializer") as info:
+        with pytest.raises(PoolBroken, match="initializer") as info:
             pool.map(f.square, range(4), timeout=WAIT)
         assert time.monotonic() - start < 10
         original = info.value.__cause__
         assert isinstance(original, RuntimeError)
         assert "initializer refuses" in str(original)
         assert isinstance(original.__cause__, RemoteTraceback)
-        with pytest.raises(ChannelError, match="initializer"):
+        with pytest.raises(PoolBroken, match="initializer"):
             pool.apply_async(f.square, 2)
         time.sleep(0.2)
         assert pool._engine.started <= 2  # no respawning
@@ -333,9 +350,9 @@ def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path: Path, st
     lines = done.stderr.splitlines()
     assert done.stderr.count("Traceback") == 1, done.stderr
     # The workers' lines may come before or after the parent's error.
-    errors = [line for line in lines if line.startswith("channels._errors.ChannelError")]
+    errors = [line for line in lines if line.startswith("channels._errors.PoolBroken")]
     assert len(errors) == 1, done.stderr
-    assert errors[0].startswith("channels._errors.ChannelError: the pool is broken")
+    assert errors[0].startswith("channels._errors.PoolBroken: the pool is broken")
     assert "unguarded.py starts a pool when it is imported" in errors[0]
     assert 'if __name__ == "__main__":' in errors[0]
     # The error, and one line from each worker that exited at start.
@@ -388,6 +405,6 @@ def test_initargs_may_hold_a_local_channel(method: str) -> None:
 def test_a_closed_pool_cannot_be_entered() -> None:
     pool = Pool(1, context="fork")
     pool.close()
-    with pytest.raises(ChannelClosed, match="closed"), pool:
+    with pytest.raises(PoolClosed, match="closed"), pool:
         pass
     pool.join(timeout=WAIT)

@@ -6,14 +6,15 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from channels import ChannelClosed, ConfigError, Pool, PoolExecutor
+from channels import ConfigError, Pool, PoolClosed, PoolExecutor
 
 import pool_funcs as f
-from support import WAIT
+from support import WAIT, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -131,7 +132,7 @@ def test_submit_and_shutdown_on_the_pool() -> None:
         failing.result()
     assert not futures[0].cancel()
     pool.shutdown()
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(PoolClosed):
         pool.submit(f.add, 1, 2)
 
 
@@ -142,7 +143,7 @@ def test_shutdown_can_cancel_what_has_not_started() -> None:
     waiting = pool.submit(f.add, 1, 2)
     pool.shutdown(wait=True, cancel_futures=True)
     assert running.result(timeout=0) == 1
-    with pytest.raises(ChannelClosed, match="shut down"):
+    with pytest.raises(PoolClosed, match="shut down"):
         waiting.result(timeout=0)
 
 
@@ -165,3 +166,52 @@ def test_executor_map_timeout_counts_from_the_call() -> None:
         assert next(results) == 0.3
         with pytest.raises(TimeoutError):
             list(results)
+
+
+# -- Python 3.14's additions, on every supported Python -----------------------------------------
+
+
+def test_executor_map_with_a_buffersize_reads_no_further_ahead() -> None:
+    read: list[int] = []
+
+    def inputs() -> Iterator[int]:
+        for x in range(200):
+            read.append(x)
+            yield x
+
+    with PoolExecutor(2, "fork") as executor:
+        results = executor.map(f.square, inputs(), timeout=WAIT, buffersize=5)
+        for taken, value in enumerate(results, 1):
+            assert value == (taken - 1) ** 2
+            assert len(read) <= taken + 5  # never more than buffersize tasks ahead
+        assert len(read) == 200
+        # A chunksize larger than the buffer is cut to it.
+        assert list(executor.map(f.square, range(20), chunksize=50, buffersize=3)) == [
+            x * x for x in range(20)
+        ]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_executor_map_refuses_a_bad_buffersize(bad: object) -> None:
+    with PoolExecutor(1, "fork") as executor, pytest.raises(ConfigError, match="buffersize"):
+        executor.map(f.square, range(3), buffersize=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["terminate_workers", "kill_workers"])
+def test_executor_stops_its_workers_now(how: str, tmp_path: Path) -> None:
+    executor = PoolExecutor(1, "fork")
+    hanging = executor.submit(f.note_sigterm_then_hang, str(tmp_path))
+    deadline = time.monotonic() + WAIT
+    while not executor.pool._engine.pids() or not hanging.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)  # the worker runs the task, its SIGTERM handler in place
+    pids = executor.pool._engine.pids()
+    getattr(executor, how)()
+    with pytest.raises(PoolClosed, match="terminated"):
+        hanging.result(timeout=WAIT)
+    assert not any(pid_alive(pid) for pid in pids)
+    # terminate_workers asks first (SIGTERM, which this task notes); kill_workers does not.
+    assert (tmp_path / "sigterm").exists() == (how == "terminate_workers")
+    with pytest.raises(PoolClosed):
+        executor.submit(f.add, 1, 2)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import channels
-from channels._errors import ChannelClosed, EndOfChannel, WorkerCrashed
+from channels import EndOfChannel, PoolClosed, WorkerCrashed
 from channels._pool import Pool
 from channels._pool.remote_errors import RemoteTraceback
 
@@ -106,7 +106,7 @@ def test_stream_on_a_closed_pool() -> None:
     jobs, results = open_channel("queue", "fork"), open_channel("queue", "fork")
     pool = Pool(1, context="fork")
     pool.close()
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(PoolClosed):
         pool.stream(f.square, jobs.receiver, results.sender)
     pool.join(timeout=WAIT)
     for channel in (jobs, results):
@@ -131,7 +131,7 @@ def test_leaving_the_pool_by_an_exception_stops_a_stream() -> None:
         leave_by_exception()
     assert time.monotonic() - start < 10
     assert done is not None
-    with pytest.raises(ChannelClosed, match="terminated"):
+    with pytest.raises(PoolClosed, match="terminated"):
         done.result(timeout=WAIT)
     jobs.close()
     for channel in (jobs, results):

@@ -13,7 +13,7 @@ Each worker holds one chunk at a time, so no chunk waits behind a running
 task while another worker is idle, and a crash costs one chunk.
 
 The dispatcher also kills workers: one whose task ran longer than its call's
-per-task timeout (that task fails with ``ChannelTimeout``), and one running a
+per-task timeout (that task fails with ``TaskTimeout``), and one running a
 task of a call that gave up (its caller timed out, was interrupted, or dropped
 the iterator), so that no abandoned task holds a worker or keeps ``join``
 waiting.
@@ -40,7 +40,16 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
-from .._errors import ChannelClosed, ChannelError, ChannelTimeout, SerializationError, WorkerCrashed
+from .._errors import (
+    ChannelClosed,
+    ChannelError,
+    ChannelTimeout,
+    PoolBroken,
+    PoolClosed,
+    SerializationError,
+    TaskTimeout,
+    WorkerCrashed,
+)
 from .jobs import Chunk, IterJob, Job, pack
 from .processes import (
     UNGUARDED_MAIN,
@@ -63,6 +72,8 @@ _MAX_START_FAILURES = 3
 _TERMINATE_GRACE = 1.0
 # How often the workers' exit status is polled, besides watching their sentinels.
 _SWEEP_INTERVAL = 0.5
+# The longest wait to reap a worker seen to exit (its sentinel fires as it exits).
+_REAP_WAIT = 0.05
 
 
 class _State(enum.Enum):
@@ -89,6 +100,7 @@ class Engine:
         self._max_tasks = max_tasks_per_child
         self.lock: threading.Lock = threading.Lock()
         self._state = _State.RUNNING
+        self._kill = False  # stop the workers with SIGKILL, not SIGTERM first
         # Why the pool cannot run tasks, and the exception that says so.
         self._broken: tuple[str, BaseException | None] | None = None
         self._queue: deque[Job] = deque()
@@ -176,24 +188,28 @@ class Engine:
         with self.lock:
             for job in list(self._jobs):
                 if not job.started:
-                    job.fail(0, ChannelClosed("the pool was shut down before this call started"))
+                    job.fail(0, PoolClosed("the pool was shut down before this call started"))
 
     def cut_inputs(self) -> None:
         """Make every ``imap`` still reading its input stop after what it has read."""
         with self.lock:
             for job in list(self._jobs):
                 if isinstance(job, IterJob) and not job.input_done:
-                    job.input_error = ChannelClosed(
+                    job.input_error = PoolClosed(
                         "the pool was shut down before this imap read all its input"
                     )
                     job.end_input()
             self._wake()
 
-    def terminate(self) -> None:
-        """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL)."""
+    def terminate(self, *, kill: bool = False) -> None:
+        """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL).
+
+        With ``kill``, SIGKILL at once: a worker gets no chance to run a handler.
+        """
         with self.lock:
+            self._kill = self._kill or kill
             self._state = _State.TERMINATING
-            self._fail_all(lambda: ChannelClosed("the pool was terminated before this task ended"))
+            self._fail_all(lambda: PoolClosed("the pool was terminated before this task ended"))
             self._wake()
         if threading.current_thread() is self._thread:
             return
@@ -232,7 +248,7 @@ class Engine:
         if self._broken is not None:
             raise self._broken_error()
         if self._state is not _State.RUNNING:
-            raise ChannelClosed(f"the pool is {self._state.value}; it takes no new work")
+            raise PoolClosed(f"the pool is {self._state.value}; it takes no new work")
 
     def _schedule(self, job: Job) -> None:
         if job.has_pending() and not job.queued:
@@ -259,12 +275,12 @@ class Engine:
             job.fail(-1, error())
         self._queue.clear()
 
-    def _broken_error(self) -> ChannelError:
+    def _broken_error(self) -> PoolBroken:
         assert self._broken is not None
         why, cause = self._broken
         if cause is None:  # the reason says it all
-            return ChannelError(f"the pool is broken: {why}")
-        error = ChannelError(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
+            return PoolBroken(f"the pool is broken: {why}")
+        error = PoolBroken(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
         error.__cause__ = cause
         return error
 
@@ -283,7 +299,7 @@ class Engine:
             message = f"the pool's dispatcher failed: {exc!r}"
             with self.lock:
                 self._state = _State.TERMINATING
-                self._fail_all(lambda: ChannelError(message))
+                self._fail_all(lambda: PoolBroken(message))
         finally:
             self._stop_all()
             self._notices.put(None)
@@ -411,10 +427,14 @@ class Engine:
 
     def _receive(self, worker: WorkerHandle) -> None:
         try:
-            data = worker.results.recv_bytes()
+            answers = worker.read_answers()
         except (EOFError, OSError):
             self._watch.stop_reading(worker)
             return
+        for data in answers:
+            self._answer(worker, data)
+
+    def _answer(self, worker: WorkerHandle, data: bytes) -> None:
         try:
             message = cast("tuple[Any, ...]", loads(data))
         except BaseException as exc:  # SystemExit from a hostile __reduce__ included
@@ -466,7 +486,7 @@ class Engine:
         """Handle a worker whose process ended: fail or pass on its chunk, replace it."""
         while worker.results_open and _readable(worker.results):
             self._receive(worker)
-        worker.process.join(5.0)
+        worker.process.join(_REAP_WAIT)  # it has exited: this only reaps it
         pid, exitcode = worker.process.pid, worker.process.exitcode
         self._watch.remove(worker)
         self._workers.remove(worker)
@@ -500,7 +520,7 @@ class Engine:
         """The error of the task a worker was running when it ended."""
         name, index = chunk.job.spec.name, chunk.start
         if worker.timed_out:
-            return ChannelTimeout(
+            return TaskTimeout(
                 f"{name} (item {index}) ran longer than its task_timeout of "
                 f"{chunk.job.spec.task_timeout} s; the pool replaced worker {pid}"
             )
@@ -526,6 +546,11 @@ class Engine:
     def _stop_all(self) -> None:
         """Make sure no worker outlives the dispatcher: terminate, wait, kill, reap."""
         workers = self._workers
+        with self.lock:
+            kill = self._kill
+        if kill:
+            for worker in workers:
+                worker.process.kill()
         stop_workers(workers, _TERMINATE_GRACE)
         for worker in workers:
             with self.lock:
@@ -534,7 +559,7 @@ class Engine:
             worker.close()
         workers.clear()
         with self.lock:
-            self._fail_all(lambda: ChannelClosed("the pool stopped before this task ended"))
+            self._fail_all(lambda: PoolClosed("the pool stopped before this task ended"))
 
 
 def _readable(conn: Connection) -> bool:

@@ -21,6 +21,8 @@ from typing import TypeVar, cast, final
 from typing_extensions import ParamSpec, TypeVarTuple
 
 from .._core import deadline_after
+from .._errors import ConfigError
+from .jobs import DEFAULT_READAHEAD
 from .pool import Pool
 from .results import ResultIterator
 
@@ -77,22 +79,50 @@ class PoolExecutor(Executor):
         *iterables: Iterable[object],
         timeout: float | None = None,
         chunksize: int | None = None,
+        buffersize: int | None = None,
     ) -> Iterator[R]:
         """Yield ``fn(*args)`` for the arguments zipped from ``iterables``, in order.
 
         As ``Executor.map``: ``timeout`` counts from this call, and the next
-        result not ready by then raises ``ChannelTimeout`` (a ``TimeoutError``).
-        Unlike it, the inputs are read lazily, and ``chunksize`` is chosen
-        by the pool unless given.
+        result not ready by then raises ``ChannelTimeout`` (a ``TimeoutError``);
+        with ``buffersize`` (as on Python 3.14), at most that many inputs are
+        read ahead of the results taken. The inputs are always read lazily,
+        within the pool's read-ahead when no ``buffersize`` is given, and
+        ``chunksize`` is chosen by the pool unless given.
+
+        Raises:
+            ConfigError: ``buffersize`` is not a positive int (a ``ValueError``).
         """
         deadline = deadline_after(timeout)
+        readahead = None
+        if buffersize is not None:
+            if isinstance(buffersize, bool) or not isinstance(buffersize, int) or buffersize < 1:
+                raise ConfigError(f"buffersize must be None or a positive int, not {buffersize!r}")
+            readahead = (buffersize, DEFAULT_READAHEAD[1])
+            chunksize = None if chunksize is None else min(chunksize, buffersize)
         call = cast("Callable[[tuple[object, ...]], R]", functools.partial(_star, fn))
-        results = self._pool.imap(call, zip(*iterables, strict=False), chunksize)
+        results = self._pool.imap(
+            call, zip(*iterables, strict=False), chunksize, readahead=readahead
+        )
         return _until(results, deadline)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no new work; with ``wait``, return once the workers have exited."""
         self._pool.shutdown(wait, cancel_futures=cancel_futures)
+
+    def terminate_workers(self) -> None:
+        """Stop every worker now with SIGTERM (SIGKILL a second later) and shut down.
+
+        As ``ProcessPoolExecutor.terminate_workers`` on Python 3.14: tasks not
+        finished raise ``PoolClosed``, and the executor takes no more work.
+        """
+        self._pool.terminate()
+        self._pool.join()
+
+    def kill_workers(self) -> None:
+        """Stop every worker now with SIGKILL and shut down (``terminate_workers``, harder)."""
+        self._pool.terminate(kill=True)
+        self._pool.join()
 
     def __repr__(self) -> str:
         return f"<channels.PoolExecutor on {self._pool!r}>"

@@ -22,7 +22,7 @@ from typing import Self, TypeVar, cast, final, overload
 from typing_extensions import ParamSpec, TypeVarTuple
 
 from .._core import deadline_after
-from .._errors import ChannelClosed, ChannelTimeout, ConfigError, SerializationError
+from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError
 from .._protocols import Receiver, Sender
 from .dispatcher import Engine
 from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob
@@ -63,17 +63,19 @@ class Pool:
       as soon as the parent sees it exit; work it had not yet read goes to
       another worker, and the pool starts a new worker and goes on;
     * a task that runs longer than its ``task_timeout`` fails with
-      ``ChannelTimeout``; its worker is killed and replaced;
+      ``TaskTimeout`` (a ``ChannelTimeout``); its worker is killed and replaced;
     * an argument or result that cannot be pickled or unpickled, or an
       exception that cannot be rebuilt, fails its own task with
       ``SerializationError``; the pool goes on;
-    * an initializer that raises breaks the pool: the first call raises a
-      ``ChannelError`` whose cause is the initializer's exception, and no
-      more workers are started;
+    * an initializer that raises breaks the pool: the first call raises
+      ``PoolBroken`` (a ``ChannelBroken``) whose cause is the initializer's
+      exception, and no more workers are started;
     * a main module that starts a pool when it is imported, without the
       ``if __name__ == "__main__":`` guard, breaks the pool under spawn and
       forkserver (each new worker imports it again): the first call raises
-      a ``ChannelError`` that says so, and each worker writes one line.
+      ``PoolBroken`` that says so, and each worker writes one line;
+    * a call on a closed or terminated pool raises ``PoolClosed`` (a
+      ``ChannelClosed``).
 
     Workers ignore SIGINT: on Ctrl-C only the caller gets ``KeyboardInterrupt``
     and the pool terminates its workers.
@@ -83,7 +85,7 @@ class Pool:
     gets ``ChannelTimeout`` and a ``map``/``starmap`` gives up: its tasks not
     started are dropped and the workers running its tasks are replaced, so
     nothing of it lingers. ``task_timeout=`` bounds each task, wherever it
-    is waited for: a task that runs longer fails with ``ChannelTimeout`` and
+    is waited for: a task that runs longer fails with ``TaskTimeout`` and
     its worker is replaced; the call goes on as for any failing task.
 
     Each worker holds one chunk at a time: no work waits behind a running
@@ -187,7 +189,7 @@ class Pool:
             on_progress: called as ``on_progress(done, total)`` as results come.
             timeout: raise ``ChannelTimeout`` if not done after this many
                 seconds, and give up: the tasks of this call are stopped.
-            task_timeout: fail with ``ChannelTimeout`` (and replace the
+            task_timeout: fail with ``TaskTimeout`` (and replace the
                 worker) when one call of ``fn`` runs longer than this; by
                 default the pool's ``task_timeout``.
         """
@@ -445,7 +447,7 @@ class Pool:
         failure the other workers stop after their current item.
         """
         if not self._engine.running:
-            raise ChannelClosed("the pool is closed; it takes no new work")
+            raise PoolClosed("the pool is closed; it takes no new work")
         self._streams[:] = [run for run in self._streams if not run.future.done()]
         spec = StreamSpec(
             cast("Callable[[object], object]", fn),
@@ -472,7 +474,7 @@ class Pool:
         """Take no new work, as ``Executor.shutdown`` does: ``close()``, and ``join()`` if ``wait``.
 
         With ``cancel_futures``, calls whose tasks have not started yet fail
-        with ``ChannelClosed`` instead of running.
+        with ``PoolClosed`` instead of running.
         """
         self.close()
         if cancel_futures:
@@ -480,9 +482,13 @@ class Pool:
         if wait:
             self.join()
 
-    def terminate(self) -> None:
-        """Stop the workers now; unfinished calls raise ``ChannelClosed``."""
-        self._engine.terminate()
+    def terminate(self, *, kill: bool = False) -> None:
+        """Stop the workers now; unfinished calls raise ``PoolClosed``.
+
+        Workers get SIGTERM, and SIGKILL a second later if still running; with
+        ``kill``, SIGKILL at once.
+        """
+        self._engine.terminate(kill=kill)
         for run in self._streams:
             run.terminate()
         self._finalizer.detach()
@@ -507,7 +513,7 @@ class Pool:
 
     def __enter__(self) -> Self:
         if not self._engine.running:
-            raise ChannelClosed("the pool is closed; a closed pool cannot be entered again")
+            raise PoolClosed("the pool is closed; a closed pool cannot be entered again")
         return self
 
     def __exit__(

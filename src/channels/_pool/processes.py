@@ -136,8 +136,13 @@ def start_process(
 
 
 def ignore_sigint() -> None:
-    """In a worker: ignore SIGINT from now on, then unblock it."""
+    """In a worker: ignore SIGINT from now on, then unblock it; let SIGTERM end it.
+
+    A worker forked from a parent that catches SIGTERM (``channels worker``
+    does) would inherit the handler and outlive the SIGTERM that stops it.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 

@@ -29,10 +29,10 @@ from multiprocessing.synchronize import Event
 from typing import cast, final
 
 from .._errors import (
-    ChannelClosed,
     ChannelError,
     ChannelTimeout,
     EndOfChannel,
+    PoolClosed,
     SerializationError,
     WorkerCrashed,
 )
@@ -238,7 +238,7 @@ class StreamRun:
         except Exception as exc:
             failure = failure or exc
         if failure is None and self._terminated:
-            failure = ChannelClosed(f"the pool was terminated during stream({self._name})")
+            failure = PoolClosed(f"the pool was terminated during stream({self._name})")
         if failure is None:
             self.future.set_result(None)
         else:

@@ -9,6 +9,12 @@ selector says the pipe has room. Each chunk is framed as
 ``multiprocessing.connection.Connection.send_bytes`` frames it, so the worker
 reads it with ``recv_bytes``.
 
+Answers are read the same way: the parent's end of a result pipe is
+non-blocking, and what it holds is kept here until a whole frame is in. A
+worker stopped in the middle of an answer (SIGSTOP, a paused container) then
+leaves half a frame here, and the dispatcher goes on seeing the other workers
+and enforcing their timeouts.
+
 The parent keeps the read end of each task pipe open too. When a worker dies,
 the bytes still unread there say whether it ever took its chunk: a chunk it
 never read goes to another worker instead of failing.
@@ -38,6 +44,8 @@ __all__ = ["Watch", "WorkerHandle", "frame", "start_worker", "stop_workers"]
 
 _SHORT = struct.Struct("!i")
 _LONG = struct.Struct("!Q")
+# How much one read of a result pipe takes at most.
+_READ_SIZE = 1 << 20
 
 
 def frame(payload: bytes) -> bytes:
@@ -58,6 +66,7 @@ class WorkerHandle:
 
     __slots__ = (
         "_chunk_end",
+        "_inbound",
         "_queued",
         "_tasks_read",
         "_unsent",
@@ -100,7 +109,9 @@ class WorkerHandle:
         self._queued = 0  # bytes ever queued for the task pipe
         self._written = 0  # bytes ever written to it
         self._chunk_end = 0  # where the current chunk's frame ends in that stream
+        self._inbound = bytearray()  # answer bytes read, not yet a whole frame
         os.set_blocking(tasks.fileno(), False)
+        os.set_blocking(results.fileno(), False)
 
     @property
     def pid(self) -> int:
@@ -175,12 +186,59 @@ class WorkerHandle:
         if self.chunk is not None and self.progress_at is None and self._written >= self._chunk_end:
             self.progress_at = time.monotonic()
 
+    def read_answers(self) -> list[bytes]:
+        """The whole answers that arrived, without waiting for more.
+
+        Raises:
+            EOFError: the worker's end is closed (it exited); what it sent before is
+                returned by the calls before this one.
+        """
+        fd = self.results.fileno()
+        inbound = self._inbound
+        while True:
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            if not data:
+                if inbound:
+                    inbound.clear()  # a worker that died in the middle of an answer
+                raise EOFError
+            inbound += data
+            if len(data) < _READ_SIZE:
+                break
+        answers: list[bytes] = []
+        start = 0
+        while True:
+            frame_end, body = _frame_at(inbound, start)
+            if frame_end < 0:
+                break
+            answers.append(bytes(inbound[body:frame_end]))
+            start = frame_end
+        del inbound[:start]
+        return answers
+
     def close(self) -> None:
         """Close the parent's ends of the pipes."""
         self._unsent.clear()
         self.tasks.close()
         self._tasks_read.close()
         self.results.close()
+
+
+def _frame_at(buffer: bytearray, start: int) -> tuple[int, int]:
+    """Where the frame at ``start`` ends and its body begins, or ``(-1, -1)`` if not all in."""
+    if len(buffer) - start < _SHORT.size:
+        return -1, -1
+    (size,) = _SHORT.unpack_from(buffer, start)
+    body = start + _SHORT.size
+    if size == -1:
+        if len(buffer) - body < _LONG.size:
+            return -1, -1
+        (size,) = _LONG.unpack_from(buffer, body)
+        body += _LONG.size
+    end = body + size
+    return (end, body) if len(buffer) >= end else (-1, -1)
 
 
 @final

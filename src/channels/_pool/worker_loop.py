@@ -22,6 +22,7 @@ the parent knows which chunk an answer is for.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from itertools import starmap
@@ -47,6 +48,9 @@ APPLY = 2  # fn(*args, **kwargs) for item == (args, kwargs)
 
 Error = tuple[int, bytes]
 
+# How often an idle worker looks whether its parent is gone (it then exits).
+_ORPHAN_CHECK = 0.5
+
 
 def worker_main(
     tasks: Connection,
@@ -65,8 +69,14 @@ def worker_main(
     results.send_bytes(dumps((READY,)))
     fn_bytes = b""
     fn: Callable[..., object] = _unset
+    parent = os.getppid()
     while True:
         try:
+            # Under fork the other workers hold this pipe's write end too, so the end of
+            # file alone does not say that the parent is gone: its pid does.
+            while not tasks.poll(_ORPHAN_CHECK):
+                if os.getppid() != parent:
+                    return
             message = tasks.recv_bytes()
         except (EOFError, OSError):
             return  # the parent is gone

@@ -1,0 +1,73 @@
+"""``Relay``, what ``channels worker`` runs, over local channels: crashes cost a retry."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import channels
+from channels import DeadLetter, Pool, WorkerCrashed
+from channels._pool.relay import Relay
+
+import pool_funcs as f
+from support import WAIT, drain
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def run(
+    fn: Any, items: range, *, max_tries: int, dead: bool
+) -> tuple[list[Any], list[Any], Relay, list[str]]:
+    """Relay ``items`` through ``fn`` on one worker; the results, the dead letters, the relay."""
+    inbox = channels.open_channel[int]("queue", context="fork")
+    outbox = channels.open_channel[object]("queue", context="fork")
+    letters = channels.open_channel[DeadLetter[object]]("queue", context="fork")
+    inbox.send_many(items)
+    inbox.close()
+    said: list[str] = []
+    with Pool(1, context="fork") as pool:
+        relay = Relay(
+            fn,
+            "pool_funcs:fn",
+            pool,
+            [inbox.receiver],
+            outbox.sender,
+            dead_letter=letters.sender if dead else None,
+            max_tries=max_tries,
+            say=said.append,
+        )
+        assert relay.join(WAIT)
+    outbox.close()
+    letters.close()
+    results, _ = drain(outbox.receiver)
+    given_up, _ = drain(letters.receiver)
+    for channel in (inbox, outbox, letters):
+        channel.receiver.close()
+    return results, given_up, relay, said
+
+
+def test_a_killed_worker_costs_a_retry_not_the_item(tmp_path: Path) -> None:
+    fn = functools.partial(f.killed_once_on, str(tmp_path))
+    results, given_up, relay, said = run(fn, range(20), max_tries=3, dead=False)
+    assert sorted(results) == list(range(20))
+    assert (given_up, relay.failure, relay.retried, relay.done) == ([], None, 1, 20)
+    assert "was killed by SIGKILL while running item 3; running it again (try 2 of 3)" in said[0]
+
+
+def test_an_item_that_keeps_killing_goes_to_the_dead_letter_channel() -> None:
+    results, given_up, relay, _ = run(f.exit_on, range(10), max_tries=2, dead=True)
+    assert sorted(results) == [x for x in range(10) if x != 3]
+    assert [(d.item, d.tries) for d in given_up] == [(3, 2)]
+    assert given_up[0].cause.endswith("exited with code 7")
+    assert (relay.failure, relay.dead_lettered, relay.holding) == (None, 1, [])
+
+
+def test_without_a_dead_letter_channel_the_relay_fails_naming_the_item() -> None:
+    results, _, relay, _ = run(f.exit_on, range(10), max_tries=2, dead=False)
+    assert isinstance(relay.failure, WorkerCrashed)
+    assert "item 3 killed 2 worker(s)" in str(relay.failure)
+    assert 3 not in results
+    assert len(relay.holding) == 1  # the item is not acknowledged

@@ -13,7 +13,14 @@ The server is ``multiprocessing.managers.Server`` with these additions:
   (``exit_with``) ends ``serve_forever``, which then returns;
 * it listens with a socket of its own (IPv6 too), and a peer that fails the
   handshake or takes too long gets nothing but the refusal, logged at WARNING,
-  never a traceback.
+  never a traceback;
+* it keeps strangers from wearing it out: the whole handshake has a deadline
+  (not each read: a peer that dribbles a byte now and then is still cut off),
+  and at most ``MAX_HANDSHAKES`` connections may be proving the key at once;
+  past that, a new one pushes out the oldest if it has had ``HANDSHAKE_HEAD``
+  seconds, else it is refused. A client proves the key in milliseconds, so a
+  flood of slow peers leaves it a place. Nothing a peer sends is unpickled
+  before it has proved the key.
 
 A client process names itself to the server with one idle *anchor* connection:
 the anchor's number is the process's identity in the channels' ledgers, and
@@ -66,8 +73,12 @@ log = logging.getLogger(__name__)
 HUB_ID = "channels"
 #: The identity in a channel's books of a holder reported dead (see ``Hub.alive``).
 GONE = -(1 << 62)
-#: How long an unauthenticated connection may take to answer the challenge.
+#: How long an unauthenticated connection may take to prove the key, in all.
 HANDSHAKE_TIMEOUT = 10.0
+#: How many connections may be proving the key at once.
+MAX_HANDSHAKES = 64
+#: How long a handshake is safe from being pushed out by a newer one.
+HANDSHAKE_HEAD = 1.0
 _BACKLOG = 128
 
 
@@ -77,6 +88,8 @@ class _Caller(threading.local):
     conn: Connection | None = None
     cid: int = 0
     session: int = 0
+    #: The put or take this connection staged and has not committed: (channel, items, is_put).
+    pending: tuple[ChannelState, list[bytes], bool] | None = None
 
     def gone(self) -> bool:
         """Whether the client hung up: its socket is readable while a call of its own is pending."""
@@ -107,6 +120,7 @@ class Hub:
         "open",
         "put",
         "take",
+        "commit",
         "wait",
         "stats",
         "task_done",
@@ -119,6 +133,8 @@ class Hub:
         "close_receiver",
         "new_object",
         "call_object",
+        "hold_object",
+        "drop_object",
     )
 
     def __init__(self) -> None:
@@ -127,6 +143,9 @@ class Hub:
         self._channels: dict[int, ChannelState] = {}
         self._names: dict[str, int] = {}
         self._broken: dict[int, str] = {}
+        # Channels dropped while a session that used them lives: their final (sent, received).
+        self._final: dict[int, tuple[int, int]] = {}
+        self._final_by_session: dict[int, set[int]] = {}
         self._ids = itertools.count(1)
         self._next = 1
         self._open_conns: set[int] = set()
@@ -158,8 +177,21 @@ class Hub:
             self._sessions.discard(cid)
             with self._lock:
                 states = list(self._channels.values())
+                for dropped in self._final_by_session.pop(cid, ()):
+                    self._final.pop(dropped, None)
             for state in states:  # waiters look for dead peers now, not at their next slice
                 state.forget(cid)
+            self._objects.release(cid)
+
+    def abort(self) -> None:
+        """The calling connection closed: undo the put or take it staged and never committed."""
+        pending, _caller.pending = _caller.pending, None
+        if pending is not None:
+            state, items, is_put = pending
+            if is_put:
+                state.abort_put(len(items))
+            else:
+                state.abort_take(items)
 
     # -- calls from clients ----------------------------------------------------------
 
@@ -177,42 +209,86 @@ class Hub:
         _caller.session = session
         return self.nonce
 
-    def open(self, name: str | None, maxsize: int, joinable: bool = False) -> tuple[int, int]:
-        """Open channel ``name`` (a new one if None, or if it is over): (channel id, handle)."""
+    def open(
+        self, name: str | None, maxsize: int, joinable: bool = False, half: str = ""
+    ) -> tuple[int, int]:
+        """Open channel ``name`` (a new one if None, or if it is over): (channel id, handle).
+
+        ``half``: ``"sender"`` refuses a channel that is over (``ChannelClosed``);
+        ``"receiver"`` opens no handle (0), and a new channel it makes waits for
+        its first sender instead of ending.
+        """
+        session = _caller.session
         with self._lock:
             if name is not None and name in self._names:
                 state = self._channels.get(self._names[name])
                 if state is not None and not state.finished:
-                    if state.maxsize != maxsize:
+                    if state.maxsize != maxsize or state.joinable != joinable:
                         raise ConfigError(
-                            f"channel {name!r} exists with maxsize={state.maxsize}; "
-                            f"it cannot be reopened with maxsize={maxsize}"
+                            f"channel {name!r} exists with maxsize={state.maxsize} and "
+                            f"joinable={state.joinable}; open it with those (it was asked "
+                            f"for maxsize={maxsize}, joinable={joinable})"
                         )
-                    return state.cid, state.open_handle()
+                    if session:
+                        state.users.add(session)
+                    if half == "receiver":
+                        return state.cid, 0
+                    token = state.open_handle()
+                    if not token and half == "sender":
+                        raise ChannelClosed(
+                            f"channel {name!r} has ended: no sender can be opened on it "
+                            "(its name names a new channel once it is drained)"
+                        )
+                    return state.cid, token
             cid = next(self._ids)
             self._next = cid + 1
-            state = ChannelState(cid, name, maxsize, self.alive, joinable)
+            state = ChannelState(
+                cid, name, maxsize, self.alive, joinable, with_sender=half != "receiver"
+            )
+            if session:
+                state.users.add(session)
             self._channels[cid] = state
             if name is not None:
                 self._names[name] = cid
             log.debug("opened %r", state)
-            return cid, state.first
+            return cid, 0 if half == "receiver" else state.first
 
     def put(self, cid: int, token: int, items: list[bytes]) -> int:
         """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went."""
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, ChannelClosed("the channel has ended; this handle is closed"))
-        return state.put(_calling(), token, items)
+        self.abort()  # a client commits before its next call: this is only ever a stray
+        staged = state.put(_calling(), token, items)
+        if staged:
+            _caller.pending = (state, items[:staged], True)
+        return staged
 
     def take(self, cid: int, max_items: int) -> list[bytes]:
         """Take up to ``max_items`` ready items of channel ``cid``."""
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, EndOfChannel("every sender closed and the channel is drained"))
+        self.abort()
         try:
-            return state.take(_calling(), max_items)
+            got = state.take(_calling(), max_items)
         finally:
+            if state.finished:
+                self._retire(state)
+        if got:
+            _caller.pending = (state, got, False)
+        return got
+
+    def commit(self) -> None:
+        """Make the put or take that the calling connection staged final."""
+        pending, _caller.pending = _caller.pending, None
+        if pending is None:
+            return
+        state, items, is_put = pending
+        if is_put:
+            state.commit_put(items)
+        else:
+            state.commit_take(_caller.session, len(items))
             if state.finished:
                 self._retire(state)
 
@@ -226,7 +302,8 @@ class Hub:
         """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
         state = self._state(cid)
         if state is None:
-            return (0, 0, 0, 0, 0, 0, 1, int(cid in self._broken))
+            sent, received = self._final.get(cid, (0, 0))
+            return (0, 0, 0, sent, received, 0, 1, int(cid in self._broken))
         return state.stats()
 
     def task_done(self, cid: int) -> None:
@@ -287,8 +364,16 @@ class Hub:
             state.close_receiver(_calling().session)
 
     def new_object(self, kind: str, initial: bytes) -> int:
-        """Hold a new managed dict or list (``_state.store``); its number."""
-        return self._objects.new(kind, initial)
+        """Hold a new managed dict or list (``_state.store``) for the caller; its number."""
+        return self._objects.new(kind, initial, _calling().session)
+
+    def hold_object(self, oid: int) -> bool:
+        """Count one more proxy of object ``oid`` in the calling process; whether it exists."""
+        return self._objects.hold(oid, _calling().session)
+
+    def drop_object(self, oid: int) -> None:
+        """A proxy of object ``oid`` in the calling process is gone; the last frees it."""
+        self._objects.drop(oid, _calling().session)
 
     def call_object(self, oid: int, op: str, args: bytes) -> object:
         """Run one operation on managed object ``oid``."""
@@ -314,6 +399,11 @@ class Hub:
             if state.ledger.flags & BROKEN:
                 self._broken[state.cid] = state.ledger.broken_reason
             del self._channels[state.cid]
+            users = state.users & self._sessions
+            if users:
+                self._final[state.cid] = (state.sent, state.received)
+                for session in users:
+                    self._final_by_session.setdefault(session, set()).add(state.cid)
             if state.name is not None and self._names.get(state.name) == state.cid:
                 del self._names[state.name]
         log.debug("dropped %r", state)
@@ -358,8 +448,10 @@ class ChannelServer(Server):
     mutex: threading.Lock
     stop_event: threading.Event
     hub: Hub
-    #: How long an unauthenticated connection may take to prove the key, in seconds.
+    #: How long an unauthenticated connection may take to prove the key, in seconds, in all.
     handshake_timeout: float = HANDSHAKE_TIMEOUT
+    #: How many connections may be proving the key at once.
+    max_handshakes: int = MAX_HANDSHAKES
 
     def __init__(
         self,
@@ -384,6 +476,9 @@ class ChannelServer(Server):
         self._stop_requested = False
         self._closing = False
         self._conns: dict[int, Connection] = {}
+        # Connections proving the key, oldest first, with when they came.
+        self._doorway: dict[Connection, float] = {}
+        self._doorway_lock = threading.Lock()
 
     def request_stop(self) -> None:
         """Ask ``serve_forever`` to return soon; safe to call from a signal handler."""
@@ -399,6 +494,7 @@ class ChannelServer(Server):
         accepter.start()
         try:
             while not self._stop_requested and not self.stop_event.wait(0.2):
+                self._expire_handshakes()
                 if self.creator is not None and not pid_alive(*self.creator):
                     log.info("the process that started this server is gone; stopping")
                     break
@@ -420,23 +516,65 @@ class ChannelServer(Server):
             if self._closing:
                 conn.close()
                 return
+            if not self._admit(conn):
+                log.warning(
+                    "refused a connection from %s: %d others are proving the key",
+                    _describe_peer(peer),
+                    self.max_handshakes,
+                )
+                conn.close()
+                continue
             threading.Thread(target=self.handle_request, args=(conn, peer), daemon=True).start()
 
     def handle_request(self, conn: Connection, peer: object = None) -> None:
         """Prove the key both ways, then run the request; a stranger learns nothing else."""
         try:
-            set_read_timeout(conn, self.handshake_timeout)
+            with self._doorway_lock:
+                if conn not in self._doorway:  # not come through the accepter: admit it here
+                    self._doorway[conn] = time.monotonic()
             try:
+                set_read_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
                 deliver_challenge(conn, self.authkey)
                 answer_challenge(conn, self.authkey)
             except Exception as exc:
                 log.warning("refused a connection from %s: %s", _describe_peer(peer), _why(exc))
+                return
+            finally:
+                with self._doorway_lock:
+                    through = self._doorway.pop(conn, None) is not None
+            if not through:
+                log.warning(
+                    "refused a connection from %s: %s", _describe_peer(peer), _why(TimeoutError())
+                )
                 return
             self._dispatch(conn)
         except SystemExit:  # serve_client ends with sys.exit() when its client hangs up
             pass
         finally:
             conn.close()
+
+    def _admit(self, conn: Connection) -> bool:
+        """Let ``conn`` prove the key, pushing out the oldest handshake if there are too many."""
+        now = time.monotonic()
+        with self._doorway_lock:
+            if len(self._doorway) >= self.max_handshakes:
+                oldest, came = next(iter(self._doorway.items()))
+                if now - came < HANDSHAKE_HEAD:
+                    return False
+                del self._doorway[oldest]
+                _hang_up(oldest)
+            self._doorway[conn] = now
+            return True
+
+    def _expire_handshakes(self) -> None:
+        """Cut off every connection that has not proved the key within ``handshake_timeout``."""
+        cutoff = time.monotonic() - self.handshake_timeout
+        with self._doorway_lock:
+            for conn, came in list(self._doorway.items()):
+                if came > cutoff:
+                    break  # the rest came later
+                del self._doorway[conn]
+                _hang_up(conn)
 
     def _dispatch(self, conn: Connection) -> None:
         """Run one request of an authenticated client, as ``Server.handle_request`` does."""
@@ -461,6 +599,7 @@ class ChannelServer(Server):
         try:
             super().serve_client(conn)
         finally:
+            self.hub.abort()
             self._conns.pop(cid, None)
             self.hub.disconnected(cid)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import tempfile
 import time
 from multiprocessing import forkserver
@@ -134,3 +135,9 @@ def creator(method: str) -> None:
     }
     print(json.dumps(report), flush=True)
     time.sleep(10 * WAIT)
+
+
+def limit_descriptors(most: int) -> None:
+    """In a server process: open at most ``most`` files and sockets, as a small container does."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (most, hard))

@@ -17,10 +17,10 @@ The server is ``multiprocessing.managers.Server`` with these additions:
 * it keeps strangers from wearing it out: the whole handshake has a deadline
   (not each read: a peer that dribbles a byte now and then is still cut off),
   and at most ``MAX_HANDSHAKES`` connections may be proving the key at once;
-  past that, a new one pushes out the oldest if it has had ``HANDSHAKE_HEAD``
-  seconds, else it is refused. A client proves the key in milliseconds, so a
-  flood of slow peers leaves it a place. Nothing a peer sends is unpickled
-  before it has proved the key.
+  past that, a new one pushes out the oldest once that one has had
+  ``HANDSHAKE_HEAD`` seconds. A client proves the key in milliseconds, so a
+  flood of slow peers delays it by seconds at most, and never shuts it out.
+  Nothing a peer sends is unpickled before it has proved the key.
 
 A client process names itself to the server with one idle *anchor* connection:
 the anchor's number is the process's identity in the channels' ledgers, and
@@ -76,9 +76,9 @@ GONE = -(1 << 62)
 #: How long an unauthenticated connection may take to prove the key, in all.
 HANDSHAKE_TIMEOUT = 10.0
 #: How many connections may be proving the key at once.
-MAX_HANDSHAKES = 64
+MAX_HANDSHAKES = 128
 #: How long a handshake is safe from being pushed out by a newer one.
-HANDSHAKE_HEAD = 1.0
+HANDSHAKE_HEAD = 0.5
 _BACKLOG = 128
 
 
@@ -516,14 +516,7 @@ class ChannelServer(Server):
             if self._closing:
                 conn.close()
                 return
-            if not self._admit(conn):
-                log.warning(
-                    "refused a connection from %s: %d others are proving the key",
-                    _describe_peer(peer),
-                    self.max_handshakes,
-                )
-                conn.close()
-                continue
+            self._admit(conn)
             threading.Thread(target=self.handle_request, args=(conn, peer), daemon=True).start()
 
     def handle_request(self, conn: Connection, peer: object = None) -> None:
@@ -553,18 +546,26 @@ class ChannelServer(Server):
         finally:
             conn.close()
 
-    def _admit(self, conn: Connection) -> bool:
-        """Let ``conn`` prove the key, pushing out the oldest handshake if there are too many."""
-        now = time.monotonic()
+    def _admit(self, conn: Connection) -> None:
+        """Let ``conn`` prove the key; if too many are at it, push out the oldest.
+
+        The oldest is pushed out once it has had ``HANDSHAKE_HEAD`` seconds; until
+        then the accepter waits, and new peers wait in the listen backlog.
+        """
         with self._doorway_lock:
-            if len(self._doorway) >= self.max_handshakes:
+            while len(self._doorway) >= self.max_handshakes and not self._closing:
                 oldest, came = next(iter(self._doorway.items()))
-                if now - came < HANDSHAKE_HEAD:
-                    return False
-                del self._doorway[oldest]
-                _hang_up(oldest)
-            self._doorway[conn] = now
-            return True
+                young = came + HANDSHAKE_HEAD - time.monotonic()
+                if young <= 0:
+                    del self._doorway[oldest]
+                    _hang_up(oldest)
+                    break
+                self._doorway_lock.release()  # let handshakes that end leave meanwhile
+                try:
+                    time.sleep(min(young, 0.05))
+                finally:
+                    self._doorway_lock.acquire()
+            self._doorway[conn] = time.monotonic()
 
     def _expire_handshakes(self) -> None:
         """Cut off every connection that has not proved the key within ``handshake_timeout``."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar, final
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeVar, cast, final
 
 from ..._config import ContextSpec, SerializerSpec
-from ..._handles import ChannelBase
+from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
 from .core import ChannelManager, ManagerCore
 
@@ -88,3 +89,18 @@ class ManagerChannel(ChannelBase[T]):
                 joinable=joinable,
             )
         )
+
+    @staticmethod
+    def open_half(
+        half: Literal["sender", "receiver"], options: Mapping[str, object]
+    ) -> SenderHandle[Any] | ReceiverHandle[Any]:
+        """One half of a named channel on a running server: ``open_sender``, ``open_receiver``.
+
+        A sender is one counted handle, refused (``ChannelClosed``) on a channel
+        that has ended; a receiver holds no handle, and one that comes before any
+        sender makes the channel, which then waits for its first sender.
+        """
+        core = ManagerCore.open(half=half, **cast("dict[str, Any]", options))
+        if half == "sender":
+            return SenderHandle(core, core.first_token)
+        return ReceiverHandle(core)

@@ -304,8 +304,13 @@ class ManagerCore:
         name: str | None = None,
         manager: ChannelManager | None = None,
         joinable: bool = False,
+        half: str = "",
     ) -> ManagerCore:
-        """Check the options, find or start the server, and open the channel there."""
+        """Check the options, find or start the server, and open the channel there.
+
+        ``half``: ``"sender"`` opens one counted sender handle and refuses a
+        channel that has ended; ``"receiver"`` opens none (see ``Hub.open``).
+        """
         size = check_maxsize(maxsize)
         codec = resolve_serializer(serializer)
         limit = check_message_limit(max_message_size)
@@ -313,6 +318,11 @@ class ManagerCore:
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"a channel name is a non-empty string, not {name!r}")
         key = None if authkey is None else to_authkey(authkey)
+        if half and (name is None or (manager is None and address is None)):
+            raise ConfigError(
+                f"open_{half} joins a named channel on a running server: give "
+                "'manager://HOST:PORT/NAME' (or address= and name=)"
+            )
         owner: ChannelManager | None = None
         if manager is not None:
             if address is not None or key is not None:
@@ -326,7 +336,7 @@ class ManagerCore:
             key = key or env_authkey() or process_key()
         source = key_source(where, key, given=authkey is not None)
         try:
-            ref, link = _open_on(where, key, name, size, bool(joinable), source=source)
+            ref, link = _open_on(where, key, name, size, bool(joinable), half=half, source=source)
         except BaseException:
             if owner is not None:
                 stop_local_manager(owner, os.getpid())
@@ -515,11 +525,18 @@ class ManagerCore:
 
 
 def _open_on(
-    where: Address, key: bytes, name: str | None, maxsize: int, joinable: bool, *, source: str
+    where: Address,
+    key: bytes,
+    name: str | None,
+    maxsize: int,
+    joinable: bool,
+    *,
+    half: str,
+    source: str,
 ) -> tuple[ChannelRef, Link]:
     link = link_for(where, key)
     try:
-        args = (name, maxsize, joinable)
+        args = (name, maxsize, joinable, half) if half else (name, maxsize, joinable)
         answer = link.call(None, "open", args, wait=CONNECT_TIMEOUT)
         nonce = link.nonce()
     except ChannelBroken as exc:

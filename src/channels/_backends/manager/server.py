@@ -143,8 +143,10 @@ class Hub:
         self._channels: dict[int, ChannelState] = {}
         self._names: dict[str, int] = {}
         self._broken: dict[int, str] = {}
-        # Channels dropped while a session that used them lives: their final (sent, received).
-        self._final: dict[int, tuple[int, int]] = {}
+        # Channels dropped while a session that used them lives: (sent, received, name)
+        # at the end, and, while it lasts, their name still names them to open_sender
+        # and open_receiver (not to a plain open, which starts a fresh channel).
+        self._final: dict[int, tuple[int, int, str | None]] = {}
         self._final_by_session: dict[int, set[int]] = {}
         self._ids = itertools.count(1)
         self._next = 1
@@ -178,7 +180,7 @@ class Hub:
             with self._lock:
                 states = list(self._channels.values())
                 for dropped in self._final_by_session.pop(cid, ()):
-                    self._final.pop(dropped, None)
+                    self._forget_final(dropped)
             for state in states:  # waiters look for dead peers now, not at their next slice
                 state.forget(cid)
             self._objects.release(cid)
@@ -222,6 +224,13 @@ class Hub:
         with self._lock:
             if name is not None and name in self._names:
                 state = self._channels.get(self._names[name])
+                if state is None and half and self._names[name] in self._final:
+                    if half == "receiver":
+                        return self._names[name], 0  # it sees the end, or the break
+                    raise ChannelClosed(
+                        f"channel {name!r} has ended: no sender can be opened on it "
+                        "(its name names a new channel once every process that used it is gone)"
+                    )
                 if state is not None and not state.finished:
                     if state.maxsize != maxsize or state.joinable != joinable:
                         raise ConfigError(
@@ -236,8 +245,7 @@ class Hub:
                     token = state.open_handle()
                     if not token and half == "sender":
                         raise ChannelClosed(
-                            f"channel {name!r} has ended: no sender can be opened on it "
-                            "(its name names a new channel once it is drained)"
+                            f"channel {name!r} has ended: no sender can be opened on it"
                         )
                     return state.cid, token
             cid = next(self._ids)
@@ -302,7 +310,7 @@ class Hub:
         """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
         state = self._state(cid)
         if state is None:
-            sent, received = self._final.get(cid, (0, 0))
+            sent, received, _ = self._final.get(cid, (0, 0, None))
             return (0, 0, 0, sent, received, 0, 1, int(cid in self._broken))
         return state.stats()
 
@@ -312,6 +320,8 @@ class Hub:
         if state is None:
             raise ChannelError("task_done() called more times than items were received")
         state.task_done(_calling().session)
+        if state.finished:
+            self._retire(state)
 
     def unfinished(self, cid: int) -> int:
         """Items of channel ``cid`` sent and not marked done."""
@@ -392,6 +402,12 @@ class Hub:
             raise ended
         raise ChannelError(f"this server holds no channel {cid}")
 
+    def _forget_final(self, cid: int) -> None:
+        """Drop what is kept of dropped channel ``cid``; the caller holds the lock."""
+        final = self._final.pop(cid, None)
+        if final is not None and final[2] is not None and self._names.get(final[2]) == cid:
+            del self._names[final[2]]
+
     def _retire(self, state: ChannelState) -> None:
         with self._lock, state.lock:
             if not state.finished or self._channels.get(state.cid) is not state:
@@ -401,10 +417,10 @@ class Hub:
             del self._channels[state.cid]
             users = state.users & self._sessions
             if users:
-                self._final[state.cid] = (state.sent, state.received)
+                self._final[state.cid] = (state.sent, state.received, state.name)
                 for session in users:
                     self._final_by_session.setdefault(session, set()).add(state.cid)
-            if state.name is not None and self._names.get(state.name) == state.cid:
+            elif state.name is not None and self._names.get(state.name) == state.cid:
                 del self._names[state.name]
         log.debug("dropped %r", state)
 

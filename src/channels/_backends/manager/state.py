@@ -120,12 +120,13 @@ class ChannelState:
 
     @property
     def finished(self) -> bool:
-        """Ended or broken, and drained: nothing can happen to it any more."""
+        """Ended or broken, drained and, if joinable, every item marked done: nothing is left."""
         return (
             bool(self.ledger.flags & _OVER)
             and not self.items
             and not self.reserved
             and not self.inflight
+            and (not self.joinable or self.done == self.sent)
         )
 
     def put(self, caller: Caller, token: int, items: list[bytes]) -> int:

@@ -84,10 +84,6 @@ class ObjectStore:
         self._holders: dict[int, dict[int, int]] = {}  # oid -> {session: proxies}
         self._ids = itertools.count(1)
 
-    def __len__(self) -> int:
-        """How many objects the store holds."""
-        return len(self._objects)
-
     def new(self, kind: str, initial: bytes, session: int) -> int:
         """Hold a new ``"dict"`` or ``"list"`` made from the pickled ``initial``; its number.
 

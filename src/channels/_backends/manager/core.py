@@ -11,10 +11,14 @@ Deadlines. Every call comes back by its deadline (a ``put`` or ``take`` by the
 one its caller gave, a ``wait`` by its timeout, at least ``MIN_ANSWER`` after it
 began), whatever the server does, and a call that gave up has done nothing:
 
-* ``put`` and ``take`` are two steps. The server *stages* the items (a put's
-  hold room that no receiver sees; a take's leave the queue but still count as
-  waiting) and answers; the client, once it has the answer, sends ``commit``
-  on the same connection without waiting for its answer, and only then
+* A ``put`` or ``take`` with no deadline is one round trip that waits for its
+  answer as long as the connection lives (a server that dies closes it; TCP
+  keepalive notices a machine that vanished): it never gives up, so it has
+  nothing to undo.
+* A ``put`` or ``take`` with a deadline is two steps. The server *stages* the
+  items (a put's hold room that no receiver sees; a take's leave the queue but
+  still count as waiting) and answers; the client, once it has the answer,
+  sends ``commit`` on the same connection (it gets no answer), and only then
   returns. A client that had no answer in time drops the connection instead.
   The server reads a connection's messages in order, so it sees the commit
   exactly when the client counted the call as done, and when it sees the
@@ -33,6 +37,8 @@ began), whatever the server does, and a call that gave up has done nothing:
   socket buffer holds no call past it. A ``wait`` asks the server to answer a
   little early; an answer that is late anyway is read and dropped by the next
   call on that connection, which is dropped if it owes more than one.
+* The commit costs one more message per call with a deadline: such calls run at
+  about 0.6x the rate of calls without one (single items, same machine).
 """
 
 from __future__ import annotations
@@ -368,14 +374,14 @@ class ManagerCore:
 
     def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         payload = [plain(data) for data in items]  # a memoryview does not pickle
-        answer = self._call("put", (self.ref.cid, token, payload), deadline, staged=True)
+        answer = self._step("put", (self.ref.cid, token, payload), deadline)
         return expect_int(answer, "put")
 
     def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         self._receiving = me.pid
         if self._handed:
             self._settle(deadline)
-        answer: object = self._call("take", (self.ref.cid, max_items), deadline, staged=True)
+        answer: object = self._step("take", (self.ref.cid, max_items), deadline)
         kind = type(answer).__name__
         items = cast("list[object]", answer) if isinstance(answer, list) else None
         if items is None or not all(isinstance(item, bytes) for item in items):
@@ -503,6 +509,7 @@ class ManagerCore:
         deadline: float | None = None,
         *,
         staged: bool = False,
+        patient: bool = False,
         optional: bool = False,
     ) -> object:
         held = self._link
@@ -511,8 +518,20 @@ class ManagerCore:
             held = (me.pid, link_for(ref.address, key_for(ref.address, ref.keysource)))
             self._link = held
         return held[1].call(
-            self.ref.nonce, method, args, deadline, staged=staged, optional=optional
+            self.ref.nonce,
+            method,
+            args,
+            deadline,
+            staged=staged,
+            patient=patient,
+            optional=optional,
         )
+
+    def _step(self, method: str, args: tuple[object, ...], deadline: float | None) -> object:
+        """A put or a take: staged with a deadline, else one step that waits for its answer."""
+        if deadline is None:
+            return self._call(method, (*args, False), patient=True)
+        return self._call(method, (*args, True), deadline, staged=True)
 
     def __reduce__(self) -> tuple[object, ...]:
         return (ManagerCore, (self.ref, self._serializer, self._limit))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import multiprocessing
 import os
 import socket
@@ -203,6 +204,7 @@ def connect(address: Address, authkey: bytes, due: float | None = None) -> Conne
     if isinstance(address, tuple):
         sock = socket.create_connection(address, timeout=_left(due))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keep_alive(sock)
     else:
         sock = socket.socket(socket.AF_UNIX)
         try:
@@ -224,6 +226,14 @@ def connect(address: Address, authkey: bytes, due: float | None = None) -> Conne
     return conn
 
 
+def _keep_alive(sock: socket.socket) -> None:
+    """Have the system notice a server machine that vanished, so no call waits on it for good."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 def _dial(address: Address, authkey: bytes, due: float) -> Connection:
     """Connect, prove the key both ways, and have the server give us a thread of our own."""
     conn = connect(address, authkey, due)
@@ -241,8 +251,8 @@ def _dial(address: Address, authkey: bytes, due: float) -> Connection:
 
 
 def _answer(conn: Connection, due: float) -> object:
-    """The next answer on ``conn``; re-raises the error the server raised."""
-    if not conn.poll(max(0.0, due - time.monotonic())):
+    """The next answer on ``conn`` (by ``due``, or ever); re-raises the error the server raised."""
+    if due != math.inf and not conn.poll(max(0.0, due - time.monotonic())):
         raise _Late(in_step=True)
     kind, result = conn.recv()
     if kind == "#RETURN":
@@ -261,21 +271,29 @@ def _exchange(conn: Connection, method: str, args: tuple[object, ...], due: floa
 class _Wire:
     """One thread's connection for its calls, and how many answers it still owes.
 
-    An answer is owed for a message whose answer nobody waits for (a commit, a
-    wait that came back late): the next call reads and drops them first.
+    An answer is owed for a call that came back without it (a wait whose answer
+    was late): the next call reads and drops it first.
     """
 
-    __slots__ = ("conn", "nonce", "owed")
+    __slots__ = ("conn", "nonce", "owed", "timeout")
 
     def __init__(self, conn: Connection, nonce: int) -> None:
         self.conn = conn
         self.nonce = nonce
         self.owed = 0
+        self.timeout = 0.0  # what each read and write on it may block, as last set
+
+    def bound(self, left: float) -> None:
+        """Let each read and write block about ``left`` seconds at most (set when it changes)."""
+        wanted = 0.0 if left == math.inf else left  # 0: no bound
+        now = self.timeout
+        if wanted != now and (not wanted or not now or wanted < now or wanted > 2 * now):
+            set_io_timeout(self.conn, wanted)
+            self.timeout = wanted
 
     def post(self, method: str, args: tuple[object, ...]) -> None:
-        """Send a call whose answer the next ``exchange`` reads and drops."""
+        """Send a call that gets no answer (one of the server's ``Hub.QUIET``)."""
         self.conn.send((HUB_ID, method, args, {}))
-        self.owed += 1
 
     def exchange(self, method: str, args: tuple[object, ...], due: float) -> object:
         """Send a call and return its answer, after the ones owed."""
@@ -350,6 +368,7 @@ class Link:
         *,
         wait: float = 0.0,
         staged: bool = False,
+        patient: bool = False,
         optional: bool = False,
     ) -> object:
         """Call ``method`` on the hub and return its answer, by ``deadline`` at the latest.
@@ -362,27 +381,32 @@ class Link:
             staged: the call stages a put or a take; an answer that is not empty
                 is committed here, and a call with no answer in time has its
                 connection dropped, which undoes it (see ``core``).
+            patient: with no deadline, wait for the answer as long as the
+                connection lives, instead of ``REPLY_GRACE``.
             optional: an answer that comes too late is no error (the call returns
                 None): it is read and dropped by the next call.
 
         Raises:
             ChannelTimeout: ``deadline`` passed first (nothing was done).
-            ChannelBroken: the server is gone, or gave no answer within the grace.
+            ChannelBroken: the server is gone, or gave no answer within the grace
+                (a patient call: its connection broke).
             AuthkeyRejected: the server refused this process's authkey
                 (``AuthkeyMissing``: this process was given none).
         """
         now = time.monotonic()
-        due = now + wait + REPLY_GRACE if deadline is None else deadline
-        due = max(due, now + MIN_ANSWER)
+        if deadline is not None:
+            due = max(deadline, now + MIN_ANSWER)
+        else:
+            due = math.inf if patient else now + wait + REPLY_GRACE
         wire: _Wire | None = None
         try:
-            wire = self._wire(due)
+            wire = self._wire(min(due, now + CONNECT_TIMEOUT))
             if nonce is not None and wire.nonce != nonce:
                 raise ChannelBroken(
                     f"{WHY[BROKEN_SERVER_GONE]} (another server now listens at "
                     f"{describe_address(self.address)})"
                 )
-            set_io_timeout(wire.conn, _left(due))
+            wire.bound(_left(due))
             while self._later:
                 wire.post(*self._later.popleft())
             answer = wire.exchange(method, args, due)
@@ -412,7 +436,7 @@ class Link:
             raise
 
     def later(self, method: str, args: tuple[object, ...]) -> None:
-        """Send this call ahead of the next one, whose answer nobody waits for.
+        """Send this call, which gets no answer, ahead of the next one.
 
         Safe from a finalizer, which may run in the middle of another call.
         """

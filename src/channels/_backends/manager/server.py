@@ -136,6 +136,8 @@ class Hub:
         "hold_object",
         "drop_object",
     )
+    #: Calls that get no answer: the client goes on without waiting for one.
+    QUIET = frozenset({"commit", "drop_object"})
 
     def __init__(self) -> None:
         self.nonce: int = secrets.randbits(62) | 1
@@ -261,19 +263,24 @@ class Hub:
             log.debug("opened %r", state)
             return cid, 0 if half == "receiver" else state.first
 
-    def put(self, cid: int, token: int, items: list[bytes]) -> int:
-        """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went."""
+    def put(self, cid: int, token: int, items: list[bytes], staged: bool = False) -> int:
+        """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went.
+
+        ``staged``: they wait for the caller's ``commit`` (see ``state``).
+        """
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, ChannelClosed("the channel has ended; this handle is closed"))
         self.abort()  # a client commits before its next call: this is only ever a stray
-        staged = state.put(_calling(), token, items)
-        if staged:
-            _caller.pending = (state, items[:staged], True)
-        return staged
+        count = state.put(_calling(), token, items)
+        if count:
+            _caller.pending = (state, items[:count], True)
+            if not staged:
+                self.commit()
+        return count
 
-    def take(self, cid: int, max_items: int) -> list[bytes]:
-        """Take up to ``max_items`` ready items of channel ``cid``."""
+    def take(self, cid: int, max_items: int, staged: bool = False) -> list[bytes]:
+        """Take up to ``max_items`` ready items of channel ``cid`` (``staged``: as ``put``)."""
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, EndOfChannel("every sender closed and the channel is drained"))
@@ -285,6 +292,8 @@ class Hub:
                 self._retire(state)
         if got:
             _caller.pending = (state, got, False)
+            if not staged:
+                self.commit()
         return got
 
     def commit(self) -> None:
@@ -614,11 +623,49 @@ class ChannelServer(Server):
         self._conns[cid] = conn
         self.hub.connected(cid)
         try:
-            super().serve_client(conn)
+            try:
+                first = conn.recv()
+            except (EOFError, OSError):
+                return
+            if isinstance(first, tuple) and first and first[0] == HUB_ID:
+                self._serve_hub(conn, first)
+            else:  # an object of a type registered on the manager: the stock loop serves it
+                super().serve_client(_Replay(conn, first))  # type: ignore[arg-type]
         finally:
             self.hub.abort()
             self._conns.pop(cid, None)
             self.hub.disconnected(cid)
+
+    def _serve_hub(self, conn: Connection, request: object) -> None:
+        """Run a client's calls on the hub until it hangs up; ``QUIET`` calls get no answer."""
+        hub = self.hub
+        while not self.stop_event.is_set():
+            msg: tuple[str, object]
+            method = ""
+            try:
+                _, method, args, kwds = cast(
+                    "tuple[str, str, tuple[Any, ...], dict[str, Any]]", request
+                )
+                if method not in Hub.EXPOSED:
+                    raise ChannelError(f"{method!r} is not a call of the channel server")
+                msg = ("#RETURN", getattr(hub, method)(*args, **kwds))
+            except Exception as exc:
+                msg = ("#ERROR", exc)
+                if method in Hub.QUIET:
+                    log.debug("%s failed: %r", method, exc)
+            if method not in Hub.QUIET:
+                try:
+                    conn.send(msg)
+                except (OSError, EOFError):
+                    return
+                except Exception:  # an answer that does not pickle (nothing was written)
+                    name = type(msg[1]).__name__
+                    with contextlib.suppress(OSError, EOFError):
+                        conn.send(("#UNSERIALIZABLE", f"an answer of type {name} does not pickle"))
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
+                return
 
     def _close(self) -> None:
         if self._closing:
@@ -629,6 +676,23 @@ class ChannelServer(Server):
         for conn in list(self._conns.values()):
             _hang_up(conn)
         log.info("channel server at %s stopped", describe_address(self.address))
+
+
+class _Replay:
+    """A connection whose first request was read already: ``recv`` gives it again first."""
+
+    def __init__(self, conn: Connection, first: object) -> None:
+        self._conn = conn
+        self._first: list[object] = [first]
+
+    def recv(self) -> object:
+        return self._first.pop() if self._first else self._conn.recv()
+
+    def send(self, obj: object) -> None:
+        self._conn.send(obj)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class _Listener:

@@ -40,7 +40,10 @@ class ManagerChannel(ChannelBase[T]):
     opened theirs): if the consumer's handle is the only one, closing it ends the
     channel at once. A name whose channel ended and was drained names a fresh
     channel at its next open; one that ended with items left still gives them
-    out to a late opener, then ``EndOfChannel``.
+    out to a late opener, then ``EndOfChannel``. ``open_sender`` and
+    ``open_receiver`` on ``manager://HOST:PORT/NAME`` open one half only: a
+    counted sender handle (``ChannelClosed`` once the channel has ended), or a
+    receiver that holds no handle and so needs no ``ch.sender.close()``.
 
     Args:
         maxsize: the most items the channel holds; ``send`` waits while it is full

@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -167,3 +168,23 @@ def test_the_core_steps_come_back_by_their_deadline(server: ChannelManager) -> N
     stats = ch.stats()
     assert (stats.sent, stats.waiting) == (0, 0)
     ch.close()
+
+
+def test_calls_without_a_timeout_wait_out_a_stall_and_lose_nothing(
+    server: ChannelManager,
+) -> None:
+    ch = ManagerChannel[int](manager=server, name="patient")
+    got: list[int] = []
+    receiver = threading.Thread(target=lambda: got.append(ch.recv()))
+    with stalled(server):
+        receiver.start()
+        sender = threading.Thread(target=lambda: ch.send(1))
+        sender.start()
+        time.sleep(0.5)
+        assert receiver.is_alive()  # still waiting for the server
+    sender.join(WAIT)
+    receiver.join(WAIT)
+    assert got == [1]
+    ch.sender.close()
+    assert list(ch.receiver) == []
+    assert ch.receiver.stats().received == 1

@@ -15,14 +15,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import cast
 
 import pytest
 
-import channels
 from channels import ChannelTimeout, WouldBlock
 from channels._backends.manager import ManagerChannel
-from channels._backends.manager.core import ChannelManager
+from channels._backends.manager.core import ChannelManager, ManagerCore
 
 from support import WAIT
 
@@ -154,8 +153,8 @@ def test_async_calls_keep_their_deadline_on_a_stalled_server(server: ChannelMana
 
 def test_the_core_steps_come_back_by_their_deadline(server: ChannelManager) -> None:
     """What an async face runs off the event loop, one step at a time, is never stuck long."""
-    ch: channels.Channel[Any] = ManagerChannel[int](manager=server, name="steps")
-    core = ch.sender._core  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    ch = ManagerChannel[int](manager=server, name="steps")
+    core = cast(ManagerCore, ch._sender._core)
     with stalled(server):
         for step in (
             lambda: core.put(core.first_token, [b"x"], time.monotonic() + 0.1),

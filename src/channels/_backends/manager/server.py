@@ -624,10 +624,10 @@ class ChannelServer(Server):
         self.hub.connected(cid)
         try:
             try:
-                first = conn.recv()
+                first: object = conn.recv()
             except (EOFError, OSError):
                 return
-            if isinstance(first, tuple) and first and first[0] == HUB_ID:
+            if _for_hub(first):
                 self._serve_hub(conn, first)
             else:  # an object of a type registered on the manager: the stock loop serves it
                 super().serve_client(_Replay(conn, first))  # type: ignore[arg-type]
@@ -676,6 +676,12 @@ class ChannelServer(Server):
         for conn in list(self._conns.values()):
             _hang_up(conn)
         log.info("channel server at %s stopped", describe_address(self.address))
+
+
+def _for_hub(request: object) -> bool:
+    """Whether ``request`` is a call on the hub (the first of a channel client's connection)."""
+    parts = cast("tuple[object, ...]", request) if isinstance(request, tuple) else ()
+    return bool(parts) and parts[0] == HUB_ID
 
 
 class _Replay:

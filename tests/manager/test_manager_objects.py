@@ -1,4 +1,8 @@
-"""Managed dicts and lists live as long as a proxy of them does, in any process."""
+"""What a long-running server keeps: only what some connected process can still ask for.
+
+Managed dicts and lists live as long as a proxy of them does, in any process; a
+dropped channel's counts, as long as a process that used it is connected.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from channels._backends.manager import ManagerChannel
 from channels._backends.manager.core import ChannelManager
 from channels._backends.manager.server import ChannelServer
 
@@ -90,3 +95,20 @@ def test_an_object_lives_while_another_process_holds_a_proxy(
         ready.close()
         report.close()
     assert eventually(lambda: objects(server) == 0)  # the child's end released it
+
+
+def test_a_dropped_channel_is_remembered_only_while_its_users_are_connected(
+    served: tuple[ChannelServer, ChannelManager],
+) -> None:
+    server, client = served
+    kept = server.hub._final  # pyright: ignore[reportPrivateUsage]
+    for i in range(20):
+        ch = ManagerChannel[int](manager=client, name=f"short-{i}")
+        ch.send(i)
+        ch.close()
+        assert list(ch.receiver) == [i]
+        assert ch.receiver.stats().received == 1
+    assert len(kept) == 20
+    del ch
+    gc.collect()  # the last channel goes, and with it this process's connections
+    assert eventually(lambda: not kept)

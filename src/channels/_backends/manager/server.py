@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 HUB_ID = "channels"
 #: The identity in a channel's books of a holder reported dead (see ``Hub.alive``).
 GONE = -(1 << 62)
+#: How many dropped channels at most keep their counts for the processes that used them.
+FINAL_KEPT = 10_000
 #: How long an unauthenticated connection may take to prove the key, in all.
 HANDSHAKE_TIMEOUT = 10.0
 #: How many connections may be proving the key at once.
@@ -145,10 +147,10 @@ class Hub:
         self._channels: dict[int, ChannelState] = {}
         self._names: dict[str, int] = {}
         self._broken: dict[int, str] = {}
-        # Channels dropped while a session that used them lives: (sent, received, name)
-        # at the end, and, while it lasts, their name still names them to open_sender
-        # and open_receiver (not to a plain open, which starts a fresh channel).
-        self._final: dict[int, tuple[int, int, str | None]] = {}
+        # Channels dropped while a session that used them lives (the newest FINAL_KEPT):
+        # (sent, received, name, those sessions) at the end. While it lasts, the name
+        # still names it to open_sender and open_receiver (a plain open starts afresh).
+        self._final: dict[int, tuple[int, int, str | None, set[int]]] = {}
         self._final_by_session: dict[int, set[int]] = {}
         self._ids = itertools.count(1)
         self._next = 1
@@ -182,7 +184,11 @@ class Hub:
             with self._lock:
                 states = list(self._channels.values())
                 for dropped in self._final_by_session.pop(cid, ()):
-                    self._forget_final(dropped)
+                    final = self._final.get(dropped)
+                    if final is not None:
+                        final[3].discard(cid)
+                        if not final[3]:
+                            self._forget_final(dropped)
             for state in states:  # waiters look for dead peers now, not at their next slice
                 state.forget(cid)
             self._objects.release(cid)
@@ -319,7 +325,7 @@ class Hub:
         """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
         state = self._state(cid)
         if state is None:
-            sent, received, _ = self._final.get(cid, (0, 0, None))
+            sent, received, _, _ = self._final.get(cid, (0, 0, None, set()))
             return (0, 0, 0, sent, received, 0, 1, int(cid in self._broken))
         return state.stats()
 
@@ -414,7 +420,11 @@ class Hub:
     def _forget_final(self, cid: int) -> None:
         """Drop what is kept of dropped channel ``cid``; the caller holds the lock."""
         final = self._final.pop(cid, None)
-        if final is not None and final[2] is not None and self._names.get(final[2]) == cid:
+        if final is None:
+            return
+        for session in final[3]:
+            self._final_by_session.get(session, set()).discard(cid)
+        if final[2] is not None and self._names.get(final[2]) == cid:
             del self._names[final[2]]
 
     def _retire(self, state: ChannelState) -> None:
@@ -426,9 +436,11 @@ class Hub:
             del self._channels[state.cid]
             users = state.users & self._sessions
             if users:
-                self._final[state.cid] = (state.sent, state.received, state.name)
+                self._final[state.cid] = (state.sent, state.received, state.name, users)
                 for session in users:
                     self._final_by_session.setdefault(session, set()).add(state.cid)
+                if len(self._final) > FINAL_KEPT:
+                    self._forget_final(next(iter(self._final)))
             elif state.name is not None and self._names.get(state.name) == state.cid:
                 del self._names[state.name]
         log.debug("dropped %r", state)

@@ -313,6 +313,7 @@ class ChannelState:
         """A process left: wake every waiter to look for dead peers now."""
         with self.lock:
             self._receivers.discard(session)
+            self.users.discard(session)
             self.wake_all()
 
     def wake_all(self) -> None:

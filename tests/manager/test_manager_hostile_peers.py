@@ -8,6 +8,7 @@ peers off, not hold them all.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import select
 import socket
@@ -160,3 +161,28 @@ def test_a_handshake_has_a_deadline_in_all_not_per_read() -> None:
     finally:
         server.stop()
         thread.join(WAIT)
+
+
+def test_a_flood_of_refusals_is_not_a_flood_of_log_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="channels")
+    server = ChannelManager(address=("127.0.0.1", 0), authkey=KEY).get_server()
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        address = cast(tuple[str, int], server.address)
+        for _ in range(60):  # each hangs up in the middle of its answer
+            with socket.create_connection(address, timeout=WAIT) as peer:
+                peer.recv(4096)
+                peer.sendall(struct.pack("!i", 200) + bytes(10))
+        with socket.create_connection(address, timeout=WAIT) as last:
+            last.recv(4096)
+            last.sendall(struct.pack("!i", 32) + bytes(32))  # a wrong answer
+            last.recv(4096)
+    finally:
+        server.stop()
+        thread.join(WAIT)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert 0 < len(lines) <= 20 + 1
+    assert all(line.startswith("refused a connection from 127.0.0.1:") for line in lines)

@@ -81,6 +81,8 @@ HANDSHAKE_TIMEOUT = 10.0
 MAX_HANDSHAKES = 128
 #: How long a handshake is safe from being pushed out by a newer one.
 HANDSHAKE_HEAD = 0.5
+#: How many refused connections are logged in 10 s at most (the rest are counted).
+LOGGED_REFUSALS = 20
 _BACKLOG = 128
 
 
@@ -516,6 +518,8 @@ class ChannelServer(Server):
         # Connections proving the key, oldest first, with when they came.
         self._doorway: dict[Connection, float] = {}
         self._doorway_lock = threading.Lock()
+        # Refusals logged in the 10 s window that began at _log_window; those left out.
+        self._log_window, self._logged, self._unlogged = 0.0, 0, 0
 
     def request_stop(self) -> None:
         """Ask ``serve_forever`` to return soon; safe to call from a signal handler."""
@@ -557,31 +561,45 @@ class ChannelServer(Server):
             threading.Thread(target=self.handle_request, args=(conn, peer), daemon=True).start()
 
     def handle_request(self, conn: Connection, peer: object = None) -> None:
-        """Prove the key both ways, then run the request; a stranger learns nothing else."""
+        """Prove the key both ways, then run the request; a stranger learns nothing else.
+
+        ``conn`` was admitted to the doorway (``_admit``); it may be cut off meanwhile.
+        """
         try:
-            with self._doorway_lock:
-                if conn not in self._doorway:  # not come through the accepter: admit it here
-                    self._doorway[conn] = time.monotonic()
             try:
                 set_read_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
                 deliver_challenge(conn, self.authkey)
                 answer_challenge(conn, self.authkey)
             except Exception as exc:
-                log.warning("refused a connection from %s: %s", _describe_peer(peer), _why(exc))
+                self._refuse(peer, _why(exc) if self._leave(conn) else _why(TimeoutError()))
                 return
-            finally:
-                with self._doorway_lock:
-                    through = self._doorway.pop(conn, None) is not None
-            if not through:
-                log.warning(
-                    "refused a connection from %s: %s", _describe_peer(peer), _why(TimeoutError())
-                )
+            if not self._leave(conn):
+                self._refuse(peer, _why(TimeoutError()))
                 return
             self._dispatch(conn)
         except SystemExit:  # serve_client ends with sys.exit() when its client hangs up
             pass
         finally:
             conn.close()
+
+    def _leave(self, conn: Connection) -> bool:
+        """``conn`` is done with its handshake: False if it was cut off meanwhile."""
+        with self._doorway_lock:
+            return self._doorway.pop(conn, None) is not None
+
+    def _refuse(self, peer: object, why: str) -> None:
+        """Log a refused connection: in a flood, ``LOGGED_REFUSALS`` lines per 10 s at most."""
+        now = time.monotonic()
+        with self._doorway_lock:
+            if now - self._log_window >= 10:
+                self._log_window, self._logged = now, 0
+            if self._logged >= LOGGED_REFUSALS:
+                self._unlogged += 1
+                return
+            self._logged += 1
+            more, self._unlogged = self._unlogged, 0
+        since = f" ({more} more were refused since the last line)" if more else ""
+        log.warning("refused a connection from %s: %s%s", _describe_peer(peer), why, since)
 
     def _admit(self, conn: Connection) -> None:
         """Let ``conn`` prove the key; if too many are at it, push out the oldest.
@@ -801,7 +819,7 @@ def _why(exc: Exception) -> str:
         return "it does not know the authkey"
     if isinstance(exc, BlockingIOError | TimeoutError):
         return "no handshake within the time allowed"
-    if isinstance(exc, EOFError | ConnectionError):
+    if isinstance(exc, EOFError | ConnectionError) or "end of file" in str(exc):
         return "it hung up during the handshake"
     return f"a malformed handshake ({type(exc).__name__})"
 

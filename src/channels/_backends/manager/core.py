@@ -460,17 +460,26 @@ class ManagerCore:
                 self._watched.remove(watched)
         cid = self.ref.cid
         host = host_key() if started else ""
+        late: list[tuple[int, int, int]] = []  # no answer by the deadline: watch it here
         for pid, token in started:
             stamp = process_stamp(pid)
             try:
                 if not self._call("hand_over", (cid, token, pid, stamp, host), deadline):
-                    with self._watched_lock:
-                        self._watched.append((pid, stamp, token))
+                    late.append((pid, stamp, token))
+            except ChannelTimeout:
+                late.append((pid, stamp, token))
             except ChannelError:
                 pass  # the server is gone, or refused: nothing to name it to
-        for _, _, token in dead:
-            with contextlib.suppress(ChannelError):
-                self._call("holder_died", (cid, token), deadline)
+        for watched in dead:
+            try:
+                self._call("holder_died", (cid, watched[2]), deadline)
+            except ChannelTimeout:
+                late.append(watched)  # reported again at the next call
+            except ChannelError:
+                pass
+        if late:
+            with self._watched_lock:
+                self._watched.extend(late)
 
     def close_sender(self, token: int) -> None:
         if self._handed:

@@ -430,7 +430,11 @@ class Link:
                         f"no answer from the manager server at {describe_address(self.address)} "
                         "before the deadline; nothing was done"
                     ) from None
-                exc = TimeoutError(f"no answer within {due - now:.0f} s")
+                exc = TimeoutError(
+                    f"could not connect within {CONNECT_TIMEOUT:.0f} s"
+                    if wire is None
+                    else f"no answer within {due - now:.0f} s"
+                )
             if isinstance(exc, EOFError | OSError):
                 raise _gone(self.address, exc) from exc
             raise
@@ -476,7 +480,6 @@ class Link:
             anchor = _dial(self.address, self.authkey, due)
             try:
                 answer = _exchange(anchor, "hello", (), due)
-                set_io_timeout(anchor, 0)
                 nonce, session = expect_pair(answer, "hello")
             except BaseException:
                 anchor.close()

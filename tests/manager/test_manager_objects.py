@@ -102,13 +102,17 @@ def test_a_dropped_channel_is_remembered_only_while_its_users_are_connected(
 ) -> None:
     server, client = served
     kept = server.hub._final  # pyright: ignore[reportPrivateUsage]
-    for i in range(20):
+
+    def used(i: int) -> ManagerChannel[int]:
         ch = ManagerChannel[int](manager=client, name=f"short-{i}")
         ch.send(i)
         ch.close()
         assert list(ch.receiver) == [i]
         assert ch.receiver.stats().received == 1
+        return ch
+
+    held = [used(i) for i in range(20)]
     assert len(kept) == 20
-    del ch
+    del held
     gc.collect()  # the last channel goes, and with it this process's connections
     assert eventually(lambda: not kept)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import tempfile
 import time
+from collections.abc import MutableMapping
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event, Semaphore
@@ -134,3 +136,16 @@ def creator(method: str) -> None:
     }
     print(json.dumps(report), flush=True)
     time.sleep(10 * WAIT)
+
+
+def limit_descriptors(most: int) -> None:
+    """In a server process: open at most ``most`` files and sockets, as a small container does."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (most, hard))
+
+
+def hold_a_proxy(proxy: MutableMapping[str, int], ready: Connection, go: Event) -> None:
+    """Use a managed dict (this process then holds it), say so, and hold it until ``go``."""
+    proxy["child"] = 1
+    ready.send(len(proxy))
+    go.wait(WAIT)

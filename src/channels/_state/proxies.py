@@ -6,16 +6,22 @@ number there, as a manager channel's core does. That is all it pickles, so it
 passes to any process at any time; it never pickles the authkey. Every call is
 one request to the server, atomic there; a read-modify-write of several calls
 (``d[k] += 1``) needs a lock around it.
+
+The server frees an object once no process holds a proxy of it (``_state.store``):
+each proxy counts itself there when it is made or unpickled, and uncounts
+itself when it is collected. A proxy sent to another process must stay alive
+in the sender until the receiver has it, as with multiprocessing's proxies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, final, overload
 
 from .._backends.manager.link import (
-    REPLY_GRACE,
     Address,
     Link,
     expect_int,
@@ -23,7 +29,7 @@ from .._backends.manager.link import (
     key_source,
     link_for,
 )
-from .._errors import SerializationError
+from .._errors import ChannelError, SerializationError
 from .._liveness import me
 
 if TYPE_CHECKING:
@@ -60,28 +66,61 @@ class ObjectRef(NamedTuple):
 
 
 class _Remote:
-    """The connection side of a proxy: one call is one request to the server."""
+    """The connection side of a proxy: one call is one request to the server.
 
-    __slots__ = ("__weakref__", "_link", "ref")
+    It counts itself as a holder of its object in each process that uses it: at
+    once where it is made or unpickled, at its first call in a forked child.
+    """
+
+    __slots__ = ("__weakref__", "_counted", "_link", "ref")
 
     def __init__(self, ref: ObjectRef) -> None:
         self.ref = ref
         self._link: tuple[int, Link] | None = None
+        self._counted = 0
+        with contextlib.suppress(ChannelError):  # a server out of reach: calls will say so
+            self._count()
+
+    def _count(self) -> None:
+        """Count this proxy in this process, and uncount it once it is collected."""
+        link = self._link_here()
+        ref = self.ref
+        if link.call(ref.nonce, "hold_object", (ref.oid,)):
+            finalizer = weakref.finalize(self, _uncount, link, ref.oid, me.pid)
+            finalizer.atexit = False  # the process's end releases what it held
+        self._counted = me.pid
+
+    def _link_here(self) -> Link:
+        held = self._link
+        if held is None or held[0] != me.pid:
+            ref = self.ref
+            held = (me.pid, link_for(ref.address, key_for(ref.address, ref.keysource)))
+            self._link = held
+        return held[1]
 
     def call(self, op: str, *args: object) -> Any:
         try:
             payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise SerializationError(f"cannot send {op} to a managed object: {exc}") from exc
-        held = self._link
-        if held is None or held[0] != me.pid:
-            ref = self.ref
-            held = (me.pid, link_for(ref.address, key_for(ref.address, ref.keysource)))
-            self._link = held
-        return held[1].call(self.ref.nonce, "call_object", (self.ref.oid, op, payload), REPLY_GRACE)
+        if self._counted != me.pid:
+            self._count()
+        link = self._link_here()
+        return link.call(self.ref.nonce, "call_object", (self.ref.oid, op, payload))
 
 
-def _create(manager: ChannelManager, kind: str, initial: object) -> ObjectRef:
+def _uncount(link: Link, oid: int, pid: int) -> None:
+    """A proxy was collected: tell the server with this process's next call (never a call now)."""
+    if me.pid == pid:
+        link.later("drop_object", (oid,))
+
+
+def _create(manager: ChannelManager, kind: str, initial: object) -> tuple[ObjectRef, Link]:
+    """Make an object in the server; keep the link until its proxy has counted itself.
+
+    The object is its creator's session's until then, and that session would end
+    with the last reference to the link.
+    """
     where, key = manager.client_params()
     try:
         payload = pickle.dumps(initial, protocol=pickle.HIGHEST_PROTOCOL)
@@ -89,8 +128,8 @@ def _create(manager: ChannelManager, kind: str, initial: object) -> ObjectRef:
         raise SerializationError(f"cannot send the initial {kind} to the manager: {exc}") from exc
     source = key_source(where, key, given=False)
     link = link_for(where, key)
-    answer = link.call(None, "new_object", (kind, payload), REPLY_GRACE)
-    return ObjectRef(where, link.nonce(), expect_int(answer, "new_object"), source)
+    answer = link.call(None, "new_object", (kind, payload))
+    return ObjectRef(where, link.nonce(), expect_int(answer, "new_object"), source), link
 
 
 @final
@@ -293,7 +332,8 @@ class DictMaker(Generic[K, V]):
 
     def __call__(self, initial: Mapping[K, V] | Iterable[tuple[K, V]] = (), /) -> ManagedDict[K, V]:
         """A new dict in the server, holding ``initial``."""
-        return ManagedDict(_create(self._manager, "dict", dict(initial)))
+        ref, _link = _create(self._manager, "dict", dict(initial))
+        return ManagedDict(ref)
 
 
 @final
@@ -307,7 +347,8 @@ class ListMaker(Generic[T]):
 
     def __call__(self, initial: Iterable[T] = (), /) -> ManagedList[T]:
         """A new list in the server, holding ``initial``."""
-        return ManagedList(_create(self._manager, "list", list(initial)))
+        ref, _link = _create(self._manager, "list", list(initial))
+        return ManagedList(ref)
 
 
 @final

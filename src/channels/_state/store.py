@@ -2,7 +2,12 @@
 
 Each object has a number; a call names the object, one operation from a fixed
 table, and the pickled arguments, and runs under one lock, so each operation
-is atomic for every client. Objects live as long as the server.
+is atomic for every client.
+
+An object lives while some proxy of it does, as multiprocessing's managed
+objects do: each client process (its session) counts the proxies it holds, and
+the object goes when every count is back to zero, or when the sessions that
+held it are gone (a process that dies drops no proxy, but its anchor closes).
 """
 
 from __future__ import annotations
@@ -76,10 +81,14 @@ class ObjectStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[int, dict[Any, Any] | list[Any]] = {}
+        self._holders: dict[int, dict[int, int]] = {}  # oid -> {session: proxies}
         self._ids = itertools.count(1)
 
-    def new(self, kind: str, initial: bytes) -> int:
-        """Hold a new ``"dict"`` or ``"list"`` made from the pickled ``initial``; its number."""
+    def new(self, kind: str, initial: bytes, session: int) -> int:
+        """Hold a new ``"dict"`` or ``"list"`` made from the pickled ``initial``; its number.
+
+        It is ``session``'s until its first proxy counts itself (``hold``).
+        """
         contents = pickle.loads(initial)
         made: dict[Any, Any] | list[Any]
         if kind == "dict":
@@ -91,7 +100,42 @@ class ObjectStore:
         with self._lock:
             oid = next(self._ids)
             self._objects[oid] = made
+            self._holders[oid] = {session: 0}
         return oid
+
+    def hold(self, oid: int, session: int) -> bool:
+        """Count one more proxy of ``oid`` in ``session``; False if the object is gone."""
+        with self._lock:
+            holders = self._holders.get(oid)
+            if holders is None:
+                return False
+            holders[session] = holders.get(session, 0) + 1
+            return True
+
+    def drop(self, oid: int, session: int) -> None:
+        """One proxy of ``oid`` in ``session`` is gone; free the object after its last."""
+        with self._lock:
+            holders = self._holders.get(oid)
+            if holders is None or holders.get(session, 0) <= 0:
+                return
+            holders[session] -= 1
+            if not holders[session]:
+                del holders[session]
+                if not holders:
+                    self._free(oid)
+
+    def release(self, session: int) -> None:
+        """``session`` is gone: drop every proxy it held."""
+        with self._lock:
+            for oid, holders in list(self._holders.items()):
+                if session in holders:
+                    del holders[session]
+                    if not holders:
+                        self._free(oid)
+
+    def _free(self, oid: int) -> None:
+        del self._holders[oid]
+        del self._objects[oid]
 
     def call(self, oid: int, op: str, args: bytes) -> object:
         """Run operation ``op`` with the pickled ``args`` on object ``oid``; its answer."""

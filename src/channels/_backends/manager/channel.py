@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar, final
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeVar, cast, final
 
 from ..._config import ContextSpec, SerializerSpec
-from ..._handles import ChannelBase
+from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
 from .core import ChannelManager, ManagerCore
 
@@ -39,7 +40,10 @@ class ManagerChannel(ChannelBase[T]):
     opened theirs): if the consumer's handle is the only one, closing it ends the
     channel at once. A name whose channel ended and was drained names a fresh
     channel at its next open; one that ended with items left still gives them
-    out to a late opener, then ``EndOfChannel``.
+    out to a late opener, then ``EndOfChannel``. ``open_sender`` and
+    ``open_receiver`` on ``manager://HOST:PORT/NAME`` open one half only: a
+    counted sender handle (``ChannelClosed`` once the channel has ended), or a
+    receiver that holds no handle and so needs no ``ch.sender.close()``.
 
     Args:
         maxsize: the most items the channel holds; ``send`` waits while it is full
@@ -88,3 +92,18 @@ class ManagerChannel(ChannelBase[T]):
                 joinable=joinable,
             )
         )
+
+    @staticmethod
+    def open_half(
+        half: Literal["sender", "receiver"], options: Mapping[str, object]
+    ) -> SenderHandle[Any] | ReceiverHandle[Any]:
+        """One half of a named channel on a running server: ``open_sender``, ``open_receiver``.
+
+        A sender is one counted handle, refused (``ChannelClosed``) on a channel
+        that has ended; a receiver holds no handle, and one that comes before any
+        sender makes the channel, which then waits for its first sender.
+        """
+        core = ManagerCore.open(half=half, **cast("dict[str, Any]", options))
+        if half == "sender":
+            return SenderHandle(core, core.first_token)
+        return ReceiverHandle(core)

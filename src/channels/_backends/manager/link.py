@@ -15,18 +15,30 @@ process that unpickles a channel looks in the same place.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import math
 import multiprocessing
 import os
 import socket
+import struct
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import cast
 
-from ..._errors import AuthkeyMissing, AuthkeyRejected, ChannelBroken, ChannelError, ConfigError
+from ..._errors import (
+    AuthkeyMissing,
+    AuthkeyRejected,
+    ChannelBroken,
+    ChannelError,
+    ChannelTimeout,
+    ConfigError,
+)
 from ..._ledger import BROKEN_SERVER_GONE, WHY
-from .server import HUB_ID, describe_address, set_read_timeout
+from .server import HUB_ID, borrowed_socket, describe_address
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -34,6 +46,7 @@ __all__ = [
     "KEY_ENV",
     "KEY_GIVEN",
     "KEY_PROCESS",
+    "MIN_ANSWER",
     "REPLY_GRACE",
     "Address",
     "Link",
@@ -55,6 +68,8 @@ ENV_AUTHKEY = "CHANNELS_AUTHKEY"
 CONNECT_TIMEOUT = 10.0
 #: How much longer than its own wait a server may take to answer before it counts as gone.
 REPLY_GRACE = 20.0
+#: The least time a call is given for its answer, even when its deadline is nearer or past.
+MIN_ANSWER = 0.05
 
 #: A server address: (host, port), or the path of a Unix socket.
 Address = tuple[str, int] | str
@@ -152,18 +167,48 @@ def _gone(address: Address, exc: BaseException) -> ChannelBroken:
     return ChannelBroken(f"{WHY[BROKEN_SERVER_GONE]} ({describe_address(address)}: {detail})")
 
 
-def connect(address: Address, authkey: bytes) -> Connection:
+class _Late(TimeoutError):
+    """The deadline passed before the answer came (``in_step``: the connection is still usable)."""
+
+    def __init__(self, *, in_step: bool = False) -> None:
+        super().__init__("no answer before the deadline")
+        self.in_step = in_step
+
+
+def _left(due: float) -> float:
+    """Seconds until ``due``; ``_Late`` if it has passed."""
+    left = due - time.monotonic()
+    if left <= 0:
+        raise _Late
+    return left
+
+
+def set_io_timeout(conn: Connection, seconds: float) -> None:
+    """Bound how long one read or write on ``conn`` may block (0: no bound)."""
+    whole = int(seconds)
+    micros = 0 if not seconds else max(1, int((seconds - whole) * 1e6))
+    value = struct.pack("ll", whole, micros)
+    with borrowed_socket(conn) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def connect(address: Address, authkey: bytes, due: float | None = None) -> Connection:
     """Connect to a server (TCP over IPv4 or IPv6, or a Unix socket) and prove the key both ways.
 
-    It serves ``BaseManager`` as its client too, whose own knows no IPv6.
+    It serves ``BaseManager`` as its client too, whose own knows no IPv6. All of
+    it is over by ``due`` (a ``time.monotonic()`` time; default ``CONNECT_TIMEOUT``).
     """
+    if due is None:
+        due = time.monotonic() + CONNECT_TIMEOUT
     if isinstance(address, tuple):
-        sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection(address, timeout=_left(due))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keep_alive(sock)
     else:
         sock = socket.socket(socket.AF_UNIX)
         try:
-            sock.settimeout(CONNECT_TIMEOUT)
+            sock.settimeout(_left(due))
             sock.connect(address)
         except BaseException:
             sock.close()
@@ -171,23 +216,31 @@ def connect(address: Address, authkey: bytes) -> Connection:
     sock.settimeout(None)  # Connection needs a blocking socket, whatever the default timeout
     conn = Connection(sock.detach())
     try:
-        set_read_timeout(conn, CONNECT_TIMEOUT)
+        set_io_timeout(conn, _left(due))
         answer_challenge(conn, authkey)
         deliver_challenge(conn, authkey)
-        set_read_timeout(conn, 0)
+        set_io_timeout(conn, 0)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _dial(address: Address, authkey: bytes) -> Connection:
+def _keep_alive(sock: socket.socket) -> None:
+    """Have the system notice a server machine that vanished, so no call waits on it for good."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def _dial(address: Address, authkey: bytes, due: float) -> Connection:
     """Connect, prove the key both ways, and have the server give us a thread of our own."""
-    conn = connect(address, authkey)
+    conn = connect(address, authkey, due)
     try:
         conn.send((None, "accept_connection", (f"channels-client-{os.getpid()}",), {}))
-        if not conn.poll(CONNECT_TIMEOUT):
-            raise TimeoutError(f"no answer from the manager server within {CONNECT_TIMEOUT:.0f} s")
+        if not conn.poll(_left(due)):
+            raise _Late
         kind, result = conn.recv()
         if kind != "#RETURN":
             raise ChannelError(f"the manager server refused the connection: {result}")
@@ -197,17 +250,59 @@ def _dial(address: Address, authkey: bytes) -> Connection:
     return conn
 
 
-def _exchange(conn: Connection, method: str, args: tuple[object, ...], wait: float) -> object:
-    """One call on the hub; re-raises the error the server raised."""
-    conn.send((HUB_ID, method, args, {}))
-    if not conn.poll(wait):
-        raise TimeoutError(f"no answer from the manager server within {wait:.0f} s")
+def _answer(conn: Connection, due: float) -> object:
+    """The next answer on ``conn`` (by ``due``, or ever); re-raises the error the server raised."""
+    if due != math.inf and not conn.poll(max(0.0, due - time.monotonic())):
+        raise _Late(in_step=True)
     kind, result = conn.recv()
     if kind == "#RETURN":
         return result
     if kind == "#ERROR" and isinstance(result, BaseException):
         raise result
     raise ChannelError(f"the manager server failed: {result}")
+
+
+def _exchange(conn: Connection, method: str, args: tuple[object, ...], due: float) -> object:
+    """One call on the hub over a connection that owes no answer."""
+    conn.send((HUB_ID, method, args, {}))
+    return _answer(conn, due)
+
+
+class _Wire:
+    """One thread's connection for its calls, and how many answers it still owes.
+
+    An answer is owed for a call that came back without it (a wait whose answer
+    was late): the next call reads and drops it first.
+    """
+
+    __slots__ = ("conn", "nonce", "owed", "timeout")
+
+    def __init__(self, conn: Connection, nonce: int) -> None:
+        self.conn = conn
+        self.nonce = nonce
+        self.owed = 0
+        self.timeout = 0.0  # what each read and write on it may block, as last set
+
+    def bound(self, left: float) -> None:
+        """Let each read and write block about ``left`` seconds at most (set when it changes)."""
+        wanted = 0.0 if left == math.inf else left  # 0: no bound
+        now = self.timeout
+        if wanted != now and (not wanted or not now or wanted < now or wanted > 2 * now):
+            set_io_timeout(self.conn, wanted)
+            self.timeout = wanted
+
+    def post(self, method: str, args: tuple[object, ...]) -> None:
+        """Send a call that gets no answer (one of the server's ``Hub.QUIET``)."""
+        self.conn.send((HUB_ID, method, args, {}))
+
+    def exchange(self, method: str, args: tuple[object, ...], due: float) -> object:
+        """Send a call and return its answer, after the ones owed."""
+        self.conn.send((HUB_ID, method, args, {}))
+        while self.owed:
+            with contextlib.suppress(ChannelError):
+                _answer(self.conn, due)
+            self.owed -= 1
+        return _answer(self.conn, due)
 
 
 def expect_int(answer: object, call: str) -> int:
@@ -243,7 +338,16 @@ def _refused(address: Address, authkey: bytes) -> AuthkeyRejected:
 class Link:
     """This process's connections to one server (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_anchor", "_conns", "_local", "_lock", "address", "authkey")
+    __slots__ = (
+        "__weakref__",
+        "_anchor",
+        "_conns",
+        "_later",
+        "_local",
+        "_lock",
+        "address",
+        "authkey",
+    )
 
     def __init__(self, address: Address, authkey: bytes) -> None:
         self.address = address
@@ -252,84 +356,144 @@ class Link:
         self._local = threading.local()
         self._anchor: list[tuple[Connection, int, int]] = []  # [(connection, session, nonce)]
         self._conns: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._later: collections.deque[tuple[str, tuple[object, ...]]] = collections.deque()
         weakref.finalize(self, _close_all, self._anchor, self._conns)
 
-    def call(self, nonce: int | None, method: str, args: tuple[object, ...], wait: float) -> object:
-        """Call ``method`` on the hub, waiting at most ``wait`` seconds for the answer.
+    def call(
+        self,
+        nonce: int | None,
+        method: str,
+        args: tuple[object, ...],
+        deadline: float | None = None,
+        *,
+        wait: float = 0.0,
+        staged: bool = False,
+        patient: bool = False,
+        optional: bool = False,
+    ) -> object:
+        """Call ``method`` on the hub and return its answer, by ``deadline`` at the latest.
 
         Args:
             nonce: the nonce of the server that holds the channel, or None (any server).
+            deadline: a ``time.monotonic()`` time, or None: ``wait`` seconds (how
+                long the server may wait before it answers) and ``REPLY_GRACE``.
+                A call is always given ``MIN_ANSWER`` seconds at least.
+            staged: the call stages a put or a take; an answer that is not empty
+                is committed here, and a call with no answer in time has its
+                connection dropped, which undoes it (see ``core``).
+            patient: with no deadline, wait for the answer as long as the
+                connection lives, instead of ``REPLY_GRACE``.
+            optional: an answer that comes too late is no error (the call returns
+                None): it is read and dropped by the next call.
 
         Raises:
-            ChannelBroken: the server is gone (the cause is chained).
+            ChannelTimeout: ``deadline`` passed first (nothing was done).
+            ChannelBroken: the server is gone, or gave no answer within the grace
+                (a patient call: its connection broke).
             AuthkeyRejected: the server refused this process's authkey
                 (``AuthkeyMissing``: this process was given none).
         """
-        conn: Connection | None = None
+        now = time.monotonic()
+        if deadline is not None:
+            due = max(deadline, now + MIN_ANSWER)
+        else:
+            due = math.inf if patient else now + wait + REPLY_GRACE
+        wire: _Wire | None = None
         try:
-            conn, server = self._connection()
-            if nonce is not None and server != nonce:
+            wire = self._wire(min(due, now + CONNECT_TIMEOUT))
+            if nonce is not None and wire.nonce != nonce:
                 raise ChannelBroken(
                     f"{WHY[BROKEN_SERVER_GONE]} (another server now listens at "
                     f"{describe_address(self.address)})"
                 )
-            return _exchange(conn, method, args, wait)
+            wire.bound(_left(due))
+            while self._later:
+                wire.post(*self._later.popleft())
+            answer = wire.exchange(method, args, due)
+            if staged and answer:
+                wire.post("commit", ())
+            return answer
         except ChannelError:
             raise
         except multiprocessing.AuthenticationError as exc:
             raise _refused(self.address, self.authkey) from exc
         except BaseException as exc:
-            if conn is not None:
-                self._drop(conn)
+            late = isinstance(exc, _Late) or (isinstance(exc, OSError) and time.monotonic() >= due)
+            if wire is not None:
+                if optional and isinstance(exc, _Late) and exc.in_step and not wire.owed:
+                    wire.owed = 1  # its answer is read and dropped by the next call
+                    return None
+                self._drop(wire)
+            if late:
+                if deadline is not None:
+                    raise ChannelTimeout(
+                        f"no answer from the manager server at {describe_address(self.address)} "
+                        "before the deadline; nothing was done"
+                    ) from None
+                exc = TimeoutError(
+                    f"could not connect within {CONNECT_TIMEOUT:.0f} s"
+                    if wire is None
+                    else f"no answer within {due - now:.0f} s"
+                )
             if isinstance(exc, EOFError | OSError):
                 raise _gone(self.address, exc) from exc
             raise
 
+    def later(self, method: str, args: tuple[object, ...]) -> None:
+        """Send this call, which gets no answer, ahead of the next one.
+
+        Safe from a finalizer, which may run in the middle of another call.
+        """
+        self._later.append((method, args))
+
     def nonce(self) -> int:
         """The nonce of the server this link reaches now."""
-        return self._session()[1]
+        return self._session(time.monotonic() + CONNECT_TIMEOUT)[1]
 
-    def _connection(self) -> tuple[Connection, int]:
-        """This thread's connection, and the nonce of the server it reaches."""
-        held: tuple[Connection, int] | None = getattr(self._local, "held", None)
-        if held is not None:
-            return held
-        session, nonce = self._session()
-        conn = _dial(self.address, self.authkey)
+    def _wire(self, due: float) -> _Wire:
+        """This thread's connection for its calls; made by ``due``."""
+        wire: _Wire | None = getattr(self._local, "wire", None)
+        if wire is not None:
+            return wire
+        session, _ = self._session(due)
+        conn = _dial(self.address, self.authkey, due)
         try:
-            nonce = expect_int(_exchange(conn, "attach", (session,), CONNECT_TIMEOUT), "attach")
+            nonce = expect_int(_exchange(conn, "attach", (session,), due), "attach")
         except BaseException:
             conn.close()
             raise
-        self._local.held = (conn, nonce)
+        wire = self._local.wire = _Wire(conn, nonce)
         self._conns.add(conn)
-        return conn, nonce
+        return wire
 
-    def _session(self) -> tuple[int, int]:
+    def _session(self, due: float) -> tuple[int, int]:
         """(session, nonce): open the anchor if there is none, or if the server closed it."""
-        with self._lock:
+        if not self._lock.acquire(timeout=_left(due)):
+            raise _Late
+        try:
             if self._anchor:
                 anchor, session, nonce = self._anchor[0]
                 if not _hung_up(anchor):
                     return session, nonce
                 anchor.close()
                 self._anchor.clear()
-            anchor = _dial(self.address, self.authkey)
+            anchor = _dial(self.address, self.authkey, due)
             try:
-                answer = _exchange(anchor, "hello", (), CONNECT_TIMEOUT)
+                answer = _exchange(anchor, "hello", (), due)
                 nonce, session = expect_pair(answer, "hello")
             except BaseException:
                 anchor.close()
                 raise
             self._anchor.append((anchor, session, nonce))
             return session, nonce
+        finally:
+            self._lock.release()
 
-    def _drop(self, conn: Connection) -> None:
-        held = getattr(self._local, "held", None)
-        if held is not None and held[0] is conn:
-            del self._local.held
-        self._conns.discard(conn)
-        conn.close()
+    def _drop(self, wire: _Wire) -> None:
+        if getattr(self._local, "wire", None) is wire:
+            del self._local.wire
+        self._conns.discard(wire.conn)
+        wire.conn.close()
 
     def abandon(self) -> None:
         """In a forked child: close this process's copies of the parent's connections."""

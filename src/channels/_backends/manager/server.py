@@ -13,7 +13,14 @@ The server is ``multiprocessing.managers.Server`` with these additions:
   (``exit_with``) ends ``serve_forever``, which then returns;
 * it listens with a socket of its own (IPv6 too), and a peer that fails the
   handshake or takes too long gets nothing but the refusal, logged at WARNING,
-  never a traceback.
+  never a traceback;
+* it keeps strangers from wearing it out: the whole handshake has a deadline
+  (not each read: a peer that dribbles a byte now and then is still cut off),
+  and at most ``MAX_HANDSHAKES`` connections may be proving the key at once;
+  past that, a new one pushes out the oldest once that one has had
+  ``HANDSHAKE_HEAD`` seconds. A client proves the key in milliseconds, so a
+  flood of slow peers delays it by seconds at most, and never shuts it out.
+  Nothing a peer sends is unpickled before it has proved the key.
 
 A client process names itself to the server with one idle *anchor* connection:
 the anchor's number is the process's identity in the channels' ledgers, and
@@ -66,8 +73,16 @@ log = logging.getLogger(__name__)
 HUB_ID = "channels"
 #: The identity in a channel's books of a holder reported dead (see ``Hub.alive``).
 GONE = -(1 << 62)
-#: How long an unauthenticated connection may take to answer the challenge.
+#: How many dropped channels at most keep their counts for the processes that used them.
+FINAL_KEPT = 10_000
+#: How long an unauthenticated connection may take to prove the key, in all.
 HANDSHAKE_TIMEOUT = 10.0
+#: How many connections may be proving the key at once.
+MAX_HANDSHAKES = 128
+#: How long a handshake is safe from being pushed out by a newer one.
+HANDSHAKE_HEAD = 0.5
+#: How many refused connections are logged in 10 s at most (the rest are counted).
+LOGGED_REFUSALS = 20
 _BACKLOG = 128
 
 
@@ -77,6 +92,8 @@ class _Caller(threading.local):
     conn: Connection | None = None
     cid: int = 0
     session: int = 0
+    #: The put or take this connection staged and has not committed: (channel, items, is_put).
+    pending: tuple[ChannelState, list[bytes], bool] | None = None
 
     def gone(self) -> bool:
         """Whether the client hung up: its socket is readable while a call of its own is pending."""
@@ -107,6 +124,7 @@ class Hub:
         "open",
         "put",
         "take",
+        "commit",
         "wait",
         "stats",
         "task_done",
@@ -119,7 +137,11 @@ class Hub:
         "close_receiver",
         "new_object",
         "call_object",
+        "hold_object",
+        "drop_object",
     )
+    #: Calls that get no answer: the client goes on without waiting for one.
+    QUIET = frozenset({"commit", "drop_object"})
 
     def __init__(self) -> None:
         self.nonce: int = secrets.randbits(62) | 1
@@ -127,6 +149,11 @@ class Hub:
         self._channels: dict[int, ChannelState] = {}
         self._names: dict[str, int] = {}
         self._broken: dict[int, str] = {}
+        # Channels dropped while a session that used them lives (the newest FINAL_KEPT):
+        # (sent, received, name, those sessions) at the end. While it lasts, the name
+        # still names it to open_sender and open_receiver (a plain open starts afresh).
+        self._final: dict[int, tuple[int, int, str | None, set[int]]] = {}
+        self._final_by_session: dict[int, set[int]] = {}
         self._ids = itertools.count(1)
         self._next = 1
         self._open_conns: set[int] = set()
@@ -158,8 +185,25 @@ class Hub:
             self._sessions.discard(cid)
             with self._lock:
                 states = list(self._channels.values())
+                for dropped in self._final_by_session.pop(cid, ()):
+                    final = self._final.get(dropped)
+                    if final is not None:
+                        final[3].discard(cid)
+                        if not final[3]:
+                            self._forget_final(dropped)
             for state in states:  # waiters look for dead peers now, not at their next slice
                 state.forget(cid)
+            self._objects.release(cid)
+
+    def abort(self) -> None:
+        """The calling connection closed: undo the put or take it staged and never committed."""
+        pending, _caller.pending = _caller.pending, None
+        if pending is not None:
+            state, items, is_put = pending
+            if is_put:
+                state.abort_put(len(items))
+            else:
+                state.abort_take(items)
 
     # -- calls from clients ----------------------------------------------------------
 
@@ -177,42 +221,99 @@ class Hub:
         _caller.session = session
         return self.nonce
 
-    def open(self, name: str | None, maxsize: int, joinable: bool = False) -> tuple[int, int]:
-        """Open channel ``name`` (a new one if None, or if it is over): (channel id, handle)."""
+    def open(
+        self, name: str | None, maxsize: int, joinable: bool = False, half: str = ""
+    ) -> tuple[int, int]:
+        """Open channel ``name`` (a new one if None, or if it is over): (channel id, handle).
+
+        ``half``: ``"sender"`` refuses a channel that is over (``ChannelClosed``);
+        ``"receiver"`` opens no handle (0), and a new channel it makes waits for
+        its first sender instead of ending.
+        """
+        session = _caller.session
         with self._lock:
             if name is not None and name in self._names:
                 state = self._channels.get(self._names[name])
+                if state is None and half and self._names[name] in self._final:
+                    if half == "receiver":
+                        return self._names[name], 0  # it sees the end, or the break
+                    raise ChannelClosed(
+                        f"channel {name!r} has ended: no sender can be opened on it "
+                        "(its name names a new channel once every process that used it is gone)"
+                    )
                 if state is not None and not state.finished:
-                    if state.maxsize != maxsize:
+                    if state.maxsize != maxsize or state.joinable != joinable:
                         raise ConfigError(
-                            f"channel {name!r} exists with maxsize={state.maxsize}; "
-                            f"it cannot be reopened with maxsize={maxsize}"
+                            f"channel {name!r} exists with maxsize={state.maxsize} and "
+                            f"joinable={state.joinable}; open it with those (it was asked "
+                            f"for maxsize={maxsize}, joinable={joinable})"
                         )
-                    return state.cid, state.open_handle()
+                    if session:
+                        state.users.add(session)
+                    if half == "receiver":
+                        return state.cid, 0
+                    token = state.open_handle()
+                    if not token and half == "sender":
+                        raise ChannelClosed(
+                            f"channel {name!r} has ended: no sender can be opened on it"
+                        )
+                    return state.cid, token
             cid = next(self._ids)
             self._next = cid + 1
-            state = ChannelState(cid, name, maxsize, self.alive, joinable)
+            state = ChannelState(
+                cid, name, maxsize, self.alive, joinable, with_sender=half != "receiver"
+            )
+            if session:
+                state.users.add(session)
             self._channels[cid] = state
             if name is not None:
                 self._names[name] = cid
             log.debug("opened %r", state)
-            return cid, state.first
+            return cid, 0 if half == "receiver" else state.first
 
-    def put(self, cid: int, token: int, items: list[bytes]) -> int:
-        """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went."""
+    def put(self, cid: int, token: int, items: list[bytes], staged: bool = False) -> int:
+        """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went.
+
+        ``staged``: they wait for the caller's ``commit`` (see ``state``).
+        """
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, ChannelClosed("the channel has ended; this handle is closed"))
-        return state.put(_calling(), token, items)
+        self.abort()  # a client commits before its next call: this is only ever a stray
+        count = state.put(_calling(), token, items)
+        if count:
+            _caller.pending = (state, items[:count], True)
+            if not staged:
+                self.commit()
+        return count
 
-    def take(self, cid: int, max_items: int) -> list[bytes]:
-        """Take up to ``max_items`` ready items of channel ``cid``."""
+    def take(self, cid: int, max_items: int, staged: bool = False) -> list[bytes]:
+        """Take up to ``max_items`` ready items of channel ``cid`` (``staged``: as ``put``)."""
         state = self._state(cid)
         if state is None:
             self._raise_over(cid, EndOfChannel("every sender closed and the channel is drained"))
+        self.abort()
         try:
-            return state.take(_calling(), max_items)
+            got = state.take(_calling(), max_items)
         finally:
+            if state.finished:
+                self._retire(state)
+        if got:
+            _caller.pending = (state, got, False)
+            if not staged:
+                self.commit()
+        return got
+
+    def commit(self) -> None:
+        """Make the put or take that the calling connection staged final."""
+        pending, _caller.pending = _caller.pending, None
+        if pending is None:
+            return
+        state, items, is_put = pending
+        if is_put:
+            state.commit_put(items)
+        else:
+            state.commit_take(_caller.session, len(items))
             if state.finished:
                 self._retire(state)
 
@@ -226,7 +327,8 @@ class Hub:
         """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
         state = self._state(cid)
         if state is None:
-            return (0, 0, 0, 0, 0, 0, 1, int(cid in self._broken))
+            sent, received, _, _ = self._final.get(cid, (0, 0, None, set()))
+            return (0, 0, 0, sent, received, 0, 1, int(cid in self._broken))
         return state.stats()
 
     def task_done(self, cid: int) -> None:
@@ -235,6 +337,8 @@ class Hub:
         if state is None:
             raise ChannelError("task_done() called more times than items were received")
         state.task_done(_calling().session)
+        if state.finished:
+            self._retire(state)
 
     def unfinished(self, cid: int) -> int:
         """Items of channel ``cid`` sent and not marked done."""
@@ -287,8 +391,16 @@ class Hub:
             state.close_receiver(_calling().session)
 
     def new_object(self, kind: str, initial: bytes) -> int:
-        """Hold a new managed dict or list (``_state.store``); its number."""
-        return self._objects.new(kind, initial)
+        """Hold a new managed dict or list (``_state.store``) for the caller; its number."""
+        return self._objects.new(kind, initial, _calling().session)
+
+    def hold_object(self, oid: int) -> bool:
+        """Count one more proxy of object ``oid`` in the calling process; whether it exists."""
+        return self._objects.hold(oid, _calling().session)
+
+    def drop_object(self, oid: int) -> None:
+        """A proxy of object ``oid`` in the calling process is gone; the last frees it."""
+        self._objects.drop(oid, _calling().session)
 
     def call_object(self, oid: int, op: str, args: bytes) -> object:
         """Run one operation on managed object ``oid``."""
@@ -307,6 +419,16 @@ class Hub:
             raise ended
         raise ChannelError(f"this server holds no channel {cid}")
 
+    def _forget_final(self, cid: int) -> None:
+        """Drop what is kept of dropped channel ``cid``; the caller holds the lock."""
+        final = self._final.pop(cid, None)
+        if final is None:
+            return
+        for session in final[3]:
+            self._final_by_session.get(session, set()).discard(cid)
+        if final[2] is not None and self._names.get(final[2]) == cid:
+            del self._names[final[2]]
+
     def _retire(self, state: ChannelState) -> None:
         with self._lock, state.lock:
             if not state.finished or self._channels.get(state.cid) is not state:
@@ -314,7 +436,14 @@ class Hub:
             if state.ledger.flags & BROKEN:
                 self._broken[state.cid] = state.ledger.broken_reason
             del self._channels[state.cid]
-            if state.name is not None and self._names.get(state.name) == state.cid:
+            users = state.users & self._sessions
+            if users:
+                self._final[state.cid] = (state.sent, state.received, state.name, users)
+                for session in users:
+                    self._final_by_session.setdefault(session, set()).add(state.cid)
+                if len(self._final) > FINAL_KEPT:
+                    self._forget_final(next(iter(self._final)))
+            elif state.name is not None and self._names.get(state.name) == state.cid:
                 del self._names[state.name]
         log.debug("dropped %r", state)
 
@@ -358,8 +487,10 @@ class ChannelServer(Server):
     mutex: threading.Lock
     stop_event: threading.Event
     hub: Hub
-    #: How long an unauthenticated connection may take to prove the key, in seconds.
+    #: How long an unauthenticated connection may take to prove the key, in seconds, in all.
     handshake_timeout: float = HANDSHAKE_TIMEOUT
+    #: How many connections may be proving the key at once.
+    max_handshakes: int = MAX_HANDSHAKES
 
     def __init__(
         self,
@@ -384,6 +515,11 @@ class ChannelServer(Server):
         self._stop_requested = False
         self._closing = False
         self._conns: dict[int, Connection] = {}
+        # Connections proving the key, oldest first, with when they came.
+        self._doorway: dict[Connection, float] = {}
+        self._doorway_lock = threading.Lock()
+        # Refusals logged in the 10 s window that began at _log_window; those left out.
+        self._log_window, self._logged, self._unlogged = 0.0, 0, 0
 
     def request_stop(self) -> None:
         """Ask ``serve_forever`` to return soon; safe to call from a signal handler."""
@@ -399,6 +535,7 @@ class ChannelServer(Server):
         accepter.start()
         try:
             while not self._stop_requested and not self.stop_event.wait(0.2):
+                self._expire_handshakes()
                 if self.creator is not None and not pid_alive(*self.creator):
                     log.info("the process that started this server is gone; stopping")
                     break
@@ -420,23 +557,80 @@ class ChannelServer(Server):
             if self._closing:
                 conn.close()
                 return
+            self._admit(conn)
             threading.Thread(target=self.handle_request, args=(conn, peer), daemon=True).start()
 
     def handle_request(self, conn: Connection, peer: object = None) -> None:
-        """Prove the key both ways, then run the request; a stranger learns nothing else."""
+        """Prove the key both ways, then run the request; a stranger learns nothing else.
+
+        ``conn`` was admitted to the doorway (``_admit``); it may be cut off meanwhile.
+        """
         try:
-            set_read_timeout(conn, self.handshake_timeout)
             try:
+                set_read_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
                 deliver_challenge(conn, self.authkey)
                 answer_challenge(conn, self.authkey)
             except Exception as exc:
-                log.warning("refused a connection from %s: %s", _describe_peer(peer), _why(exc))
+                self._refuse(peer, _why(exc) if self._leave(conn) else _why(TimeoutError()))
+                return
+            if not self._leave(conn):
+                self._refuse(peer, _why(TimeoutError()))
                 return
             self._dispatch(conn)
         except SystemExit:  # serve_client ends with sys.exit() when its client hangs up
             pass
         finally:
             conn.close()
+
+    def _leave(self, conn: Connection) -> bool:
+        """``conn`` is done with its handshake: False if it was cut off meanwhile."""
+        with self._doorway_lock:
+            return self._doorway.pop(conn, None) is not None
+
+    def _refuse(self, peer: object, why: str) -> None:
+        """Log a refused connection: in a flood, ``LOGGED_REFUSALS`` lines per 10 s at most."""
+        now = time.monotonic()
+        with self._doorway_lock:
+            if now - self._log_window >= 10:
+                self._log_window, self._logged = now, 0
+            if self._logged >= LOGGED_REFUSALS:
+                self._unlogged += 1
+                return
+            self._logged += 1
+            more, self._unlogged = self._unlogged, 0
+        since = f" ({more} more were refused since the last line)" if more else ""
+        log.warning("refused a connection from %s: %s%s", _describe_peer(peer), why, since)
+
+    def _admit(self, conn: Connection) -> None:
+        """Let ``conn`` prove the key; if too many are at it, push out the oldest.
+
+        The oldest is pushed out once it has had ``HANDSHAKE_HEAD`` seconds; until
+        then the accepter waits, and new peers wait in the listen backlog.
+        """
+        with self._doorway_lock:
+            while len(self._doorway) >= self.max_handshakes and not self._closing:
+                oldest, came = next(iter(self._doorway.items()))
+                young = came + HANDSHAKE_HEAD - time.monotonic()
+                if young <= 0:
+                    del self._doorway[oldest]
+                    _hang_up(oldest)
+                    break
+                self._doorway_lock.release()  # let handshakes that end leave meanwhile
+                try:
+                    time.sleep(min(young, 0.05))
+                finally:
+                    self._doorway_lock.acquire()
+            self._doorway[conn] = time.monotonic()
+
+    def _expire_handshakes(self) -> None:
+        """Cut off every connection that has not proved the key within ``handshake_timeout``."""
+        cutoff = time.monotonic() - self.handshake_timeout
+        with self._doorway_lock:
+            for conn, came in list(self._doorway.items()):
+                if came > cutoff:
+                    break  # the rest came later
+                del self._doorway[conn]
+                _hang_up(conn)
 
     def _dispatch(self, conn: Connection) -> None:
         """Run one request of an authenticated client, as ``Server.handle_request`` does."""
@@ -459,10 +653,49 @@ class ChannelServer(Server):
         self._conns[cid] = conn
         self.hub.connected(cid)
         try:
-            super().serve_client(conn)
+            try:
+                first: object = conn.recv()
+            except (EOFError, OSError):
+                return
+            if _for_hub(first):
+                self._serve_hub(conn, first)
+            else:  # an object of a type registered on the manager: the stock loop serves it
+                super().serve_client(_Replay(conn, first))  # type: ignore[arg-type]
         finally:
+            self.hub.abort()
             self._conns.pop(cid, None)
             self.hub.disconnected(cid)
+
+    def _serve_hub(self, conn: Connection, request: object) -> None:
+        """Run a client's calls on the hub until it hangs up; ``QUIET`` calls get no answer."""
+        hub = self.hub
+        while not self.stop_event.is_set():
+            msg: tuple[str, object]
+            method = ""
+            try:
+                _, method, args, kwds = cast(
+                    "tuple[str, str, tuple[Any, ...], dict[str, Any]]", request
+                )
+                if method not in Hub.EXPOSED:
+                    raise ChannelError(f"{method!r} is not a call of the channel server")
+                msg = ("#RETURN", getattr(hub, method)(*args, **kwds))
+            except Exception as exc:
+                msg = ("#ERROR", exc)
+                if method in Hub.QUIET:
+                    log.debug("%s failed: %r", method, exc)
+            if method not in Hub.QUIET:
+                try:
+                    conn.send(msg)
+                except (OSError, EOFError):
+                    return
+                except Exception:  # an answer that does not pickle (nothing was written)
+                    name = type(msg[1]).__name__
+                    with contextlib.suppress(OSError, EOFError):
+                        conn.send(("#UNSERIALIZABLE", f"an answer of type {name} does not pickle"))
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
+                return
 
     def _close(self) -> None:
         if self._closing:
@@ -473,6 +706,29 @@ class ChannelServer(Server):
         for conn in list(self._conns.values()):
             _hang_up(conn)
         log.info("channel server at %s stopped", describe_address(self.address))
+
+
+def _for_hub(request: object) -> bool:
+    """Whether ``request`` is a call on the hub (the first of a channel client's connection)."""
+    parts = cast("tuple[object, ...]", request) if isinstance(request, tuple) else ()
+    return bool(parts) and parts[0] == HUB_ID
+
+
+class _Replay:
+    """A connection whose first request was read already: ``recv`` gives it again first."""
+
+    def __init__(self, conn: Connection, first: object) -> None:
+        self._conn = conn
+        self._first: list[object] = [first]
+
+    def recv(self) -> object:
+        return self._first.pop() if self._first else self._conn.recv()
+
+    def send(self, obj: object) -> None:
+        self._conn.send(obj)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class _Listener:
@@ -563,7 +819,7 @@ def _why(exc: Exception) -> str:
         return "it does not know the authkey"
     if isinstance(exc, BlockingIOError | TimeoutError):
         return "no handshake within the time allowed"
-    if isinstance(exc, EOFError | ConnectionError):
+    if isinstance(exc, EOFError | ConnectionError) or "end of file" in str(exc):
         return "it hung up during the handshake"
     return f"a malformed handshake ({type(exc).__name__})"
 

@@ -9,6 +9,11 @@ Each method runs in the server thread of the connection that called it.
 whenever a client process goes away) to look for dead peers, and answers within
 ``WINDOW`` seconds at most, so a live server always answers in a bounded time.
 
+``put`` and ``take`` only *stage* their items: put items hold room but no
+receiver sees them, taken items leave the queue but still count as in it. The
+client's ``commit`` makes them final; ``abort`` (its connection closed first)
+undoes them, taken items going back to the front. See ``core`` for why.
+
 When every process that sent on an open handle has died, the channel breaks,
 as the shared ``Ledger`` decides for every backend: a process that only holds a
 handle does not keep the channel alive.
@@ -62,6 +67,7 @@ class ChannelState:
         "done",
         "first",
         "held",
+        "inflight",
         "items",
         "joinable",
         "ledger",
@@ -71,7 +77,10 @@ class ChannelState:
         "not_empty",
         "not_full",
         "received",
+        "reserved",
         "sent",
+        "users",
+        "waits_for_sender",
     )
 
     def __init__(
@@ -81,6 +90,8 @@ class ChannelState:
         maxsize: int,
         alive: Callable[[int, int], bool],
         joinable: bool = False,
+        *,
+        with_sender: bool = True,
     ) -> None:
         self.cid = cid
         self.joinable = joinable
@@ -93,6 +104,13 @@ class ChannelState:
         self.items: deque[bytes] = deque()
         self.sent = 0
         self.received = 0
+        self.reserved = 0  # items of staged puts: they hold room, no receiver sees them
+        self.inflight = 0  # items of staged takes: out of the queue, not yet received
+        #: Sessions that used the channel: they may still ask for its counts once it is gone.
+        self.users: set[int] = set()
+        # Opened by a receiver before any sender: the first handle is a placeholder that
+        # keeps it from ending, given up when the first sender opens one of its own.
+        self.waits_for_sender = not with_sender
         self.lock = threading.Lock()
         self.not_empty = threading.Condition(self.lock)
         self.not_full = threading.Condition(self.lock)
@@ -102,44 +120,81 @@ class ChannelState:
 
     @property
     def finished(self) -> bool:
-        """Ended or broken, and drained: nothing can happen to it any more."""
-        return bool(self.ledger.flags & _OVER) and not self.items
+        """Ended or broken, drained and, if joinable, every item marked done: nothing is left."""
+        return (
+            bool(self.ledger.flags & _OVER)
+            and not self.items
+            and not self.reserved
+            and not self.inflight
+            and (not self.joinable or self.done == self.sent)
+        )
 
     def put(self, caller: Caller, token: int, items: list[bytes]) -> int:
-        """Append as many of ``items`` as fit now; return how many."""
+        """Stage as many of ``items`` as fit now (``commit_put`` makes them final); how many."""
         ledger = self.ledger
         with self.lock:
             check_sendable(ledger, token)
             if (caller.session, token) not in self._senders:
                 ledger.note_sender(caller.session, 0, token, self._alive)
                 self._senders.add((caller.session, token))
-            room = len(items) if not self.maxsize else self.maxsize - len(self.items)
-            taken = items[: max(0, room)]
-            self.items.extend(taken)
-            self.sent += len(taken)
-            if taken:
-                self.not_empty.notify_all()
-            return len(taken)
+                self.users.add(caller.session)
+            if not self.maxsize:
+                staged = len(items)
+            else:
+                room = self.maxsize - len(self.items) - self.reserved - self.inflight
+                staged = max(0, min(len(items), room))
+            self.reserved += staged
+            return staged
+
+    def commit_put(self, items: list[bytes]) -> None:
+        """Make a staged put final: its items join the queue."""
+        with self.lock:
+            self.reserved -= len(items)
+            self.items.extend(items)
+            self.sent += len(items)
+            self.not_empty.notify_all()
+
+    def abort_put(self, count: int) -> None:
+        """Undo a staged put: give its room back."""
+        with self.lock:
+            self.reserved -= count
+            self.wake_all()
 
     def take(self, caller: Caller, max_items: int) -> list[bytes]:
-        """Take up to ``max_items`` items now; [] if none is ready."""
+        """Stage up to ``max_items`` ready items (``commit_take`` makes it final); [] if none is."""
         ledger = self.ledger
         with self.lock:
             if caller.session not in self._receivers:
                 ledger.note_receiver(caller.session, 0, self._alive)
                 self._receivers.add(caller.session)
+                self.users.add(caller.session)
             items = self.items
             if items:
                 got = [items.popleft() for _ in range(min(max_items, len(items)))]
-                self.received += len(got)
-                if self.joinable:
-                    self.held[caller.session] = self.held.get(caller.session, 0) + len(got)
-                self.not_full.notify_all()
+                self.inflight += len(got)
                 return got
+            if self.reserved or self.inflight:
+                return []  # items may still come (or come back): not the end yet
             if not ledger.flags & _OVER and ledger.senders_gone(self._alive):
                 ledger.mark_broken(BROKEN_SENDERS_GONE)
             nothing_left(ledger)
             return []
+
+    def commit_take(self, session: int, count: int) -> None:
+        """Make a staged take of ``count`` items by ``session`` final."""
+        with self.lock:
+            self.inflight -= count
+            self.received += count
+            if self.joinable:
+                self.held[session] = self.held.get(session, 0) + count
+            self.wake_all()  # room for senders; the end, if that was the last item
+
+    def abort_take(self, items: list[bytes]) -> None:
+        """Undo a staged take: its items go back to the front, in order."""
+        with self.lock:
+            self.inflight -= len(items)
+            self.items.extendleft(reversed(items))
+            self.wake_all()
 
     def wait(self, sending: bool, timeout: float) -> None:
         """Wait until a put (or a take) may succeed, at most ``timeout`` (and one window).
@@ -150,19 +205,24 @@ class ChannelState:
         end = time.monotonic() + min(max(0.0, timeout), WINDOW)
         ledger = self.ledger
         with self.lock:
-            while not ledger.flags & _OVER:
+            while True:
+                over = ledger.flags & _OVER
+                # While items are staged their fate is open (a dead peer's commit may
+                # still be on its way): judge neither the end nor the peers' deaths.
+                staged = self.reserved or self.inflight
                 if sending:
-                    if not self.maxsize or len(self.items) < self.maxsize:
+                    if over or not self.maxsize:
                         return
-                    if ledger.receivers_gone(self._alive):
+                    if len(self.items) + self.reserved + self.inflight < self.maxsize:
+                        return
+                    if not staged and ledger.receivers_gone(self._alive):
                         ledger.mark_broken(BROKEN_RECEIVERS_GONE)
                         return
-                else:
-                    if self.items:
-                        return
-                    if ledger.senders_gone(self._alive):
-                        ledger.mark_broken(BROKEN_SENDERS_GONE)
-                        return
+                elif self.items or (not staged and over):
+                    return
+                elif not staged and ledger.senders_gone(self._alive):
+                    ledger.mark_broken(BROKEN_SENDERS_GONE)
+                    return
                 left = end - time.monotonic()
                 if left <= 0:
                     return
@@ -175,7 +235,7 @@ class ChannelState:
             flags = ledger.flags
             return (
                 len(self.items),
-                ledger.open_handles,
+                ledger.open_handles - self.waits_for_sender,
                 ledger.receiver_count(self._alive),
                 self.sent,
                 self.received,
@@ -209,7 +269,11 @@ class ChannelState:
         with self.lock:
             if self.ledger.flags & _OVER:
                 return 0  # generation 0 is never open: the opener may still drain what is left
-            return self.ledger.open_handle()
+            token = self.ledger.open_handle()
+            if self.waits_for_sender:  # a real sender now keeps it open: drop the placeholder
+                self.waits_for_sender = False
+                self.ledger.close_handle(self.first)
+            return token
 
     def clone(self, token: int) -> int:
         """A new sender handle, if ``token`` is open."""
@@ -249,6 +313,7 @@ class ChannelState:
         """A process left: wake every waiter to look for dead peers now."""
         with self.lock:
             self._receivers.discard(session)
+            self.users.discard(session)
             self.wake_all()
 
     def wake_all(self) -> None:

@@ -13,9 +13,13 @@ shared waiting code treat it like any other backend's.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import sys
 import threading
 import weakref
+from _thread import LockType, allocate_lock
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -29,6 +33,9 @@ __all__ = ["FIRST", "Signal", "ThreadCore", "cannot_cross"]
 
 #: The token of the channel's own sender handle.
 FIRST = 1
+
+#: Whether a global interpreter lock makes single deque and counter operations atomic.
+GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 _CROSSING = (
     "a thread channel holds its items in this process's memory and cannot cross to "
@@ -84,9 +91,14 @@ def _close_fds(read: int, write: int) -> None:
 class ThreadCore:
     """One thread channel's state. Fields the handles read on their fast path are public.
 
-    ``watch`` is true while anyone but a fast path cares about a change: a
-    sleeping thread, or a descriptor an event loop may be waiting on. The
-    handles call ``after_put`` / ``after_take`` only then.
+    Under the GIL, ``deque.append`` and ``popleft`` are atomic, and so is
+    ``next`` on an ``itertools.count``: the handles then move an item and count
+    it without the lock (``fast_put``, ``fast_take``), and take the lock only when
+    ``watch_put`` (``watch_take``) says that someone else must hear of it: a
+    sleeping thread, a descriptor an event loop may wait on, or the end. Every
+    waiter sets the flag before it looks at the items once more, so no wake-up
+    is lost.
+    Bounded channels put, and free-threaded builds do everything, under the lock.
     """
 
     __slots__ = (
@@ -94,12 +106,14 @@ class ThreadCore:
         "_all_done",
         "_done",
         "_next_token",
-        "_not_empty",
-        "_not_full",
+        "_received_more",
         "_room_signal",
-        "_rx_sleepers",
-        "_tx_sleepers",
+        "_rx_waiters",
+        "_sent_more",
+        "_tx_waiters",
         "ended",
+        "fast_put",
+        "fast_take",
         "forked",
         "items",
         "joinable",
@@ -110,13 +124,16 @@ class ThreadCore:
         "receiver_open",
         "senders",
         "sent",
-        "watch",
+        "watch_put",
+        "watch_take",
     )
 
     def __init__(self, maxsize: int, joinable: bool) -> None:
         self.maxsize = maxsize
         self.joinable = joinable
         self.forked = False
+        self.fast_take = GIL
+        self.fast_put = GIL and not maxsize
         self._reset()
         _LIVE.add(self)
 
@@ -127,11 +144,15 @@ class ThreadCore:
         self._next_token = FIRST + 1
         self.ended = False
         self.receiver_open = True
-        self.sent = self.received = self._done = 0
-        self.watch = False
-        self._rx_sleepers = self._tx_sleepers = 0
-        self._not_empty = threading.Condition(self.lock)
-        self._not_full = threading.Condition(self.lock)
+        # Items counted by the handles' fast path (``next``), and under the lock (``+=``).
+        self.sent = itertools.count()
+        self.received = itertools.count()
+        self._sent_more = self._received_more = self._done = 0
+        self.watch_put = self.watch_take = False
+        # Threads asleep until an item (or room) comes: each waits on a lock of its own,
+        # released by whoever wakes it, and leaves the queue as it is woken.
+        self._rx_waiters: deque[LockType] = deque()
+        self._tx_waiters: deque[LockType] = deque()
         self._all_done = threading.Condition(self.lock)
         self.ready_signal: Signal | None = None  # readable while an item (or the end) is there
         self._room_signal: Signal | None = None  # readable while a bounded channel has room
@@ -165,26 +186,24 @@ class ThreadCore:
                     if not self.receiver_open:
                         raise ChannelBroken("the channel is full and its receiver is closed")
                     return 0
-            before = len(self.items)
             self.items.extend(items[:room] if room < len(items) else items)
-            self.sent += room
-            if self.watch:
-                self.after_put(before, room)
+            self._sent_more += room
+            if self.watch_put:
+                self._changed(room, 0)
             return room
 
     def take(self, max_items: int, deadline: float | None) -> list[Any]:
         """Up to ``max_items`` ready items, oldest first; [] if none is; raise at the end."""
         with self.lock:
             items = self.items
-            if not items:
+            count = min(max_items, len(items))
+            if not count:
                 self.nothing_left()
                 return []
-            before = len(items)
-            count = min(max_items, before)
             got = [items.popleft() for _ in range(count)]
-            self.received += count
-            if self.watch:
-                self.after_take(before, count)
+            self._received_more += count
+            if self.watch_take:
+                self._changed(0, count)
             return got
 
     def ready_fd(self, sending: bool) -> int | None:
@@ -192,42 +211,52 @@ class ThreadCore:
         with self.lock:
             if self.forked:
                 cannot_cross("this thread channel was inherited by a forked process")
-            if sending:
-                if not self.maxsize:
-                    return None
-                if self._room_signal is None:
-                    self._room_signal = Signal()
-                    self._update_room()
-                    self.watch = True
-                return self._room_signal.fileno()
-            if self.ready_signal is None:
-                self.ready_signal = Signal()
-                self._update_ready()
-                self.watch = True
-            return self.ready_signal.fileno()
+            if sending and not self.maxsize:
+                return None
+            signal = self._room_signal if sending else self.ready_signal
+            if signal is None:
+                signal = Signal()
+                if sending:
+                    self._room_signal = signal
+                else:
+                    self.ready_signal = signal
+                self.watch_put = self.watch_take = True  # first, then look (see the class)
+                self._reconcile()
+            return signal.fileno()
 
     def wait(self, sending: bool, timeout: float) -> None:
         """Sleep at most ``timeout`` seconds until a put (or a take) may succeed."""
         if timeout <= 0:
             return  # the descriptors are kept exact: nothing to clear
         with self.lock:
-            if sending:
-                if self.maxsize and len(self.items) >= self.maxsize and self.receiver_open:
-                    self._tx_sleepers += 1
-                    self.watch = True
-                    try:
-                        self._not_full.wait(timeout)
-                    finally:
-                        self._tx_sleepers -= 1
-                        self._rewatch()
-            elif not self.items and not self.ended and self.receiver_open:
-                self._rx_sleepers += 1
-                self.watch = True
-                try:
-                    self._not_empty.wait(timeout)
-                finally:
-                    self._rx_sleepers -= 1
-                    self._rewatch()
+            waiters = self._tx_waiters if sending else self._rx_waiters
+            waiter = allocate_lock()
+            waiter.acquire()
+            waiters.append(waiter)
+            if sending:  # first, then look: a fast path now reports to us
+                self.watch_take = True
+            else:
+                self.watch_put = True
+            if self._worth_retrying(sending):
+                waiters.remove(waiter)
+                self._rewatch()
+                return
+            self.lock.release()
+            try:
+                woken = waiter.acquire(True, timeout)
+            finally:
+                self.lock.acquire()
+            if not woken:
+                with contextlib.suppress(ValueError):  # woken just as it timed out
+                    waiters.remove(waiter)
+                self._rewatch()
+
+    def _worth_retrying(self, sending: bool) -> bool:
+        if self.ended or not self.receiver_open:
+            return True
+        if sending:
+            return len(self.items) < self.maxsize
+        return bool(self.items)
 
     def clone(self, token: int) -> int:
         with self.lock:
@@ -245,10 +274,8 @@ class ThreadCore:
             self.senders.discard(token)
             if not self.senders and not self.ended:
                 self.ended = True
-                self._update_ready()
-                self._update_room()
-                self._not_empty.notify_all()
-                self._not_full.notify_all()
+                self.watch_put = True  # a send racing its own handle's close must hear of it
+                self._wake_all()
 
     def handing_over(self, token: int) -> None:
         cannot_cross("a thread channel's sender handle cannot be pickled")
@@ -259,46 +286,49 @@ class ThreadCore:
     def close_receiver(self) -> None:
         with self.lock:
             self.receiver_open = False
-            self._update_ready()
-            self._update_room()
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
+            self._wake_all()
 
     def stats(self) -> ChannelStats:
         with self.lock:
+            sent, received = self.counts()
             return ChannelStats(
                 waiting=len(self.items),
                 senders=len(self.senders),
                 receivers=int(self.receiver_open),
-                sent=self.sent,
-                received=self.received,
-                unfinished=self.sent - self._done if self.joinable else 0,
+                sent=sent,
+                received=received,
+                unfinished=sent - self._done if self.joinable else 0,
                 ended=self.ended,
                 broken=False,
             )
+
+    def counts(self) -> tuple[int, int]:
+        """Items sent and received so far."""
+        return (_tally(self.sent) + self._sent_more, _tally(self.received) + self._received_more)
 
     def task_done(self) -> None:
         with self.lock:
             if not self.joinable:
                 not_joinable("task_done()")
-            if self._done >= self.received:
+            sent, received = self.counts()
+            if self._done >= received:
                 nothing_to_mark()
             self._done += 1
-            if self._done == self.sent:
+            if self._done == sent:
                 self._all_done.notify_all()
 
     def unfinished(self) -> int:
         with self.lock:
             if not self.joinable:
                 not_joinable("join()")
-            return self.sent - self._done
+            return self.counts()[0] - self._done
 
     def join(self, timeout: float | None) -> bool:
         """Wait until every item sent is marked done; whether it happened within ``timeout``."""
         with self.lock:
             if not self.joinable:
                 not_joinable("join()")
-            return self._all_done.wait_for(lambda: self._done == self.sent, timeout)
+            return self._all_done.wait_for(lambda: self._done == self.counts()[0], timeout)
 
     # -- shared by the handles' slow paths ---------------------------------------------------
 
@@ -306,8 +336,6 @@ class ThreadCore:
         """Raise unless handle ``token`` may send now (called under the lock)."""
         if token not in self.senders:
             self._refuse_closed("this sender handle is closed")
-        if self.ended:  # pragma: no cover (every handle is closed once it ended)
-            raise ChannelClosed("the channel has ended")
 
     def nothing_left(self) -> None:
         """With no item to take: raise if none can come (called under the lock)."""
@@ -316,53 +344,64 @@ class ThreadCore:
         if self.ended:
             raise EndOfChannel("every sender closed and the channel is drained")
 
-    def after_put(self, before: int, count: int) -> None:
-        """Wake what waits for items, ``count`` of them added to ``before`` (under the lock,
-        only while ``watch``)."""
-        if self._rx_sleepers:
-            self._not_empty.notify(count)
-        signal = self.ready_signal
-        if not before and signal is not None:
-            signal.set()
-        if self._room_signal is not None and before + count >= self.maxsize:
-            self._room_signal.clear()
+    def after_put(self, item: object) -> None:
+        """A fast path put ``item`` while ``watch_put`` was set: wake whoever waits for it."""
+        with self.lock:
+            if self.ended and self._withdraw(item):  # its (last) handle closed while it sent
+                raise ChannelClosed("this sender handle was closed while it sent")
+            self._changed(1, 0)
 
-    def after_take(self, before: int, count: int) -> None:
-        """Wake what waits for room, ``count`` items taken of ``before`` (under the lock,
-        only while ``watch``)."""
-        was_full = self.maxsize and before >= self.maxsize
-        if not was_full:
-            if before == count and self.ready_signal is not None and not self.ended:
+    def after_take(self) -> None:
+        """A fast path took an item while ``watch_put`` was set: wake whoever waits for room."""
+        with self.lock:
+            self._changed(0, 1)
+
+    def _withdraw(self, item: object) -> bool:
+        """Take back an item that came after the end; False if a receiver was faster."""
+        items = self.items
+        for i in range(len(items) - 1, -1, -1):
+            if items[i] is item:
+                del items[i]
+                self._sent_more -= 1
+                return True
+        return False
+
+    def _changed(self, put: int, taken: int) -> None:
+        """Wake waiters for ``put`` new items or ``taken`` freed places; set the descriptors."""
+        if put and self._rx_waiters:
+            self._wake(self._rx_waiters, put)
+        if taken and self._tx_waiters:
+            self._wake(self._tx_waiters, taken)
+        self._reconcile()
+
+    def _wake_all(self) -> None:
+        self._wake(self._rx_waiters, len(self._rx_waiters))
+        self._wake(self._tx_waiters, len(self._tx_waiters))
+        self._reconcile()
+
+    def _wake(self, waiters: deque[LockType], count: int) -> None:
+        for _ in range(min(count, len(waiters))):
+            waiters.popleft().release()
+        self._rewatch()
+
+    def _reconcile(self) -> None:
+        """Make each descriptor readable exactly while a retry may succeed."""
+        over = self.ended or not self.receiver_open
+        if self.ready_signal is not None:
+            if self.items or over:
+                self.ready_signal.set()
+            else:
                 self.ready_signal.clear()
-            return
-        if self._tx_sleepers:
-            self._not_full.notify(count)
-        if before == count and self.ready_signal is not None and not self.ended:
-            self.ready_signal.clear()
         if self._room_signal is not None:
-            self._room_signal.set()
-
-    def _update_ready(self) -> None:
-        signal = self.ready_signal
-        if signal is not None:
-            if self.items or self.ended or not self.receiver_open:
-                signal.set()
+            if len(self.items) < self.maxsize or over:
+                self._room_signal.set()
             else:
-                signal.clear()
-
-    def _update_room(self) -> None:
-        signal = self._room_signal
-        if signal is not None:
-            full = len(self.items) >= self.maxsize
-            if not full or self.ended or not self.receiver_open:
-                signal.set()
-            else:
-                signal.clear()
+                self._room_signal.clear()
 
     def _rewatch(self) -> None:
-        self.watch = bool(
-            self._rx_sleepers or self._tx_sleepers or self.ready_signal or self._room_signal
-        )
+        signals = self.ready_signal is not None or self._room_signal is not None
+        self.watch_put = bool(self._rx_waiters) or signals or self.ended
+        self.watch_take = bool(self._tx_waiters) or signals
 
     def _refuse_closed(self, message: str) -> NoReturn:
         if self.forked:
@@ -374,13 +413,17 @@ class ThreadCore:
         self.forked = True
         self._reset()
         self.senders = set()
-        self.receiver_open = True
 
     def __reduce__(self) -> NoReturn:
         cannot_cross("a thread channel cannot be pickled")
 
     def __repr__(self) -> str:
         return f"thread:{id(self):#x}"
+
+
+def _tally(counter: itertools.count[int]) -> int:
+    """How many times ``next`` was called on ``counter`` (it reads no other way)."""
+    return int(repr(counter)[6:-1])
 
 
 _LIVE: weakref.WeakSet[ThreadCore] = weakref.WeakSet()

@@ -51,16 +51,12 @@ class ThreadSender(Closing, Generic[T]):
             ChannelBroken: the channel is full and its receiver is closed.
         """
         core = self._core
-        if timeout is None:
-            with core.lock:
-                items = core.items
-                before = len(items)
-                if self._token in core.senders and (not core.maxsize or before < core.maxsize):
-                    items.append(item)
-                    core.sent += 1
-                    if core.watch:
-                        core.after_put(before, 1)
-                    return
+        if timeout is None and core.fast_put and self._token in core.senders:
+            core.items.append(item)
+            next(core.sent)
+            if core.watch_put:
+                core.after_put(item)
+            return
         deadline = deadline_after(timeout)
         token, one = self._token, [item]
         while not core.put(token, one, deadline):
@@ -166,16 +162,16 @@ class ThreadReceiver(Closing, Generic[T]):
             ChannelClosed: this receiver was closed (also while waiting).
         """
         core = self._core
-        if timeout is None:
-            with core.lock:
-                items = core.items
-                if items and core.receiver_open:
-                    before = len(items)
-                    item = items.popleft()
-                    core.received += 1
-                    if core.watch:
-                        core.after_take(before, 1)
-                    return cast(T, item)
+        if timeout is None and core.fast_take and core.receiver_open:
+            try:
+                item = core.items.popleft()
+            except IndexError:
+                pass
+            else:
+                next(core.received)
+                if core.watch_take:
+                    core.after_take()
+                return cast(T, item)
         deadline = deadline_after(timeout)
         while True:
             got = self._take(1, deadline)
@@ -210,16 +206,16 @@ class ThreadReceiver(Closing, Generic[T]):
     async def arecv(self, timeout: float | None = None) -> T:
         """``recv`` for asyncio: waits on the event loop. Cancelled, it took no item."""
         core = self._core
-        if timeout is None:
-            with core.lock:
-                items = core.items
-                if items and core.receiver_open:
-                    before = len(items)
-                    item = items.popleft()
-                    core.received += 1
-                    if core.watch:
-                        core.after_take(before, 1)
-                    return cast(T, item)
+        if timeout is None and core.fast_take and core.receiver_open:
+            try:
+                item = core.items.popleft()
+            except IndexError:
+                pass
+            else:
+                next(core.received)
+                if core.watch_take:
+                    core.after_take()
+                return cast(T, item)
         deadline = deadline_after(timeout)
         while True:
             got = self._take(1, deadline)
@@ -260,22 +256,24 @@ class ThreadReceiver(Closing, Generic[T]):
     def __iter__(self) -> Iterator[T]:
         """Yield items until the end of the channel."""
         core = self._core
+        items, received = core.items, core.received
         while True:
-            with core.lock:
-                items = core.items
-                ready = bool(items) and core.receiver_open
-                if ready:
-                    before = len(items)
-                    item = items.popleft()
-                    core.received += 1
-                    if core.watch:
-                        core.after_take(before, 1)
-            if not ready:
+            if core.fast_take and core.receiver_open:
                 try:
-                    item = self.recv()
-                except EndOfChannel:
-                    return
-            yield cast(T, item)
+                    item = items.popleft()
+                except IndexError:
+                    pass
+                else:
+                    next(received)
+                    if core.watch_take:
+                        core.after_take()
+                    yield cast(T, item)
+                    continue
+            try:
+                item = self.recv()
+            except EndOfChannel:
+                return
+            yield item
 
     def __aiter__(self) -> AsyncIterator[T]:
         """Yield items to ``async for`` until the end of the channel."""

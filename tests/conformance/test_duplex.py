@@ -5,11 +5,12 @@ from __future__ import annotations
 import channels
 
 import children
-from support import BACKENDS, WAIT, join, server_options, start
+from support import BACKENDS, THREAD, WAIT, join, server_options, start
 
 
 def test_request_and_response_across_processes(backend: str, method: str) -> None:
-    client, server = channels.duplex[int, str](backend, context=method, **server_options(backend))
+    context = {} if method == THREAD else {"context": method}
+    client, server = channels.duplex[int, str](backend, **context, **server_options(backend))
     worker = start(method, children.serve_squares, server)
     assert [client.request(n, timeout=WAIT) for n in range(5)] == ["0", "1", "4", "9", "16"]
     client.close()

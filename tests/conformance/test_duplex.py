@@ -9,8 +9,10 @@ from support import BACKENDS, THREAD, WAIT, join, server_options, start
 
 
 def test_request_and_response_across_processes(backend: str, method: str) -> None:
-    context = {} if method == THREAD else {"context": method}
-    client, server = channels.duplex[int, str](backend, **context, **server_options(backend))
+    options = server_options(backend)
+    if method != THREAD:
+        options["context"] = method
+    client, server = channels.duplex[int, str](backend, **options)
     worker = start(method, children.serve_squares, server)
     assert [client.request(n, timeout=WAIT) for n in range(5)] == ["0", "1", "4", "9", "16"]
     client.close()

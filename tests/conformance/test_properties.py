@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import children
-from support import BACKENDS, BOUNDED_BACKENDS, WAIT, drain, join, open_for, start, worker_method
+from support import BACKENDS, BOUNDED_BACKENDS, drain, join, open_for, start, worker_method
 
 PROCESS_SETTINGS = settings(
     max_examples=12,

@@ -30,7 +30,7 @@ def method(request: pytest.FixtureRequest) -> str:
 
 
 _NEEDS = {
-    "processes": "a thread channel stays in one process: nothing of it can die apart",
+    "processes": "needs several processes: a thread channel and its handles stay in one",
     "serializes": "a thread channel passes items by reference and serializes nothing",
 }
 

@@ -155,7 +155,9 @@ def thread_async_rate(n: int) -> float:
 
 def _ratio(ours: Run, theirs: Run, n: int, repeat: int) -> tuple[float, float, float]:
     """Median per-round (ours / theirs) and the median rates, the order swapped each round."""
-    ratios, mine, others = [], [], []
+    ratios: list[float] = []
+    mine: list[float] = []
+    others: list[float] = []
     for r in range(repeat):
         if r % 2:
             b = theirs(n)
@@ -170,7 +172,7 @@ def _ratio(ours: Run, theirs: Run, n: int, repeat: int) -> tuple[float, float, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=200_000, help="items per round")
     parser.add_argument("--repeat", type=int, default=7, help="rounds per row")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")

@@ -14,16 +14,22 @@ import pytest
 
 import channels
 from channels import ChannelClosed, ConfigError, EndOfChannel, ThreadChannel
+from channels._backends.thread.core import ThreadCore
 
 from support import WAIT, join, open_for, start
 
 PROCESS_BACKEND = "use a process backend"
 
 
+def _core(ch: channels.Channel[Any]) -> ThreadCore:
+    assert isinstance(ch, ThreadChannel)
+    return ch._core  # pyright: ignore[reportPrivateUsage]
+
+
 def _lockless(ch: channels.Channel[Any], on: bool) -> channels.Channel[Any]:
     """Take the lock on every step (as on a free-threaded build) unless ``on``."""
     if not on:
-        core = ch._core  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+        core = _core(ch)
         core.fast_put = core.fast_take = False
     return ch
 
@@ -301,7 +307,7 @@ def test_a_send_racing_its_handles_close_is_received_or_refused_never_lost() -> 
 
 def test_an_item_that_lands_after_the_end_is_taken_back_and_refused() -> None:
     ch = channels.open_channel[str]("thread")
-    core = ch._core  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    core = _core(ch)
     # A send that checked its handle, then lost the processor while another thread
     # closed that handle (the last one), appends and counts after the end:
     ch.close()

@@ -173,7 +173,7 @@ def make_raw(
 ) -> tuple[RawEnds, Callable[[], None]]:
     """Build backend's raw primitive; return its ends and how to dispose of it."""
     if backend == "thread":
-        return _QueueEnds(queue.Queue(maxsize)), lambda: None
+        return _QueueEnds(queue.Queue[object](maxsize)), lambda: None
     if backend == "pipe":
         reader, writer = ctx.Pipe(duplex=False)
         locks = (ctx.Lock(), ctx.Lock()) if shared else (None, None)

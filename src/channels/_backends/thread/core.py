@@ -196,14 +196,16 @@ class ThreadCore:
         """Up to ``max_items`` ready items, oldest first; [] if none is; raise at the end."""
         with self.lock:
             items = self.items
-            count = min(max_items, len(items))
-            if not count:
+            got: list[Any] = []
+            with contextlib.suppress(IndexError):  # fast takers need no lock: ask, don't count
+                for _ in range(max_items):
+                    got.append(items.popleft())
+            if not got:
                 self.nothing_left()
                 return []
-            got = [items.popleft() for _ in range(count)]
-            self._received_more += count
+            self._received_more += len(got)
             if self.watch_take:
-                self._changed(0, count)
+                self._changed(0, len(got))
             return got
 
     def ready_fd(self, sending: bool) -> int | None:
@@ -359,12 +361,16 @@ class ThreadCore:
     def _withdraw(self, item: object) -> bool:
         """Take back an item that came after the end; False if a receiver was faster."""
         items = self.items
-        for i in range(len(items) - 1, -1, -1):
-            if items[i] is item:
-                del items[i]
-                self._sent_more -= 1
-                return True
-        return False
+        while True:  # fast takers may shorten the deque meanwhile: then look again
+            try:
+                for i in range(len(items) - 1, -1, -1):
+                    if items[i] is item:
+                        del items[i]
+                        self._sent_more -= 1
+                        return True
+            except IndexError:
+                continue
+            return False
 
     def _changed(self, put: int, taken: int) -> None:
         """Wake waiters for ``put`` new items or ``taken`` freed places; set the descriptors."""

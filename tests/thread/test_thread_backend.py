@@ -92,6 +92,13 @@ def test_unknown_options_and_a_bad_maxsize_are_config_errors() -> None:
         ThreadChannel[int](maxsize=-1)
 
 
+def test_a_thread_channel_has_no_address_to_join() -> None:
+    with pytest.raises(ConfigError, match="use open_channel"):
+        channels.open_sender[int]("thread")
+    with pytest.raises(ConfigError, match="use open_channel"):
+        channels.open_receiver[int]("thread")
+
+
 def test_no_part_of_a_thread_channel_pickles() -> None:
     ch = channels.open_channel[int]("thread")
     clone = ch.clone()

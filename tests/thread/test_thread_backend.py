@@ -194,6 +194,7 @@ def test_a_sync_producer_and_an_asyncio_consumer_with_no_helper_thread(fast: boo
     producer.join(WAIT)
     assert got == list(range(300))
     assert most == before + 1  # this thread and the producer: nothing waits for the loop
+    assert _core(ch).ready_signal is not None  # the loop waited on the channel's descriptor
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -221,6 +222,7 @@ def test_an_asyncio_producer_and_a_sync_consumer_with_no_helper_thread(fast: boo
     consumer.join(WAIT)
     assert got == list(range(300))
     assert most == before + 1
+    assert _core(ch).room_signal is not None  # the loop waited on the channel's descriptor
 
 
 def test_select_and_aselect_mix_a_thread_channel_with_process_backends() -> None:

@@ -107,7 +107,6 @@ class ThreadCore:
         "_done",
         "_next_token",
         "_received_more",
-        "_room_signal",
         "_rx_waiters",
         "_sent_more",
         "_tx_waiters",
@@ -122,6 +121,7 @@ class ThreadCore:
         "ready_signal",
         "received",
         "receiver_open",
+        "room_signal",
         "senders",
         "sent",
         "watch_put",
@@ -155,7 +155,7 @@ class ThreadCore:
         self._tx_waiters: deque[LockType] = deque()
         self._all_done = threading.Condition(self.lock)
         self.ready_signal: Signal | None = None  # readable while an item (or the end) is there
-        self._room_signal: Signal | None = None  # readable while a bounded channel has room
+        self.room_signal: Signal | None = None  # readable while a bounded channel has room
 
     # -- the engine's Core protocol (select, and the shared waiting code) -------------------
 
@@ -215,11 +215,11 @@ class ThreadCore:
                 cannot_cross("this thread channel was inherited by a forked process")
             if sending and not self.maxsize:
                 return None
-            signal = self._room_signal if sending else self.ready_signal
+            signal = self.room_signal if sending else self.ready_signal
             if signal is None:
                 signal = Signal()
                 if sending:
-                    self._room_signal = signal
+                    self.room_signal = signal
                 else:
                     self.ready_signal = signal
                 self.watch_put = self.watch_take = True  # first, then look (see the class)
@@ -398,14 +398,14 @@ class ThreadCore:
                 self.ready_signal.set()
             else:
                 self.ready_signal.clear()
-        if self._room_signal is not None:
+        if self.room_signal is not None:
             if len(self.items) < self.maxsize or over:
-                self._room_signal.set()
+                self.room_signal.set()
             else:
-                self._room_signal.clear()
+                self.room_signal.clear()
 
     def _rewatch(self) -> None:
-        signals = self.ready_signal is not None or self._room_signal is not None
+        signals = self.ready_signal is not None or self.room_signal is not None
         self.watch_put = bool(self._rx_waiters) or signals or self.ended
         self.watch_take = bool(self._tx_waiters) or signals
 

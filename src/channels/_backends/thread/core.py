@@ -29,10 +29,13 @@ from ..._errors import ChannelBroken, ChannelClosed, ConfigError, EndOfChannel
 from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import PICKLE, Serializer
 
-__all__ = ["FIRST", "Signal", "ThreadCore", "cannot_cross"]
+__all__ = ["FIRST", "NOTHING", "Signal", "ThreadCore", "cannot_cross"]
 
 #: The token of the channel's own sender handle.
 FIRST = 1
+
+#: What ``take_one`` returns when there is no item (None may be an item).
+NOTHING = object()
 
 #: Whether a global interpreter lock makes single deque and counter operations atomic.
 GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -192,14 +195,44 @@ class ThreadCore:
                 self._changed(room, 0)
             return room
 
+    def put_one(self, token: int, item: object) -> bool:
+        """Put ``item`` under the lock if handle ``token`` may send and there is room now.
+
+        The per-item path where single steps are not atomic (a free-threaded build) or
+        room must be checked with the put (a bounded channel).
+        """
+        with self.lock:
+            items = self.items
+            if token not in self.senders or (self.maxsize and len(items) >= self.maxsize):
+                return False
+            items.append(item)
+            next(self.sent)
+            if self.watch_put:
+                self._changed(1, 0)
+            return True
+
+    def take_one(self) -> object:
+        """Take the oldest item under the lock, or return ``NOTHING``."""
+        with self.lock:
+            items = self.items
+            if not items:
+                return NOTHING
+            item = items.popleft()
+            next(self.received)
+            if self.watch_take:
+                self._changed(0, 1)
+            return item
+
     def take(self, max_items: int, deadline: float | None) -> list[Any]:
         """Up to ``max_items`` ready items, oldest first; [] if none is; raise at the end."""
         with self.lock:
             items = self.items
             got: list[Any] = []
-            with contextlib.suppress(IndexError):  # fast takers need no lock: ask, don't count
+            try:  # fast takers need no lock: take until it is empty, rather than count first
                 for _ in range(max_items):
                     got.append(items.popleft())
+            except IndexError:
+                pass
             if not got:
                 self.nothing_left()
                 return []

@@ -18,7 +18,7 @@ from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
 from ..._handles import Closing
 from ..._policy import closed_receiver, full, nothing_ready
 from ..._waiting import apause, pause
-from .core import ThreadCore, cannot_cross
+from .core import NOTHING, ThreadCore, cannot_cross
 
 __all__ = ["ThreadReceiver", "ThreadSender"]
 
@@ -51,12 +51,16 @@ class ThreadSender(Closing, Generic[T]):
             ChannelBroken: the channel is full and its receiver is closed.
         """
         core = self._core
-        if timeout is None and core.fast_put and self._token in core.senders:
-            core.items.append(item)
-            next(core.sent)
-            if core.watch_put:
-                core.after_put(item)
-            return
+        if timeout is None:
+            if core.fast_put:
+                if self._token in core.senders:
+                    core.items.append(item)
+                    next(core.sent)
+                    if core.watch_put:
+                        core.after_put(item)
+                    return
+            elif core.put_one(self._token, item):
+                return
         deadline = deadline_after(timeout)
         token, one = self._token, [item]
         while not core.put(token, one, deadline):
@@ -162,15 +166,18 @@ class ThreadReceiver(Closing, Generic[T]):
             ChannelClosed: this receiver was closed (also while waiting).
         """
         core = self._core
-        if timeout is None and core.fast_take and core.receiver_open:
-            try:
-                item = core.items.popleft()
-            except IndexError:
-                pass
-            else:
-                next(core.received)
-                if core.watch_take:
-                    core.after_take()
+        if timeout is None and core.receiver_open:
+            if core.fast_take:
+                try:
+                    item = core.items.popleft()
+                except IndexError:
+                    pass
+                else:
+                    next(core.received)
+                    if core.watch_take:
+                        core.after_take()
+                    return cast(T, item)
+            elif (item := core.take_one()) is not NOTHING:
                 return cast(T, item)
         deadline = deadline_after(timeout)
         while True:
@@ -206,15 +213,18 @@ class ThreadReceiver(Closing, Generic[T]):
     async def arecv(self, timeout: float | None = None) -> T:
         """``recv`` for asyncio: waits on the event loop. Cancelled, it took no item."""
         core = self._core
-        if timeout is None and core.fast_take and core.receiver_open:
-            try:
-                item = core.items.popleft()
-            except IndexError:
-                pass
-            else:
-                next(core.received)
-                if core.watch_take:
-                    core.after_take()
+        if timeout is None and core.receiver_open:
+            if core.fast_take:
+                try:
+                    item = core.items.popleft()
+                except IndexError:
+                    pass
+                else:
+                    next(core.received)
+                    if core.watch_take:
+                        core.after_take()
+                    return cast(T, item)
+            elif (item := core.take_one()) is not NOTHING:
                 return cast(T, item)
         deadline = deadline_after(timeout)
         while True:
@@ -258,15 +268,19 @@ class ThreadReceiver(Closing, Generic[T]):
         core = self._core
         items, received = core.items, core.received
         while True:
-            if core.fast_take and core.receiver_open:
-                try:
-                    item = items.popleft()
-                except IndexError:
-                    pass
-                else:
-                    next(received)
-                    if core.watch_take:
-                        core.after_take()
+            if core.receiver_open:
+                if core.fast_take:
+                    try:
+                        item = items.popleft()
+                    except IndexError:
+                        pass
+                    else:
+                        next(received)
+                        if core.watch_take:
+                            core.after_take()
+                        yield cast(T, item)
+                        continue
+                elif (item := core.take_one()) is not NOTHING:
                     yield cast(T, item)
                     continue
             try:

@@ -108,6 +108,7 @@ class ThreadCore:
         "__weakref__",
         "_all_done",
         "_done",
+        "_listening",
         "_next_token",
         "_received_more",
         "_rx_waiters",
@@ -159,6 +160,9 @@ class ThreadCore:
         self._all_done = threading.Condition(self.lock)
         self.ready_signal: Signal | None = None  # readable while an item (or the end) is there
         self.room_signal: Signal | None = None  # readable while a bounded channel has room
+        # Waits on the descriptors under way (``ready_fd`` until ``wait(..., 0)``): only
+        # while there are any does every put and take keep them exact.
+        self._listening = 0
 
     # -- the engine's Core protocol (select, and the shared waiting code) -------------------
 
@@ -255,14 +259,19 @@ class ThreadCore:
                     self.room_signal = signal
                 else:
                     self.ready_signal = signal
-                self.watch_put = self.watch_take = True  # first, then look (see the class)
-                self._reconcile()
+            self._listening += 1
+            self.watch_put = self.watch_take = True  # first, then look (see the class)
+            self._reconcile()
             return signal.fileno()
 
     def wait(self, sending: bool, timeout: float) -> None:
         """Sleep at most ``timeout`` seconds until a put (or a take) may succeed."""
-        if timeout <= 0:
-            return  # the descriptors are kept exact: nothing to clear
+        if timeout <= 0:  # a wait on the descriptor is over: one fewer to keep it exact for
+            with self.lock:
+                if self._listening:
+                    self._listening -= 1
+                    self._rewatch()
+            return
         with self.lock:
             waiters = self._tx_waiters if sending else self._rx_waiters
             waiter = allocate_lock()
@@ -424,7 +433,10 @@ class ThreadCore:
         self._rewatch()
 
     def _reconcile(self) -> None:
-        """Make each descriptor readable exactly while a retry may succeed."""
+        """Make each descriptor readable exactly while a retry may succeed.
+
+        Unwatched, a descriptor may go stale; ``ready_fd`` makes it exact again first.
+        """
         over = self.ended or not self.receiver_open
         if self.ready_signal is not None:
             if self.items or over:
@@ -438,7 +450,7 @@ class ThreadCore:
                 self.room_signal.clear()
 
     def _rewatch(self) -> None:
-        signals = self.ready_signal is not None or self.room_signal is not None
+        signals = self._listening > 0
         self.watch_put = bool(self._rx_waiters) or signals or self.ended
         self.watch_take = bool(self._tx_waiters) or signals
 

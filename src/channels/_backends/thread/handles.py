@@ -50,21 +50,25 @@ class ThreadSender(Closing, Generic[T]):
             ChannelTimeout: a bounded channel stayed full for ``timeout`` seconds.
             ChannelBroken: the channel is full and its receiver is closed.
         """
-        core = self._core
-        if timeout is None:
-            if core.fast_put:
-                if self._token in core.senders:
-                    core.items.append(item)
-                    next(core.sent)
-                    if core.watch_put:
-                        core.after_put(item)
-                    return
-            elif core.put_one(self._token, item):
-                return
+        if timeout is None and self._send_now(item):
+            return
         deadline = deadline_after(timeout)
-        token, one = self._token, [item]
+        core, token, one = self._core, self._token, [item]
         while not core.put(token, one, deadline):
             pause(core, True, deadline)
+
+    def _send_now(self, item: T) -> bool:
+        """The per-item path: put ``item`` now if the channel takes it at once."""
+        core = self._core
+        if core.fast_put:
+            if self._token not in core.senders:
+                return False
+            core.items.append(item)
+            next(core.sent)
+            if core.watch_put:
+                core.after_put(item)
+            return True
+        return core.put_one(self._token, item)
 
     def send_nowait(self, item: T) -> None:
         """Put ``item`` in the channel now, or raise ``WouldBlock`` if it is full."""
@@ -83,6 +87,8 @@ class ThreadSender(Closing, Generic[T]):
 
     async def asend(self, item: T, timeout: float | None = None) -> None:
         """``send`` for asyncio: waits on the event loop, never blocking it."""
+        if timeout is None and self._send_now(item):
+            return
         deadline = deadline_after(timeout)
         core, token, one = self._core, self._token, [item]
         while not core.put(token, one, deadline):

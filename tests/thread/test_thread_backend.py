@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import selectors
 import threading
 import time
 from typing import Any
@@ -245,6 +246,24 @@ def test_select_and_aselect_mix_a_thread_channel_with_process_backends() -> None
         ch.close()
     with pytest.raises(EndOfChannel):
         channels.select(local, queue, pipe, timeout=WAIT)
+
+
+def test_the_receivers_descriptor_is_readable_exactly_while_an_item_or_the_end_is_there() -> None:
+    ch = channels.open_channel[int]("thread")
+    with selectors.DefaultSelector() as selector:
+        selector.register(ch.receiver.fileno(), selectors.EVENT_READ)
+        assert selector.select(0.05) == []
+        threading.Timer(0.05, ch.send, args=(1,)).start()
+        assert selector.select(WAIT)
+        assert ch.recv_nowait() == 1  # taken on the lock-free path: still kept exact
+        assert selector.select(0.05) == []
+        ch.send(2)
+        assert selector.select(0)
+        ch.close()
+        assert ch.recv(timeout=WAIT) == 2
+        assert selector.select(0)  # the end is ready too
+        with pytest.raises(EndOfChannel):
+            ch.recv_nowait()
 
 
 # -- many threads at once ----------------------------------------------------------------

@@ -145,20 +145,22 @@ def test_a_forked_child_cannot_use_what_it_inherited() -> None:
 # -- sync and asyncio on one channel, no helper thread ---------------------------------
 
 
-def _thread_count_while(awaitable_factory: Any) -> tuple[Any, int]:
-    """Run ``awaitable_factory()`` on a fresh loop; the most threads alive meanwhile.
+def _new_threads_while(
+    awaitable_factory: Any, known: set[threading.Thread]
+) -> tuple[Any, set[threading.Thread]]:
+    """Run ``awaitable_factory()`` on a fresh loop; the threads seen meanwhile not in ``known``.
 
-    (A helper thread, once started, would stay alive for good: counting before and
-    during is enough, whatever earlier tests left running.)
+    (A helper pool's threads, once started, stay alive and idle: a pool that other
+    tests started is in ``known``, which is why the tests also check the descriptor.)
     """
-    seen: list[int] = []
+    seen: set[threading.Thread] = set()
 
     async def main() -> Any:
         stop = asyncio.Event()
 
         async def watch() -> None:
             while not stop.is_set():
-                seen.append(threading.active_count())
+                seen.update(threading.enumerate())
                 await asyncio.sleep(0.002)
 
         watcher = asyncio.ensure_future(watch())
@@ -168,7 +170,7 @@ def _thread_count_while(awaitable_factory: Any) -> tuple[Any, int]:
             stop.set()
             await watcher
 
-    return asyncio.run(main()), max(seen)
+    return asyncio.run(main()), seen - known
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -176,7 +178,6 @@ def test_a_sync_producer_and_an_asyncio_consumer_with_no_helper_thread(fast: boo
     ch = _lockless(channels.open_channel[int]("thread"), fast)
     tx = ch.clone()
     ch.close()
-    before = threading.active_count()
 
     def produce() -> None:
         with tx:
@@ -186,15 +187,16 @@ def test_a_sync_producer_and_an_asyncio_consumer_with_no_helper_thread(fast: boo
                     time.sleep(0.02)  # the consumer waits, on its loop, many times
 
     producer = threading.Thread(target=produce)
+    known = {*threading.enumerate(), producer}
     producer.start()
 
     async def consume() -> list[int]:
         return [item async for item in ch]
 
-    got, most = _thread_count_while(consume)
+    got, new = _new_threads_while(consume, known)
     producer.join(WAIT)
     assert got == list(range(300))
-    assert most == before + 1  # this thread and the producer: nothing waits for the loop
+    assert new == set()  # this thread and the producer only: nothing waits for the loop
     assert _core(ch).ready_signal is not None  # the loop waited on the channel's descriptor
 
 
@@ -202,7 +204,6 @@ def test_a_sync_producer_and_an_asyncio_consumer_with_no_helper_thread(fast: boo
 def test_an_asyncio_producer_and_a_sync_consumer_with_no_helper_thread(fast: bool) -> None:
     ch = _lockless(channels.open_channel[int]("thread", maxsize=2), fast)
     got: list[int] = []
-    before = threading.active_count()
 
     def consume() -> None:
         for item in ch.receiver:
@@ -211,6 +212,7 @@ def test_an_asyncio_producer_and_a_sync_consumer_with_no_helper_thread(fast: boo
                 time.sleep(0.02)  # the channel stays full: asend waits on its loop
 
     consumer = threading.Thread(target=consume)
+    known = {*threading.enumerate(), consumer}
     consumer.start()
 
     async def produce() -> None:
@@ -219,10 +221,10 @@ def test_an_asyncio_producer_and_a_sync_consumer_with_no_helper_thread(fast: boo
                 await tx.asend(i, timeout=WAIT)
             await tx.asend_many(range(200, 300), timeout=WAIT)
 
-    _, most = _thread_count_while(produce)
+    _, new = _new_threads_while(produce, known)
     consumer.join(WAIT)
     assert got == list(range(300))
-    assert most == before + 1
+    assert new == set()
     assert _core(ch).room_signal is not None  # the loop waited on the channel's descriptor
 
 

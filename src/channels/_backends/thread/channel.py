@@ -26,7 +26,7 @@ class ThreadChannel(Closing, Generic[T]):
 
     Items are passed by reference: the receiver gets the very object that was
     sent, and nothing is serialized. A sync thread and an asyncio task may share
-    it, each waiting in its own way (a blocked thread sleeps on a condition, a
+    it, each waiting in its own way (a blocked thread sleeps until it is woken, a
     task on its event loop). It cannot cross to another process.
 
     Args:

@@ -1,10 +1,11 @@
 """The books and items of one ``thread`` channel: a deque under one lock.
 
 Items are kept as they were sent (nothing is serialized), in a ``deque``
-guarded by one ``threading.Lock``. The handles (``handles``) take that lock
-themselves on their per-item path; everything slower (waiting, closing,
-statistics) is here. Blocked threads sleep on two conditions of the same lock,
-and asyncio tasks wait on descriptors (``Signal``) that the core keeps readable
+guarded by one ``threading.Lock``. The handles (``handles``) move an item
+themselves on their per-item path (see ``ThreadCore`` for when they need the
+lock); everything slower (waiting, closing, statistics) is here. A blocked
+thread sleeps on a lock of its own that the next put (or take) releases, and
+asyncio tasks wait on descriptors (``Signal``) that the core keeps readable
 exactly while a retry may succeed, so ``await`` waits on the event loop itself.
 
 The core also answers the engine's ``Core`` protocol, so ``select`` and the

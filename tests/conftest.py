@@ -15,7 +15,7 @@ import pytest
 import channels
 
 from leaks import isolate_semaphore_names, own_semaphores
-from support import BACKENDS, METHODS, live_descendants
+from support import BACKENDS, METHODS, THREAD, live_descendants
 
 if TYPE_CHECKING:  # the redis helpers need redis-py: imported by the fixtures that use them
     from fault_proxy import FaultProxy
@@ -28,10 +28,38 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=METHODS)
+@pytest.fixture(params=[*METHODS, THREAD])
 def method(request: pytest.FixtureRequest) -> str:
-    """Every start method."""
+    """Every start method; ``THREAD`` (workers are threads) for the thread backend only."""
     return str(request.param)
+
+
+_NEEDS = {
+    "processes": "needs several processes: a thread channel and its handles stay in one",
+    "serializes": "a thread channel passes items by reference and serializes nothing",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Pair the thread backend with thread workers only, and process backends with processes;
+    skip on the thread backend what only a process backend can do (marks ``processes``,
+    ``serializes``)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        threads = params.get("backend") == "thread"
+        if "method" in params and (params["method"] == THREAD) != threads:
+            dropped.append(item)
+            continue
+        kept.append(item)
+        if threads:
+            for mark, why in _NEEDS.items():
+                if item.get_closest_marker(mark):
+                    item.add_marker(pytest.mark.skip(reason=why))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _fds() -> set[int]:

@@ -7,6 +7,7 @@ import itertools
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -16,16 +17,19 @@ from typing import Any, cast
 import channels
 
 METHODS = ["fork", "spawn", "forkserver"]
+#: The "start method" of the thread backend's cases: workers are threads of this process.
+THREAD = "thread"
 LOCAL_BACKENDS = ["pipe", "queue", "simplequeue"]
 HAVE_MANAGER = importlib.util.find_spec("channels._backends.manager") is not None
 #: The shared suites run over redis when a redis-server can be started and redis-py is installed.
 HAVE_REDIS = bool(shutil.which("redis-server")) and importlib.util.find_spec("redis") is not None
-BACKENDS = [
+PROCESS_BACKENDS = [
     *LOCAL_BACKENDS,
     *(["manager"] if HAVE_MANAGER else []),
     *(["redis"] if HAVE_REDIS else []),
 ]
-BOUNDED_BACKENDS = [b for b in BACKENDS if b in ("queue", "manager", "redis")]
+BACKENDS = ["thread", *PROCESS_BACKENDS]
+BOUNDED_BACKENDS = [b for b in BACKENDS if b in ("thread", "queue", "manager", "redis")]
 #: A redis channel's lease in the shared suites: a dead sender is noticed this long after.
 REDIS_LEASE = 1.0
 
@@ -36,6 +40,11 @@ TESTS = Path(__file__).resolve().parent
 
 #: Generous bound for anything a test waits on: a hang fails the test, it never blocks the run.
 WAIT = 20.0
+
+
+def worker_method(backend: str, method: str = "fork") -> str:
+    """``method``, or ``THREAD`` for the thread backend, whose workers are threads."""
+    return THREAD if backend == "thread" else method
 
 
 def server_options(backend: str) -> dict[str, Any]:
@@ -51,9 +60,10 @@ def open_for(backend: str, method: str | None = None, **options: object) -> chan
     """Open a channel of ``backend`` whose processes use start method ``method``.
 
     A redis channel is a fresh one on the run's shared server, under a name no
-    other test uses.
+    other test uses. A thread channel, or any channel whose workers are threads
+    (``method`` is ``THREAD``), takes no start method.
     """
-    if method is not None:
+    if method is not None and method != THREAD and backend != "thread":
         options["context"] = method
     if backend == "redis":
         options = {**server_options(backend), **options}
@@ -61,8 +71,34 @@ def open_for(backend: str, method: str | None = None, **options: object) -> chan
     return channels.open_channel[Any](backend, **cast("channels.ChannelOptions", options))
 
 
+class Worker(threading.Thread):
+    """A thread standing in for a child process: ``join`` and ``exitcode`` as a process has."""
+
+    def __init__(self, target: Callable[..., object], args: tuple[object, ...]) -> None:
+        super().__init__(target=self._run, args=(target, args), daemon=True)
+        self.exitcode: int | None = None
+
+    def _run(self, target: Callable[..., object], args: tuple[object, ...]) -> None:
+        try:
+            target(*args)
+        except SystemExit as exc:
+            self.exitcode = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            self.exitcode = 1
+            raise
+        else:
+            self.exitcode = 0
+
+
 def start(method: str, target: Callable[..., object], *args: object) -> BaseProcess:
-    """Start ``target(*args)`` in a child process of start method ``method``."""
+    """Start ``target(*args)`` in a child process of start method ``method``.
+
+    With ``THREAD``, in a thread of this process instead (for the thread backend).
+    """
+    if method == THREAD:
+        worker = Worker(target, args)
+        worker.start()
+        return cast(BaseProcess, worker)  # joined and read as a process is
     ctx = multiprocessing.get_context(method)
     make = cast("Callable[..., BaseProcess]", ctx.Process)  # type: ignore[attr-defined]
     process = make(target=target, args=args)
@@ -71,7 +107,7 @@ def start(method: str, target: Callable[..., object], *args: object) -> BaseProc
 
 
 def join(*processes: BaseProcess) -> list[int | None]:
-    """Join each process (each bounded by WAIT) and return the exit codes."""
+    """Join each process or ``Worker`` (each bounded by WAIT) and return the exit codes."""
     for p in processes:
         p.join(WAIT)
     return [p.exitcode for p in processes]

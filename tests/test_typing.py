@@ -110,6 +110,19 @@ REJECTED = [
         pyright=("reportArgumentType", '"Literal[\'3\']" is not assignable to "int"'),
     ),
     Rejected(
+        "thread_channel_takes_no_serializer",
+        """\
+        from channels import ThreadChannel
+        local = ThreadChannel[int](serializer="json")  # !
+        """,
+        mypy=(
+            "arg-type",
+            'Argument "serializer" to "ThreadChannel" has incompatible type "str"; '
+            'expected "Never"',
+        ),
+        pyright=("reportArgumentType", 'parameter "serializer" of type "Never"'),
+    ),
+    Rejected(
         "arecv_into_str",
         """\
         async def main() -> None:

@@ -1,7 +1,7 @@
 """Typed channels between processes, over the IPC Python already has.
 
-``open_channel[T](spec)`` returns a ``Channel[T]`` on the ``pipe``, ``queue``,
-``simplequeue``, ``manager`` or ``redis`` backend, with one meaning for send,
+``open_channel[T](spec)`` returns a ``Channel[T]`` on the ``thread``, ``pipe``,
+``queue``, ``simplequeue``, ``manager`` or ``redis`` backend, with one meaning for send,
 receive, close and end of channel on all of them, from sync and asyncio code.
 """
 
@@ -13,6 +13,7 @@ from ._backends.pipe import PipeChannel as PipeChannel
 from ._backends.queue import QueueChannel as QueueChannel
 from ._backends.redis import RedisChannel as RedisChannel
 from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
+from ._backends.thread import ThreadChannel as ThreadChannel
 from ._core import ChannelStats as ChannelStats
 from ._duplex import Endpoint as Endpoint
 from ._duplex import duplex as duplex
@@ -107,6 +108,7 @@ __all__ = [
     "ServerUnreachable",
     "SimpleQueueChannel",
     "TaskTimeout",
+    "ThreadChannel",
     "Value",
     "WorkerCrashed",
     "WouldBlock",

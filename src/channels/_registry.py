@@ -60,6 +60,12 @@ class Backend:
     origin: str
 
     def open(self, options: Mapping[str, object]) -> Channel[typing.Any]:
+        refused: Mapping[str, str] = getattr(self.factory, "refused", {})
+        clash = sorted(set(options) & set(refused))
+        if clash:  # an option other backends take: say why this one cannot
+            raise ConfigError(
+                f"backend {self.name!r} does not take the option {clash[0]!r}: {refused[clash[0]]}"
+            )
         if "maxsize" in options and "maxsize" not in self.options:
             bounded = [n for n in _BUILTIN if n != self.name and _bounded(n)]
             raise ConfigError(
@@ -70,6 +76,7 @@ class Backend:
 
 
 _BUILTIN = {
+    "thread": "channels._backends.thread:ThreadChannel",
     "pipe": "channels._backends.pipe:PipeChannel",
     "queue": "channels._backends.queue:QueueChannel",
     "simplequeue": "channels._backends.simplequeue:SimpleQueueChannel",

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import select as _os_select
 import time
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from ._core import POLL_SLICE, Core, deadline_after
 from ._errors import ConfigError, EndOfChannel, WouldBlock
@@ -208,9 +208,10 @@ class _Rounds:
 
 
 def _core_of(rx: Receiver[Any]) -> Core | None:
-    """The core behind one of this library's receivers; None for anything else."""
+    """The core behind one of this library's receivers or channels; None for anything else."""
     if isinstance(rx, ChannelBase):
         rx = rx.receiver
     if isinstance(rx, ReceiverHandle):
         return rx._core  # pyright: ignore[reportPrivateUsage]
-    return None
+    core = getattr(rx, "_core", None)  # a backend with handles of its own (thread)
+    return cast(Core, core) if hasattr(core, "ready_fd") else None

@@ -25,7 +25,7 @@ from channels import _bench, _cli, backends
 
 from support import WAIT
 
-BUILTIN = {"pipe", "queue", "simplequeue", "manager"}
+BUILTIN = {"thread", "pipe", "queue", "simplequeue", "manager"}
 LOCAL = ["pipe", "queue", "simplequeue"]
 
 
@@ -58,6 +58,8 @@ def test_backends_json_lists_builtins_and_features() -> None:
         }
         assert entry["features"]["cross_machine"] is False
         assert "context" in entry["options"]
+    assert set(entries["thread"]["options"]) == {"maxsize", "joinable"}
+    assert entries["thread"]["features"]["bounded"] is True
     assert entries["queue"]["features"]["bounded"] is True
     assert entries["queue"]["options"]["maxsize"] == "int"
     assert entries["pipe"]["features"]["bounded"] is False
@@ -97,13 +99,14 @@ def test_bench_json_gives_sane_numbers() -> None:
     assert report["start_method"]
     assert report["workload"]["context"] == report["start_method"]  # what ran, never null
     assert "round trip" in report["latency_method"]
-    assert [r["backend"] for r in report["results"]] == LOCAL
+    assert [r["backend"] for r in report["results"]] == ["thread", *LOCAL]
     for result in report["results"]:
         assert result["raw_primitive"]
         _assert_sane(result["raw"], 64)
         _assert_sane(result["channel"], 64)
         assert result["ratio"] > 0
-    assert "[6/6]" in done.stderr  # the progress line
+    assert report["results"][0]["raw_primitive"].startswith("queue.Queue")
+    assert "[8/8]" in done.stderr  # the progress line
 
 
 def test_bench_table() -> None:

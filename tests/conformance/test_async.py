@@ -12,7 +12,7 @@ import pytest
 import channels
 from channels import ChannelClosed, ChannelTimeout, EndOfChannel, SerializationError
 
-from support import BOUNDED_BACKENDS, WAIT, join, open_for, start
+from support import BOUNDED_BACKENDS, WAIT, join, open_for, start, worker_method
 
 R = TypeVar("R")
 
@@ -39,6 +39,7 @@ def test_items_in_order_then_the_end(backend: str) -> None:
     assert run(main()) == list(range(40))
 
 
+@pytest.mark.serializes
 def test_timeouts_and_bad_items(backend: str) -> None:
     async def main() -> None:
         ch = open_for(backend)
@@ -109,8 +110,9 @@ def _produce_slowly(sender: channels.Sender[int], count: int, every: int = 10) -
 @pytest.mark.slow
 def test_thousands_of_cancelled_arecvs_lose_and_duplicate_nothing(backend: str) -> None:
     count = 5000
-    ch = open_for(backend, "fork")
-    producer = start("fork", _produce_slowly, ch.clone(), count, 4)
+    method = worker_method(backend)
+    ch = open_for(backend, method)
+    producer = start(method, _produce_slowly, ch.clone(), count, 4)
     ch.close()
 
     async def main() -> tuple[list[int], int]:
@@ -210,6 +212,7 @@ def test_large_and_many_items(backend: str) -> None:
     run(main())
 
 
+@pytest.mark.serializes
 def test_json_and_the_size_limit(backend: str) -> None:
     async def main() -> None:
         ch = open_for(backend, None, serializer="json", max_message_size=100)

@@ -48,6 +48,7 @@ def test_recv_many_returns_what_is_ready_without_waiting_for_more(backend: str) 
         ch.recv_many(10, timeout=WAIT)
 
 
+@pytest.mark.serializes
 def test_a_batch_with_an_unpicklable_item_sends_nothing(backend: str) -> None:
     ch = open_for(backend)
     with pytest.raises(SerializationError):
@@ -125,6 +126,7 @@ def _send_batches_forever(sender: channels.Sender[int]) -> None:
         n += 50
 
 
+@pytest.mark.processes
 def test_a_producer_killed_in_the_middle_of_batches_loses_nothing_it_sent(backend: str) -> None:
     ch = open_for(backend, "fork", **({"lease": 1.0} if backend == "redis" else {}))
     producer = start("fork", _send_batches_forever, ch.clone())
@@ -170,7 +172,13 @@ def test_stats_fields_are_alike_on_every_backend(backend: str) -> None:
     assert isinstance(stats, channels.ChannelStats)
     names = [f for f in vars(stats) if not f.startswith("_")]
     assert names == [
-        "waiting", "senders", "receivers", "sent", "received", "unfinished", "ended", "broken"
+        "waiting",
+        "senders",
+        "receivers",
+        "sent",
+        "received",
+        "unfinished",
+        "ended",
+        "broken",
     ]
     ch.close()
-

@@ -126,6 +126,7 @@ def test_timeouts_and_nowait(backend: str) -> None:
     ch.close()
 
 
+@pytest.mark.serializes
 def test_an_unpicklable_item_fails_at_send_and_the_channel_goes_on(backend: str) -> None:
     ch = open_for(backend)
     lock = threading.Lock()
@@ -166,6 +167,7 @@ def test_large_and_many_items(backend: str) -> None:
     assert got[:3] == [b"0" + b"." * 200, b"1" + b"." * 200, b"2" + b"." * 200]
 
 
+@pytest.mark.serializes
 def test_json_serializer_and_size_limit(backend: str) -> None:
     ch = open_for(backend, serializer="json", max_message_size=64)
     ch.send({"a": [1, 2]})
@@ -191,6 +193,7 @@ class RawBytes:
 RAW = RawBytes()
 
 
+@pytest.mark.serializes
 @pytest.mark.parametrize("sizes", [[0, 1, 0], [0] * 50, [5000, 0, 600, 0]])
 def test_empty_items_travel_through_a_raw_serializer(backend: str, sizes: list[int]) -> None:
     ch = open_for(backend, None, serializer=RAW)
@@ -306,6 +309,7 @@ def test_a_handle_closed_in_a_child_is_closed_everywhere(backend: str, method: s
     assert drain(ch) == (["before"], "EndOfChannel")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_dead_producers_break_the_channel_after_their_items(
     backend: str, method: str, how: str
@@ -323,6 +327,7 @@ def test_dead_producers_break_the_channel_after_their_items(
         ch.recv(timeout=1)
 
 
+@pytest.mark.processes
 def test_a_clean_close_is_told_apart_from_a_crash(backend: str, method: str) -> None:
     ch = open_for(backend, method)
     clean = start(method, children.produce, ch.clone(), ["clean"])
@@ -336,6 +341,7 @@ def test_a_clean_close_is_told_apart_from_a_crash(backend: str, method: str) -> 
     assert join(crash) == [7]
 
 
+@pytest.mark.processes
 def test_a_holder_that_never_sent_does_not_keep_a_crashed_channel_alive(
     backend: str, method: str
 ) -> None:
@@ -348,6 +354,7 @@ def test_a_holder_that_never_sent_does_not_keep_a_crashed_channel_alive(
     ch.close()
 
 
+@pytest.mark.processes
 def test_a_producer_that_exits_right_after_sending_loses_nothing(backend: str, method: str) -> None:
     ch = open_for(backend, method)
     count = 3000 if backend != "manager" else 200
@@ -361,6 +368,7 @@ def test_a_producer_that_exits_right_after_sending_loses_nothing(backend: str, m
     assert stop == "ChannelBroken"
 
 
+@pytest.mark.processes  # a thread channel has one receiver, which its threads share
 def test_closing_a_receiver_in_a_child_leaves_the_others(backend: str, method: str) -> None:
     ch = open_for(backend, method)
     results = open_for("queue", method)

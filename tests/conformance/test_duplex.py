@@ -5,11 +5,14 @@ from __future__ import annotations
 import channels
 
 import children
-from support import BACKENDS, WAIT, join, server_options, start
+from support import BACKENDS, THREAD, WAIT, join, server_options, start
 
 
 def test_request_and_response_across_processes(backend: str, method: str) -> None:
-    client, server = channels.duplex[int, str](backend, context=method, **server_options(backend))
+    options = server_options(backend)
+    if method != THREAD:
+        options["context"] = method
+    client, server = channels.duplex[int, str](backend, **options)
     worker = start(method, children.serve_squares, server)
     assert [client.request(n, timeout=WAIT) for n in range(5)] == ["0", "1", "4", "9", "16"]
     client.close()

@@ -19,7 +19,9 @@ import pytest
 
 import children
 from children import HARD_FAULTS, SOFT_FAULTS
-from support import BACKENDS, BOUNDED_BACKENDS, WAIT, drain, join, open_for, start
+from support import BOUNDED_BACKENDS, PROCESS_BACKENDS, WAIT, drain, join, open_for, start
+
+pytestmark = pytest.mark.processes
 
 #: A fault must show within this (it shows within a 50 ms slice; the rest is a noisy machine).
 DETECTED_WITHIN = 5.0
@@ -32,7 +34,7 @@ def _cases(wheres: list[str], kinds: tuple[str, ...]) -> list[tuple[str, str, st
     return full + [c for c in diagonal if c[1] in wheres and c[2] in kinds]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", PROCESS_BACKENDS)
 @pytest.mark.parametrize(
     ("method", "where", "kind"), _cases(["before_send", "after_send"], HARD_FAULTS + SOFT_FAULTS)
 )
@@ -69,7 +71,7 @@ def test_a_producer_fault(backend: str, method: str, where: str, kind: str) -> N
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", PROCESS_BACKENDS)
 @pytest.mark.parametrize("method", ["forkserver", "fork", "spawn"])
 def test_an_unpicklable_item_in_a_child(backend: str, method: str) -> None:
     ch = open_for(backend, method)
@@ -79,7 +81,7 @@ def test_an_unpicklable_item_in_a_child(backend: str, method: str) -> None:
     assert join(producer) == [0]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", PROCESS_BACKENDS)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_a_receiver_struck_while_blocked_in_recv(backend: str, sig: int) -> None:
     method = "forkserver"

@@ -1,14 +1,13 @@
-"""Delivery properties with real processes: FIFO per sender, exactly once, the end for all."""
+"""Delivery properties with real processes (threads for the thread backend): FIFO per sender,
+exactly once, the end for all."""
 
 from __future__ import annotations
-
-import multiprocessing
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import children
-from support import BACKENDS, BOUNDED_BACKENDS, WAIT, drain, open_for
+from support import BACKENDS, BOUNDED_BACKENDS, drain, join, open_for, start, worker_method
 
 PROCESS_SETTINGS = settings(
     max_examples=12,
@@ -30,29 +29,22 @@ payload_sizes = st.sampled_from([0, 10, 3000, 5000, 70_000])
 def test_every_item_exactly_once_and_fifo_per_sender(
     backend: str, plans: list[list[int]], consumers: int, maxsize: int
 ) -> None:
-    ctx = multiprocessing.get_context("fork")
+    method = worker_method(backend)
     options = {"maxsize": maxsize} if maxsize and backend in BOUNDED_BACKENDS else {}
-    ch = open_for(backend, "fork", **options)
-    results = open_for("queue", "fork")
+    ch = open_for(backend, method, **options)
+    results = open_for("queue", method)
     sent = {
         tag: [(tag, i, b"x" * size) for i, size in enumerate(plan)]
         for tag, plan in enumerate(plans)
     }
-    procs = [
-        ctx.Process(target=children.produce, args=(ch.clone(), items)) for items in sent.values()
-    ] + [
-        ctx.Process(target=children.consume, args=(ch.receiver, results.clone()))
-        for _ in range(consumers)
+    procs = [start(method, children.produce, ch.clone(), items) for items in sent.values()] + [
+        start(method, children.consume, ch.receiver, results.clone()) for _ in range(consumers)
     ]
-    for p in procs:
-        p.start()
     ch.close()
     results.close()
     reports, stop = drain(results)
-    for p in procs:
-        p.join(WAIT)
     assert stop == "EndOfChannel"
-    assert [p.exitcode for p in procs] == [0] * len(procs)
+    assert join(*procs) == [0] * len(procs)
     assert [outcome for outcome, _ in reports] == ["end"] * consumers
     received = [item for _, items in reports for item in items]
     expected = [item for items in sent.values() for item in items]
@@ -74,30 +66,22 @@ def test_every_item_exactly_once_and_fifo_per_sender(
 def test_the_end_reaches_every_receiver(
     backend: str, receivers: int, clones: int, closed_in_children: int, items: int
 ) -> None:
-    ctx = multiprocessing.get_context("fork")
-    ch = open_for(backend, "fork")
-    results = open_for("queue", "fork")
+    method = worker_method(backend)
+    ch = open_for(backend, method)
+    results = open_for("queue", method)
     consumers = [
-        ctx.Process(target=children.consume, args=(ch.receiver, results.clone()))
-        for _ in range(receivers)
+        start(method, children.consume, ch.receiver, results.clone()) for _ in range(receivers)
     ]
-    for p in consumers:
-        p.start()
     handles = [ch.clone() for _ in range(clones)]
     for i in range(items):
         ch.send(i)
-    closers = [
-        ctx.Process(target=children.close_it, args=(h,)) for h in handles[:closed_in_children]
-    ]
-    for p in closers:
-        p.start()
+    closers = [start(method, children.close_it, h) for h in handles[:closed_in_children]]
     for h in handles[closed_in_children:]:
         h.close()
     ch.close()
     results.close()
     reports, stop = drain(results)
-    for p in consumers + closers:
-        p.join(WAIT)
+    assert join(*consumers, *closers) == [0] * (len(consumers) + len(closers))
     assert stop == "EndOfChannel"
     assert sorted(outcome for outcome, _ in reports) == ["end"] * receivers
     assert sorted(i for _, got in reports for i in got) == list(range(items))

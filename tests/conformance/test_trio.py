@@ -7,7 +7,7 @@ import pytest
 import channels
 from channels import ChannelTimeout, EndOfChannel
 
-from support import WAIT, join, open_for, start
+from support import WAIT, join, open_for, start, worker_method
 
 trio = pytest.importorskip("trio")
 pytest.importorskip("anyio")
@@ -19,8 +19,9 @@ def _produce(sender: channels.Sender[int]) -> None:
 
 
 def test_a_trio_consumer_and_a_process_producer(backend: str) -> None:
-    ch = open_for(backend, "fork")
-    producer = start("fork", _produce, ch.clone())
+    method = worker_method(backend)
+    ch = open_for(backend, method)
+    producer = start(method, _produce, ch.clone())
     ch.close()
 
     async def main() -> list[int]:

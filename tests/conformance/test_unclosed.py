@@ -19,7 +19,7 @@ import pytest
 from channels import Sender
 
 import children
-from support import BACKENDS, LOCAL_BACKENDS, WAIT, join, open_for, start
+from support import LOCAL_BACKENDS, PROCESS_BACKENDS, WAIT, join, open_for, start
 
 UNCLOSED = "garbage-collected without being closed"
 
@@ -77,7 +77,7 @@ def test_closed_handles_do_not_warn(backend: str) -> None:
 
 
 # A local channel pickles only for a child that is starting (the next test).
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in LOCAL_BACKENDS])
+@pytest.mark.parametrize("backend", [b for b in PROCESS_BACKENDS if b not in LOCAL_BACKENDS])
 def test_a_pickled_handle_does_not_warn_here_or_in_its_copy(backend: str) -> None:
     ch = open_for(backend)
     with no_resource_warning():
@@ -103,6 +103,7 @@ def test_a_handle_given_to_a_child_does_not_warn_in_the_parent(backend: str, met
     ch.close()
 
 
+@pytest.mark.processes  # the copy in a forked child is dead: the parent's warns (test_thread)
 def test_a_handle_alive_at_a_fork_warns_in_neither_process(backend: str) -> None:
     ch = open_for(backend)
     box = [ch.clone()]

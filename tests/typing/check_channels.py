@@ -22,6 +22,7 @@ from channels import (
     Receiver,
     Sender,
     SimpleQueueChannel,
+    ThreadChannel,
     aselect,
     duplex,
     open_channel,
@@ -44,6 +45,7 @@ def opening() -> None:
     assert_type(open_channel[int]("queue"), Channel[int])
     assert_type(open_channel[int]("queue://?maxsize=100"), Channel[int])
     assert_type(open_channel[bytes]("pipe"), Channel[bytes])
+    assert_type(open_channel[int]("thread"), Channel[int])
     assert_type(open_channel[Job](), Channel[Job])
     assert_type(open_channel[str]("simplequeue", context="spawn"), Channel[str])
     assert_type(
@@ -75,7 +77,9 @@ def backends() -> None:
     assert_type(QueueChannel[int](maxsize=3), QueueChannel[int])
     assert_type(QueueChannel[Job](serializer="pickle", spill_dir="/tmp"), QueueChannel[Job])
     assert_type(SimpleQueueChannel[str](), SimpleQueueChannel[str])
+    assert_type(ThreadChannel[int](maxsize=3, joinable=True), ThreadChannel[int])
     # Each backend is a Channel of its item type.
+    using(ThreadChannel[int]())
     using(PipeChannel[int]())
     using(QueueChannel[int](maxsize=3))
     using(SimpleQueueChannel[int]())

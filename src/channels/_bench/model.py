@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: The backends measured when none is named (``manager`` is slow, so only on request).
-LOCAL_BACKENDS = ("pipe", "queue", "simplequeue")
+LOCAL_BACKENDS = ("thread", "pipe", "queue", "simplequeue")
 
 #: The groups of rows a run can measure: ``base`` is the per-backend table beside the raw
 #: primitive (with latency); the others are the extra rows (see ``ROW_METHOD``).

@@ -6,6 +6,7 @@ children stop on a poison pill (``None``), one per consumer.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -20,6 +21,7 @@ __all__ = ["FASTER_FIFO", "RAW_PRIMITIVES", "RawEnds", "make_faster_fifo", "make
 
 #: The stdlib primitive each built-in backend wraps: the baseline it is compared with.
 RAW_PRIMITIVES = {
+    "thread": "queue.Queue put/get (threads)",
     "pipe": "multiprocessing.Pipe(duplex=False) send/recv",
     "queue": "multiprocessing.Queue put/get",
     "simplequeue": "multiprocessing.SimpleQueue put/get",
@@ -170,6 +172,8 @@ def make_raw(
     backend: str, ctx: BaseContext, maxsize: int, shared: bool
 ) -> tuple[RawEnds, Callable[[], None]]:
     """Build backend's raw primitive; return its ends and how to dispose of it."""
+    if backend == "thread":
+        return _QueueEnds(queue.Queue[object](maxsize)), lambda: None
     if backend == "pipe":
         reader, writer = ctx.Pipe(duplex=False)
         locks = (ctx.Lock(), ctx.Lock()) if shared else (None, None)

@@ -43,6 +43,7 @@ from .optional import faster_fifo, numpy
 from .primitives import FASTER_FIFO, RAW_PRIMITIVES, RawEnds, make_faster_fifo, make_raw
 from .processes import STEP_TIMEOUT, ping_pong, stop, throughput
 from .redis_loop import make_redis_loop
+from .threads import THREADS
 from .workers import (
     Items,
     channel_consumer,
@@ -227,7 +228,7 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
         parsed = parse_spec(text)
         features = get_backend(parsed.backend).features
         options: ChannelOptions = {}
-        if workload.context is not None:
+        if workload.context is not None and parsed.backend != "thread":
             options["context"] = workload.context
         # Opening one now reports a bad option before any process starts; drained after
         # its end, it leaves nothing behind on a server.
@@ -265,11 +266,12 @@ def _base_steps(plan: Sequence[Target], w: Workload) -> int:
 
 
 def _base(
-    ctx: BaseContext, plan: Sequence[Target], w: Workload, step: _Steps
+    main_ctx: BaseContext, plan: Sequence[Target], w: Workload, step: _Steps
 ) -> list[BackendResult]:
     shape = Shape(Items(w.size), w.count, w.producers, w.consumers)
     results: list[BackendResult] = []
     for t in plan:
+        ctx = _context(t, main_ctx)
         rates: dict[str, list[float]] = {"raw": [], "channel": []}
         latencies: dict[str, list[tuple[float, float]]] = {"raw": [], "channel": []}
         ratios: list[float] = []
@@ -289,6 +291,8 @@ def _base(
         notes: list[str] = []
         if t.backend == "pipe" and shape.shared:
             notes.append("the raw pipe is locked at each end, as several processes share it")
+        if t.backend == "thread":
+            notes.append("producers, consumers and the echo are threads of this process")
         if t.on_redis:
             notes.append(f"the baseline is a hand-written loop on the same server: {_LOOP_NOTE}")
         elif t.remote:
@@ -327,7 +331,14 @@ def _describe(row: str, shape: Shape, w: Workload, large_item: str) -> str:
 
 
 def _row_targets(row: str, plan: Sequence[Target]) -> list[Target]:
-    return [t for t in plan if t.many] if row == "2x2" else list(plan)
+    """The targets of an extra row: those between processes (its baselines run in processes)."""
+    between = [t for t in plan if t.backend != "thread"]
+    return [t for t in between if t.many] if row == "2x2" else between
+
+
+def _context(target: Target, ctx: BaseContext) -> BaseContext:
+    """Where ``target``'s producers and consumers run: threads for a thread channel."""
+    return THREADS if target.backend == "thread" else ctx
 
 
 def _contenders(targets: Sequence[Target], fifo: bool) -> list[tuple[str, Target | None]]:

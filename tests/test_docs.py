@@ -21,7 +21,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,7 @@ class Block:
     line: int
     source: str
     skip: str | None  # why the block does not run, or None
+    waiting: bool = False  # skipped only until a backend it needs is installed
 
 
 def blocks_of(path: Path) -> list[Block]:
@@ -62,21 +63,25 @@ def blocks_of(path: Path) -> list[Block]:
         line = text.count("\n", 0, fence.start()) + 1
         assert lang == "python", f"{page}:{line}: a ```{lang} block would not run: use ```python"
         before = text[: fence.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        found.append(Block(page, line, fence["body"], skip_reason(page, line, before)))
+        found.append(marked(Block(page, line, fence["body"], None), before))
     return found
 
 
-def skip_reason(page: str, line: int, before: str) -> str | None:
+def marked(block: Block, before: str) -> Block:
+    """The block as the marker on the line ``before`` it says to run it."""
     marker = MARKER.search(before)
     if marker is None:
-        return None
+        return block
     kind, arg = marker["kind"], marker["arg"]
+    where = f"{block.page}:{block.line}"
     if kind == "skip":
-        assert arg, f"{page}:{line}: say why the block is skipped"
-        return arg
+        assert arg, f"{where}: say why the block is skipped"
+        return replace(block, skip=arg)
     if kind == "needs-backend":
-        return None if arg in channels.backends() else f"needs the {arg!r} backend"
-    raise AssertionError(f"{page}:{line}: unknown marker {kind!r}")
+        if arg in channels.backends():
+            return block
+        return replace(block, skip=f"needs the {arg!r} backend", waiting=True)
+    raise AssertionError(f"{where}: unknown marker {kind!r}")
 
 
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -88,7 +93,8 @@ SKIPPED = [b for found in BLOCKS.values() for b in found if b.skip is not None]
 def test_the_pages_have_examples() -> None:
     ran = sum(len(found) for found in RUN.values())
     assert ran >= 60, f"only {ran} blocks run"
-    assert len(SKIPPED) <= 3, [f"{b.page}:{b.line}: {b.skip}" for b in SKIPPED]
+    skipped = [f"{b.page}:{b.line}: {b.skip}" for b in SKIPPED if not b.waiting]
+    assert len(skipped) <= 3, skipped
 
 
 @pytest.mark.parametrize("page", sorted(page for page, found in RUN.items() if found))

@@ -1,8 +1,11 @@
 """Every ```python block on every documentation page runs, and prints what its comments say.
 
 A page's blocks run in order as one script, so they share one namespace, in a
-subprocess with a timeout. A line ``print(...)  # text`` asserts that some line
-of the output starts with ``text``.
+subprocess with a timeout, under the forkserver start method: children import
+the page again there, as under spawn, so a page that starts processes outside
+``if __name__ == "__main__":``, or defines two functions of one name, fails. A
+line ``print(...)  # text`` asserts that some line of the output starts with
+``text``.
 
 An HTML comment on the line before a block changes how it runs:
 
@@ -35,9 +38,16 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REDIS_URL = "redis://localhost:6379"
+PAGE_TIMEOUT = 240
 PRINTED = re.compile(r"^\s*print\(.*\)\s*#\s*(?P<expected>.+)$")
 FENCE = re.compile(r"^```(?P<lang>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"<!--\s*test:\s*(?P<kind>[\w-]+)\s*(?P<arg>.*?)\s*-->\s*\Z")
+PRELUDE = """\
+import multiprocessing
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("forkserver")
+"""
 #: Fence languages that are shown, not run.
 SHOWN = {"", "console", "text", "toml", "yaml", "ini"}
 
@@ -97,6 +107,7 @@ def test_the_pages_have_examples() -> None:
     assert len(skipped) <= 3, skipped
 
 
+@pytest.mark.timeout(PAGE_TIMEOUT + 30)
 @pytest.mark.parametrize("page", sorted(page for page, found in RUN.items() if found))
 def test_page_examples_run(page: str, tmp_path: Path) -> None:
     found = RUN[page]
@@ -112,7 +123,7 @@ def test_page_examples_run(page: str, tmp_path: Path) -> None:
             [sys.executable, "page.py"],
             capture_output=True,
             text=True,
-            timeout=240,
+            timeout=PAGE_TIMEOUT,
             cwd=tmp_path,
             env=env,
             check=False,
@@ -136,9 +147,9 @@ def test_page_examples_run(page: str, tmp_path: Path) -> None:
 
 def assemble(found: list[Block]) -> tuple[str, list[int]]:
     """One script of the blocks in order, and the line of the script each block starts at."""
-    parts: list[str] = []
+    parts: list[str] = [PRELUDE]
     starts: list[int] = []
-    line = 1
+    line = PRELUDE.count("\n") + 1
     for block in found:
         header = f"# {block.page}:{block.line}\n"
         starts.append(line + 1)

@@ -5,7 +5,7 @@ subprocess with a timeout, under the forkserver start method: children import
 the page again there, as under spawn, so a page that starts processes outside
 ``if __name__ == "__main__":``, or defines two functions of one name, fails. A
 line ``print(...)  # text`` asserts that some line of the output starts with
-``text``.
+``text``. What runs of each page must also pass ``mypy --strict``.
 
 An HTML comment on the line before a block changes how it runs:
 
@@ -170,6 +170,48 @@ def start_redis() -> RedisServer:
 def test_skipped_block(block: Block) -> None:
     """Reported, so that skipped blocks are counted and seen."""
     pytest.skip(f"{block.page}:{block.line}: {block.skip}")
+
+
+#: mypy for the pages: a page's blocks may bind one name again, as a reader who runs them one
+#: at a time would; the modules the migration guides come from are untyped.
+MYPY_CONFIG = """\
+[mypy]
+strict = True
+allow_redefinition = True
+disable_error_code = no-redef
+show_error_codes = True
+pretty = False
+
+[mypy-faster_fifo.*,faster_fifo,aioprocessing.*,aioprocessing]
+ignore_missing_imports = True
+"""
+
+
+def test_the_pages_type_check(tmp_path: Path) -> None:
+    """What runs of each page also passes ``mypy --strict``, one module per page."""
+    for page, found in RUN.items():
+        if found:
+            module = re.sub(r"\W", "_", page.removesuffix(".md"))
+            (tmp_path / f"{module}.py").write_text(assemble(found)[0])
+    (tmp_path / "mypy.ini").write_text(MYPY_CONFIG)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(tmp_path / "mypy.ini"),
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            *sorted(str(path) for path in tmp_path.glob("*.py")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_reference_documents_every_public_name() -> None:

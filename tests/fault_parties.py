@@ -55,12 +55,14 @@ def produce(tx: channels.Sender[Item], plan: Plan) -> None:
                     tx.send(items[0], timeout=timeout)
                 else:
                     tx.send_many(items, timeout=timeout)
-            except ChannelTimeout as exc:  # a batch's timeout says how many went; a send's not
+            except ChannelTimeout as exc:  # how many went, and how many may have (a lost reply)
                 for i, (_, s) in enumerate(items):
-                    went = i < exc.sent
-                    party.sent(
-                        who, s, "returned" if went else "not_sent" if batch > 1 else "uncertain"
-                    )
+                    if i < exc.sent:
+                        party.sent(who, s, "returned")
+                    elif i < exc.sent + exc.unsure or batch == 1:
+                        party.sent(who, s, "uncertain")
+                    else:
+                        party.sent(who, s, "not_sent")
             except ChannelBroken as exc:  # including ServerUnreachable: the fate is unknown
                 for _, s in items:
                     party.sent(who, s, "uncertain")

@@ -452,7 +452,11 @@ class RedisCore:
             recover = int(local.recover)
             return [local.consumer, max_items, _ms(self.ref.lease), recover, *acks]
 
-        status, rest = self._call(lua.TAKE, args, deadline)
+        try:
+            status, rest = self._call(lua.TAKE, args, deadline)
+        except ChannelError:
+            local.recover = True  # its reply may be lost: what it took is pending for us
+            raise
         if status == b"end":
             local.held.clear()
             local.ended = True
@@ -552,7 +556,11 @@ class RedisCore:
         with local.take_lock:
             if local.recover:
                 return
-            reply = as_list(local.client.run(read, deadline, block / 1000) or [])
+            try:
+                reply = as_list(local.client.run(read, deadline, block / 1000) or [])
+            except ChannelError:
+                local.recover = True  # its reply may be lost: what it took is pending for us
+                raise
             if reply:
                 stream = as_list(reply[0])
                 pairs: list[tuple[bytes, bytes]] = []

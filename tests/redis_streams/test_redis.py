@@ -328,3 +328,19 @@ def test_an_unreachable_server_times_out_then_breaks() -> None:
         ch.close()  # gives up after reconnect too; its lease lapses instead
     finally:
         server.remove()
+
+
+def test_a_broken_channel_says_why_to_every_handle(server: RedisServer) -> None:
+    url = server.url(unique("why"))
+    ch = channels.open_channel[int](url)
+    rx = channels.open_receiver[int](url)
+    ch.send(1)
+    core_of(ch).break_channel("a tool gave up on item 7")
+    assert rx.recv(timeout=WAIT) == 1  # the items first, then the break
+    for call in (lambda: rx.recv(timeout=WAIT), lambda: ch.send(2, timeout=WAIT)):
+        with pytest.raises(ChannelBroken, match="gave up on item 7"):
+            call()
+    with pytest.raises(ChannelBroken, match="gave up on item 7"):
+        channels.open_sender[int](url)
+    ch.close()
+    rx.close()

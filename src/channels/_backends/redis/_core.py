@@ -255,7 +255,7 @@ class RedisCore:
                 "open it with those or leave them out"
             )
         if status == b"broken":
-            raise ChannelBroken(f"the {where} is broken: its senders died without closing")
+            raise ChannelBroken(f"the {where} is broken: {_why(rest[2])}")
         core._joinable = None if known_joinable < 0 else bool(known_joinable)
         return core
 
@@ -401,7 +401,7 @@ class RedisCore:
                 local.closed.add(token)
                 raise ChannelClosed("this sender handle is closed, or the channel has ended")
             if status == b"broken":
-                raise ChannelBroken(f"{self!r} is broken: every process that sent on it died")
+                raise ChannelBroken(f"{self!r} is broken: {_why(rest[3])}")
             stored, bell, last = as_int(rest[0]), as_bytes(rest[1]), as_int(rest[2])
             earlier = local.unsure.pop(token, None)
             if earlier is not None:
@@ -465,10 +465,7 @@ class RedisCore:
         if not self._joinable:
             local.held.clear()
         if status == b"broken":
-            raise ChannelBroken(
-                f"{self!r} is broken: every process that sent on an open sender handle "
-                "has died (its lease lapsed) without closing it"
-            )
+            raise ChannelBroken(f"{self!r} is broken: {_why(rest[1])}")
         if status == b"none":
             local.recover = False
             local.sent_mark, local.bell_mark = as_bytes(rest[1]), as_bytes(rest[2])
@@ -572,6 +569,10 @@ class RedisCore:
                         pairs.append((as_bytes(item_id), as_bytes(data)))
                 self._check_new(local, pairs)
                 local.backlog.extend(pairs)
+
+    def break_channel(self, why: str) -> None:
+        """Break the channel for every handle, anywhere; their ``ChannelBroken`` says ``why``."""
+        self._call(lua.BREAK, [why], None)
 
     # -- joinable channels and statistics -------------------------------------------------
 
@@ -728,6 +729,15 @@ def _rebuild(
         core._here()  # pyright: ignore[reportPrivateUsage]  (here, not in the lease thread)
         hold(core)
     return core
+
+
+def _why(reason: object) -> str:
+    """What a broken channel's record says, or what breaks a channel by itself."""
+    said = as_bytes(reason).decode(errors="replace")
+    return said or (
+        "every process that sent on an open sender handle has died (its lease lapsed) "
+        "without closing it"
+    )
 
 
 def _new_token() -> int:

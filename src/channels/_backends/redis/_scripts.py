@@ -47,6 +47,7 @@ from __future__ import annotations
 
 __all__ = [
     "BORN",
+    "BREAK",
     "CLONE",
     "CLOSE",
     "CLOSE_RECEIVER",
@@ -103,7 +104,7 @@ end
 -- with 'ok', M holds the channel's fields. A put records the time itself (see PUT).
 local M = {}
 local FIELDS = {'epoch', 'version', 'broken', 'tick', 'lease', 'grace', 'maxsize', 'sent',
-  'ended', 'joinable', 'bell'}
+  'ended', 'joinable', 'bell', 'why'}
 local function state(drain)
   if drain then redis.call('HDEL', meta, '-') end  -- a write that cannot grow memory
   local m = redis.call('HMGET', meta, unpack(FIELDS))
@@ -168,7 +169,7 @@ local st = redis.call('HMGET', meta, 'maxsize', 'joinable', 'ended', 'broken')
 local m, j = tonumber(st[1]), tonumber(st[2])
 if with_sender then
   if st[3] == '1' then return {'end', VER, EP, m, j} end
-  if st[4] == '1' then return {'broken', VER, EP, m, j} end
+  if st[4] == '1' then return {'broken', VER, EP, m, j, M.why or ''} end
   if (tonumber(ARGV[A + 1]) >= 0 and tonumber(ARGV[A + 1]) ~= m)
       or (tonumber(ARGV[A + 2]) >= 0 and tonumber(ARGV[A + 2]) ~= j) then
     return {'options', VER, EP, m, j}
@@ -181,7 +182,7 @@ return {'ok', VER, EP, m, j}
 
 #: ARGV: token, member, first sequence number, lease (ms), items...
 #: Returns {status, version, epoch, how many of the items are stored, bell, last stored
-#: sequence number before this put}; status 'ok', 'closed', 'broken', 'lost'.
+#: sequence number before this put}; status 'ok', 'closed', 'broken' (then why), 'lost'.
 PUT = (
     _PRELUDE
     + """
@@ -190,7 +191,7 @@ if s == 'lost' then return {'lost', VER, EP, 0, 0, -1} end
 if s ~= 'ok' or redis.call('HEXISTS', handles, ARGV[A]) == 0 then
   return {'closed', VER, EP, 0, 0, -1}
 end
-if M.broken == '1' then return {'broken', VER, EP, 0, 0, -1} end
+if M.broken == '1' then return {'broken', VER, EP, 0, 0, -1, M.why or ''} end
 local member, base = ARGV[A + 1], tonumber(ARGV[A + 2])
 local first = A + 4
 local n = #ARGV - first + 1
@@ -220,7 +221,7 @@ return {'ok', VER, EP, skip + room, tonumber(M.bell), last}
 #: Returns {status, version, epoch, joinable, ...}: 'items' (new items), 'claimed' (a lapsed
 #: receiver's) or 'again' (this receiver's own unacknowledged items, after a lost reply), then
 #: id, data pairs; 'none' then sent, bell, maxsize (-1: no such channel yet); 'end';
-#: 'broken'; 'lost'.
+#: 'broken' then why ('' if its senders died); 'lost'.
 TAKE = (
     _PRELUDE
     + """
@@ -280,12 +281,12 @@ if M.ended == '1' then
   end
   if acked > 0 then ring() end
 elseif M.broken == '1' then
-  return {'broken', VER, EP, j}
+  return {'broken', VER, EP, j, M.why or ''}
 elseif judging() and redis.call('HLEN', handles) > 0 and redis.call('ZCARD', sleases) > 0
     and redis.call('ZCOUNT', sleases, '(' .. NOW, '+inf') == 0 then
   redis.call('HSET', meta, 'broken', 1)
   ring()
-  return {'broken', VER, EP, j}
+  return {'broken', VER, EP, j, ''}
 end
 return {'none', VER, EP, j, M.sent, redis.call('HGET', meta, 'bell'), maxsize}
 """
@@ -449,5 +450,18 @@ if redis.call('EXISTS', meta) == 1 then
   ring()
 end
 return {'lost', VER, EP}
+"""
+)
+
+#: ARGV: why. Breaks the channel for every handle, saying why (a tool that gave up on it).
+#: Returns {status, version, epoch}.
+BREAK = (
+    _PRELUDE
+    + """
+local s = state(true)
+if s ~= 'ok' then return {s, VER, EP} end
+redis.call('HSET', meta, 'broken', 1, 'why', ARGV[A])
+ring()
+return {'ok', VER, EP}
 """
 )

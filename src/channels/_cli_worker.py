@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any, TextIO, final
 
 from ._config import parse_spec, redact_spec
-from ._errors import ChannelTimeout, ConfigError
+from ._errors import ChannelError, ChannelTimeout, ConfigError
 from ._handles import SenderHandle
 from ._open import open_receiver, open_sender
 from ._pool.pool import Pool
@@ -165,6 +165,8 @@ def run_worker(
         dead_letter.close()
     if relay.failure is None:
         outbox.close()
+    else:
+        _give_up(outbox, f"channels worker gave up: {relay.failure}")
     code = _report(relay, stop.signum, err)
     if relay.holding or relay.failure is not None:
         # Leave as a crash would: no exit hook may acknowledge the items held unfinished,
@@ -246,6 +248,20 @@ def _hold_lease(sender: Sender[Any]) -> None:
     if isinstance(sender, SenderHandle):
         core, token = sender._core, sender._token  # pyright: ignore[reportPrivateUsage]
         core.put(token, [], None)
+
+
+def _give_up(sender: Sender[Any], why: str) -> None:
+    """Break ``sender``'s channel saying ``why``, where its backend can; else its lease will.
+
+    Either way its readers get ``ChannelBroken``, never a clean end after a
+    short stream; this way they also learn which item it was.
+    """
+    if isinstance(sender, SenderHandle):
+        core = sender._core  # pyright: ignore[reportPrivateUsage]
+        breaker = getattr(core, "break_channel", None)
+        if callable(breaker):
+            with contextlib.suppress(ChannelError):
+                breaker(why)
 
 
 def _say(err: TextIO, message: str) -> None:

@@ -313,6 +313,9 @@ def test_without_a_dead_letter_channel_such_an_item_breaks_the_outbox(jobs: Path
         worker.kill()
         worker.communicate(timeout=WAIT)
     assert stop == "ChannelBroken", err  # never a short stream that looks whole
+    with pytest.raises(channels.ChannelBroken, match="item 13 killed 3 worker"):
+        results.recv(timeout=WAIT)  # and its readers learn which item it was
+    results.close()
     assert 13 not in got
     assert code == 1, err
     assert "item 13 killed 3 worker(s) (--max-tries 3" in err

@@ -18,11 +18,13 @@ core's non-blocking ``put`` or ``take``, and if it did nothing, pause
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
@@ -33,20 +35,23 @@ from ._errors import (
     ChannelTimeout,
     ConfigError,
     EndOfChannel,
+    SerializationError,
     WouldBlock,
 )
 from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
-from ._serialize import PASS_THROUGH, loader
-from ._waiting import apause, pause
+from ._serialize import PASS_THROUGH, cannot_load, loader
+from ._turns import Turn, take_turn
+from ._waiting import apause, astep_anyio, in_asyncio, pause
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
 # Invariant here: the concrete classes both take and give T (variance lives on the protocols).
 T = TypeVar("T")
 
-#: How long a ``*_nowait`` call may wait for a lock another process holds for one item.
-NOWAIT_LOCK = 1.0
+#: How long a ``*_nowait`` call may wait for a lock another thread or process holds
+#: for one item (one preempted while it holds it), before it raises ``WouldBlock``.
+NOWAIT_LOCK = 0.005
 
 
 def _nowait() -> float:
@@ -88,6 +93,17 @@ os.register_at_fork(after_in_parent=_FORKS.forked, after_in_child=_FORKS.forked)
 
 #: ``SenderHandle._made`` of a handle that another process may hold too.
 _SHARED = -1
+
+
+async def _asend_anyio(core: Core, token: int, data: list[Payload], deadline: float | None) -> None:
+    """``asend_many`` under another event loop (trio), through anyio."""
+    sent = 0
+    while True:
+        rest = data[sent:] if sent else data
+        sent += await astep_anyio(core, partial(core.put, token, rest), deadline)
+        if sent >= len(data):
+            return
+        await apause(core, True, deadline, sent)
 
 
 def _batch_size(max_items: object) -> int:
@@ -191,27 +207,32 @@ class SenderHandle(Closing, Generic[T]):
 
         Cancelled, it either sent the item or did not; the channel stays usable.
         """
-        data = [self._encode(item)]
-        deadline = deadline_after(timeout)
-        core, token = self._core, self._token
-        while not core.put(token, data, deadline):
-            await apause(core, True, deadline)
+        await self._asend_all([self._encode(item)], deadline_after(timeout))
 
     async def asend_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """``send_many`` for asyncio."""
-        data = self._encode_many(items)
-        deadline = deadline_after(timeout)
+        await self._asend_all(self._encode_many(items), deadline_after(timeout))
+
+    async def _asend_all(self, data: list[Payload], deadline: float | None) -> None:
         core, token = self._core, self._token
-        sent = 0
-        while sent < len(data):
-            sent += core.put(token, data[sent:] if sent else data, deadline)
-            if sent < len(data):
-                await apause(core, True, deadline, sent)
+        if not in_asyncio():
+            await _asend_anyio(core, token, data, deadline)
+            return
+        turn = await take_turn(core, True, deadline)
+        try:
+            sent = 0
+            while True:
+                rest = data[sent:] if sent else data
+                sent += await turn.step(partial(core.put, token, rest), deadline, sent=sent)
+                if sent >= len(data):
+                    return
+                await turn.ready(deadline, sent)
+        finally:
+            turn.leave()
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core
         return encode_many(core.serializer, items, core.shm_threshold, core.max_message_size)
-
 
     def clone(self) -> SenderHandle[T]:
         """Open another counted sender handle, for another producer."""
@@ -279,9 +300,11 @@ class ReceiverHandle(Closing, Generic[T]):
         self._core = core
         self._closed = closed
         self._loads = loader(core.serializer)
-        # Items taken out of the channel but not yet handed over (after an item of
-        # a batch failed to deserialize): they belong to this process now.
-        self._held: deque[Payload] = deque()
+        # Items taken out of the channel but not yet handed over (after an item of a
+        # batch failed to deserialize, or an async call left before its take returned):
+        # they belong to this process now, and the next call hands them over first. An
+        # item that failed is kept as its error, so it is deserialized only once.
+        self._held: deque[Payload | SerializationError] = deque()
 
     def recv(self, timeout: float | None = None) -> T:
         """Return the next item.
@@ -304,14 +327,14 @@ class ReceiverHandle(Closing, Generic[T]):
                 raw = core.take(1, deadline)
                 if raw:
                     data = raw[0]
-                    if not isinstance(data, OutOfBand):  # the common case, decoded here at once
-                        try:
-                            return cast(T, self._loads(data))
-                        except PASS_THROUGH:
-                            raise
-                        except BaseException:
-                            pass  # decode below says why
-                    return cast(T, decode(core.serializer, data))
+                    if isinstance(data, OutOfBand):
+                        return cast(T, decode(core.serializer, data))
+                    try:  # the common case, decoded here at once
+                        return cast(T, self._loads(data))
+                    except PASS_THROUGH:
+                        raise
+                    except BaseException as exc:
+                        raise cannot_load(core.serializer, exc) from exc
             pause(core, False, deadline)
 
     def recv_nowait(self) -> T:
@@ -339,23 +362,50 @@ class ReceiverHandle(Closing, Generic[T]):
         return got
 
     async def arecv(self, timeout: float | None = None) -> T:
-        """``recv`` for asyncio. Cancelled, it returned no item and took none."""
-        deadline = deadline_after(timeout)
-        while True:
-            got = self._take(1, deadline)
-            if got:
-                return got[0]
-            await apause(self._core, False, deadline)
+        """``recv`` for asyncio. Cancelled, it returned no item and lost none: an item
+        its take was still bringing is kept for this receiver's next call."""
+        got = await self._areceive(1, deadline_after(timeout))
+        return got[0]
 
     async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
         """``recv_many`` for asyncio."""
-        size = _batch_size(max_items)
-        deadline = deadline_after(timeout)
+        return await self._areceive(_batch_size(max_items), deadline_after(timeout))
+
+    async def _areceive(self, size: int, deadline: float | None) -> list[T]:
+        """Wait for this task's turn on the channel, then for up to ``size`` items."""
+        if self._held:
+            return self._take(size, deadline)
+        if not in_asyncio():
+            return await self._areceive_anyio(size, deadline)
+        turn = await take_turn(self._core, False, deadline)
+        try:
+            while True:
+                got = await self._atry(turn, size, deadline)
+                if got:
+                    return got
+                await turn.ready(deadline)
+        finally:
+            turn.leave()
+
+    async def _atry(self, turn: Turn, size: int, deadline: float | None) -> list[T]:
+        """With this task's turn on the channel: up to ``size`` items ready now; [] if none is."""
+        if self._closed:
+            closed_receiver()
+        if self._held:  # a call that left before its take returned kept items here
+            return self._take(size, deadline)
+        raw = await turn.step(partial(self._core.take, size), deadline, self._held.extend)
+        return self._decoded(raw) if raw else []
+
+    async def _areceive_anyio(self, size: int, deadline: float | None) -> list[T]:
+        """``_areceive`` under another event loop (trio), through anyio."""
+        core = self._core
         while True:
-            got = self._take(size, deadline)
-            if got:
-                return got
-            await apause(self._core, False, deadline)
+            if self._closed:
+                closed_receiver()
+            raw = await astep_anyio(core, partial(core.take, size), deadline)
+            if raw:
+                return self._decoded(raw)
+            await apause(core, False, deadline)
 
     def _take_now(self, size: int) -> list[T]:
         try:
@@ -364,27 +414,43 @@ class ReceiverHandle(Closing, Generic[T]):
             raise WouldBlock("another process holds the channel's lock") from exc
 
     def _take(self, size: int, deadline: float | None) -> list[T]:
-        """Up to ``size`` items ready now, deserialized; [] if none is."""
+        """Up to ``size`` items ready now, deserialized; [] if none is.
+
+        Items held from before are handed over first, on their own.
+        """
         if self._closed:
             closed_receiver()
         held = self._held
-        raw = [held.popleft() for _ in range(min(size, len(held)))]
-        if len(raw) < size:
-            try:
-                raw += self._core.take(size - len(raw), deadline)
-            except (EndOfChannel, ChannelError):
-                if not raw:
-                    raise
-        serializer = self._core.serializer
-        items = cast("list[T]", decode_many(serializer, raw))
-        failed = len(items)
-        if failed < len(raw):
-            if items:
-                held.extendleft(reversed(raw[failed:]))  # hand over the good ones first
-            else:  # the failing item is consumed; the rest stay held
-                held.extendleft(reversed(raw[1:]))
-                return [cast(T, decode(serializer, raw[0]))]  # raises, saying why
-        return items
+        if held:
+            raw: list[Payload | SerializationError] = []
+            with contextlib.suppress(IndexError):  # another thread may empty it meanwhile
+                while len(raw) < size:
+                    raw.append(held.popleft())
+            if raw:
+                return self._decoded(raw)
+        return self._decoded(self._core.take(size, deadline))
+
+    def _decoded(self, raw: Sequence[Payload | SerializationError]) -> list[T]:
+        """Deserialize ``raw``; from the first item that fails on, the rest is held.
+
+        Good items before a failing one are handed over first; the failing one's
+        error is raised by the next call, or by this one if it is the first.
+        """
+        cut = next((i for i, d in enumerate(raw) if isinstance(d, SerializationError)), len(raw))
+        payloads = cast("Sequence[Payload]", raw[:cut])
+        items, error = decode_many(self._core.serializer, payloads)
+        if error is None and cut == len(raw):
+            return cast("list[T]", items)
+        rest: list[Payload | SerializationError] = list(raw[len(items) :])
+        if error is not None:
+            rest[0] = error
+        if items:
+            self._held.extendleft(reversed(rest))
+            return cast("list[T]", items)
+        self._held.extendleft(reversed(rest[1:]))
+        failed = rest[0]
+        assert isinstance(failed, SerializationError)
+        raise failed
 
     def fileno(self) -> int:
         """A descriptor that turns readable when an item may be ready, for ``selectors``.

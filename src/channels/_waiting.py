@@ -1,29 +1,36 @@
-"""Waiting for a channel, written once: for blocking calls, for asyncio, and for ``select``.
+"""Waiting for a channel, written once: for blocking calls, and under trio.
 
 A core never waits for room or items (``_core.Core``). When a try finds
 nothing, the caller pauses here for one slice and tries again: the blocking
-face sleeps in the core's ``wait``; the asyncio face waits for the core's file
-descriptor with ``loop.add_reader`` (or, for a backend without one, runs the
-core's ``wait`` on a shared helper thread), so the event loop never blocks.
-Under trio the same faces wait through anyio (the ``trio`` extra).
+face sleeps in the core's ``wait``. Under asyncio, tasks take turns and never
+block the loop (``_turns``); under trio the same faces wait through anyio (the
+``trio`` extra), with each step that may block on a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import os
-import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from ._core import POLL_SLICE, Core
-from ._errors import ConfigError
+from ._core import POLL_SLICE, Core, steps_on_loop
+from ._errors import ChannelTimeout, ConfigError
 from ._policy import timed_out
 
-__all__ = ["WAIT_SLICE", "anyio_module", "apause", "in_asyncio", "pause", "readable"]
+__all__ = [
+    "WAIT_SLICE",
+    "anyio_module",
+    "apause",
+    "astep_anyio",
+    "in_asyncio",
+    "pause",
+    "readable",
+]
+
+R = TypeVar("R")
 
 #: The longest one pause lasts, so a closed receiver or a signal is noticed soon.
 WAIT_SLICE = 0.25
@@ -44,31 +51,10 @@ def pause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> N
 
 
 async def apause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:
-    """``pause`` for asyncio (or, through anyio, trio): the event loop goes on meanwhile."""
+    """``pause`` under trio, through anyio: the event loop goes on meanwhile."""
     left = _left(sending, deadline, sent)
-    fd = core.ready_fd(sending)
-    if not in_asyncio():
-        await _apause_anyio(core, sending, fd, left)
-        return
-    if fd is None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_helper(), core.wait, sending, left)
-        return
-    await readable(fd, min(left, POLL_SLICE))
-    core.wait(sending, 0)  # takes no time: clears the wake-up, looks for dead peers
-
-
-def in_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-async def _apause_anyio(core: Core, sending: bool, fd: int | None, left: float) -> None:
-    """The same wait under another event loop (trio), through anyio."""
     anyio = anyio_module()
+    fd = core.ready_fd(sending)
     if fd is None:
         await anyio.to_thread.run_sync(core.wait, sending, left, abandon_on_cancel=True)
         return
@@ -77,7 +63,33 @@ async def _apause_anyio(core: Core, sending: bool, fd: int | None, left: float) 
             await anyio.wait_readable(fd)
         except anyio.BusyResourceError:  # another task of this loop waits on it already
             await anyio.sleep(min(left, POLL_SLICE))
-    core.wait(sending, 0)
+    if steps_on_loop(core):
+        core.wait(sending, 0)  # takes no time: clears the wake-up, looks for dead peers
+    else:
+        await anyio.to_thread.run_sync(core.wait, sending, 0)
+
+
+async def astep_anyio(core: Core, call: Callable[[float | None], R], deadline: float | None) -> R:
+    """``call(deadline)`` under trio: on the loop where it cannot block, else on a worker thread.
+
+    A cancel waits for the step to end, and what it took is still returned (the
+    cancel strikes at the next checkpoint), so nothing is lost.
+    """
+    if steps_on_loop(core):
+        try:
+            return call(0.0)  # a deadline that has passed: try once, take no busy lock
+        except ChannelTimeout:
+            pass
+    result: R = await anyio_module().to_thread.run_sync(call, deadline)
+    return result
+
+
+def in_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def anyio_module() -> Any:
@@ -126,26 +138,3 @@ def _wake(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     for future in futures:
         if not future.done():
             future.set_result(None)
-
-
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _helper() -> concurrent.futures.ThreadPoolExecutor:
-    """The threads that wait for backends with no descriptor (a server's answer)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="channels-wait")
-        return _pool
-
-
-def _forget_helper() -> None:
-    """In a forked child: the parent's threads did not come along, so start afresh."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_helper)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_many_producer_and_consumer_threads_share_one_receiver(backend: str) -> 
     ch.close()
     threads = [outcome.consume(f"consumer-{c}", ch.receiver) for c in range(3)]
     for p, sender in enumerate(senders):
-        threads.append(outcome.run(f"producer-{p}", lambda s=sender, p=p: _produce(s, p, count)))
+        threads.append(outcome.run(f"producer-{p}", partial(_produce, sender, p, count)))
     _join_all(threads)
     outcome.check(producers, count)
 
@@ -98,7 +99,7 @@ def test_threads_and_processes_mixed(backend: str, method: str) -> None:
     senders = [ch.clone() for _ in range(2, 6)]
     ch.close()
     for p, sender in enumerate(senders, 2):
-        threads.append(outcome.run(f"producer-{p}", lambda s=sender, p=p: _produce(s, p, count)))
+        threads.append(outcome.run(f"producer-{p}", partial(_produce, sender, p, count)))
     forwarded = outcome.consume("the consumer process", results.receiver)
     _join_all([*threads, forwarded])
     assert join(*processes) == [0] * len(processes)
@@ -113,7 +114,7 @@ def test_bounded_senders_in_several_threads(backend: str) -> None:
     senders = [ch.clone() for _ in range(producers)]
     ch.close()
     threads = [
-        outcome.run(f"producer-{p}", lambda s=sender, p=p: _produce(s, p, count))
+        outcome.run(f"producer-{p}", partial(_produce, sender, p, count))
         for p, sender in enumerate(senders)
     ]
     time.sleep(0.1)  # every sender finds the channel full
@@ -159,11 +160,9 @@ def test_threads_with_tiny_timeouts_lose_and_duplicate_nothing(backend: str) -> 
     threads: list[threading.Thread] = []
     for c in range(3):
         got = outcome.seen.setdefault(f"consumer-{c}", [])
-        threads.append(outcome.run(f"consumer-{c}", lambda got=got: _patient_receive(ch, got)))
+        threads.append(outcome.run(f"consumer-{c}", partial(_patient_receive, ch, got)))
     for p, sender in enumerate(senders):
-        threads.append(
-            outcome.run(f"producer-{p}", lambda s=sender, p=p: _patient_send(s, p, count))
-        )
+        threads.append(outcome.run(f"producer-{p}", partial(_patient_send, sender, p, count)))
     _join_all(threads)
     outcome.check(producers, count)
 

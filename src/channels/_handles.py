@@ -42,7 +42,7 @@ from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
 from ._serialize import PASS_THROUGH, cannot_load, loader
 from ._turns import Turn, take_turn
-from ._waiting import apause, astep_anyio, in_asyncio, pause
+from ._waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
@@ -174,8 +174,11 @@ class SenderHandle(Closing, Generic[T]):
         data = [self._encode(item)]
         deadline = None if timeout is None else deadline_after(timeout)
         core, token = self._core, self._token
-        while not core.put(token, data, deadline):
-            pause(core, True, deadline)
+        if core.put(token, data, deadline):
+            return
+        with turn(core, True, deadline):
+            while not core.put(token, data, deadline):
+                pause(core, True, deadline)
 
     def send_nowait(self, item: T) -> None:
         """Put ``item`` in the channel now, or raise ``WouldBlock`` if it is full."""
@@ -196,11 +199,15 @@ class SenderHandle(Closing, Generic[T]):
         data = self._encode_many(items)
         deadline = deadline_after(timeout)
         core, token = self._core, self._token
-        sent = 0
-        while sent < len(data):
-            sent += core.put(token, data[sent:] if sent else data, deadline)
-            if sent < len(data):
+        sent = core.put(token, data, deadline)
+        if sent >= len(data):
+            return
+        with turn(core, True, deadline, sent):
+            while True:
                 pause(core, True, deadline, sent)
+                sent += core.put(token, data[sent:], deadline)
+                if sent >= len(data):
+                    return
 
     async def asend(self, item: T, timeout: float | None = None) -> None:
         """``send`` for asyncio: waits without blocking the event loop.
@@ -318,24 +325,20 @@ class ReceiverHandle(Closing, Generic[T]):
         """
         deadline = None if timeout is None else deadline_after(timeout)
         core = self._core
-        while True:
-            if self._held or self._closed:
-                got = self._take(1, deadline)
-                if got:
-                    return got[0]
-            else:
-                raw = core.take(1, deadline)
-                if raw:
-                    data = raw[0]
-                    if isinstance(data, OutOfBand):
-                        return cast(T, decode(core.serializer, data))
-                    try:  # the common case, decoded here at once
-                        return cast(T, self._loads(data))
-                    except PASS_THROUGH:
-                        raise
-                    except BaseException as exc:
-                        raise cannot_load(core.serializer, exc) from exc
-            pause(core, False, deadline)
+        # While another thread waits its turn, nothing was ready a moment ago: line up too.
+        if not (self._held or self._closed or in_line(core, False)):
+            raw = core.take(1, deadline)
+            if raw:
+                data = raw[0]
+                if isinstance(data, OutOfBand):
+                    return cast(T, decode(core.serializer, data))
+                try:  # the common case, decoded here at once
+                    return cast(T, self._loads(data))
+                except PASS_THROUGH:
+                    raise
+                except BaseException as exc:
+                    raise cannot_load(core.serializer, exc) from exc
+        return self._recv_many(1, deadline)[0]
 
     def recv_nowait(self) -> T:
         """Return the next item if one is ready now, else raise ``WouldBlock``."""
@@ -346,13 +349,24 @@ class ReceiverHandle(Closing, Generic[T]):
 
     def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
         """Wait like ``recv`` for an item, then return every ready item up to ``max_items``."""
-        size = _batch_size(max_items)
-        deadline = deadline_after(timeout)
-        while True:
+        return self._recv_many(_batch_size(max_items), deadline_after(timeout))
+
+    def _recv_many(self, size: int, deadline: float | None) -> list[T]:
+        core = self._core
+        if self._held or not in_line(core, False):
             got = self._take(size, deadline)
             if got:
                 return got
-            pause(self._core, False, deadline)
+        with turn(core, False, deadline, check=self._check_open):
+            while True:
+                pause(core, False, deadline)
+                got = self._take(size, deadline)
+                if got:
+                    return got
+
+    def _check_open(self) -> None:
+        if self._closed:
+            closed_receiver()
 
     def recv_many_nowait(self, max_items: int) -> list[T]:
         """Every ready item up to ``max_items``, or ``WouldBlock`` if none is ready."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ._core import POLL_SLICE, Core, steps_on_loop
@@ -26,8 +28,10 @@ __all__ = [
     "apause",
     "astep_anyio",
     "in_asyncio",
+    "in_line",
     "pause",
     "readable",
+    "turn",
 ]
 
 R = TypeVar("R")
@@ -43,6 +47,57 @@ def _left(sending: bool, deadline: float | None, sent: int) -> float:
     if left <= 0:
         raise timed_out(sending, sent)
     return min(left, WAIT_SLICE)
+
+
+# One lock per core and direction in this process: the turn to wait on it (see ``turn``).
+_lines: weakref.WeakKeyDictionary[Core, tuple[threading.Lock, threading.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_lines_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def turn(
+    core: Core,
+    sending: bool,
+    deadline: float | None,
+    sent: int = 0,
+    check: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """This thread's turn to wait on ``core`` in one direction: one thread of a process at a time.
+
+    The others wait here, not on the channel, so an item or a slot that turns up
+    wakes one thread instead of every thread (a pool of threads on one receiver).
+    ``ChannelTimeout`` once the deadline passes; ``check`` runs every slice.
+    """
+    lines = _lines.get(core)
+    if lines is None:
+        with _lines_lock:
+            lines = _lines.setdefault(core, (threading.Lock(), threading.Lock()))
+    lock = lines[sending]
+    while not lock.acquire(timeout=_left(sending, deadline, sent)):
+        if check is not None:
+            check()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def in_line(core: Core, sending: bool) -> bool:
+    """Whether a thread of this process has the turn to wait on ``core`` (nothing was ready)."""
+    lines = _lines.get(core)
+    return lines is not None and lines[sending].locked()
+
+
+def _forget_lines() -> None:
+    """In a forked child: a lock another thread held at the fork would stay held for good."""
+    global _lines, _lines_lock
+    _lines = weakref.WeakKeyDictionary()
+    _lines_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_lines)
 
 
 def pause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:

@@ -2,10 +2,11 @@
 
 A *core* is one channel's shared state and transport. It only does what can be
 done now: put serialized items, take them, keep the books. Waiting is the
-handles' job (``_waiting``): one loop for blocking calls, one for asyncio and
-one for ``select``, all over the same two readiness hooks a core offers: a file
-descriptor that becomes readable when a retry may succeed (``ready_fd``), or,
-where the backend has none, a blocking ``wait`` with a timeout.
+handles' job (``_waiting``, ``_turns``): one loop for blocking calls, one for
+asyncio and one for ``select``, all over the same two readiness hooks a core
+offers: a file descriptor that becomes readable when a retry may succeed
+(``ready_fd``), or, where the backend has none, a blocking ``wait`` with a
+timeout.
 """
 
 from __future__ import annotations

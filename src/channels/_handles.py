@@ -12,14 +12,15 @@ is not closed for the user, since the collection may run in the middle of a
 call on the same channel in the same thread.
 
 Every face (blocking, ``*_nowait``, batches, asyncio) is the same loop: try the
-core's non-blocking ``put`` or ``take``, and if it did nothing, pause
-(``_waiting``) and try again.
+core's non-blocking ``put`` or ``take``, and if it did nothing, wait for this
+thread's (or task's) turn, pause (``_waiting``, ``_turns``) and try again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import warnings
 from collections import deque
@@ -41,7 +42,7 @@ from ._errors import (
 from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
 from ._serialize import PASS_THROUGH, cannot_load, loader
-from ._turns import Turn, take_turn
+from ._turns import NOW, Turn, may_try_now, take_turn
 from ._waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
@@ -225,9 +226,18 @@ class SenderHandle(Closing, Generic[T]):
         if not in_asyncio():
             await _asend_anyio(core, token, data, deadline)
             return
-        turn = await take_turn(core, True, deadline)
+        sent = 0
+        if may_try_now(core, True):
+            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
+                sent = core.put(token, data, NOW)
+                if sent >= len(data):
+                    return
+        turn = await take_turn(core, True, deadline, sent)
         try:
-            sent = 0
+            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
+                put = partial(self._put_waiting, data, sent, deadline)
+                await turn.off_loop(put, deadline, sent=sent)
+                return
             while True:
                 rest = data[sent:] if sent else data
                 sent += await turn.step(partial(core.put, token, rest), deadline, sent=sent)
@@ -236,6 +246,17 @@ class SenderHandle(Closing, Generic[T]):
                 await turn.ready(deadline, sent)
         finally:
             turn.leave()
+
+    def _put_waiting(
+        self, data: list[Payload], sent: int, deadline: float | None, stop: threading.Event
+    ) -> int:
+        """On a helper thread: send ``data[sent:]``, waiting for room until ``stop`` is set."""
+        core, token = self._core, self._token
+        while True:
+            sent += core.put(token, data[sent:] if sent else data, deadline)
+            if sent >= len(data) or stop.is_set():
+                return sent
+            pause(core, True, deadline, sent)
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core
@@ -387,12 +408,21 @@ class ReceiverHandle(Closing, Generic[T]):
 
     async def _areceive(self, size: int, deadline: float | None) -> list[T]:
         """Wait for this task's turn on the channel, then for up to ``size`` items."""
-        if self._held:
+        if self._held or self._closed:
             return self._take(size, deadline)
         if not in_asyncio():
             return await self._areceive_anyio(size, deadline)
-        turn = await take_turn(self._core, False, deadline)
+        core = self._core
+        if may_try_now(core, False):
+            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
+                raw = core.take(size, NOW)
+                if raw:
+                    return self._decoded(raw)
+        turn = await take_turn(core, False, deadline)
         try:
+            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
+                take = partial(self._take_waiting, size, deadline)
+                return self._decoded(await turn.off_loop(take, deadline, self._held.extend))
             while True:
                 got = await self._atry(turn, size, deadline)
                 if got:
@@ -400,6 +430,18 @@ class ReceiverHandle(Closing, Generic[T]):
                 await turn.ready(deadline)
         finally:
             turn.leave()
+
+    def _take_waiting(
+        self, size: int, deadline: float | None, stop: threading.Event
+    ) -> list[Payload]:
+        """On a helper thread: take up to ``size`` items, waiting until ``stop`` is set."""
+        core = self._core
+        while True:
+            self._check_open()
+            raw = core.take(size, deadline)
+            if raw or stop.is_set():
+                return raw
+            pause(core, False, deadline)
 
     async def _atry(self, turn: Turn, size: int, deadline: float | None) -> list[T]:
         """With this task's turn on the channel: up to ``size`` items ready now; [] if none is."""

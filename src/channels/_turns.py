@@ -19,11 +19,13 @@ has two steps running.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from functools import partial
+from typing import Any, TypeVar
 
 from ._core import POLL_SLICE, Core, steps_on_loop
 from ._errors import ChannelTimeout
@@ -31,12 +33,12 @@ from ._policy import timed_out
 from ._threads import run_off_loop
 from ._waiting import WAIT_SLICE, readable
 
-__all__ = ["Turn", "take_turn"]
+__all__ = ["NOW", "Turn", "may_try_now", "take_turn"]
 
 R = TypeVar("R")
 
 #: A deadline that has passed: a step given it tries once and never waits.
-_PAST = 0.0
+NOW = 0.0
 
 
 class _Line:
@@ -76,6 +78,16 @@ def _line(loop: asyncio.AbstractEventLoop, core: Core, sending: bool) -> _Line:
     return pair[sending]
 
 
+def may_try_now(core: Core, sending: bool) -> bool:
+    """Whether a task may try ``core`` on the loop before it takes a turn: its steps
+    cannot block, and no task of this loop waits on it (so none is passed over)."""
+    if not steps_on_loop(core):
+        return False
+    by_core = _lines.get(asyncio.get_running_loop())
+    pair = None if by_core is None else by_core.get(core)
+    return pair is None or not pair[sending].busy
+
+
 async def take_turn(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> Turn:
     """Wait for this task's turn on ``core``; the caller must ``leave()`` it.
 
@@ -106,13 +118,14 @@ async def take_turn(core: Core, sending: bool, deadline: float | None, sent: int
 class Turn:
     """One task's turn on a line: it runs steps and waits for the core to turn ready."""
 
-    __slots__ = ("_core", "_line", "_pending", "_quick", "_sending")
+    __slots__ = ("_core", "_line", "_pending", "_sending", "quick")
 
     def __init__(self, core: Core, sending: bool, line: _Line) -> None:
         self._core = core
         self._sending = sending
         self._line = line
-        self._quick = steps_on_loop(core)
+        #: Whether the loop may try this core's steps itself (``_core.steps_on_loop``).
+        self.quick = steps_on_loop(core)
         self._pending: asyncio.Future[Any] | None = None  # a step this task left running
 
     async def step(
@@ -128,12 +141,12 @@ class Turn:
         returns. Out of time, it raises ``ChannelTimeout`` once the deadline (and,
         for a core that keeps deadlines itself, a little more) has passed.
         """
-        if self._quick:
+        if self.quick:
             try:
-                return call(_PAST)
+                return call(NOW)
             except ChannelTimeout:
                 pass  # a lock is busy: wait for it on a helper thread
-        return cast(R, await self._off_loop(lambda: call(deadline), deadline, keep, sent))
+        return await self.off_loop(lambda _: call(deadline), deadline, keep, sent)
 
     async def ready(self, deadline: float | None, sent: int = 0) -> None:
         """Wait one slice for a retry to be worth it; ``ChannelTimeout`` past the deadline."""
@@ -146,13 +159,13 @@ class Turn:
             left = min(left, WAIT_SLICE)
         fd = core.ready_fd(sending)
         if fd is None:
-            await self._off_loop(lambda: core.wait(sending, left), deadline, None, sent)
+            await self.off_loop(lambda _: core.wait(sending, left), deadline, None, sent)
             return
         await readable(fd, min(left, POLL_SLICE))
-        if self._quick:
+        if self.quick:
             core.wait(sending, 0)  # takes no time: clears a wake-up, looks for dead peers
         else:
-            await self._off_loop(lambda: core.wait(sending, 0), deadline, None, sent)
+            await self.off_loop(lambda _: core.wait(sending, 0), deadline, None, sent)
 
     def leave(self) -> None:
         """End this task's turn: now, or once a step it left running returns."""
@@ -162,22 +175,29 @@ class Turn:
         else:
             pending.add_done_callback(lambda _: self._line.leave())
 
-    async def _off_loop(
+    async def off_loop(
         self,
-        call: Callable[[], object],
+        call: Callable[[threading.Event], R],
         deadline: float | None,
-        keep: Callable[[Any], object] | None,
-        sent: int,
-    ) -> object:
-        outcome = run_off_loop(call)
+        keep: Callable[[R], object] | None = None,
+        sent: int = 0,
+    ) -> R:
+        """``call(stop)`` on a helper thread; ``stop`` is set if this task leaves first.
+
+        A call may do several steps (take, wait, take...) and should return soon
+        after ``stop`` is set; what it returns then goes to ``keep``.
+        """
+        stop = threading.Event()
+        outcome = run_off_loop(partial(call, stop))
         try:
             if deadline is None:
                 return await asyncio.shield(outcome)
             # A core that keeps deadlines itself gets a moment to say how the step ended.
-            grace = _GRACE if self._quick else 0.0
+            grace = _GRACE if self.quick else 0.0
             async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + grace):
                 return await asyncio.shield(outcome)
         except BaseException as exc:
+            stop.set()
             if outcome.done():
                 if keep is not None and not outcome.exception():
                     keep(outcome.result())

@@ -2,9 +2,11 @@
 
 A core never waits for room or items (``_core.Core``). When a try finds
 nothing, the caller pauses here for one slice and tries again: the blocking
-face sleeps in the core's ``wait``. Under asyncio, tasks take turns and never
-block the loop (``_turns``); under trio the same faces wait through anyio (the
-``trio`` extra), with each step that may block on a worker thread.
+face sleeps in the core's ``wait``, and the threads of a process take turns to
+do so (``turn``), so an item wakes one thread, not every thread. Under asyncio
+the tasks take turns as well and never block the loop (``_turns``); under
+trio the same faces wait through anyio (the ``trio`` extra), with each step
+that may block on a worker thread.
 """
 
 from __future__ import annotations

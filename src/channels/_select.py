@@ -16,7 +16,7 @@ import time
 from typing import Any, TypeVar, overload
 
 from ._core import POLL_SLICE, Core, deadline_after, steps_on_loop
-from ._errors import ConfigError, EndOfChannel, WouldBlock
+from ._errors import ChannelTimeout, ConfigError, EndOfChannel, WouldBlock
 from ._handles import ChannelBase, ReceiverHandle
 from ._policy import timed_out
 from ._protocols import Receiver
@@ -208,10 +208,18 @@ class _Race:
                     async with self._lock:
                         if self._won:
                             return None
+                        # A slice at most, so a lock held by a stopped process (or a stalled
+                        # server) on one channel does not keep the others from being tried.
+                        brief = time.monotonic() + POLL_SLICE
+                        if deadline is not None:
+                            brief = min(brief, deadline)
                         try:
-                            got = await rx._atry(turn, 1, deadline)  # pyright: ignore[reportPrivateUsage]
+                            got = await rx._atry(turn, 1, brief)  # pyright: ignore[reportPrivateUsage]
                         except EndOfChannel:
                             rounds.ended.add(i)
+                            continue
+                        except ChannelTimeout:
+                            rounds.left(deadline)  # raises once the whole deadline passed
                             continue
                         if got:
                             self._won = True

@@ -192,8 +192,9 @@ class Turn:
         try:
             if deadline is None:
                 return await asyncio.shield(outcome)
-            # A core that keeps deadlines itself gets a moment to say how the step ended.
-            grace = _GRACE if self.quick else 0.0
+            # A core that keeps deadlines itself gets a moment to say how the step ended;
+            # any other gets a round trip's worth, so that a timeout of 0 still tries once.
+            grace = _GRACE if self.quick else _ROUND_TRIP
             async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + grace):
                 return await asyncio.shield(outcome)
         except BaseException as exc:
@@ -211,6 +212,8 @@ class Turn:
 
 #: How long past its deadline a step of a core that keeps deadlines may take to answer.
 _GRACE = 1.0
+#: How long past its deadline any other core's step may take: one round trip on a busy host.
+_ROUND_TRIP = 0.05
 
 
 def _settle(outcome: asyncio.Future[Any], keep: Callable[[Any], object] | None) -> None:

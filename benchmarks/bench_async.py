@@ -154,9 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = multiprocessing.get_context("fork")
     server: Any = None
     if "redis" in args.backend:
-        from bench_redis import _Server  # noqa: PLC0415 (needs redis-py)
+        from bench_redis import PrivateRedis  # noqa: PLC0415 (needs redis-py)
 
-        server = _Server()
+        server = PrivateRedis()
     runs: dict[str, Callable[[], float]] = {}
     for backend in args.backend:
         spec = _spec_maker(backend, server)

@@ -148,9 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server: Any = None
     if shutil.which("redis-server"):
-        from bench_redis import _Server  # noqa: PLC0415 (needs redis-py)
+        from bench_redis import PrivateRedis  # noqa: PLC0415 (needs redis-py)
 
-        server = _Server()
+        server = PrivateRedis()
     cases: dict[str, Callable[[], float]] = {"idle": idle}
     for spec in ("queue", "manager", *(["redis"] if server else [])):
         url = f"redis://127.0.0.1:{server.port}/full" if spec == "redis" else spec

@@ -76,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not shutil.which("redis-server"):
             args.backend.remove("redis")
         else:
-            from bench_redis import _Server  # noqa: PLC0415 (needs redis-py)
+            from bench_redis import PrivateRedis  # noqa: PLC0415 (needs redis-py)
 
-            server = _Server()
+            server = PrivateRedis()
     rows: list[tuple[str, float, float, float]] = []
     try:
         for backend in args.backend:

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from ._core import POLL_SLICE, Core, steps_on_loop
@@ -65,7 +65,7 @@ def turn(
     deadline: float | None,
     sent: int = 0,
     check: Callable[[], None] | None = None,
-) -> Iterator[None]:
+) -> Generator[None]:
     """This thread's turn to wait on ``core`` in one direction: one thread of a process at a time.
 
     The others wait here, not on the channel, so an item or a slot that turns up

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
@@ -43,7 +43,7 @@ class Ticks:
 
 
 @asynccontextmanager
-async def ticking() -> AsyncIterator[Ticks]:
+async def ticking() -> AsyncGenerator[Ticks]:
     ticks = Ticks()
 
     async def tick() -> None:

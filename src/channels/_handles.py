@@ -235,8 +235,13 @@ class SenderHandle(Closing, Generic[T]):
         turn = await take_turn(core, True, deadline, sent)
         try:
             if not turn.quick:  # every step a round trip: the whole wait on one helper thread
-                put = partial(self._put_waiting, data, sent, deadline)
-                await turn.off_loop(put, deadline, sent=sent)
+                progress = [sent]
+                put = partial(self._put_waiting, data, progress, deadline)
+                try:
+                    await turn.off_loop(put, deadline)
+                except ChannelTimeout as exc:  # out of time while the call was still out
+                    exc.sent = max(exc.sent, progress[0])
+                    raise
                 return
             while True:
                 rest = data[sent:] if sent else data
@@ -248,15 +253,21 @@ class SenderHandle(Closing, Generic[T]):
             turn.leave()
 
     def _put_waiting(
-        self, data: list[Payload], sent: int, deadline: float | None, stop: threading.Event
-    ) -> int:
-        """On a helper thread: send ``data[sent:]``, waiting for room until ``stop`` is set."""
+        self,
+        data: list[Payload],
+        progress: list[int],
+        deadline: float | None,
+        stop: threading.Event,
+    ) -> None:
+        """On a helper thread: send what is left of ``data`` (``progress[0]`` of it went),
+        waiting for room until ``stop`` is set."""
         core, token = self._core, self._token
         while True:
-            sent += core.put(token, data[sent:] if sent else data, deadline)
-            if sent >= len(data) or stop.is_set():
-                return sent
-            pause(core, True, deadline, sent)
+            sent = progress[0]
+            progress[0] += core.put(token, data[sent:] if sent else data, deadline)
+            if progress[0] >= len(data) or stop.is_set():
+                return
+            pause(core, True, deadline, progress[0])
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core
@@ -420,6 +431,8 @@ class ReceiverHandle(Closing, Generic[T]):
                     return self._decoded(raw)
         turn = await take_turn(core, False, deadline)
         try:
+            if self._held:  # the call whose turn it was left items here: they come first
+                return self._take(size, deadline)
             if not turn.quick:  # every step a round trip: the whole wait on one helper thread
                 take = partial(self._take_waiting, size, deadline)
                 return self._decoded(await turn.off_loop(take, deadline, self._held.extend))

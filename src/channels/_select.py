@@ -175,7 +175,8 @@ class _Race:
             if got is None:
                 raise EndOfChannel("every channel given to select has ended")
             return got
-        tasks = {asyncio.ensure_future(self._watch(core, idx)) for core, idx in self._groups}
+        every = [asyncio.ensure_future(self._watch(core, idx)) for core, idx in self._groups]
+        tasks = set(every)
         try:
             while tasks:
                 done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -187,8 +188,8 @@ class _Race:
         finally:
             for task in tasks:
                 task.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
+            # Each task's outcome is read, so none is reported as never retrieved.
+            await asyncio.gather(*every, return_exceptions=True)
 
     async def _watch(
         self, core: Core | None, indexes: list[int]

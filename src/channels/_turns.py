@@ -189,15 +189,17 @@ class Turn:
         """
         stop = threading.Event()
         outcome = run_off_loop(partial(call, stop))
+        timer = None
         try:
             if deadline is None:
                 return await asyncio.shield(outcome)
             # A core that keeps deadlines itself gets a moment to say how the step ended;
             # any other gets a round trip's worth, so that a timeout of 0 still tries once.
             grace = _GRACE if self.quick else _ROUND_TRIP
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + grace):
+            timer = asyncio.timeout(max(0.0, deadline - time.monotonic()) + grace)
+            async with timer:
                 return await asyncio.shield(outcome)
-        except BaseException as exc:
+        except BaseException:
             stop.set()
             if outcome.done():
                 if keep is not None and not outcome.exception():
@@ -205,7 +207,7 @@ class Turn:
             else:
                 self._pending = outcome
                 outcome.add_done_callback(lambda done: _settle(done, keep))
-            if isinstance(exc, TimeoutError):
+            if timer is not None and timer.expired():  # not the call's own ChannelTimeout
                 raise _abandoned(self._sending, sent) from None
             raise
 

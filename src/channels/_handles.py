@@ -268,6 +268,8 @@ class SenderHandle(Closing, Generic[T]):
             if progress[0] >= len(data) or stop.is_set():
                 return
             pause(core, True, deadline, progress[0])
+            if stop.is_set():  # its task left: send nothing more for it
+                return
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core
@@ -455,6 +457,8 @@ class ReceiverHandle(Closing, Generic[T]):
             if raw or stop.is_set():
                 return raw
             pause(core, False, deadline)
+            if stop.is_set():  # its task left: take nothing more for it
+                return []
 
     async def _atry(self, turn: Turn, size: int, deadline: float | None) -> list[T]:
         """With this task's turn on the channel: up to ``size`` items ready now; [] if none is."""

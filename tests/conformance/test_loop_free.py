@@ -136,6 +136,41 @@ def test_a_lock_held_by_a_stopped_process_leaves_the_loop_free(backend: str, poi
     assert list(ch) == [0, 3]
 
 
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_aselect_takes_from_another_channel_while_one_lock_is_held(backend: str) -> None:
+    stuck = open_for(backend)
+    other = open_for(backend)
+    child = multiprocessing.get_context("fork").Process(
+        target=_stop_holding, args=("recv:locked", stuck)
+    )
+    child.start()
+    deadline = time.monotonic() + WAIT
+    while not _stopped(child.pid or 0):
+        assert time.monotonic() < deadline, "the child never reached recv:locked"
+        time.sleep(0.005)
+
+    async def main() -> tuple[bool, Any, float]:
+        async def later() -> None:
+            await asyncio.sleep(0.2)
+            await other.asend(7)
+
+        sending = asyncio.ensure_future(later())
+        async with ticking() as ticks:
+            rx, item = await channels.aselect(stuck, other, timeout=WAIT)
+        await sending
+        return rx is other, item, ticks.longest
+
+    try:
+        found, item, longest = run(main())
+    finally:
+        os.kill(child.pid or 0, signal.SIGKILL)
+        child.join(WAIT)
+    assert (found, item) == (True, 7)
+    assert longest < MAX_GAP
+    stuck.close()
+    other.close()
+
+
 @pytest.mark.skipif(not HAVE_REDIS, reason="redis-server or redis-py is missing")
 def test_a_stalled_redis_server_leaves_the_loop_free() -> None:
     from redis_server import RedisServer  # needs redis-py: imported only here

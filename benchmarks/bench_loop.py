@@ -142,6 +142,13 @@ def stalled_redis(server: Any) -> float:
         ch.close()
 
 
+def _fresh(spec: str, server: Any) -> str:
+    """A spec that opens a new channel: on redis, a new name (an ended one stays ended)."""
+    if spec != "redis":
+        return spec
+    return f"redis://127.0.0.1:{server.port}/full-{time.monotonic_ns()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -153,8 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = PrivateRedis()
     cases: dict[str, Callable[[], float]] = {"idle": idle}
     for spec in ("queue", "manager", *(["redis"] if server else [])):
-        url = f"redis://127.0.0.1:{server.port}/full" if spec == "redis" else spec
-        cases[f"full {spec}"] = lambda url=url: full(url)  # type: ignore[misc]
+        cases[f"full {spec}"] = lambda spec=spec: full(_fresh(spec, server))  # type: ignore[misc]
     for backend in ("pipe", "queue", "simplequeue"):
         for point in ("send:locked", "recv:locked"):
             cases[f"lock {backend} {point.split(':')[0]}"] = (

@@ -107,6 +107,9 @@ async def _asend_anyio(core: Core, token: int, data: list[Payload], deadline: fl
         await apause(core, True, deadline, sent)
 
 
+_BYTES = (bytes, memoryview)
+
+
 def _batch_size(max_items: object) -> int:
     if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
         raise ConfigError(f"max_items must be a whole number >= 1, not {max_items!r}")
@@ -509,6 +512,13 @@ class ReceiverHandle(Closing, Generic[T]):
         Good items before a failing one are handed over first; the failing one's
         error is raised by the next call, or by this one if it is the first.
         """
+        if len(raw) == 1 and type(raw[0]) in _BYTES:  # the common case, at once
+            try:
+                return [cast(T, self._loads(cast(bytes, raw[0])))]
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:
+                raise cannot_load(self._core.serializer, exc) from exc
         cut = next((i for i, d in enumerate(raw) if isinstance(d, SerializationError)), len(raw))
         payloads = cast("Sequence[Payload]", raw[:cut])
         items, error = decode_many(self._core.serializer, payloads)

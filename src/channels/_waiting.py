@@ -69,9 +69,15 @@ def turn(
     """This thread's turn to wait on ``core`` in one direction: one thread of a process at a time.
 
     The others wait here, not on the channel, so an item or a slot that turns up
-    wakes one thread instead of every thread (a pool of threads on one receiver).
-    ``ChannelTimeout`` once the deadline passes; ``check`` runs every slice.
+    wakes one thread instead of every thread (a pool of threads on one receiver),
+    and none of them makes a round trip to find nothing. A core whose steps cost
+    no round trip (``steps_on_loop``: the local backends) needs no turns: every
+    thread waits on it, as a lock handed from thread to thread would cost more
+    than a try. ``ChannelTimeout`` once the deadline passes; ``check`` runs every slice.
     """
+    if steps_on_loop(core):
+        yield
+        return
     lines = _lines.get(core)
     if lines is None:
         with _lines_lock:

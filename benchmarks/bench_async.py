@@ -12,8 +12,9 @@ them, by one of:
 Goals: ``async`` >= 0.8x ``sync`` on the same backend, and >= 3x
 ``aioprocessing``. The ratios are medians of per-round ratios, each round
 running every contender once (order reversed every round). aioprocessing is
-optional (``pip install typed-channels[bench]``). Run:
-``python benchmarks/bench_async.py [--backend queue pipe] [--count N] [--repeat R]``.
+optional (``pip install typed-channels[bench]``). ``redis`` runs on a private
+redis-server started for the run. Run:
+``python benchmarks/bench_async.py [--backend queue pipe manager redis] [--count N] [--repeat R]``.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def _aio_consumer(q: _AioQueue, start: StartLine, results: MPQueue[tuple[int, fl
     results.put((count, time.monotonic()))
 
 
-def _channel(ctx: BaseContext, backend: str, count: int, way: str) -> float:
-    ch = open_channel[object](backend)
+def _channel(ctx: BaseContext, spec: Callable[[], str], count: int, way: str) -> float:
+    ch = open_channel[object](spec())
     tx = ch.sender.clone()
     ch.close()
     consumer: tuple[Callable[..., None], tuple[object, ...]]
@@ -136,6 +137,13 @@ def _aioprocessing(ctx: BaseContext, count: int) -> float:
     )
 
 
+def _spec_maker(backend: str, server: Any) -> Callable[[], str]:
+    """What opens a fresh channel of ``backend``: on redis, a new name on the private server."""
+    if backend != "redis":
+        return lambda: backend
+    return lambda: f"redis://127.0.0.1:{server.port}/bench-async-{time.monotonic_ns()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the contenders and print rates and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -144,21 +152,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     ctx = multiprocessing.get_context("fork")
+    server: Any = None
+    if "redis" in args.backend:
+        from bench_redis import PrivateRedis  # noqa: PLC0415 (needs redis-py)
+
+        server = PrivateRedis()
     runs: dict[str, Callable[[], float]] = {}
     for backend in args.backend:
+        spec = _spec_maker(backend, server)
         for way in ("sync", "async", "async_many"):
             runs[f"{backend} {way}"] = (
-                lambda b=backend, w=way: _channel(ctx, b, args.count, w)  # type: ignore[misc]
+                lambda s=spec, w=way: _channel(ctx, s, args.count, w)  # type: ignore[misc]
             )
     has_aio = _aio_queue() is not None
     if has_aio:
         runs["aioprocessing coro_get"] = lambda: _aioprocessing(ctx, args.count)
     rates: dict[str, list[float]] = {key: [] for key in runs}
     keys = list(runs)
-    for r in range(args.repeat):
-        for key in keys if r % 2 == 0 else keys[::-1]:
-            print(f"round {r + 1}: {key}", file=sys.stderr, flush=True)
-            rates[key].append(runs[key]())
+    try:
+        for r in range(args.repeat):
+            for key in keys if r % 2 == 0 else keys[::-1]:
+                print(f"round {r + 1}: {key}", file=sys.stderr, flush=True)
+                rates[key].append(runs[key]())
+    finally:
+        if server is not None:
+            server.stop()
 
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))

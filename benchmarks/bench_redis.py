@@ -133,7 +133,7 @@ def _pings(port: int) -> bool:
         return s.recv(16).startswith(b"+PONG")
 
 
-class _Server:
+class PrivateRedis:
     """A private redis-server on a free port, stopped by its PID."""
 
     def __init__(self) -> None:
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000, help="items per batched case")
     parser.add_argument("--url", help="an existing server, redis://HOST:PORT (default: private)")
     args = parser.parse_args()
-    server = None if args.url else _Server()
+    server = None if args.url else PrivateRedis()
     base = args.url or f"redis://127.0.0.1:{server.port if server else 0}"
     host, _, port = base.split("//")[1].partition(":")
     address = (host, int(port or 6379))

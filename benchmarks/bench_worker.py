@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from bench_redis import _Server as Server  # pyright: ignore[reportPrivateUsage]
+from bench_redis import PrivateRedis as Server
 
 import channels
 

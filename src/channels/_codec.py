@@ -161,19 +161,28 @@ def in_band(payload: OutOfBand) -> bytes:
     return pickle.dumps(pickle.loads(payload.head, buffers=payload.buffers), protocol=5)
 
 
-def decode_many(serializer: Serializer, raw: Sequence[Payload]) -> list[object]:
-    """Deserialize ``raw`` in order, stopping before the first item that fails
-    (``decode`` of that item then says why)."""
+def decode_many(
+    serializer: Serializer, raw: Sequence[Payload]
+) -> tuple[list[object], SerializationError | None]:
+    """Deserialize ``raw`` in order, stopping at the first item that fails.
+
+    Returns the items before it and the error that says why it failed (None if
+    none did). Each item is deserialized once, so its side effects run once.
+    """
     items: list[object] = []
     load = pickle.loads if serializer is PICKLE else serializer.loads
-    try:
-        for data in raw:
+    for data in raw:
+        try:
             items.append(decode(serializer, data) if isinstance(data, OutOfBand) else load(data))
-    except PASS_THROUGH:
-        raise
-    except BaseException:
-        pass  # the caller decodes the failing item again for its error
-    return items
+        except PASS_THROUGH:
+            raise
+        except SerializationError as exc:
+            return items, exc
+        except BaseException as exc:
+            error = cannot_load(serializer, exc)
+            error.__cause__ = exc
+            return items, error
+    return items, None
 
 
 def decode(serializer: Serializer, data: Payload) -> object:

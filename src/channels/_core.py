@@ -2,10 +2,11 @@
 
 A *core* is one channel's shared state and transport. It only does what can be
 done now: put serialized items, take them, keep the books. Waiting is the
-handles' job (``_waiting``): one loop for blocking calls, one for asyncio and
-one for ``select``, all over the same two readiness hooks a core offers: a file
-descriptor that becomes readable when a retry may succeed (``ready_fd``), or,
-where the backend has none, a blocking ``wait`` with a timeout.
+handles' job (``_waiting``, ``_turns``): one loop for blocking calls, one for
+asyncio and one for ``select``, all over the same two readiness hooks a core
+offers: a file descriptor that becomes readable when a retry may succeed
+(``ready_fd``), or, where the backend has none, a blocking ``wait`` with a
+timeout.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from ._serialize import Serializer
 if TYPE_CHECKING:
     from ._codec import Payload
 
-__all__ = ["POLL_SLICE", "ChannelStats", "Core", "deadline_after", "remaining"]
+__all__ = [
+    "POLL_SLICE",
+    "ChannelStats",
+    "Core",
+    "deadline_after",
+    "remaining",
+    "steps_on_loop",
+]
 
 #: How often a blocked call wakes to look for dead peers, in seconds. It bounds
 #: how long a crash can go unnoticed; idle wake-ups cost next to nothing.
@@ -63,6 +71,11 @@ class Core(Protocol):
     ``put`` and ``take`` never wait for room or items; their ``deadline`` bounds
     only a brief internal wait (a lock another process holds for one item, a
     server's answer). ``ChannelTimeout`` when it passes.
+
+    Every method may be called from several threads at once. A core whose steps
+    an event loop may run itself says so with a class attribute
+    ``steps_on_loop = True`` (see ``steps_on_loop``); every other core's
+    ``put``, ``take`` and ``wait`` run on helper threads under asyncio.
     """
 
     @property
@@ -148,6 +161,17 @@ class Core(Protocol):
         lost with a receiver that died holding them.
         """
         ...
+
+
+def steps_on_loop(core: Core) -> bool:
+    """Whether an event loop may try ``core``'s steps itself.
+
+    Such a core's ``put`` and ``take``, given a deadline that has passed, and its
+    ``wait`` with a timeout of 0, return or raise ``ChannelTimeout`` at once:
+    they take no lock that is not free and do no I/O that can stall (the local
+    backends). Any other core's steps may block, so they run off the loop.
+    """
+    return bool(getattr(type(core), "steps_on_loop", False))
 
 
 def deadline_after(timeout: float | None) -> float | None:

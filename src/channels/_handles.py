@@ -12,17 +12,20 @@ is not closed for the user, since the collection may run in the middle of a
 call on the same channel in the same thread.
 
 Every face (blocking, ``*_nowait``, batches, asyncio) is the same loop: try the
-core's non-blocking ``put`` or ``take``, and if it did nothing, pause
-(``_waiting``) and try again.
+core's non-blocking ``put`` or ``take``, and if it did nothing, wait for this
+thread's (or task's) turn, pause (``_waiting``, ``_turns``) and try again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
@@ -33,20 +36,23 @@ from ._errors import (
     ChannelTimeout,
     ConfigError,
     EndOfChannel,
+    SerializationError,
     WouldBlock,
 )
 from ._policy import closed_receiver, full, nothing_ready
 from ._protocols import Receiver, Sender
-from ._serialize import PASS_THROUGH, loader
-from ._waiting import apause, pause
+from ._serialize import PASS_THROUGH, cannot_load, loader
+from ._turns import NOW, Turn, may_try_now, take_turn
+from ._waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 
 # Invariant here: the concrete classes both take and give T (variance lives on the protocols).
 T = TypeVar("T")
 
-#: How long a ``*_nowait`` call may wait for a lock another process holds for one item.
-NOWAIT_LOCK = 1.0
+#: How long a ``*_nowait`` call may wait for a lock another thread or process holds
+#: for one item (one preempted while it holds it), before it raises ``WouldBlock``.
+NOWAIT_LOCK = 0.005
 
 
 def _nowait() -> float:
@@ -90,15 +96,27 @@ os.register_at_fork(after_in_parent=_FORKS.forked, after_in_child=_FORKS.forked)
 _SHARED = -1
 
 
+async def _asend_anyio(core: Core, token: int, data: list[Payload], deadline: float | None) -> None:
+    """``asend_many`` under another event loop (trio), through anyio."""
+    sent = 0
+    while True:
+        rest = data[sent:] if sent else data
+        sent += await astep_anyio(core, partial(core.put, token, rest), deadline)
+        if sent >= len(data):
+            return
+        await apause(core, True, deadline, sent)
+
+
+_BYTES = (bytes, memoryview)
+
+
 def _put_rest(
     core: Core, token: int, data: list[Payload], sent: int, deadline: float | None
 ) -> int:
     """Put what is left of a batch; a timeout says how much of the batch went before it."""
     try:
         return core.put(token, data[sent:] if sent else data, deadline)
-    except ChannelTimeout as exc:
-        if not sent:
-            raise
+    except ChannelTimeout as exc:  # a server's reply lost: exc.unsure may have gone too
         raise ChannelTimeout(str(exc), sent=sent, unsure=exc.unsure) from exc
 
 
@@ -170,8 +188,11 @@ class SenderHandle(Closing, Generic[T]):
         data = [self._encode(item)]
         deadline = None if timeout is None else deadline_after(timeout)
         core, token = self._core, self._token
-        while not core.put(token, data, deadline):
-            pause(core, True, deadline)
+        if core.put(token, data, deadline):
+            return
+        with turn(core, True, deadline):
+            while not core.put(token, data, deadline):
+                pause(core, True, deadline)
 
     def send_nowait(self, item: T) -> None:
         """Put ``item`` in the channel now, or raise ``WouldBlock`` if it is full."""
@@ -192,33 +213,76 @@ class SenderHandle(Closing, Generic[T]):
         data = self._encode_many(items)
         deadline = deadline_after(timeout)
         core, token = self._core, self._token
-        sent = 0
-        while sent < len(data):
-            sent += _put_rest(core, token, data, sent, deadline)
-            if sent < len(data):
+        sent = core.put(token, data, deadline)
+        if sent >= len(data):
+            return
+        with turn(core, True, deadline, sent):
+            while True:
                 pause(core, True, deadline, sent)
+                sent += _put_rest(core, token, data, sent, deadline)
+                if sent >= len(data):
+                    return
 
     async def asend(self, item: T, timeout: float | None = None) -> None:
         """``send`` for asyncio: waits without blocking the event loop.
 
         Cancelled, it either sent the item or did not; the channel stays usable.
         """
-        data = [self._encode(item)]
-        deadline = deadline_after(timeout)
-        core, token = self._core, self._token
-        while not core.put(token, data, deadline):
-            await apause(core, True, deadline)
+        await self._asend_all([self._encode(item)], deadline_after(timeout))
 
     async def asend_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """``send_many`` for asyncio."""
-        data = self._encode_many(items)
-        deadline = deadline_after(timeout)
+        await self._asend_all(self._encode_many(items), deadline_after(timeout))
+
+    async def _asend_all(self, data: list[Payload], deadline: float | None) -> None:
         core, token = self._core, self._token
+        if not in_asyncio():
+            await _asend_anyio(core, token, data, deadline)
+            return
         sent = 0
-        while sent < len(data):
-            sent += _put_rest(core, token, data, sent, deadline)
-            if sent < len(data):
-                await apause(core, True, deadline, sent)
+        if may_try_now(core, True):
+            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
+                sent = core.put(token, data, NOW)
+                if sent >= len(data):
+                    return
+        turn = await take_turn(core, True, deadline, sent)
+        try:
+            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
+                progress = [sent]
+                put = partial(self._put_waiting, data, progress, deadline)
+                try:
+                    await turn.off_loop(put, deadline)
+                except ChannelTimeout as exc:  # out of time while the call was still out
+                    exc.sent = max(exc.sent, progress[0])
+                    raise
+                return
+            while True:
+                rest = data[sent:] if sent else data
+                sent += await turn.step(partial(core.put, token, rest), deadline, sent=sent)
+                if sent >= len(data):
+                    return
+                await turn.ready(deadline, sent)
+        finally:
+            turn.leave()
+
+    def _put_waiting(
+        self,
+        data: list[Payload],
+        progress: list[int],
+        deadline: float | None,
+        stop: threading.Event,
+    ) -> None:
+        """On a helper thread: send what is left of ``data`` (``progress[0]`` of it went),
+        waiting for room until ``stop`` is set."""
+        core, token = self._core, self._token
+        while True:
+            sent = progress[0]
+            progress[0] += core.put(token, data[sent:] if sent else data, deadline)
+            if progress[0] >= len(data) or stop.is_set():
+                return
+            pause(core, True, deadline, progress[0])
+            if stop.is_set():  # its task left: send nothing more for it
+                return
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core
@@ -290,9 +354,11 @@ class ReceiverHandle(Closing, Generic[T]):
         self._core = core
         self._closed = closed
         self._loads = loader(core.serializer)
-        # Items taken out of the channel but not yet handed over (after an item of
-        # a batch failed to deserialize): they belong to this process now.
-        self._held: deque[Payload] = deque()
+        # Items taken out of the channel but not yet handed over (after an item of a
+        # batch failed to deserialize, or an async call left before its take returned):
+        # they belong to this process now, and the next call hands them over first. An
+        # item that failed is kept as its error, so it is deserialized only once.
+        self._held: deque[Payload | SerializationError] = deque()
 
     def recv(self, timeout: float | None = None) -> T:
         """Return the next item.
@@ -306,24 +372,20 @@ class ReceiverHandle(Closing, Generic[T]):
         """
         deadline = None if timeout is None else deadline_after(timeout)
         core = self._core
-        while True:
-            if self._held or self._closed:
-                got = self._take(1, deadline)
-                if got:
-                    return got[0]
-            else:
-                raw = core.take(1, deadline)
-                if raw:
-                    data = raw[0]
-                    if not isinstance(data, OutOfBand):  # the common case, decoded here at once
-                        try:
-                            return cast(T, self._loads(data))
-                        except PASS_THROUGH:
-                            raise
-                        except BaseException:
-                            pass  # decode below says why
+        # While another thread waits its turn, nothing was ready a moment ago: line up too.
+        if not (self._held or self._closed or in_line(core, False)):
+            raw = core.take(1, deadline)
+            if raw:
+                data = raw[0]
+                if isinstance(data, OutOfBand):
                     return cast(T, decode(core.serializer, data))
-            pause(core, False, deadline)
+                try:  # the common case, decoded here at once
+                    return cast(T, self._loads(data))
+                except PASS_THROUGH:
+                    raise
+                except BaseException as exc:
+                    raise cannot_load(core.serializer, exc) from exc
+        return self._recv_many(1, deadline)[0]
 
     def recv_nowait(self) -> T:
         """Return the next item if one is ready now, else raise ``WouldBlock``."""
@@ -334,13 +396,24 @@ class ReceiverHandle(Closing, Generic[T]):
 
     def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
         """Wait like ``recv`` for an item, then return every ready item up to ``max_items``."""
-        size = _batch_size(max_items)
-        deadline = deadline_after(timeout)
-        while True:
+        return self._recv_many(_batch_size(max_items), deadline_after(timeout))
+
+    def _recv_many(self, size: int, deadline: float | None) -> list[T]:
+        core = self._core
+        if self._held or not in_line(core, False):
             got = self._take(size, deadline)
             if got:
                 return got
-            pause(self._core, False, deadline)
+        with turn(core, False, deadline, check=self._check_open):
+            while True:
+                pause(core, False, deadline)
+                got = self._take(size, deadline)
+                if got:
+                    return got
+
+    def _check_open(self) -> None:
+        if self._closed:
+            closed_receiver()
 
     def recv_many_nowait(self, max_items: int) -> list[T]:
         """Every ready item up to ``max_items``, or ``WouldBlock`` if none is ready."""
@@ -350,23 +423,75 @@ class ReceiverHandle(Closing, Generic[T]):
         return got
 
     async def arecv(self, timeout: float | None = None) -> T:
-        """``recv`` for asyncio. Cancelled, it returned no item and took none."""
-        deadline = deadline_after(timeout)
-        while True:
-            got = self._take(1, deadline)
-            if got:
-                return got[0]
-            await apause(self._core, False, deadline)
+        """``recv`` for asyncio. Cancelled, it returned no item and lost none: an item
+        its take was still bringing is kept for this receiver's next call."""
+        got = await self._areceive(1, deadline_after(timeout))
+        return got[0]
 
     async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
         """``recv_many`` for asyncio."""
-        size = _batch_size(max_items)
-        deadline = deadline_after(timeout)
+        return await self._areceive(_batch_size(max_items), deadline_after(timeout))
+
+    async def _areceive(self, size: int, deadline: float | None) -> list[T]:
+        """Wait for this task's turn on the channel, then for up to ``size`` items."""
+        if self._held or self._closed:
+            return self._take(size, deadline)
+        if not in_asyncio():
+            return await self._areceive_anyio(size, deadline)
+        core = self._core
+        if may_try_now(core, False):
+            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
+                raw = core.take(size, NOW)
+                if raw:
+                    return self._decoded(raw)
+        turn = await take_turn(core, False, deadline)
+        try:
+            if self._held:  # the call whose turn it was left items here: they come first
+                return self._take(size, deadline)
+            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
+                take = partial(self._take_waiting, size, deadline)
+                return self._decoded(await turn.off_loop(take, deadline, self._held.extend))
+            while True:
+                got = await self._atry(turn, size, deadline)
+                if got:
+                    return got
+                await turn.ready(deadline)
+        finally:
+            turn.leave()
+
+    def _take_waiting(
+        self, size: int, deadline: float | None, stop: threading.Event
+    ) -> list[Payload]:
+        """On a helper thread: take up to ``size`` items, waiting until ``stop`` is set."""
+        core = self._core
         while True:
-            got = self._take(size, deadline)
-            if got:
-                return got
-            await apause(self._core, False, deadline)
+            self._check_open()
+            raw = core.take(size, deadline)
+            if raw or stop.is_set():
+                return raw
+            pause(core, False, deadline)
+            if stop.is_set():  # its task left: take nothing more for it
+                return []
+
+    async def _atry(self, turn: Turn, size: int, deadline: float | None) -> list[T]:
+        """With this task's turn on the channel: up to ``size`` items ready now; [] if none is."""
+        if self._closed:
+            closed_receiver()
+        if self._held:  # a call that left before its take returned kept items here
+            return self._take(size, deadline)
+        raw = await turn.step(partial(self._core.take, size), deadline, self._held.extend)
+        return self._decoded(raw) if raw else []
+
+    async def _areceive_anyio(self, size: int, deadline: float | None) -> list[T]:
+        """``_areceive`` under another event loop (trio), through anyio."""
+        core = self._core
+        while True:
+            if self._closed:
+                closed_receiver()
+            raw = await astep_anyio(core, partial(core.take, size), deadline)
+            if raw:
+                return self._decoded(raw)
+            await apause(core, False, deadline)
 
     def _take_now(self, size: int) -> list[T]:
         try:
@@ -375,27 +500,50 @@ class ReceiverHandle(Closing, Generic[T]):
             raise WouldBlock("another process holds the channel's lock") from exc
 
     def _take(self, size: int, deadline: float | None) -> list[T]:
-        """Up to ``size`` items ready now, deserialized; [] if none is."""
+        """Up to ``size`` items ready now, deserialized; [] if none is.
+
+        Items held from before are handed over first, on their own.
+        """
         if self._closed:
             closed_receiver()
         held = self._held
-        raw = [held.popleft() for _ in range(min(size, len(held)))]
-        if len(raw) < size:
+        if held:
+            raw: list[Payload | SerializationError] = []
+            with contextlib.suppress(IndexError):  # another thread may empty it meanwhile
+                while len(raw) < size:
+                    raw.append(held.popleft())
+            if raw:
+                return self._decoded(raw)
+        return self._decoded(self._core.take(size, deadline))
+
+    def _decoded(self, raw: Sequence[Payload | SerializationError]) -> list[T]:
+        """Deserialize ``raw``; from the first item that fails on, the rest is held.
+
+        Good items before a failing one are handed over first; the failing one's
+        error is raised by the next call, or by this one if it is the first.
+        """
+        if len(raw) == 1 and type(raw[0]) in _BYTES:  # the common case, at once
             try:
-                raw += self._core.take(size - len(raw), deadline)
-            except (EndOfChannel, ChannelError):
-                if not raw:
-                    raise
-        serializer = self._core.serializer
-        items = cast("list[T]", decode_many(serializer, raw))
-        failed = len(items)
-        if failed < len(raw):
-            if items:
-                held.extendleft(reversed(raw[failed:]))  # hand over the good ones first
-            else:  # the failing item is consumed; the rest stay held
-                held.extendleft(reversed(raw[1:]))
-                return [cast(T, decode(serializer, raw[0]))]  # raises, saying why
-        return items
+                return [cast(T, self._loads(cast(bytes, raw[0])))]
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:
+                raise cannot_load(self._core.serializer, exc) from exc
+        cut = next((i for i, d in enumerate(raw) if isinstance(d, SerializationError)), len(raw))
+        payloads = cast("Sequence[Payload]", raw[:cut])
+        items, error = decode_many(self._core.serializer, payloads)
+        if error is None and cut == len(raw):
+            return cast("list[T]", items)
+        rest: list[Payload | SerializationError] = list(raw[len(items) :])
+        if error is not None:
+            rest[0] = error
+        if items:
+            self._held.extendleft(reversed(rest))
+            return cast("list[T]", items)
+        self._held.extendleft(reversed(rest[1:]))
+        failed = rest[0]
+        assert isinstance(failed, SerializationError)
+        raise failed
 
     def fileno(self) -> int:
         """A descriptor that turns readable when an item may be ready, for ``selectors``.

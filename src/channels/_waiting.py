@@ -1,29 +1,42 @@
-"""Waiting for a channel, written once: for blocking calls, for asyncio, and for ``select``.
+"""Waiting for a channel, written once: for blocking calls, and under trio.
 
 A core never waits for room or items (``_core.Core``). When a try finds
 nothing, the caller pauses here for one slice and tries again: the blocking
-face sleeps in the core's ``wait``; the asyncio face waits for the core's file
-descriptor with ``loop.add_reader`` (or, for a backend without one, runs the
-core's ``wait`` on a shared helper thread), so the event loop never blocks.
-Under trio the same faces wait through anyio (the ``trio`` extra).
+face sleeps in the core's ``wait``, and the threads of a process take turns to
+do so (``turn``), so an item wakes one thread, not every thread. Under asyncio
+the tasks take turns as well and never block the loop (``_turns``); under
+trio the same faces wait through anyio (the ``trio`` extra), with each step
+that may block on a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
-from ._core import POLL_SLICE, Core
-from ._errors import ConfigError
+from ._core import POLL_SLICE, Core, steps_on_loop
+from ._errors import ChannelTimeout, ConfigError
 from ._policy import timed_out
 
-__all__ = ["WAIT_SLICE", "anyio_module", "apause", "in_asyncio", "pause", "readable"]
+__all__ = [
+    "WAIT_SLICE",
+    "anyio_module",
+    "apause",
+    "astep_anyio",
+    "in_asyncio",
+    "in_line",
+    "pause",
+    "readable",
+    "turn",
+]
+
+R = TypeVar("R")
 
 #: The longest one pause lasts, so a closed receiver or a signal is noticed soon.
 WAIT_SLICE = 0.25
@@ -38,37 +51,73 @@ def _left(sending: bool, deadline: float | None, sent: int) -> float:
     return min(left, WAIT_SLICE)
 
 
+# One lock per core and direction in this process: the turn to wait on it (see ``turn``).
+_lines: weakref.WeakKeyDictionary[Core, tuple[threading.Lock, threading.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_lines_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def turn(
+    core: Core,
+    sending: bool,
+    deadline: float | None,
+    sent: int = 0,
+    check: Callable[[], None] | None = None,
+) -> Generator[None]:
+    """This thread's turn to wait on ``core`` in one direction: one thread of a process at a time.
+
+    The others wait here, not on the channel, so an item or a slot that turns up
+    wakes one thread instead of every thread (a pool of threads on one receiver),
+    and none of them makes a round trip to find nothing. A core whose steps cost
+    no round trip (``steps_on_loop``: the local backends) needs no turns: every
+    thread waits on it, as a lock handed from thread to thread would cost more
+    than a try. ``ChannelTimeout`` once the deadline passes; ``check`` runs every slice.
+    """
+    if steps_on_loop(core):
+        yield
+        return
+    lines = _lines.get(core)
+    if lines is None:
+        with _lines_lock:
+            lines = _lines.setdefault(core, (threading.Lock(), threading.Lock()))
+    lock = lines[sending]
+    while not lock.acquire(timeout=_left(sending, deadline, sent)):
+        if check is not None:
+            check()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def in_line(core: Core, sending: bool) -> bool:
+    """Whether a thread of this process has the turn to wait on ``core`` (nothing was ready)."""
+    lines = _lines.get(core)
+    return lines is not None and lines[sending].locked()
+
+
+def _forget_lines() -> None:
+    """In a forked child: a lock another thread held at the fork would stay held for good."""
+    global _lines, _lines_lock
+    _lines = weakref.WeakKeyDictionary()
+    _lines_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_lines)
+
+
 def pause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:
     """Wait one slice for a retry to be worth it; ``ChannelTimeout`` once the deadline passed."""
     core.wait(sending, _left(sending, deadline, sent))
 
 
 async def apause(core: Core, sending: bool, deadline: float | None, sent: int = 0) -> None:
-    """``pause`` for asyncio (or, through anyio, trio): the event loop goes on meanwhile."""
+    """``pause`` under trio, through anyio: the event loop goes on meanwhile."""
     left = _left(sending, deadline, sent)
-    fd = core.ready_fd(sending)
-    if not in_asyncio():
-        await _apause_anyio(core, sending, fd, left)
-        return
-    if fd is None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_helper(), core.wait, sending, left)
-        return
-    await readable(fd, min(left, POLL_SLICE))
-    core.wait(sending, 0)  # takes no time: clears the wake-up, looks for dead peers
-
-
-def in_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-async def _apause_anyio(core: Core, sending: bool, fd: int | None, left: float) -> None:
-    """The same wait under another event loop (trio), through anyio."""
     anyio = anyio_module()
+    fd = core.ready_fd(sending)
     if fd is None:
         await anyio.to_thread.run_sync(core.wait, sending, left, abandon_on_cancel=True)
         return
@@ -77,7 +126,33 @@ async def _apause_anyio(core: Core, sending: bool, fd: int | None, left: float) 
             await anyio.wait_readable(fd)
         except anyio.BusyResourceError:  # another task of this loop waits on it already
             await anyio.sleep(min(left, POLL_SLICE))
-    core.wait(sending, 0)
+    if steps_on_loop(core):
+        core.wait(sending, 0)  # takes no time: clears the wake-up, looks for dead peers
+    else:
+        await anyio.to_thread.run_sync(core.wait, sending, 0)
+
+
+async def astep_anyio(core: Core, call: Callable[[float | None], R], deadline: float | None) -> R:
+    """``call(deadline)`` under trio: on the loop where it cannot block, else on a worker thread.
+
+    A cancel waits for the step to end, and what it took is still returned (the
+    cancel strikes at the next checkpoint), so nothing is lost.
+    """
+    if steps_on_loop(core):
+        try:
+            return call(0.0)  # a deadline that has passed: try once, take no busy lock
+        except ChannelTimeout:
+            pass
+    result: R = await anyio_module().to_thread.run_sync(call, deadline)
+    return result
+
+
+def in_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def anyio_module() -> Any:
@@ -126,26 +201,3 @@ def _wake(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     for future in futures:
         if not future.done():
             future.set_result(None)
-
-
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _helper() -> concurrent.futures.ThreadPoolExecutor:
-    """The threads that wait for backends with no descriptor (a server's answer)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="channels-wait")
-        return _pool
-
-
-def _forget_helper() -> None:
-    """In a forked child: the parent's threads did not come along, so start afresh."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_helper)

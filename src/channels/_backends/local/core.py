@@ -35,12 +35,13 @@ import select
 import struct
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from multiprocessing import reduction
 from multiprocessing.context import get_spawning_popen
-from typing import NoReturn, Protocol
+from typing import ClassVar, NoReturn, Protocol
 
 from ... import _steps
 from ..._codec import OutOfBand, Payload, in_band
@@ -158,6 +159,10 @@ class _Fds:
 class LocalCore:
     """One local channel's transport and books; see the module docstring."""
 
+    #: Its steps take no lock that is not free when their deadline has passed, and do no
+    #: I/O that can stall: an event loop may try them itself (see ``_core.steps_on_loop``).
+    steps_on_loop: ClassVar[bool] = True
+
     __slots__ = (
         "__weakref__",
         "_fds",
@@ -170,8 +175,6 @@ class LocalCore:
         "_noted_pid",
         "_overflow",
         "_packets",
-        "_pollers",
-        "_pollers_pid",
         "_receiving_pid",
         "_rentry",
         "_rfd",
@@ -204,8 +207,6 @@ class LocalCore:
         self._receiving_pid = 0
         self._rentry = 0  # this process's receiver entry in the ledger
         self._hold_lock = threading.Lock()  # this process's threads update its held count
-        self._pollers: dict[int, select.poll] = {}
-        self._pollers_pid = 0
         self._shm: Shm | None = None
         self._shm_pid = 0
         self._handed = Handed()  # children being started with a handle
@@ -303,13 +304,14 @@ class LocalCore:
         """
         self._handed.note(token)
 
-    def _settle(self) -> None:
-        """Note each started child that a handle was handed to (see ``handing_over``)."""
-        started = self._handed.started()
-        if not started:
-            return
-        with self._books():
-            for pid, token in started:
+    def _settle(self, deadline: float | None = None) -> None:
+        """Note each started child that a handle was handed to (see ``handing_over``).
+
+        ``ChannelTimeout`` if the write lock stays busy until ``deadline``; the
+        children are then noted at a later call.
+        """
+        with self._books(deadline):
+            for pid, token in self._handed.started():
                 if self._ledger.is_open(token):  # a handle closed since counts no sender
                     self._ledger.note_sender(pid, process_stamp(pid), token, pid_alive)
 
@@ -441,9 +443,9 @@ class LocalCore:
     def take(self, max_items: int, deadline: float | None) -> list[Payload]:
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != me.pid:
-            self._note_receiver()
+            self._note_receiver(deadline)
         if self._handed:
-            self._settle()
+            self._settle(deadline)
         words, ledger, rlock = self._words, self._ledger, self._rlock
         joinable = self._settings.joinable
         got: list[Payload] = []
@@ -531,9 +533,11 @@ class LocalCore:
 
     def wait(self, sending: bool, timeout: float) -> None:
         """Wait for the pipe (or the room pipe) up to one poll slice; after an idle
-        slice, look for dead peers."""
+        slice, look for dead peers. It takes no lock that is not free, so with a
+        ``timeout`` of 0 it never blocks."""
         if self._handed:
-            self._settle()
+            with contextlib.suppress(ChannelTimeout):  # busy: the next wait notes them
+                self._settle(time.monotonic() + timeout)
         fd = self._rfd if not sending else self._fds.room_reader
         if fd < 0:  # an unbounded channel always has room
             return
@@ -589,13 +593,10 @@ class LocalCore:
             self._rlock.release()
 
     def _poll(self, fd: int, timeout: float) -> bool:
-        if self._pollers_pid != me.pid:
-            self._pollers = {}
-            self._pollers_pid = me.pid
-        poller = self._pollers.get(fd)
-        if poller is None:
-            poller = self._pollers[fd] = select.poll()
-            poller.register(fd, select.POLLIN)
+        """Whether ``fd`` turned readable within ``timeout``; a poller of its own for each
+        call, so that any number of threads may wait at once."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         return bool(poller.poll(timeout * 1000))
 
     def _room(self) -> None:
@@ -739,8 +740,8 @@ class LocalCore:
             finally:
                 self._wlock.release()
 
-    def _note_receiver(self) -> None:
-        with self._books():
+    def _note_receiver(self, deadline: float | None) -> None:
+        with self._books(deadline):
             self._rentry = self._ledger.note_receiver(me.pid, me.stamp, pid_alive)
         self._receiving_pid = me.pid
 
@@ -806,9 +807,9 @@ class LocalCore:
             self._room()
 
     @contextlib.contextmanager
-    def _books(self) -> Generator[None]:
+    def _books(self, deadline: float | None = None) -> Generator[None]:
         """Hold the write lock, which also orders every change to the ledger."""
-        self._take_lock(self._wlock, None)
+        self._take_lock(self._wlock, deadline)
         try:
             yield
         finally:

@@ -34,6 +34,7 @@ class Counting:
         return item
 
 
+@pytest.mark.serializes
 def test_a_failing_item_is_deserialized_once(backend: str) -> None:
     loaded.clear()
     ch = open_for(backend, serializer=Counting())
@@ -71,6 +72,7 @@ def _interrupt_once(point: str) -> None:
 
 
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.serializes
 def test_held_items_survive_an_interrupted_take(backend: str) -> None:
     ch = open_for(backend, serializer=Counting())
     ch.send_many(["a", "bad", "b", "c"])
@@ -93,6 +95,7 @@ def test_held_items_survive_an_interrupted_take(backend: str) -> None:
     assert [item for item in got if item != "interrupted"] == ["refused", "b", "c"]
 
 
+@pytest.mark.serializes
 def test_a_receiver_with_held_items_hands_them_over_before_the_end(backend: str) -> None:
     ch: channels.Channel[str] = open_for(backend, serializer=Counting())
     ch.send_many(["a", "bad", "b"])

@@ -23,7 +23,7 @@ import weakref
 from _thread import LockType, allocate_lock
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from ..._core import ChannelStats
 from ..._errors import ChannelBroken, ChannelClosed, ConfigError, EndOfChannel
@@ -104,6 +104,10 @@ class ThreadCore:
     is lost.
     Bounded channels put, and free-threaded builds do everything, under the lock.
     """
+
+    #: Its steps hold the lock only for a few statements and do no I/O: an event loop
+    #: may run them itself (see ``_core.steps_on_loop``).
+    steps_on_loop: ClassVar[bool] = True
 
     __slots__ = (
         "__weakref__",

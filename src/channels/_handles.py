@@ -212,7 +212,6 @@ class SenderHandle(Closing, Generic[T]):
         core = self._core
         return encode_many(core.serializer, items, core.shm_threshold, core.max_message_size)
 
-
     def clone(self) -> SenderHandle[T]:
         """Open another counted sender handle, for another producer."""
         return SenderHandle(self._core, self._core.clone(self._token))

@@ -9,7 +9,6 @@ tried again after a short pause.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import select as _os_select
 import time
@@ -129,6 +128,8 @@ async def aselect(
             await anyio_module().sleep(min(left, _SHORT))
             rounds.look_for_dead()
             continue
+        import asyncio  # noqa: PLC0415 (loaded already: its loop is running)
+
         if fds:
             waits = [asyncio.ensure_future(readable(fd, slice_)) for fd in fds]
             try:

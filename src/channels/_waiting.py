@@ -10,18 +10,22 @@ Under trio the same faces wait through anyio (the ``trio`` extra).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import os
+import sys
 import threading
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import POLL_SLICE, Core
 from ._errors import ConfigError
 from ._policy import timed_out
+
+if TYPE_CHECKING:
+    # Imported where used: a program that never awaits a channel never loads asyncio.
+    import asyncio
+    import concurrent.futures
 
 __all__ = ["WAIT_SLICE", "anyio_module", "apause", "in_asyncio", "pause", "readable"]
 
@@ -51,6 +55,8 @@ async def apause(core: Core, sending: bool, deadline: float | None, sent: int = 
         await _apause_anyio(core, sending, fd, left)
         return
     if fd is None:
+        import asyncio  # noqa: PLC0415 (loaded already: its loop is running)
+
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(_helper(), core.wait, sending, left)
         return
@@ -59,6 +65,10 @@ async def apause(core: Core, sending: bool, deadline: float | None, sent: int = 
 
 
 def in_asyncio() -> bool:
+    if "asyncio" not in sys.modules:  # then no asyncio loop can be running
+        return False
+    import asyncio  # noqa: PLC0415
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -99,6 +109,8 @@ _waiters: weakref.WeakKeyDictionary[
 
 async def readable(fd: int, timeout: float) -> bool:
     """Wait until ``fd`` is readable, at most ``timeout`` seconds; whether it became so."""
+    import asyncio  # noqa: PLC0415 (loaded already: its loop is running)
+
     loop = asyncio.get_running_loop()
     by_fd = _waiters.setdefault(loop, {})
     futures = by_fd.get(fd)
@@ -137,6 +149,8 @@ def _helper() -> concurrent.futures.ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
+            import concurrent.futures  # noqa: PLC0415
+
             _pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="channels-wait")
         return _pool
 

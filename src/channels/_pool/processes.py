@@ -32,8 +32,6 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
-from .._config import resolve_context as _resolve_context
-
 __all__ = [
     "UNGUARDED_MAIN",
     "exit_description",
@@ -77,7 +75,10 @@ def _terminate_all() -> None:
 
 def resolve_context(context: str | BaseContext | None) -> BaseContext:
     """The pool's context: the shared rules, and a forkserver started now if it is one."""
-    ctx = _resolve_context(context)
+    # Imported here, in the parent: a worker, which imports this module too, never needs it.
+    from .._config import resolve_context as shared_rules  # noqa: PLC0415
+
+    ctx = shared_rules(context)
     if ctx.get_start_method() == "forkserver":
         # Start the server now, from the caller's thread: started later from a
         # thread that blocks SIGINT, it would pass that mask on to every

@@ -130,3 +130,18 @@ def test_the_lazy_table_and_the_type_checkers_imports_agree() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         _ = channels.no_such_name  # type: ignore[attr-defined]
+
+
+def test_the_forkserver_preloads_the_worker_side_and_keeps_the_users_modules() -> None:
+    code = (
+        "import multiprocessing, channels\n"
+        "from multiprocessing import forkserver\n"
+        "multiprocessing.set_forkserver_preload(['json'])\n"
+        "with channels.Pool(1, context='forkserver') as pool:\n"
+        "    assert pool.apply(abs, args=(-1,)) == 1\n"
+        "print(forkserver._forkserver._preload_modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("\n")[-2] == "['json', 'channels._pool.worker_loop']"

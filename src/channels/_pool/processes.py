@@ -80,11 +80,31 @@ def resolve_context(context: str | BaseContext | None) -> BaseContext:
 
     ctx = shared_rules(context)
     if ctx.get_start_method() == "forkserver":
+        _preload_worker_loop()
         # Start the server now, from the caller's thread: started later from a
         # thread that blocks SIGINT, it would pass that mask on to every
         # process it forks, including other libraries' ones.
         forkserver.ensure_running()
     return ctx
+
+
+# What a worker runs: a forkserver that imported it once forks workers that need not.
+_WORKER_MODULE = "channels._pool.worker_loop"
+
+
+def _preload_worker_loop() -> None:
+    """Add the worker's module to what a forkserver not yet started imports before it forks.
+
+    The modules named before (``multiprocessing.set_forkserver_preload``, by
+    default the main module) stay; a server already running is left as it is.
+    """
+    server = forkserver._forkserver  # the one every forkserver context shares
+    preload = getattr(server, "_preload_modules", None)
+    if getattr(server, "_forkserver_pid", 0) is not None or not isinstance(preload, list):
+        return
+    names = cast("list[str]", preload)
+    if _WORKER_MODULE not in names:
+        forkserver.set_forkserver_preload([*names, _WORKER_MODULE])
 
 
 @contextlib.contextmanager

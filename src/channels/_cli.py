@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import TextIO, Union, cast
 
 from . import __version__, _bench
+from ._bench.chart import check_chart, write_chart
 from ._completion import bash_script
 from ._errors import ChannelError, ConfigError
 from ._registry import backends, get_backend
@@ -77,7 +78,19 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     add_bench_arguments(bench)
-    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the report as JSON instead of tables, or write it to FILE beside them",
+    )
+    bench.add_argument(
+        "--chart",
+        metavar="FILE",
+        help="also draw the report as a chart, FILE.png or FILE.svg (needs the plot extra: "
+        "pip install 'typed-channels[plot]')",
+    )
     bench.set_defaults(run=_bench_command, command_parser=bench)
 
     listing = sub.add_parser(
@@ -308,6 +321,11 @@ def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
+    if args.chart is not None:
+        try:  # before measuring, so a missing matplotlib costs no wasted run
+            check_chart(args.chart)
+        except ConfigError as exc:
+            return _usage_error("bench", str(exc))
     progress = _Progress(sys.stderr)
     try:
         report = _bench.run(
@@ -326,10 +344,19 @@ def _bench_command(args: argparse.Namespace) -> int:
         return 1
     finally:
         progress.done()
-    if args.json:
+    if args.json == "-":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(_bench.format_table(report))
+    try:
+        if args.json not in (None, "-"):
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(report.to_dict(), out, indent=2)
+        if args.chart is not None:
+            write_chart(report, args.chart)
+    except OSError as exc:
+        print(f"{_PROG} bench: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

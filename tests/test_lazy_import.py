@@ -145,3 +145,22 @@ def test_the_forkserver_preloads_the_worker_side_and_keeps_the_users_modules() -
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split("\n")[-2] == "['json', 'channels._pool.worker_loop']"
+
+
+def test_the_command_line_reads_its_version_only_when_asked() -> None:
+    loaded = _loaded_after(
+        "import contextlib, io\n"
+        "from channels._cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])"
+    )
+    assert "channels._cli" in loaded
+    assert "importlib.metadata" not in loaded
+    done = subprocess.run(
+        [sys.executable, "-m", "channels", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == f"channels {channels.__version__}\n"

@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable, Generator, Sequence
 from typing import TextIO, Union, cast
 
-from . import __version__, _bench
+from . import _bench
 from ._bench.chart import check_chart, write_chart
 from ._completion import bash_script
 from ._errors import ChannelError, ConfigError
@@ -60,12 +60,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the version only when asked: it loads importlib.metadata."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=cast("str", kwargs.get("help")))
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from . import __version__  # noqa: PLC0415
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Typed channels between processes: measure, list and serve backends.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     bench = sub.add_parser(

@@ -141,8 +141,10 @@ def test_unknown_rows() -> None:
         _bench.run(rows=[])
 
 
-_SMALL = "bench --backend pipe --count 100 --repeat 1 --pings 5 --rows base batch"
-_SMALL += " --batch 10 --batch-count 50"
+_SMALL = (
+    "bench --backend pipe --count 100 --repeat 1 --pings 5 --rows base batch"
+    " --batch 10 --batch-count 50"
+)
 
 
 def _bench_command(argv: str, cwd: Path, before: str = "") -> subprocess.CompletedProcess[str]:

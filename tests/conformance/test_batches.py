@@ -170,7 +170,13 @@ def test_stats_fields_are_alike_on_every_backend(backend: str) -> None:
     assert isinstance(stats, channels.ChannelStats)
     names = [f for f in vars(stats) if not f.startswith("_")]
     assert names == [
-        "waiting", "senders", "receivers", "sent", "received", "unfinished", "ended", "broken"
+        "waiting",
+        "senders",
+        "receivers",
+        "sent",
+        "received",
+        "unfinished",
+        "ended",
+        "broken",
     ]
     ch.close()
-

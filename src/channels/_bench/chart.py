@@ -74,6 +74,7 @@ _Panel = tuple[str, list[tuple[str, dict[str, float]]]]
 def _panels(report: Report) -> list[_Panel]:
     w = report.workload
     panels: list[_Panel] = []
+    bars: list[tuple[str, dict[str, float]]]
     if report.results:
         bars = [
             (

@@ -98,7 +98,7 @@ def _preload_worker_loop() -> None:
     The modules named before (``multiprocessing.set_forkserver_preload``, by
     default the main module) stay; a server already running is left as it is.
     """
-    server = forkserver._forkserver  # the one every forkserver context shares
+    server = getattr(forkserver, "_forkserver", None)  # the one every forkserver context shares
     preload = getattr(server, "_preload_modules", None)
     if getattr(server, "_forkserver_pid", 0) is not None or not isinstance(preload, list):
         return

@@ -164,3 +164,38 @@ def test_the_command_line_reads_its_version_only_when_asked() -> None:
         check=True,
     )
     assert done.stdout == f"channels {channels.__version__}\n"
+
+
+def test_every_module_can_be_imported_first() -> None:
+    """With nothing imported eagerly, a spawned child may meet any module first (by unpickling
+    one of its objects): no import cycle may leave a module half made then."""
+    package = Path(channels.__file__).parent
+    names = sorted(
+        "channels." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py" and path.stem != "__main__"
+    )
+    driver = (
+        "import os, sys, traceback\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        try:\n"
+        "            __import__(name)\n"
+        "        except BaseException:\n"
+        "            traceback.print_exc()\n"
+        "            os._exit(1)\n"
+        "        os._exit(0)\n"
+        "    if os.waitpid(pid, 0)[1] != 0:\n"
+        "        failed.append(name)\n"
+        "print(failed)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", driver, *names],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stderr

@@ -314,6 +314,13 @@ def main() -> None:
             f"{workload.name}: channels.Pool.map {ratio:.2f}x the best peer, {peer} "
             f"(goal >= {goal}x)"
         )
+        defaults = {k: v for k, v in rates.items() if k.endswith("(defaults)")}
+        if workload.defaults:
+            peer, reference = _best_peer(defaults)
+            ratio = defaults["channels.Pool.map (defaults)"] / reference
+            print(
+                f"{workload.name}: channels.Pool.map {ratio:.2f}x the best peer at defaults, {peer}"
+            )
 
 
 if __name__ == "__main__":

@@ -289,12 +289,23 @@ def make_certificates(folder: Path) -> Path:
     ca_key, ca, key, csr, crt = (
         str(folder / n) for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")
     )
+    # The extensions a strict verifier wants (Python 3.13's default context sets
+    # VERIFY_X509_STRICT): a CA marked as one, and a server certificate naming its issuer's key.
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
-        "-days", "1", "-subj", "/CN=channels test CA")  # fmt: skip
+        "-days", "1", "-subj", "/CN=channels test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
         "-subj", "/CN=localhost")  # fmt: skip
     names = folder / "san.ext"
-    names.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    names.write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
     run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
         "-out", crt, "-days", "1", "-extfile", str(names))  # fmt: skip
     return folder

@@ -15,9 +15,7 @@ def hold_lock(lock: channels.Lock, ready: channels.Sender[int]) -> None:
     time.sleep(60)
 
 
-def count_up(
-    counter: channels.Value[int], tallies: channels.Array[int], slot: int, n: int
-) -> None:
+def count_up(counter: channels.Value[int], tallies: channels.Array[int], slot: int, n: int) -> None:
     """Add 1 to ``counter`` and ``tallies[0]`` ``n`` times under their locks; note ``n``."""
     for _ in range(n):
         with counter.lock:
@@ -37,9 +35,7 @@ def fill(
         ratios[i] = i / 4
 
 
-def record(
-    scores: MutableMapping[str, int], names: MutableSequence[str], tag: str, n: int
-) -> None:
+def record(scores: MutableMapping[str, int], names: MutableSequence[str], tag: str, n: int) -> None:
     """Add ``n`` entries under ``tag`` to a managed dict and list."""
     for i in range(n):
         scores[f"{tag}{i}"] = i

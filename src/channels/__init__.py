@@ -3,20 +3,15 @@
 ``open_channel[T](spec)`` returns a ``Channel[T]`` on the ``thread``, ``pipe``,
 ``queue``, ``simplequeue``, ``manager`` or ``redis`` backend, with one meaning for send,
 receive, close and end of channel on all of them, from sync and asyncio code.
+
+Importing the package loads only the exceptions: every other public name is
+imported on first use (PEP 562), so a program, a spawned child or a pool worker
+pays only for the parts it touches. Type checkers read the imports under
+``TYPE_CHECKING``; ``_LAZY`` says where each name lives at run time.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from ._backends.manager import ManagerChannel as ManagerChannel
-from ._backends.manager.core import ChannelManager as ChannelManager
-from ._backends.pipe import PipeChannel as PipeChannel
-from ._backends.queue import QueueChannel as QueueChannel
-from ._backends.redis import RedisChannel as RedisChannel
-from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
-from ._backends.thread import ThreadChannel as ThreadChannel
-from ._core import ChannelStats as ChannelStats
-from ._duplex import Endpoint as Endpoint
-from ._duplex import duplex as duplex
 from ._errors import AuthkeyMissing as AuthkeyMissing
 from ._errors import AuthkeyRejected as AuthkeyRejected
 from ._errors import ChannelBroken as ChannelBroken
@@ -33,38 +28,117 @@ from ._errors import ServerUnreachable as ServerUnreachable
 from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
-from ._open import ChannelOpener as ChannelOpener
-from ._open import ChannelOptions as ChannelOptions
-from ._open import ReceiverOpener as ReceiverOpener
-from ._open import SenderOpener as SenderOpener
-from ._open import open_channel as open_channel
-from ._open import open_receiver as open_receiver
-from ._open import open_sender as open_sender
-from ._pool import AsyncResult as AsyncResult
-from ._pool import DeadLetter as DeadLetter
-from ._pool import Pool as Pool
-from ._pool import PoolExecutor as PoolExecutor
-from ._pool import ResultIterator as ResultIterator
-from ._protocols import Channel as Channel
-from ._protocols import Receiver as Receiver
-from ._protocols import Sender as Sender
-from ._registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
-from ._registry import Features as Features
-from ._registry import backends as backends
-from ._registry import register_backend as register_backend
-from ._select import aselect as aselect
-from ._select import select as select
-from ._serialize import Serializer as Serializer
-from ._state.array import Array as Array
-from ._state.lock import Lock as Lock
-from ._state.proxies import ManagedDict as ManagedDict
-from ._state.proxies import ManagedList as ManagedList
-from ._state.value import Value as Value
 
-try:
-    __version__ = version("typed-channels")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from ._backends.manager import ManagerChannel as ManagerChannel
+    from ._backends.manager.core import ChannelManager as ChannelManager
+    from ._backends.pipe import PipeChannel as PipeChannel
+    from ._backends.queue import QueueChannel as QueueChannel
+    from ._backends.redis import RedisChannel as RedisChannel
+    from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
+    from ._backends.thread import ThreadChannel as ThreadChannel
+    from ._core import ChannelStats as ChannelStats
+    from ._duplex import Endpoint as Endpoint
+    from ._duplex import duplex as duplex
+    from ._open import ChannelOpener as ChannelOpener
+    from ._open import ChannelOptions as ChannelOptions
+    from ._open import ReceiverOpener as ReceiverOpener
+    from ._open import SenderOpener as SenderOpener
+    from ._open import open_channel as open_channel
+    from ._open import open_receiver as open_receiver
+    from ._open import open_sender as open_sender
+    from ._pool.executor import PoolExecutor as PoolExecutor
+    from ._pool.pool import AsyncResult as AsyncResult
+    from ._pool.pool import Pool as Pool
+    from ._pool.relay import DeadLetter as DeadLetter
+    from ._pool.results import ResultIterator as ResultIterator
+    from ._protocols import Channel as Channel
+    from ._protocols import Receiver as Receiver
+    from ._protocols import Sender as Sender
+    from ._registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+    from ._registry import Features as Features
+    from ._registry import backends as backends
+    from ._registry import register_backend as register_backend
+    from ._select import aselect as aselect
+    from ._select import select as select
+    from ._serialize import Serializer as Serializer
+    from ._state.array import Array as Array
+    from ._state.lock import Lock as Lock
+    from ._state.proxies import ManagedDict as ManagedDict
+    from ._state.proxies import ManagedList as ManagedList
+    from ._state.value import Value as Value
+
+    __version__: str
+
+# Public name -> the private module that defines it, imported on first use.
+_LAZY: dict[str, str] = {
+    "ManagerChannel": "._backends.manager",
+    "ChannelManager": "._backends.manager.core",
+    "PipeChannel": "._backends.pipe",
+    "QueueChannel": "._backends.queue",
+    "RedisChannel": "._backends.redis",
+    "SimpleQueueChannel": "._backends.simplequeue",
+    "ThreadChannel": "._backends.thread",
+    "ChannelStats": "._core",
+    "Endpoint": "._duplex",
+    "duplex": "._duplex",
+    "ChannelOpener": "._open",
+    "ChannelOptions": "._open",
+    "ReceiverOpener": "._open",
+    "SenderOpener": "._open",
+    "open_channel": "._open",
+    "open_receiver": "._open",
+    "open_sender": "._open",
+    "PoolExecutor": "._pool.executor",
+    "AsyncResult": "._pool.pool",
+    "Pool": "._pool.pool",
+    "DeadLetter": "._pool.relay",
+    "ResultIterator": "._pool.results",
+    "Channel": "._protocols",
+    "Receiver": "._protocols",
+    "Sender": "._protocols",
+    "ENTRY_POINT_GROUP": "._registry",
+    "Features": "._registry",
+    "backends": "._registry",
+    "register_backend": "._registry",
+    "aselect": "._select",
+    "select": "._select",
+    "Serializer": "._serialize",
+    "Array": "._state.array",
+    "Lock": "._state.lock",
+    "ManagedDict": "._state.proxies",
+    "ManagedList": "._state.proxies",
+    "Value": "._state.value",
+}
+
+
+# At run time only: to type checkers, a name missing above is an error, not an object.
+if not TYPE_CHECKING:
+    from importlib import import_module
+
+    def __getattr__(name: str) -> object:
+        """Import a public name's module the first time the name is used, then keep the name."""
+        if name == "__version__":
+            value: object = _version()
+        elif name in _LAZY:
+            value = getattr(import_module(_LAZY[name], __name__), name)
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
+
+    def _version() -> str:
+        # Slow to import (email, zipfile, pathlib), so only when asked.
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            return version("typed-channels")
+        except PackageNotFoundError:  # running from a source tree
+            return "0.0.0"
+
 
 __all__ = [
     "ENTRY_POINT_GROUP",

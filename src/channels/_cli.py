@@ -20,7 +20,8 @@ import typing
 from collections.abc import Callable, Generator, Sequence
 from typing import TextIO, Union, cast
 
-from . import __version__, _bench
+from . import _bench
+from ._bench.chart import check_chart, write_chart
 from ._completion import bash_script
 from ._errors import ChannelError, ConfigError
 from ._registry import backends, get_backend
@@ -59,12 +60,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the version only when asked: it loads importlib.metadata."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=cast("str", kwargs.get("help")))
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from . import __version__  # noqa: PLC0415
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Typed channels between processes: measure, list and serve backends.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     bench = sub.add_parser(
@@ -77,7 +97,19 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     add_bench_arguments(bench)
-    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the report as JSON instead of tables, or write it to FILE beside them",
+    )
+    bench.add_argument(
+        "--chart",
+        metavar="FILE",
+        help="also draw the report as a chart, FILE.png or FILE.svg (needs the plot extra: "
+        "pip install 'typed-channels[plot]')",
+    )
     bench.set_defaults(run=_bench_command, command_parser=bench)
 
     listing = sub.add_parser(
@@ -328,6 +360,11 @@ def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
+    if args.chart is not None:
+        try:  # before measuring, so a missing matplotlib costs no wasted run
+            check_chart(args.chart)
+        except ConfigError as exc:
+            return _usage_error("bench", str(exc))
     progress = _Progress(sys.stderr)
     try:
         report = _bench.run(
@@ -346,10 +383,19 @@ def _bench_command(args: argparse.Namespace) -> int:
         return 1
     finally:
         progress.done()
-    if args.json:
+    if args.json == "-":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(_bench.format_table(report))
+    try:
+        if args.json not in (None, "-"):
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(report.to_dict(), out, indent=2)
+        if args.chart is not None:
+            write_chart(report, args.chart)
+    except OSError as exc:
+        print(f"{_PROG} bench: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

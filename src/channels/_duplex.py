@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar, final, overload
-
-from typing_extensions import Unpack
+from typing import Any, Generic, TypeVar, Unpack, final, overload
 
 from ._core import ChannelStats
 from ._handles import Closing

@@ -7,9 +7,7 @@ whose ``__new__`` returns another type does not).
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypedDict, TypeVar, final, overload
-
-from typing_extensions import Unpack
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack, final, overload
 
 from ._config import ContextSpec, SerializerSpec, coerce_options, parse_spec, redact_spec
 from ._errors import ConfigError

@@ -14,7 +14,6 @@ import threading
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import cast
 
 from ._config import coerce_options
@@ -130,8 +129,10 @@ def get_backend(name: str) -> Backend:
             return _registered[key]
         if key in _loaded:
             return _loaded[key]
-    _read_entry_points()
-    target = _BUILTIN.get(key) or _entry_point_targets.get(key)
+    target = _BUILTIN.get(key)
+    if target is None:  # built-in names win, so only other names need the entry points
+        _read_entry_points()
+        target = _entry_point_targets.get(key)
     if target is None:
         raise ConfigError(
             f"unknown channel backend {name!r}; available: {', '.join(backends())} "
@@ -167,6 +168,9 @@ def _read_entry_points() -> None:
     global _entry_points_read
     if _entry_points_read:
         return
+    # Slow to import (email, zipfile, pathlib): read only for a name no built-in backend has.
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
     found = {ep.name.lower(): ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
     with _lock:
         _entry_point_targets.update({k: v for k, v in found.items() if k not in _BUILTIN})

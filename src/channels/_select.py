@@ -9,7 +9,6 @@ short pause. ``aselect`` waits its turn on each channel, as ``arecv`` does.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import select as _os_select
 import time
@@ -156,6 +155,8 @@ class _Race:
     __slots__ = ("_deadline", "_ended", "_groups", "_lock", "_rounds", "_won")
 
     def __init__(self, rounds: _Rounds, deadline: float | None) -> None:
+        import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
         self._rounds = rounds
         self._deadline = deadline
         self._lock = asyncio.Lock()
@@ -170,6 +171,8 @@ class _Race:
         self._groups = [(cores[key], indexes) for key, indexes in groups.items()]
 
     async def run(self) -> tuple[Receiver[Any], Any]:
+        import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
         if len(self._groups) == 1:
             got = await self._watch(*self._groups[0])
             if got is None:
@@ -232,6 +235,8 @@ class _Race:
             turn.leave()
 
     async def _poll(self, i: int) -> tuple[Receiver[Any], Any] | None:
+        import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
         rounds = self._rounds
         rx = rounds.receivers[i]
         while True:

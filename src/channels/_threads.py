@@ -10,20 +10,22 @@ stalled server never keeps the interpreter from exiting.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["run_off_loop"]
 
 #: How long a helper thread waits for another call before it ends, in seconds.
 IDLE_EXIT = 10.0
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], object]]
+_Job = tuple["asyncio.AbstractEventLoop", "asyncio.Future[Any]", Callable[[], object]]
 
 
 class _Helpers:
@@ -88,6 +90,8 @@ _helpers = _Helpers()
 
 def run_off_loop(call: Callable[[], object]) -> asyncio.Future[Any]:
     """Run ``call()`` on a helper thread; a future of the running loop gets its outcome."""
+    import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[Any] = loop.create_future()
     _helpers.submit((loop, outcome, call))

@@ -18,20 +18,22 @@ has two steps running.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core import POLL_SLICE, Core, steps_on_loop
 from ._errors import ChannelTimeout
 from ._policy import timed_out
 from ._threads import run_off_loop
 from ._waiting import WAIT_SLICE, readable
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["NOW", "Turn", "may_try_now", "take_turn"]
 
@@ -81,6 +83,8 @@ def _line(loop: asyncio.AbstractEventLoop, core: Core, sending: bool) -> _Line:
 def may_try_now(core: Core, sending: bool) -> bool:
     """Whether a task may try ``core`` on the loop before it takes a turn: its steps
     cannot block, and no task of this loop waits on it (so none is passed over)."""
+    import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
     if not steps_on_loop(core):
         return False
     by_core = _lines.get(asyncio.get_running_loop())
@@ -93,6 +97,8 @@ async def take_turn(core: Core, sending: bool, deadline: float | None, sent: int
 
     ``ChannelTimeout`` if the deadline passes first.
     """
+    import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
     loop = asyncio.get_running_loop()
     line = _line(loop, core, sending)
     if not line.busy:
@@ -187,6 +193,8 @@ class Turn:
         A call may do several steps (take, wait, take...) and should return soon
         after ``stop`` is set; what it returns then goes to ``keep``.
         """
+        import asyncio  # noqa: PLC0415 (loaded only where a loop runs)
+
         stop = threading.Event()
         outcome = run_off_loop(partial(call, stop))
         timer = None

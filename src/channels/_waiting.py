@@ -11,18 +11,21 @@ that may block on a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core import POLL_SLICE, Core, steps_on_loop
 from ._errors import ChannelTimeout, ConfigError
 from ._policy import timed_out
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "WAIT_SLICE",
@@ -148,6 +151,10 @@ async def astep_anyio(core: Core, call: Callable[[float | None], R], deadline: f
 
 
 def in_asyncio() -> bool:
+    """Whether an asyncio event loop runs in this thread (none can if asyncio was never loaded)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -174,6 +181,8 @@ _waiters: weakref.WeakKeyDictionary[
 
 async def readable(fd: int, timeout: float) -> bool:
     """Wait until ``fd`` is readable, at most ``timeout`` seconds; whether it became so."""
+    import asyncio  # noqa: PLC0415 (loaded already: its loop is running)
+
     loop = asyncio.get_running_loop()
     by_fd = _waiters.setdefault(loop, {})
     futures = by_fd.get(fd)

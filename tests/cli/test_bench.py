@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from channels import ConfigError, _bench
 from channels._bench import runner, workers
 
 HAS_FIFO = importlib.util.find_spec("faster_fifo") is not None
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 TINY = _bench.Workload(
     count=301, size=16, repeat=2, pings=5, batch=7, batch_count=301, large_size=64 << 10
 )
@@ -137,3 +139,63 @@ def test_unknown_rows() -> None:
         _bench.run(rows=["sideways"])
     with pytest.raises(ConfigError):
         _bench.run(rows=[])
+
+
+_SMALL = (
+    "bench --backend pipe --count 100 --repeat 1 --pings 5 --rows base batch"
+    " --batch 10 --batch-count 50"
+)
+
+
+def _bench_command(argv: str, cwd: Path, before: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``channels ARGV`` in a fresh interpreter in ``cwd``, after the code ``before``."""
+    env = {k: v for k, v in os.environ.items() if k != "CHANNELS_URL"}
+    code = f"{before}\nimport sys\nfrom channels._cli import main\nsys.exit(main({argv.split()!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_json_to_a_file_beside_the_tables(tmp_path: Path) -> None:
+    done = _bench_command(f"{_SMALL} --json report.json", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "x list trick" in done.stdout  # the tables still go to the terminal
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [r["backend"] for r in report["results"]] == ["pipe"]
+    (batch,) = report["rows"]
+    assert batch["row"] == "batch"
+    assert "the list trick" in " ".join(batch["notes"])
+    _sane(batch["stdlib"], 1)
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="needs matplotlib (the plot extra)")
+@pytest.mark.parametrize(("name", "magic"), [("chart.png", b"\x89PNG"), ("chart.svg", b"<?xml")])
+def test_chart(tmp_path: Path, name: str, magic: bytes) -> None:
+    done = _bench_command(f"{_SMALL} --chart {name}", tmp_path)
+    assert done.returncode == 0, done.stderr
+    data = (tmp_path / name).read_bytes()
+    assert data.startswith(magic)
+    if name.endswith(".svg"):
+        assert b"list trick" in data  # the batch panel's baseline is named
+        assert b"pipe" in data
+
+
+def test_a_chart_without_matplotlib_says_what_to_install(tmp_path: Path) -> None:
+    hide = "import sys\nsys.modules['matplotlib'] = None  # as if not installed"
+    done = _bench_command(f"{_SMALL} --chart chart.png", tmp_path, before=hide)
+    assert done.returncode == 2
+    assert "pip install 'typed-channels[plot]'" in done.stderr
+    assert "start method" not in done.stdout  # failed before measuring anything
+    assert not (tmp_path / "chart.png").exists()
+
+
+def test_a_chart_of_another_kind_is_refused(tmp_path: Path) -> None:
+    done = _bench_command(f"{_SMALL} --chart chart.pdf", tmp_path)
+    assert done.returncode == 2
+    assert ".png or .svg" in done.stderr

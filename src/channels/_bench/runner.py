@@ -408,7 +408,9 @@ def _rows(
             if row == "batch" and t.on_redis:
                 notes.append(f"the baseline pipelines {w.batch} XADDs and reads {w.batch} at once")
             elif row == "batch" and t.has_raw:
-                notes.append(f"the stdlib primitive carries one list of {w.batch} per put/get")
+                notes.append(
+                    f"the list trick: the primitive carries one list of {w.batch} per put/get"
+                )
             results.append(
                 RowResult(
                     row=row,

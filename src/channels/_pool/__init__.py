@@ -9,12 +9,40 @@ inside a worker; ``processes`` starting processes with Ctrl-C kept out;
 progress reports; ``stream`` workers that drain a channel; ``relay`` what
 ``channels worker`` runs, items held until their results are out; ``executor``
 the ``concurrent.futures.Executor`` face.
+
+The names below are imported on first use, as in the package itself: a worker
+process imports this package on its way to ``worker_loop``, and must not pay
+for the parent's side of the pool.
 """
 
-from .executor import PoolExecutor as PoolExecutor
-from .pool import AsyncResult as AsyncResult
-from .pool import Pool as Pool
-from .pool import ResultIterator as ResultIterator
-from .relay import DeadLetter as DeadLetter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .executor import PoolExecutor as PoolExecutor
+    from .pool import AsyncResult as AsyncResult
+    from .pool import Pool as Pool
+    from .relay import DeadLetter as DeadLetter
+    from .results import ResultIterator as ResultIterator
+
+_LAZY = {
+    "PoolExecutor": ".executor",
+    "AsyncResult": ".pool",
+    "Pool": ".pool",
+    "DeadLetter": ".relay",
+    "ResultIterator": ".results",
+}
+
+
+# At run time only: to type checkers, a name missing above is an error, not an object.
+if not TYPE_CHECKING:
+    from importlib import import_module
+
+    def __getattr__(name: str) -> object:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = ["AsyncResult", "DeadLetter", "Pool", "PoolExecutor", "ResultIterator"]

@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from multiprocessing.context import BaseContext
-from typing import TypeVar, cast, final
-
-from typing_extensions import ParamSpec, TypeVarTuple
+from typing import ParamSpec, TypeVar, TypeVarTuple, cast, final
 
 from .._core import deadline_after
 from .._errors import ConfigError

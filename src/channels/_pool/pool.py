@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import Self, TypeVar, cast, final, overload
-
-from typing_extensions import ParamSpec, TypeVarTuple
+from typing import ParamSpec, Self, TypeVar, TypeVarTuple, cast, final, overload
 
 from .._core import deadline_after
 from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError

@@ -32,8 +32,6 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
-from .._config import resolve_context as _resolve_context
-
 __all__ = [
     "UNGUARDED_MAIN",
     "exit_description",
@@ -77,13 +75,36 @@ def _terminate_all() -> None:
 
 def resolve_context(context: str | BaseContext | None) -> BaseContext:
     """The pool's context: the shared rules, and a forkserver started now if it is one."""
-    ctx = _resolve_context(context)
+    # Imported here, in the parent: a worker, which imports this module too, never needs it.
+    from .._config import resolve_context as shared_rules  # noqa: PLC0415
+
+    ctx = shared_rules(context)
     if ctx.get_start_method() == "forkserver":
+        _preload_worker_loop()
         # Start the server now, from the caller's thread: started later from a
         # thread that blocks SIGINT, it would pass that mask on to every
         # process it forks, including other libraries' ones.
         forkserver.ensure_running()
     return ctx
+
+
+# What a worker runs: a forkserver that imported it once forks workers that need not.
+_WORKER_MODULE = "channels._pool.worker_loop"
+
+
+def _preload_worker_loop() -> None:
+    """Add the worker's module to what a forkserver not yet started imports before it forks.
+
+    The modules named before (``multiprocessing.set_forkserver_preload``, by
+    default the main module) stay; a server already running is left as it is.
+    """
+    server = getattr(forkserver, "_forkserver", None)  # the one every forkserver context shares
+    preload = getattr(server, "_preload_modules", None)
+    if getattr(server, "_forkserver_pid", 0) is not None or not isinstance(preload, list):
+        return
+    names = cast("list[str]", preload)
+    if _WORKER_MODULE not in names:
+        forkserver.set_forkserver_preload([*names, _WORKER_MODULE])
 
 
 @contextlib.contextmanager

@@ -55,7 +55,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from ..._codec import Payload, plain
 from ..._config import (
@@ -70,7 +70,6 @@ from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError,
 from ..._handover import Handed
 from ..._liveness import host_key, me, pid_alive, process_stamp
 from ..._serialize import Serializer, resolve_serializer
-from ..._state.proxies import DictOpener, ListOpener
 from .link import (
     CONNECT_TIMEOUT,
     MIN_ANSWER,
@@ -87,6 +86,12 @@ from .link import (
     process_key,
     to_authkey,
 )
+
+if TYPE_CHECKING:
+    # Imported where used at run time: the proxies import this package's link module, so a
+    # process that meets a proxy first (unpickling one in a spawned child) would find this
+    # module half made.
+    from ..._state.proxies import DictOpener, ListOpener
 from .server import ChannelServer, describe_address, exit_with
 from .state import WINDOW
 
@@ -185,11 +190,15 @@ class ChannelManager(BaseManager):
     @property
     def dict(self) -> DictOpener:
         """Make a typed dict in the server: ``manager.dict[str, int]()`` (the manager must run)."""
+        from ..._state.proxies import DictOpener  # noqa: PLC0415
+
         return DictOpener(self)
 
     @property
     def list(self) -> ListOpener:
         """Make a typed list in the server: ``manager.list[str]()`` (the manager must run)."""
+        from ..._state.proxies import ListOpener  # noqa: PLC0415
+
         return ListOpener(self)
 
     def __repr__(self) -> str:

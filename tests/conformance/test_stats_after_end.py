@@ -25,17 +25,6 @@ def _counts_after_the_end(backend: str) -> list[Counts]:
     ]
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        pytest.param(
-            b,
-            marks=pytest.mark.xfail(
-                b == "redis", reason="a drained redis channel forgets its counts", strict=True
-            ),
-        )
-        for b in BACKENDS
-    ],
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_stats_count_what_was_sent_and_received_after_the_end(backend: str) -> None:
     assert _counts_after_the_end(backend) == [(3, 3, 0, True, False)] * 3

@@ -67,6 +67,7 @@ def parse_spec(spec: str | None) -> Spec:
                 f"bad channel spec {shown}: expected NAME or NAME://[HOST:PORT][/NAME]?opt=value"
             )
         return Spec(text.lower(), {})
+    parts, port = None, None
     try:
         parts = urlsplit(text)
         port = parts.port

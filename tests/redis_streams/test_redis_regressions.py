@@ -390,7 +390,7 @@ def test_a_server_stall_longer_than_a_lease_breaks_nothing_and_duplicates_nothin
     for stream, running in zip(streams, drains, strict=True):
         items, stop = running.result(timeout=2 * WAIT)
         stream.items += [(str(s), int(n)) for s, n in items]
-        stream.stop = {"EndOfChannel": "end", "ChannelBroken": "broken"}.get(stop, stop)
+        stream.stop = {"EndOfChannel": "end", "ChannelBroken": "broken"}.get(str(stop), str(stop))
         if stop == "ChannelBroken":
             party.broken.append(f"receiver {stream.receiver}")
     party.streams = streams

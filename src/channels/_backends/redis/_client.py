@@ -86,7 +86,7 @@ class Client:
         deadline: float | None,
     ) -> list[object]:
         """Run a Lua script until the server answers (see ``run``); ``args`` of the attempt."""
-        import redis  # noqa: PLC0415 (optional: imported only when used)
+        from redis.exceptions import NoScriptError  # noqa: PLC0415 (optional)
 
         count, head = _script_head(source, tuple(keys))
 
@@ -95,7 +95,7 @@ class Client:
             packed = b"*%d\r\n%s%s" % (count + len(given), head, b"".join(map(_bulk, given)))
             try:
                 return self.command(packed, timeout)
-            except redis.exceptions.NoScriptError:  # a restarted server forgot it
+            except NoScriptError:  # a restarted server forgot it
                 return self.command(["EVAL", source, len(keys), *keys, *given], timeout)
 
         return as_list(self.run(call, deadline))
@@ -165,10 +165,10 @@ class Client:
         time.sleep(pause)
 
     def _refused(self, exc: Exception) -> NoReturn:
-        import redis  # noqa: PLC0415 (optional: imported only when used)
+        from redis.exceptions import OutOfMemoryError  # noqa: PLC0415 (optional)
 
         where = self.server.describe()
-        if isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc):
+        if isinstance(exc, OutOfMemoryError) or "maxmemory" in str(exc):
             raise ServerFull(
                 f"the redis server at {where} is at its memory limit (maxmemory) and "
                 "refuses new items; receivers can still drain the channel"

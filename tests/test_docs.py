@@ -35,6 +35,8 @@ import channels
 if TYPE_CHECKING:
     from redis_server import RedisServer
 
+pytestmark = pytest.mark.extended  # run by .ci/run after the default set
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REDIS_URL = "redis://localhost:6379"

@@ -103,6 +103,7 @@ def server() -> Iterator[ChannelManager]:
         yield manager
 
 
+@pytest.mark.extended
 def test_clients_get_in_during_a_slowloris_flood(server: ChannelManager) -> None:
     host, port = cast(tuple[str, int], server.address)
     url = f"manager://{host}:{port}/legit"

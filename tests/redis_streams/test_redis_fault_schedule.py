@@ -37,6 +37,7 @@ MakeProxy = Callable[[RedisServer], FaultProxy]
 pytestmark = [
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
     pytest.mark.slow,
+    pytest.mark.extended,
     pytest.mark.timeout(180),  # faults for at most 45 s, then every process joined (bounded)
 ]
 

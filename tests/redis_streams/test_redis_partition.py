@@ -30,7 +30,10 @@ from history import History, Party, check
 from redis_server import REDIS_SERVER, SKIP_REASON, RedisServer
 from support import TESTS
 
-pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+pytestmark = [
+    pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
+    pytest.mark.extended,
+]
 
 #: Longer than any cut below, so a partitioned process never looks dead.
 LEASE = 6.0

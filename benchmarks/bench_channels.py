@@ -12,7 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from channels import ConfigError, _bench, _cli
+from channels import ConfigError, _bench
+from channels._cli import main as _cli
 
 AIM = 0.95
 AIM_BACKENDS = ("pipe", "queue")

@@ -31,7 +31,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 import channels
-from channels import ChannelTimeout, _steps
+from channels import ChannelTimeout
+from channels._engine import steps as _steps
 
 #: The ticker's period, the goal for its longest extra gap, and each wait's timeout.
 TICK = 0.01

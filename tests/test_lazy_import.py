@@ -27,8 +27,8 @@ _HEAVY = (
     "channels._backends.redis",
     "channels._pool.pool",
     "channels._pool.dispatcher",
-    "channels._cli",
-    "channels._select",
+    "channels._cli.main",
+    "channels._engine.select",
 )
 
 
@@ -58,7 +58,7 @@ def test_a_first_local_channel_loads_no_asyncio_pool_manager_redis_or_metadata()
         "assert ch.recv() == 1\n"
         "ch.close()"
     )
-    assert "channels._backends.pipe" in loaded
+    assert "channels._backends.local.pipe" in loaded
     assert sorted(loaded & set(_HEAVY)) == []
 
 
@@ -74,7 +74,7 @@ def test_asyncio_support_still_loads_when_used() -> None:
         "    ch.close()\n"
         "asyncio.run(main())"
     )
-    assert {"asyncio", "channels._select"} <= loaded
+    assert {"asyncio", "channels._engine.select"} <= loaded
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
@@ -152,11 +152,11 @@ def test_the_forkserver_preloads_the_worker_side_and_keeps_the_users_modules() -
 def test_the_command_line_reads_its_version_only_when_asked() -> None:
     loaded = _loaded_after(
         "import contextlib, io\n"
-        "from channels._cli import main\n"
+        "from channels._cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main(['--help'])"
     )
-    assert "channels._cli" in loaded
+    assert "channels._cli.main" in loaded
     assert "importlib.metadata" not in loaded
     done = subprocess.run(
         [sys.executable, "-m", "channels", "--version"],

@@ -127,7 +127,7 @@ def test_the_wheel_holds_the_package_only(dists: Dists) -> None:
     assert metadata["License-Expression"] == "MIT"
     urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
     assert urls == PYPROJECT["project"]["urls"]
-    assert "channels = channels._cli:main" in entry_points
+    assert "channels = channels._cli.main:main" in entry_points
     assert "docs/guarantees.md" in (metadata.get_payload() or "")  # README is the description
 
 

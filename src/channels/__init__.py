@@ -30,16 +30,18 @@ from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
 
 if TYPE_CHECKING:
+    from ._backends.local.pipe import PipeChannel as PipeChannel
+    from ._backends.local.queue import QueueChannel as QueueChannel
+    from ._backends.local.simplequeue import SimpleQueueChannel as SimpleQueueChannel
     from ._backends.manager import ManagerChannel as ManagerChannel
     from ._backends.manager.core import ChannelManager as ChannelManager
-    from ._backends.pipe import PipeChannel as PipeChannel
-    from ._backends.queue import QueueChannel as QueueChannel
     from ._backends.redis import RedisChannel as RedisChannel
-    from ._backends.simplequeue import SimpleQueueChannel as SimpleQueueChannel
     from ._backends.thread import ThreadChannel as ThreadChannel
-    from ._core import ChannelStats as ChannelStats
     from ._duplex import Endpoint as Endpoint
     from ._duplex import duplex as duplex
+    from ._engine.contract import ChannelStats as ChannelStats
+    from ._engine.select import aselect as aselect
+    from ._engine.select import select as select
     from ._open import ChannelOpener as ChannelOpener
     from ._open import ChannelOptions as ChannelOptions
     from ._open import ReceiverOpener as ReceiverOpener
@@ -59,8 +61,6 @@ if TYPE_CHECKING:
     from ._registry import Features as Features
     from ._registry import backends as backends
     from ._registry import register_backend as register_backend
-    from ._select import aselect as aselect
-    from ._select import select as select
     from ._serialize import Serializer as Serializer
     from ._state.array import Array as Array
     from ._state.lock import Lock as Lock
@@ -74,12 +74,12 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "ManagerChannel": "._backends.manager",
     "ChannelManager": "._backends.manager.core",
-    "PipeChannel": "._backends.pipe",
-    "QueueChannel": "._backends.queue",
+    "PipeChannel": "._backends.local.pipe",
+    "QueueChannel": "._backends.local.queue",
     "RedisChannel": "._backends.redis",
-    "SimpleQueueChannel": "._backends.simplequeue",
+    "SimpleQueueChannel": "._backends.local.simplequeue",
     "ThreadChannel": "._backends.thread",
-    "ChannelStats": "._core",
+    "ChannelStats": "._engine.contract",
     "Endpoint": "._duplex",
     "duplex": "._duplex",
     "ChannelOpener": "._open",
@@ -101,8 +101,8 @@ _LAZY: dict[str, str] = {
     "Features": "._registry",
     "backends": "._registry",
     "register_backend": "._registry",
-    "aselect": "._select",
-    "select": "._select",
+    "aselect": "._engine.select",
+    "select": "._engine.select",
     "Serializer": "._serialize",
     "Array": "._state.array",
     "Lock": "._state.lock",

@@ -1,3 +1,3 @@
-from channels._cli import main
+from channels._cli.main import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
-    from ._core import ChannelStats
+    from ._engine.contract import ChannelStats
 
 __all__ = ["Channel", "Closable", "Receiver", "Sender"]
 

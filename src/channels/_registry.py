@@ -76,9 +76,9 @@ class Backend:
 
 _BUILTIN = {
     "thread": "channels._backends.thread:ThreadChannel",
-    "pipe": "channels._backends.pipe:PipeChannel",
-    "queue": "channels._backends.queue:QueueChannel",
-    "simplequeue": "channels._backends.simplequeue:SimpleQueueChannel",
+    "pipe": "channels._backends.local.pipe:PipeChannel",
+    "queue": "channels._backends.local.queue:QueueChannel",
+    "simplequeue": "channels._backends.local.simplequeue:SimpleQueueChannel",
     "manager": "channels._backends.manager:ManagerChannel",
     "redis": "channels._backends.redis:RedisChannel",
     "rediss": "channels._backends.redis:rediss",

@@ -150,7 +150,10 @@ _SMALL = (
 def _bench_command(argv: str, cwd: Path, before: str = "") -> subprocess.CompletedProcess[str]:
     """Run ``channels ARGV`` in a fresh interpreter in ``cwd``, after the code ``before``."""
     env = {k: v for k, v in os.environ.items() if k != "CHANNELS_URL"}
-    code = f"{before}\nimport sys\nfrom channels._cli import main\nsys.exit(main({argv.split()!r}))"
+    code = (
+        f"{before}\nimport sys\nfrom channels._cli.main import main\n"
+        f"sys.exit(main({argv.split()!r}))"
+    )
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 import channels
-from channels import _bench, _cli, backends
+from channels import _bench, backends
+from channels._cli import main as _cli
 
 from support import WAIT
 

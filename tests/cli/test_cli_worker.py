@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import channels
-from channels import EndOfChannel, _cli
+from channels import EndOfChannel
+from channels._cli import main as _cli
 
 from redis_server import SKIP_REASON, RedisServer, free_port, shared
 from support import WAIT, drain

@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 import channels
-from channels import ChannelTimeout, SerializationError, _steps
+from channels import ChannelTimeout, SerializationError
+from channels._engine import steps as _steps
 
 from support import LOCAL_BACKENDS, WAIT, open_for
 

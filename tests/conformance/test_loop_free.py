@@ -20,8 +20,9 @@ from typing import Any, TypeVar, cast
 import pytest
 
 import channels
-from channels import ChannelTimeout, ManagerChannel, WouldBlock, _steps
+from channels import ChannelTimeout, ManagerChannel, WouldBlock
 from channels._backends.manager.core import ManagerCore
+from channels._engine import steps as _steps
 
 from support import BACKENDS, BOUNDED_BACKENDS, HAVE_REDIS, LOCAL_BACKENDS, WAIT, open_for
 

@@ -1,4 +1,4 @@
-"""Stopping a child at a named protocol point (``channels._steps``) and killing it there."""
+"""Stopping a child at a named protocol point (``channels._engine.steps``) and killing it there."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from channels import _steps
+from channels._engine import steps as _steps
 
 from support import WAIT
 

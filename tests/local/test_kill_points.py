@@ -1,6 +1,6 @@
 """A process killed at every step of the local channels' lock protocols.
 
-Each case stops a child at one named point (``channels._steps``) with SIGSTOP,
+Each case stops a child at one named point (``channels._engine.steps``) with SIGSTOP,
 kills it there with SIGKILL, and checks what the survivors see: nothing hangs,
 the channel keeps working, and each item is where the protocol says it must be.
 """
@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 import channels
-from channels import ChannelBroken, EndOfChannel, _steps
+from channels import ChannelBroken, EndOfChannel
 from channels._backends.local.core import LocalCore
+from channels._engine import steps as _steps
 
 from local_kill import kill_at, stopped
 from support import LOCAL_BACKENDS, WAIT, drain, open_for

@@ -29,7 +29,7 @@ from channels import ChannelBroken, ChannelTimeout, ConfigError
 from channels._backends.manager import ManagerChannel
 from channels._backends.manager.core import ChannelManager, ManagerCore
 from channels._backends.manager.link import ENV_AUTHKEY
-from channels._serve import MIN_AUTHKEY_BYTES, check_server_key, serve
+from channels._cli.serve import MIN_AUTHKEY_BYTES, check_server_key, serve
 
 import children
 import manager_funcs
@@ -563,7 +563,7 @@ def test_every_receiver_gone_breaks_a_blocked_sender() -> None:
 def test_serve_hosts_named_channels_until_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_AUTHKEY, KEY)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from channels._serve import serve; serve()"],
+        [sys.executable, "-c", "from channels._cli.serve import serve; serve()"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,7 +19,7 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import ParamSpec, Self, TypeVar, TypeVarTuple, cast, final, overload
 
-from .._core import deadline_after
+from .._engine.contract import deadline_after
 from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError
 from .._protocols import Receiver, Sender
 from .dispatcher import Engine

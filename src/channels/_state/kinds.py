@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from .._errors import ChannelError, ConfigError
-from .._robust import MUTEX_BYTES
+from .._process.robust_lock import MUTEX_BYTES
 
 __all__ = [
     "DATA_AT",

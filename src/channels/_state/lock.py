@@ -1,6 +1,6 @@
 """``channels.Lock``: a process lock that a dead holder cannot wedge.
 
-It is a robust mutex (``channels._robust``) in shared memory: when the process
+It is a robust mutex (``channels._process.robust_lock``) in shared memory: when the process
 or thread holding it dies, however it dies, the next ``acquire`` gets it, logs
 the death at WARNING, and goes on; ``multiprocessing.Lock`` would make every
 other process wait forever. It is not reentrant: a thread that acquires a lock
@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import final
 
 from .._errors import ChannelError, ConfigError
-from .._robust import MUTEX_BYTES, OWNER_DIED, RobustMutex
+from .._process.robust_lock import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from .segment import Segment
 
 __all__ = ["Lock"]

@@ -30,7 +30,7 @@ from .._backends.manager.link import (
     link_for,
 )
 from .._errors import ChannelError, SerializationError
-from .._liveness import me
+from .._process.liveness import me
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem

@@ -11,12 +11,12 @@ unbounded channel never makes ``send`` wait, however slow the receivers. While
 the overflow holds items every new item goes there too, and receivers empty the
 pipe before the overflow, so the order is kept.
 
-The first page of that file holds two robust mutexes (``_robust``), the
+The first page of that file holds two robust mutexes (``robust_lock``), the
 channel's ``Ledger`` and a few transport words. The write lock orders writers
 and every change to the ledger; the read lock orders readers. A process may take
 the write lock while it holds the read lock, never the other way round. Why a
 death at any instruction can neither wedge nor corrupt a channel is written out
-step by step in ``docs/architecture.md``; ``_steps`` names the points the tests
+step by step in ``docs/architecture.md``; ``steps`` names the points the tests
 kill at.
 
 A bounded channel counts items sent and taken (``_SENT``, ``_RECEIVED``); a
@@ -43,7 +43,6 @@ from multiprocessing import reduction
 from multiprocessing.context import get_spawning_popen
 from typing import ClassVar, NoReturn, Protocol
 
-from ... import _steps
 from ..._codec import OutOfBand, Payload, in_band
 from ..._config import (
     ContextSpec,
@@ -52,10 +51,17 @@ from ..._config import (
     check_message_limit,
     resolve_context,
 )
-from ..._core import POLL_SLICE, ChannelStats, Data
-from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, EndOfChannel
-from ..._handover import Handed
-from ..._ledger import (
+from ..._engine import steps as _steps
+from ..._engine.conditions import (
+    check_clonable,
+    check_sendable,
+    lost_unfinished,
+    not_joinable,
+    nothing_left,
+    nothing_to_mark,
+)
+from ..._engine.contract import POLL_SLICE, ChannelStats, Data
+from ..._engine.ledger import (
     BROKEN,
     BROKEN_RECEIVERS_GONE,
     BROKEN_SENDERS_GONE,
@@ -65,16 +71,10 @@ from ..._ledger import (
     WORDS,
     Ledger,
 )
-from ..._liveness import me, pid_alive, process_stamp
-from ..._policy import (
-    check_clonable,
-    check_sendable,
-    lost_unfinished,
-    not_joinable,
-    nothing_left,
-    nothing_to_mark,
-)
-from ..._robust import MUTEX_BYTES, OWNER_DIED, RobustMutex
+from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, EndOfChannel
+from ..._process.handover import Handed
+from ..._process.liveness import me, pid_alive, process_stamp
+from ..._process.robust_lock import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from ..._serialize import Serializer, resolve_serializer
 from .overflow import WORDS as OVERFLOW_WORDS
 from .overflow import Overflow
@@ -160,7 +160,7 @@ class LocalCore:
     """One local channel's transport and books; see the module docstring."""
 
     #: Its steps take no lock that is not free when their deadline has passed, and do no
-    #: I/O that can stall: an event loop may try them itself (see ``_core.steps_on_loop``).
+    #: I/O that can stall: an event loop may try them itself (see ``contract.steps_on_loop``).
     steps_on_loop: ClassVar[bool] = True
 
     __slots__ = (

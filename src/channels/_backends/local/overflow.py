@@ -30,9 +30,9 @@ import os
 import struct
 from collections.abc import Sequence
 
-from ... import _steps
+from ..._engine import steps as _steps
+from ..._engine.ledger import BROKEN_TORN, WHY, Words
 from ..._errors import ChannelBroken
-from ..._ledger import BROKEN_TORN, WHY, Words
 
 __all__ = ["Overflow"]
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar, cast, final
 
 from ..._config import ContextSpec, SerializerSpec
-from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
+from ..._engine.handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
 from .core import ChannelManager, ManagerCore
 

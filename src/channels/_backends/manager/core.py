@@ -65,10 +65,10 @@ from ..._config import (
     check_message_limit,
     resolve_context,
 )
-from ..._core import ChannelStats
+from ..._engine.contract import ChannelStats
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
-from ..._handover import Handed
-from ..._liveness import host_key, me, pid_alive, process_stamp
+from ..._process.handover import Handed
+from ..._process.liveness import host_key, me, pid_alive, process_stamp
 from ..._serialize import Serializer, resolve_serializer
 from .link import (
     CONNECT_TIMEOUT,

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import cast
 
+from ..._engine.ledger import BROKEN_SERVER_GONE, WHY
 from ..._errors import (
     AuthkeyMissing,
     AuthkeyRejected,
@@ -37,7 +38,6 @@ from ..._errors import (
     ChannelTimeout,
     ConfigError,
 )
-from ..._ledger import BROKEN_SERVER_GONE, WHY
 from .server import HUB_ID, borrowed_socket, describe_address
 
 __all__ = [

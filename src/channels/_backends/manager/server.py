@@ -50,9 +50,9 @@ from multiprocessing.managers import Server
 from multiprocessing.util import get_temp_dir
 from typing import Any, NoReturn, cast
 
+from ..._engine.ledger import BROKEN
 from ..._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
-from ..._ledger import BROKEN
-from ..._liveness import host_key, pid_alive
+from ..._process.liveness import host_key, pid_alive
 from ..._state.store import ObjectStore
 from .state import ChannelState
 

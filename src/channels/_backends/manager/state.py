@@ -28,15 +28,22 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from ..._core import POLL_SLICE
-from ..._ledger import BROKEN, BROKEN_RECEIVERS_GONE, BROKEN_SENDERS_GONE, ENDED, WORDS, Ledger
-from ..._policy import (
+from ..._engine.conditions import (
     check_clonable,
     check_sendable,
     lost_unfinished,
     not_joinable,
     nothing_left,
     nothing_to_mark,
+)
+from ..._engine.contract import POLL_SLICE
+from ..._engine.ledger import (
+    BROKEN,
+    BROKEN_RECEIVERS_GONE,
+    BROKEN_SENDERS_GONE,
+    ENDED,
+    WORDS,
+    Ledger,
 )
 
 __all__ = ["WINDOW", "Caller", "ChannelState"]

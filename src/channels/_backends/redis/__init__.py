@@ -2,7 +2,7 @@
 
 The package holds the connection settings (``_connection``), the bookkeeping as
 Lua scripts (``_scripts``), the leases a process keeps while it lives
-(``_lease``), the core (``_core``) and the channel class (``_channel``). It
+(``_lease``), the core (``contract``) and the channel class (``_channel``). It
 imports without redis-py; opening a channel without it raises ``ConfigError``.
 """
 
@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, final
 
-from ..._handles import ReceiverHandle, SenderHandle
+from ..._engine.handles import ReceiverHandle, SenderHandle
 from ..._registry import Features
 from ._channel import RedisChannel
 

@@ -52,7 +52,8 @@ from ..._config import (
     check_message_limit,
     resolve_context,
 )
-from ..._core import ChannelStats, remaining
+from ..._engine.conditions import not_joinable, nothing_to_mark
+from ..._engine.contract import ChannelStats, remaining
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,
@@ -61,9 +62,8 @@ from ..._errors import (
     ConfigError,
     EndOfChannel,
 )
-from ..._handover import Handed
-from ..._liveness import me, pid_alive, process_stamp
-from ..._policy import not_joinable, nothing_to_mark
+from ..._process.handover import Handed
+from ..._process.liveness import me, pid_alive, process_stamp
 from ..._serialize import Serializer, resolve_serializer
 from . import _scripts as lua
 from ._client import Arg, Client, as_bytes, as_int, as_list

@@ -25,7 +25,7 @@ import weakref
 from multiprocessing import util
 from typing import Protocol
 
-from ..._liveness import me
+from ..._process.liveness import me
 
 __all__ = ["Leaseholder", "born_suffix", "hold", "process_name"]
 

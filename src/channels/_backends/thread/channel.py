@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import ClassVar, Generic, Never, NoReturn, TypeVar, final
 
 from ..._config import check_maxsize
-from ..._core import ChannelStats
+from ..._engine.contract import ChannelStats
+from ..._engine.handles import Closing
 from ..._errors import ConfigError
-from ..._handles import Closing
 from ..._protocols import Receiver, Sender
 from ..._registry import Features
 from .core import FIRST, ThreadCore, cannot_cross

@@ -25,9 +25,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar, NoReturn
 
-from ..._core import ChannelStats
+from ..._engine.conditions import not_joinable, nothing_to_mark
+from ..._engine.contract import ChannelStats
 from ..._errors import ChannelBroken, ChannelClosed, ConfigError, EndOfChannel
-from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import PICKLE, Serializer
 
 __all__ = ["FIRST", "NOTHING", "Signal", "ThreadCore", "cannot_cross"]
@@ -106,7 +106,7 @@ class ThreadCore:
     """
 
     #: Its steps hold the lock only for a few statements and do no I/O: an event loop
-    #: may run them itself (see ``_core.steps_on_loop``).
+    #: may run them itself (see ``contract.steps_on_loop``).
     steps_on_loop: ClassVar[bool] = True
 
     __slots__ = (

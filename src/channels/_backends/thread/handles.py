@@ -3,7 +3,7 @@
 ``send`` and ``recv`` (and their ``*_nowait`` and asyncio faces) first try to
 move the item under the core's lock in a few statements; only when that cannot
 be done now (full, empty, closed, a timeout to check) do they fall back to the
-engine's shared waiting loop (``_waiting.pause`` / ``apause``) over the core.
+engine's shared waiting loop (``waiting.pause`` / ``apause``) over the core.
 Items are the very objects sent: nothing is serialized.
 """
 
@@ -13,11 +13,11 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Generic, NoReturn, TypeVar, cast, final
 
-from ..._core import ChannelStats, deadline_after
+from ..._engine.conditions import closed_receiver, full, nothing_ready
+from ..._engine.contract import ChannelStats, deadline_after
+from ..._engine.handles import Closing
+from ..._engine.waiting import apause, pause
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
-from ..._handles import Closing
-from ..._policy import closed_receiver, full, nothing_ready
-from ..._waiting import apause, pause
 from .core import NOTHING, ThreadCore, cannot_cross
 
 __all__ = ["ThreadReceiver", "ThreadSender"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from multiprocessing.context import get_spawning_popen
 
-from ._liveness import me, started_pid
+from .liveness import me, started_pid
 
 __all__ = ["Handed"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeVar, final
 
-from .._config import ContextSpec, SerializerSpec
-from .._handles import ChannelBase
-from .._registry import Features
-from .local.core import SHM_THRESHOLD, LocalCore
+from ..._config import ContextSpec, SerializerSpec
+from ..._engine.handles import ChannelBase
+from ..._registry import Features
+from .core import SHM_THRESHOLD, LocalCore
 
 __all__ = ["SimpleQueueChannel"]
 

@@ -33,13 +33,13 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TextIO, final
 
-from ._config import parse_spec, redact_spec
-from ._errors import ChannelError, ChannelTimeout, ConfigError
-from ._handles import SenderHandle
-from ._open import open_receiver, open_sender
-from ._pool.pool import Pool
-from ._pool.relay import DeadLetter, Relay
-from ._protocols import Receiver, Sender
+from .._config import parse_spec, redact_spec
+from .._engine.handles import SenderHandle
+from .._errors import ChannelError, ChannelTimeout, ConfigError
+from .._open import open_receiver, open_sender
+from .._pool.pool import Pool
+from .._pool.relay import DeadLetter, Relay
+from .._protocols import Receiver, Sender
 
 __all__ = ["load_function", "named_channel", "run_worker"]
 

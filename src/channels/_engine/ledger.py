@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from . import _steps
-from ._errors import ChannelError
+from .._errors import ChannelError
+from . import steps as _steps
 
 __all__ = ["BROKEN", "ENDED", "WORDS", "Ledger", "Liveness", "Words"]
 

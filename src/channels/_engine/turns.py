@@ -6,10 +6,10 @@ turn ready; the others wait for their turn, first come, first served. So any
 number of waiting tasks cost one try per wake-up, and none starves.
 
 A *step* is one call of a core's ``put``, ``take`` or ``wait``. A core whose
-steps an event loop may run (``_core.steps_on_loop``: the local backends) is
+steps an event loop may run (``contract.steps_on_loop``: the local backends) is
 tried on the loop with a deadline that has already passed, which takes no lock
 that is not free; only if a lock is busy does the step go to a helper thread
-(``_threads``). Every other core's steps run on a helper thread, one at a time
+(``threads``). Every other core's steps run on a helper thread, one at a time
 per line. A task that is cancelled, or runs out of time, while its step runs
 leaves the step to finish: whatever it took is kept for the receiver's next
 call, and the turn passes on only then, so the order holds and a line never
@@ -26,11 +26,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._core import POLL_SLICE, Core, steps_on_loop
-from ._errors import ChannelTimeout
-from ._policy import timed_out
-from ._threads import run_off_loop
-from ._waiting import WAIT_SLICE, readable
+from .._errors import ChannelTimeout
+from .conditions import timed_out
+from .contract import POLL_SLICE, Core, steps_on_loop
+from .threads import run_off_loop
+from .waiting import WAIT_SLICE, readable
 
 if TYPE_CHECKING:
     import asyncio
@@ -130,7 +130,7 @@ class Turn:
         self._core = core
         self._sending = sending
         self._line = line
-        #: Whether the loop may try this core's steps itself (``_core.steps_on_loop``).
+        #: Whether the loop may try this core's steps itself (``contract.steps_on_loop``).
         self.quick = steps_on_loop(core)
         self._pending: asyncio.Future[Any] | None = None  # a step this task left running
 

@@ -14,13 +14,13 @@ import select as _os_select
 import time
 from typing import Any, TypeVar, cast, overload
 
-from ._core import POLL_SLICE, Core, deadline_after, steps_on_loop
-from ._errors import ChannelTimeout, ConfigError, EndOfChannel, WouldBlock
-from ._handles import ChannelBase, ReceiverHandle
-from ._policy import timed_out
-from ._protocols import Receiver
-from ._turns import take_turn
-from ._waiting import anyio_module, in_asyncio
+from .._errors import ChannelTimeout, ConfigError, EndOfChannel, WouldBlock
+from .._protocols import Receiver
+from .conditions import timed_out
+from .contract import POLL_SLICE, Core, deadline_after, steps_on_loop
+from .handles import ChannelBase, ReceiverHandle
+from .turns import take_turn
+from .waiting import anyio_module, in_asyncio
 
 __all__ = ["aselect", "select"]
 
@@ -115,7 +115,7 @@ async def aselect(
     """``select`` for asyncio: waits without blocking the event loop.
 
     It waits in line with the other tasks of its loop on each channel (see
-    ``_turns``). Cancelled, it returned no item and lost none: an item its take
+    ``turns``). Cancelled, it returned no item and lost none: an item its take
     was still bringing is kept for that receiver's next call.
     """
     deadline = deadline_after(timeout)

@@ -13,7 +13,7 @@ call on the same channel in the same thread.
 
 Every face (blocking, ``*_nowait``, batches, asyncio) is the same loop: try the
 core's non-blocking ``put`` or ``take``, and if it did nothing, wait for this
-thread's (or task's) turn, pause (``_waiting``, ``_turns``) and try again.
+thread's (or task's) turn, pause (``waiting``, ``turns``) and try again.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from functools import partial
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast, final
 
-from ._codec import OutOfBand, Payload, decode, decode_many, encode_many, encoder
-from ._core import ChannelStats, Core, deadline_after
-from ._errors import (
+from .._codec import OutOfBand, Payload, decode, decode_many, encode_many, encoder
+from .._errors import (
     ChannelError,
     ChannelTimeout,
     ConfigError,
@@ -39,11 +38,12 @@ from ._errors import (
     SerializationError,
     WouldBlock,
 )
-from ._policy import closed_receiver, full, nothing_ready
-from ._protocols import Receiver, Sender
-from ._serialize import PASS_THROUGH, cannot_load, loader
-from ._turns import NOW, Turn, may_try_now, take_turn
-from ._waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
+from .._protocols import Receiver, Sender
+from .._serialize import PASS_THROUGH, cannot_load, loader
+from .conditions import closed_receiver, full, nothing_ready
+from .contract import ChannelStats, Core, deadline_after
+from .turns import NOW, Turn, may_try_now, take_turn
+from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 
 __all__ = ["ChannelBase", "Closing", "ReceiverHandle", "SenderHandle"]
 

@@ -1,6 +1,6 @@
 """The ``channels`` command: bench, backends, serve, worker, inspect and completion.
 
-``worker`` and ``inspect`` live in ``_cli_worker`` and ``_cli_inspect``; this
+``worker`` and ``inspect`` live in ``worker`` and ``inspect``; this
 module only registers them.
 
 Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
@@ -20,11 +20,11 @@ import typing
 from collections.abc import Callable, Generator, Sequence
 from typing import TextIO, Union, cast
 
-from . import _bench
-from ._bench.chart import check_chart, write_chart
-from ._completion import bash_script
-from ._errors import ChannelError, ConfigError
-from ._registry import backends, get_backend
+from .. import _bench
+from .._bench.chart import check_chart, write_chart
+from .._errors import ChannelError, ConfigError
+from .._registry import backends, get_backend
+from .completion import bash_script
 
 __all__ = ["AUTHKEY_ENV", "add_bench_arguments", "main", "workload_from_args"]
 
@@ -73,7 +73,7 @@ class _Version(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        from . import __version__  # noqa: PLC0415
+        from .. import __version__  # noqa: PLC0415
 
         print(f"{parser.prog} {__version__}")
         parser.exit()
@@ -501,7 +501,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 def _serve_command(args: argparse.Namespace) -> int:
     # Imported on use: it brings in the manager machinery, which bench and backends never need.
-    from ._serve import authkey_from_file, serve  # noqa: PLC0415
+    from .serve import authkey_from_file, serve  # noqa: PLC0415
 
     with _logging_to_stderr(args.verbose):
         try:
@@ -535,7 +535,7 @@ def _logging_to_stderr(verbosity: int) -> Generator[None]:
 
 def _worker_command(args: argparse.Namespace) -> int:
     # Imported on use: it brings in the pool, which the other commands never need.
-    from ._cli_worker import run_worker  # noqa: PLC0415
+    from .worker import run_worker  # noqa: PLC0415
 
     with _logging_to_stderr(0):
         try:
@@ -556,7 +556,7 @@ def _worker_command(args: argparse.Namespace) -> int:
 
 
 def _inspect_command(args: argparse.Namespace) -> int:
-    from ._cli_inspect import run_inspect  # noqa: PLC0415
+    from .inspect import run_inspect  # noqa: PLC0415
 
     try:
         return run_inspect(args.url, args.json, sys.stdout)

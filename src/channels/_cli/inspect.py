@@ -11,9 +11,9 @@ import dataclasses
 import json
 from typing import TextIO
 
-from ._cli_worker import named_channel
-from ._config import parse_spec, redact_spec
-from ._open import ChannelOptions, open_receiver
+from .._config import parse_spec, redact_spec
+from .._open import ChannelOptions, open_receiver
+from .worker import named_channel
 
 __all__ = ["run_inspect"]
 

@@ -1,10 +1,10 @@
 """Waiting for a channel, written once: for blocking calls, and under trio.
 
-A core never waits for room or items (``_core.Core``). When a try finds
+A core never waits for room or items (``contract.Core``). When a try finds
 nothing, the caller pauses here for one slice and tries again: the blocking
 face sleeps in the core's ``wait``, and the threads of a process take turns to
 do so (``turn``), so an item wakes one thread, not every thread. Under asyncio
-the tasks take turns as well and never block the loop (``_turns``); under
+the tasks take turns as well and never block the loop (``turns``); under
 trio the same faces wait through anyio (the ``trio`` extra), with each step
 that may block on a worker thread.
 """
@@ -20,9 +20,9 @@ import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._core import POLL_SLICE, Core, steps_on_loop
-from ._errors import ChannelTimeout, ConfigError
-from ._policy import timed_out
+from .._errors import ChannelTimeout, ConfigError
+from .conditions import timed_out
+from .contract import POLL_SLICE, Core, steps_on_loop
 
 if TYPE_CHECKING:
     import asyncio

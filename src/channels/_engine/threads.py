@@ -3,7 +3,7 @@
 A pool of a fixed size makes the next call wait behind the ones that block (a
 stalled server holds them all); here a call that finds no idle thread starts
 one, and a thread idle for ``IDLE_EXIT`` seconds ends. The turns of
-``_turns`` keep the number in use small: one call at a time per channel,
+``turns`` keep the number in use small: one call at a time per channel,
 direction and event loop. The threads are daemons, so a call stuck on a
 stalled server never keeps the interpreter from exiting.
 """

@@ -2,7 +2,7 @@
 
 A *core* is one channel's shared state and transport. It only does what can be
 done now: put serialized items, take them, keep the books. Waiting is the
-handles' job (``_waiting``, ``_turns``): one loop for blocking calls, one for
+handles' job (``waiting``, ``turns``): one loop for blocking calls, one for
 asyncio and one for ``select``, all over the same two readiness hooks a core
 offers: a file descriptor that becomes readable when a retry may succeed
 (``ready_fd``), or, where the backend has none, a blocking ``wait`` with a
@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ._errors import ConfigError
-from ._serialize import Serializer
+from .._errors import ConfigError
+from .._serialize import Serializer
 
 if TYPE_CHECKING:
-    from ._codec import Payload
+    from .._codec import Payload
 
 __all__ = [
     "POLL_SLICE",

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from ._errors import ChannelBroken, ChannelError
+from .._errors import ChannelBroken, ChannelError
 
 __all__ = ["MUTEX_BYTES", "OWNER_DIED", "RobustMutex"]
 

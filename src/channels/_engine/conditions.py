@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ._errors import (
+from .._errors import (
     ChannelBroken,
     ChannelClosed,
     ChannelError,
@@ -17,7 +17,7 @@ from ._errors import (
     EndOfChannel,
     WouldBlock,
 )
-from ._ledger import BROKEN, ENDED, Ledger
+from .ledger import BROKEN, ENDED, Ledger
 
 __all__ = [
     "check_clonable",

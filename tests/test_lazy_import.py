@@ -58,7 +58,7 @@ def test_a_first_local_channel_loads_no_asyncio_pool_manager_redis_or_metadata()
         "assert ch.recv() == 1\n"
         "ch.close()"
     )
-    assert "channels._backends.local.pipe" in loaded
+    assert "channels._backends.local.channel" in loaded
     assert sorted(loaded & set(_HEAVY)) == []
 
 

@@ -30,9 +30,9 @@ from ._errors import WorkerCrashed as WorkerCrashed
 from ._errors import WouldBlock as WouldBlock
 
 if TYPE_CHECKING:
-    from ._backends.local.pipe import PipeChannel as PipeChannel
-    from ._backends.local.queue import QueueChannel as QueueChannel
-    from ._backends.local.simplequeue import SimpleQueueChannel as SimpleQueueChannel
+    from ._backends.local.channel import PipeChannel as PipeChannel
+    from ._backends.local.channel import QueueChannel as QueueChannel
+    from ._backends.local.channel import SimpleQueueChannel as SimpleQueueChannel
     from ._backends.manager import ManagerChannel as ManagerChannel
     from ._backends.manager.core import ChannelManager as ChannelManager
     from ._backends.redis import RedisChannel as RedisChannel
@@ -74,10 +74,10 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "ManagerChannel": "._backends.manager",
     "ChannelManager": "._backends.manager.core",
-    "PipeChannel": "._backends.local.pipe",
-    "QueueChannel": "._backends.local.queue",
+    "PipeChannel": "._backends.local.channel",
+    "QueueChannel": "._backends.local.channel",
     "RedisChannel": "._backends.redis",
-    "SimpleQueueChannel": "._backends.local.simplequeue",
+    "SimpleQueueChannel": "._backends.local.channel",
     "ThreadChannel": "._backends.thread",
     "ChannelStats": "._engine.contract",
     "Endpoint": "._duplex",

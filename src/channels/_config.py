@@ -12,7 +12,7 @@ import os
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from multiprocessing.context import BaseContext
 from typing import Union
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "ENV_URL",
     "ContextSpec",
+    "Options",
     "SerializerSpec",
     "Spec",
     "check_maxsize",
@@ -51,6 +52,30 @@ class Spec:
 
     backend: str
     options: dict[str, object]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """A backend's options, declared once: their names, types, defaults and checks.
+
+    A backend subclasses this as a frozen dataclass. Its channel class takes
+    exactly these fields as keyword arguments (``tests/test_options.py`` holds
+    the two together), ``open_channel`` reads their types to turn URL strings
+    into values, and ``ChannelOptions`` is the union of every backend's fields.
+    Constructing one runs ``check``, so a bad value fails at the call that gave it.
+    """
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` for a value this backend cannot take; extended by subclasses."""
+
+    @classmethod
+    def hints(cls) -> dict[str, object]:
+        """Each option's name and its annotated type."""
+        annotations = typing.get_type_hints(cls)
+        return {field.name: annotations[field.name] for field in fields(cls)}
 
 
 def parse_spec(spec: str | None) -> Spec:

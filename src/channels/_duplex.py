@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, Unpack, final, overload
 
+from ._engine.closing import Closing
 from ._engine.contract import ChannelStats
-from ._engine.handles import Closing
 from ._open import ChannelOptions, open_channel
 from ._protocols import Channel, Receiver, Sender
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
-from ._config import coerce_options
+from ._config import Options, coerce_options
 from ._errors import ConfigError
 from ._protocols import Channel
 
@@ -76,9 +76,9 @@ class Backend:
 
 _BUILTIN = {
     "thread": "channels._backends.thread:ThreadChannel",
-    "pipe": "channels._backends.local.pipe:PipeChannel",
-    "queue": "channels._backends.local.queue:QueueChannel",
-    "simplequeue": "channels._backends.local.simplequeue:SimpleQueueChannel",
+    "pipe": "channels._backends.local.channel:PipeChannel",
+    "queue": "channels._backends.local.channel:QueueChannel",
+    "simplequeue": "channels._backends.local.channel:SimpleQueueChannel",
     "manager": "channels._backends.manager:ManagerChannel",
     "redis": "channels._backends.redis:RedisChannel",
     "rediss": "channels._backends.redis:rediss",
@@ -188,7 +188,14 @@ def _describe(name: str, factory: Factory, features: Features | None, origin: st
 
 
 def _option_hints(factory: Factory) -> dict[str, object]:
-    """The keyword options ``factory`` takes, with their annotated types."""
+    """The keyword options ``factory`` takes, with their annotated types.
+
+    A built-in channel class declares them once, as its ``options`` dataclass;
+    a third-party factory's own signature says them.
+    """
+    declared = getattr(factory, "options", None)
+    if isinstance(declared, type) and issubclass(declared, Options):
+        return declared.hints()
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         hints = typing.get_type_hints(target)

@@ -16,6 +16,7 @@ import pytest
 import channels
 from channels import ChannelClosed, ConfigError, EndOfChannel, ThreadChannel
 from channels._backends.thread.core import ThreadCore
+from channels._backends.thread.handles import ThreadSender
 
 from support import WAIT, join, open_for, start
 
@@ -24,7 +25,9 @@ PROCESS_BACKEND = "use a process backend"
 
 def _core(ch: channels.Channel[Any]) -> ThreadCore:
     assert isinstance(ch, ThreadChannel)
-    return ch._core  # pyright: ignore[reportPrivateUsage]
+    sender = ch.sender
+    assert isinstance(sender, ThreadSender)
+    return sender._core  # pyright: ignore[reportPrivateUsage]
 
 
 def _lockless(ch: channels.Channel[Any], on: bool) -> channels.Channel[Any]:

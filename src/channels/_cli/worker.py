@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any, TextIO, final
 
 from .._config import parse_spec, redact_spec
-from .._engine.handles import SenderHandle
+from .._engine.sender import SenderHandle
 from .._errors import ChannelError, ChannelTimeout, ConfigError
 from .._open import open_receiver, open_sender
 from .._pool.pool import Pool

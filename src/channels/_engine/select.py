@@ -16,9 +16,10 @@ from typing import Any, TypeVar, cast, overload
 
 from .._errors import ChannelTimeout, ConfigError, EndOfChannel, WouldBlock
 from .._protocols import Receiver
+from .channel import ChannelBase
 from .conditions import timed_out
 from .contract import POLL_SLICE, Core, deadline_after, steps_on_loop
-from .handles import ChannelBase, ReceiverHandle
+from .receiver import ReceiverHandle
 from .turns import take_turn
 from .waiting import anyio_module, in_asyncio
 

@@ -44,13 +44,6 @@ from multiprocessing.context import get_spawning_popen
 from typing import ClassVar, NoReturn, Protocol
 
 from ..._codec import OutOfBand, Payload, in_band
-from ..._config import (
-    ContextSpec,
-    SerializerSpec,
-    check_maxsize,
-    check_message_limit,
-    resolve_context,
-)
 from ..._engine import steps as _steps
 from ..._engine.conditions import (
     check_clonable,
@@ -71,11 +64,12 @@ from ..._engine.ledger import (
     WORDS,
     Ledger,
 )
-from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, EndOfChannel
+from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, EndOfChannel
 from ..._process.handover import Handed
 from ..._process.liveness import me, pid_alive, process_stamp
 from ..._process.robust_lock import MUTEX_BYTES, OWNER_DIED, RobustMutex
 from ..._serialize import Serializer, resolve_serializer
+from .options import LocalOptions
 from .overflow import WORDS as OVERFLOW_WORDS
 from .overflow import Overflow
 from .shm import Shm, side_pair
@@ -108,9 +102,6 @@ _PIPE_SIZE = 1 << 20  # ask for a larger pipe, so bursts spill less often
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-#: The default of ``shm_threshold``: from this size on, a buffer travels through shared
-#: memory (``channels bench`` measures the crossover).
-SHM_THRESHOLD = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -213,34 +204,17 @@ class LocalCore:
         weakref.finalize(self, _close_all, fds.all())
 
     @classmethod
-    def open(
-        cls,
-        name: str,
-        *,
-        maxsize: int = 0,
-        context: ContextSpec = None,
-        serializer: SerializerSpec = None,
-        max_message_size: int | None = None,
-        spill_dir: str | None = None,
-        joinable: bool = False,
-        shm_threshold: int = SHM_THRESHOLD,
-    ) -> LocalCore:
-        """Check a local backend's options and build a fresh channel.
+    def open(cls, name: str, options: LocalOptions) -> LocalCore:
+        """Build a fresh channel from checked options.
 
         Raises ``ChannelError`` (never a bare ``OSError``) when the system is out
         of descriptors, memory or disk, and then leaves nothing open.
         """
-        resolve_context(context)  # checked for a clear error; the parts work under any
-        size = check_maxsize(maxsize)
-        serializer_ = resolve_serializer(serializer)
-        limit = check_message_limit(max_message_size)
-        if isinstance(shm_threshold, bool) or not isinstance(shm_threshold, int):
-            raise ConfigError(f"shm_threshold must be a number of bytes, not {shm_threshold!r}")
-        if shm_threshold < 0:
-            raise ConfigError(f"shm_threshold must be >= 0 (0: never), not {shm_threshold}")
+        size = options.bound
+        shm_threshold = options.shm_threshold
         opened: list[int] = []
         try:
-            state = _state_file(spill_dir, opened)
+            state = _state_file(options.spill_dir, opened)
             os.posix_fallocate(state, 0, _OVERFLOW_BASE)  # no page of the state is a hole
             reader, writer = _pipe(opened)
             packets = _prepare_pipe(reader, writer)
@@ -248,7 +222,13 @@ class LocalCore:
             side = _side(opened) if shm_threshold else (-1, -1)
             fds = _Fds(state, reader, writer, *room, *side)
             settings = Settings(
-                name, size, serializer_, limit, packets, bool(joinable), shm_threshold
+                name,
+                size,
+                resolve_serializer(options.serializer),
+                options.max_message_size,
+                packets,
+                options.joinable,
+                shm_threshold,
             )
             core = cls(fds, settings, 0)
         except OSError as exc:

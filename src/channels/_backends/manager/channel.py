@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar, cast, final
 
 from ..._config import ContextSpec, SerializerSpec
-from ..._engine.handles import ChannelBase, ReceiverHandle, SenderHandle
+from ..._engine.channel import ChannelBase
+from ..._engine.receiver import ReceiverHandle
+from ..._engine.sender import SenderHandle
 from ..._registry import Features
 from .core import ChannelManager, ManagerCore
 

@@ -12,7 +12,8 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, final
 
-from ..._engine.handles import ReceiverHandle, SenderHandle
+from ..._engine.receiver import ReceiverHandle
+from ..._engine.sender import SenderHandle
 from ..._registry import Features
 from ._channel import RedisChannel
 

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar, cast, final
 
 from ..._config import ContextSpec, SerializerSpec
-from ..._engine.handles import ChannelBase, ReceiverHandle, SenderHandle
+from ..._engine.channel import ChannelBase
+from ..._engine.receiver import ReceiverHandle
+from ..._engine.sender import SenderHandle
 from ..._registry import Features
 from ._core import RedisCore
 
@@ -114,7 +116,8 @@ class RedisChannel(ChannelBase[T]):
     @property
     def core(self) -> RedisCore:
         """The channel's core (its non-blocking steps, statistics and acknowledgements)."""
-        return cast(RedisCore, self._sender._core)  # pyright: ignore[reportPrivateUsage]
+        sender = cast("SenderHandle[T]", self._sender)
+        return cast(RedisCore, sender._core)  # pyright: ignore[reportPrivateUsage]
 
     @staticmethod
     def open_half(

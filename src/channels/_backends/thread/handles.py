@@ -13,9 +13,9 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Generic, NoReturn, TypeVar, cast, final
 
+from ..._engine.closing import Closing
 from ..._engine.conditions import closed_receiver, full, nothing_ready
 from ..._engine.contract import ChannelStats, deadline_after
-from ..._engine.handles import Closing
 from ..._engine.waiting import apause, pause
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
 from .core import NOTHING, ThreadCore, cannot_cross

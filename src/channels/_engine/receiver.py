@@ -1,0 +1,318 @@
+"""``ReceiverHandle``: the receiving half every process backend hands out.
+
+A receiver's closed state belongs to its process. Every face (blocking,
+``*_nowait``, batches, asyncio, trio) is the same loop: try the core's
+non-blocking ``take``, and if it found nothing, wait for this thread's (or
+task's) turn, pause (``waiting``, ``turns``) and try again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from functools import partial
+from typing import Generic, TypeVar, cast, final
+
+from .._codec import OutOfBand, Payload, decode, decode_many
+from .._errors import (
+    ChannelError,
+    ChannelTimeout,
+    ConfigError,
+    EndOfChannel,
+    SerializationError,
+    WouldBlock,
+)
+from .._serialize import PASS_THROUGH, cannot_load, loader
+from .closing import Closing
+from .conditions import closed_receiver, nothing_ready
+from .contract import ChannelStats, Core, deadline_after
+from .sender import NOWAIT_LOCK
+from .turns import NOW, Turn, may_try_now, take_turn
+from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
+
+__all__ = ["ReceiverHandle"]
+
+# Invariant here: the concrete classes both take and give T (variance lives on the protocols).
+T = TypeVar("T")
+
+_BYTES = (bytes, memoryview)
+
+
+def _nowait() -> float:
+    return time.monotonic() + NOWAIT_LOCK
+
+
+def _batch_size(max_items: object) -> int:
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+        raise ConfigError(f"max_items must be a whole number >= 1, not {max_items!r}")
+    return max_items
+
+
+@final
+class ReceiverHandle(Closing, Generic[T]):
+    """The receiving half; ``Receiver[T]``. Closing it stops only this process's receiver."""
+
+    __slots__ = ("__weakref__", "_closed", "_core", "_held", "_loads")
+
+    def __init__(self, core: Core, closed: bool = False) -> None:
+        self._core = core
+        self._closed = closed
+        self._loads = loader(core.serializer)
+        # Items taken out of the channel but not yet handed over (after an item of a
+        # batch failed to deserialize, or an async call left before its take returned):
+        # they belong to this process now, and the next call hands them over first. An
+        # item that failed is kept as its error, so it is deserialized only once.
+        self._held: deque[Payload | SerializationError] = deque()
+
+    def recv(self, timeout: float | None = None) -> T:
+        """Return the next item.
+
+        Raises:
+            EndOfChannel: every sender handle is closed and every item was received.
+            ChannelTimeout: nothing arrived within ``timeout`` seconds.
+            ChannelBroken: every process that sent on an open handle died without closing.
+            ChannelClosed: this receiver was closed (also while waiting).
+            SerializationError: the item could not be deserialized (it is consumed).
+        """
+        deadline = None if timeout is None else deadline_after(timeout)
+        core = self._core
+        # While another thread waits its turn, nothing was ready a moment ago: line up too.
+        if not (self._held or self._closed or in_line(core, False)):
+            raw = core.take(1, deadline)
+            if raw:
+                data = raw[0]
+                if isinstance(data, OutOfBand):
+                    return cast(T, decode(core.serializer, data))
+                try:  # the common case, decoded here at once
+                    return cast(T, self._loads(data))
+                except PASS_THROUGH:
+                    raise
+                except BaseException as exc:
+                    raise cannot_load(core.serializer, exc) from exc
+        return self._recv_many(1, deadline)[0]
+
+    def recv_nowait(self) -> T:
+        """Return the next item if one is ready now, else raise ``WouldBlock``."""
+        got = self._take_now(1)
+        if not got:
+            nothing_ready()
+        return got[0]
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """Wait like ``recv`` for an item, then return every ready item up to ``max_items``."""
+        return self._recv_many(_batch_size(max_items), deadline_after(timeout))
+
+    def _recv_many(self, size: int, deadline: float | None) -> list[T]:
+        core = self._core
+        if self._held or not in_line(core, False):
+            got = self._take(size, deadline)
+            if got:
+                return got
+        with turn(core, False, deadline, check=self._check_open):
+            while True:
+                pause(core, False, deadline)
+                got = self._take(size, deadline)
+                if got:
+                    return got
+
+    def _check_open(self) -> None:
+        if self._closed:
+            closed_receiver()
+
+    def recv_many_nowait(self, max_items: int) -> list[T]:
+        """Every ready item up to ``max_items``, or ``WouldBlock`` if none is ready."""
+        got = self._take_now(_batch_size(max_items))
+        if not got:
+            nothing_ready()
+        return got
+
+    async def arecv(self, timeout: float | None = None) -> T:
+        """``recv`` for asyncio. Cancelled, it returned no item and lost none: an item
+        its take was still bringing is kept for this receiver's next call."""
+        got = await self._areceive(1, deadline_after(timeout))
+        return got[0]
+
+    async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """``recv_many`` for asyncio."""
+        return await self._areceive(_batch_size(max_items), deadline_after(timeout))
+
+    async def _areceive(self, size: int, deadline: float | None) -> list[T]:
+        """Wait for this task's turn on the channel, then for up to ``size`` items."""
+        if self._held or self._closed:
+            return self._take(size, deadline)
+        if not in_asyncio():
+            return await self._areceive_anyio(size, deadline)
+        core = self._core
+        if may_try_now(core, False):
+            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
+                raw = core.take(size, NOW)
+                if raw:
+                    return self._decoded(raw)
+        turn = await take_turn(core, False, deadline)
+        try:
+            if self._held:  # the call whose turn it was left items here: they come first
+                return self._take(size, deadline)
+            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
+                take = partial(self._take_waiting, size, deadline)
+                return self._decoded(await turn.off_loop(take, deadline, self._held.extend))
+            while True:
+                got = await self._atry(turn, size, deadline)
+                if got:
+                    return got
+                await turn.ready(deadline)
+        finally:
+            turn.leave()
+
+    def _take_waiting(
+        self, size: int, deadline: float | None, stop: threading.Event
+    ) -> list[Payload]:
+        """On a helper thread: take up to ``size`` items, waiting until ``stop`` is set."""
+        core = self._core
+        while True:
+            self._check_open()
+            raw = core.take(size, deadline)
+            if raw or stop.is_set():
+                return raw
+            pause(core, False, deadline)
+            if stop.is_set():  # its task left: take nothing more for it
+                return []
+
+    async def _atry(self, turn: Turn, size: int, deadline: float | None) -> list[T]:
+        """With this task's turn on the channel: up to ``size`` items ready now; [] if none is."""
+        if self._closed:
+            closed_receiver()
+        if self._held:  # a call that left before its take returned kept items here
+            return self._take(size, deadline)
+        raw = await turn.step(partial(self._core.take, size), deadline, self._held.extend)
+        return self._decoded(raw) if raw else []
+
+    async def _areceive_anyio(self, size: int, deadline: float | None) -> list[T]:
+        """``_areceive`` under another event loop (trio), through anyio."""
+        core = self._core
+        while True:
+            if self._closed:
+                closed_receiver()
+            raw = await astep_anyio(core, partial(core.take, size), deadline)
+            if raw:
+                return self._decoded(raw)
+            await apause(core, False, deadline)
+
+    def _take_now(self, size: int) -> list[T]:
+        try:
+            return self._take(size, _nowait())
+        except ChannelTimeout as exc:
+            raise WouldBlock("another process holds the channel's lock") from exc
+
+    def _take(self, size: int, deadline: float | None) -> list[T]:
+        """Up to ``size`` items ready now, deserialized; [] if none is.
+
+        Items held from before are handed over first, on their own.
+        """
+        if self._closed:
+            closed_receiver()
+        held = self._held
+        if held:
+            raw: list[Payload | SerializationError] = []
+            with contextlib.suppress(IndexError):  # another thread may empty it meanwhile
+                while len(raw) < size:
+                    raw.append(held.popleft())
+            if raw:
+                return self._decoded(raw)
+        return self._decoded(self._core.take(size, deadline))
+
+    def _decoded(self, raw: Sequence[Payload | SerializationError]) -> list[T]:
+        """Deserialize ``raw``; from the first item that fails on, the rest is held.
+
+        Good items before a failing one are handed over first; the failing one's
+        error is raised by the next call, or by this one if it is the first.
+        """
+        if len(raw) == 1 and type(raw[0]) in _BYTES:  # the common case, at once
+            try:
+                return [cast(T, self._loads(cast(bytes, raw[0])))]
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:
+                raise cannot_load(self._core.serializer, exc) from exc
+        cut = next((i for i, d in enumerate(raw) if isinstance(d, SerializationError)), len(raw))
+        payloads = cast("Sequence[Payload]", raw[:cut])
+        items, error = decode_many(self._core.serializer, payloads)
+        if error is None and cut == len(raw):
+            return cast("list[T]", items)
+        rest: list[Payload | SerializationError] = list(raw[len(items) :])
+        if error is not None:
+            rest[0] = error
+        if items:
+            self._held.extendleft(reversed(rest))
+            return cast("list[T]", items)
+        self._held.extendleft(reversed(rest[1:]))
+        failed = rest[0]
+        assert isinstance(failed, SerializationError)
+        raise failed
+
+    def fileno(self) -> int:
+        """A descriptor that turns readable when an item may be ready, for ``selectors``.
+
+        After it turns readable, call ``recv_nowait`` (which may still find
+        nothing: another receiver may have been faster). Backends that wait on a
+        server have no such descriptor and raise ``ChannelError``.
+        """
+        fd = self._core.ready_fd(False)
+        if fd is None:
+            raise ChannelError(f"a {self._core!r} channel has no descriptor to wait on")
+        return fd
+
+    def stats(self) -> ChannelStats:
+        """A snapshot of the channel's counts (see ``ChannelStats``)."""
+        return self._core.stats()
+
+    def task_done(self) -> None:
+        """Mark the item this receiver took longest ago, and has not marked, as done.
+
+        Raises ``ChannelError`` if there is nothing to mark, or if the channel was
+        not opened with ``joinable=True``.
+        """
+        self._core.task_done()
+
+    def __iter__(self) -> Iterator[T]:
+        """Yield items until the end of the channel."""
+        while True:
+            try:
+                item = self.recv()
+            except EndOfChannel:
+                return
+            yield item
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        """Yield items to ``async for`` until the end of the channel."""
+        return self._aiterate()
+
+    async def _aiterate(self) -> AsyncIterator[T]:
+        while True:
+            try:
+                item = await self.arecv()
+            except EndOfChannel:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop this receiver in this process; other receivers go on.
+
+        A ``recv`` waiting on it in another thread raises ``ChannelClosed``.
+        """
+        if not self._closed:
+            self._closed = True
+            self._core.close_receiver()
+
+    @property
+    def closed(self) -> bool:
+        """Whether this receiver was closed in this process."""
+        return self._closed
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ReceiverHandle, (self._core, self._closed))
+
+    def __repr__(self) -> str:
+        return f"<Receiver of {self._core!r}{' (closed)' if self._closed else ''}>"

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from channels import ConfigError, _bench
-from channels._cli import main as _cli
+from channels._cli.bench import add_bench_arguments, workload_from_args
 
 AIM = 0.95
 AIM_BACKENDS = ("pipe", "queue")
@@ -22,7 +22,7 @@ AIM_BACKENDS = ("pipe", "queue")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench, print the table and the verdict; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    _cli.add_bench_arguments(parser)
+    add_bench_arguments(parser)
     parser.add_argument(
         "--check", action="store_true", help="exit with 1 when a backend misses the aim"
     )
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = _bench.run(
             args.backends,
             spec=args.spec,
-            workload=_cli.workload_from_args(args),
+            workload=workload_from_args(args),
             rows=args.rows or _bench.ROWS,
             progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
         )

@@ -36,9 +36,9 @@ from multiprocessing.context import BaseContext
 from multiprocessing.queues import Queue as MPQueue
 
 from channels._bench import optional
+from channels._bench.measure import Shape, Target, channel_rate, fifo_rate, raw_rate
 from channels._bench.primitives import make_raw
 from channels._bench.processes import StartLine, throughput
-from channels._bench.runner import Shape, Target, channel_rate, fifo_rate, raw_rate
 from channels._bench.workers import Items
 
 _BUFFER = 64 << 10

@@ -14,25 +14,31 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import secrets
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
+from dataclasses import replace
 from multiprocessing.context import BaseContext
-from multiprocessing.process import BaseProcess
-from typing import cast
-from urllib.parse import urlsplit, urlunsplit
 
 from .._config import parse_spec
 from .._errors import ConfigError, EndOfChannel
 from .._open import ChannelOptions, open_channel
 from .._registry import get_backend
+from .measure import (
+    LOOP_NOTE,
+    Shape,
+    Target,
+    channel_latency,
+    channel_rate,
+    fifo_rate,
+    fresh,
+    make_raw_ends,
+    raw_latency,
+    raw_rate,
+)
 from .model import (
     LOCAL_BACKENDS,
     ROWS,
     BackendResult,
-    BenchError,
     Rate,
     Report,
     RowResult,
@@ -40,169 +46,13 @@ from .model import (
     Workload,
 )
 from .optional import faster_fifo, numpy
-from .primitives import FASTER_FIFO, RAW_PRIMITIVES, RawEnds, make_faster_fifo, make_raw
-from .processes import STEP_TIMEOUT, ping_pong, stop, throughput
-from .redis_loop import make_redis_loop
+from .primitives import FASTER_FIFO, RAW_PRIMITIVES
 from .threads import THREADS
 from .workers import (
     Items,
-    channel_consumer,
-    channel_echo,
-    channel_producer,
-    raw_consumer,
-    raw_echo,
-    raw_producer,
 )
 
-__all__ = ["Shape", "Target", "channel_rate", "fifo_rate", "raw_rate", "run"]
-
-_LOOP_NOTE = "one XADD per item, XREADGROUP in a consumer group, one XACK per read"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One channel spec to measure, checked."""
-
-    backend: str
-    spec: str
-    options: ChannelOptions
-    maxsize: int
-    remote: bool
-    many: bool  # takes several producers and consumers
-
-    @property
-    def has_raw(self) -> bool:
-        return self.backend in RAW_PRIMITIVES
-
-    @property
-    def on_redis(self) -> bool:
-        return self.backend in ("redis", "rediss")
-
-
-def _fresh(spec: str) -> str:
-    """``spec`` with a name no run used before, when it names a channel.
-
-    A named channel ends for good when a run closes it, so each run (and each
-    of the two channels of a latency run) opens one of its own.
-    """
-    if "://" not in spec:
-        return spec
-    parts = urlsplit(spec)
-    if not parts.path.strip("/"):
-        return spec
-    path = f"{parts.path.rstrip('/')}-bench-{secrets.token_hex(6)}"
-    return urlunsplit(parts._replace(path=path))
-
-
-def _make_raw(target: Target, ctx: BaseContext, shared: bool) -> tuple[RawEnds, Callable[[], None]]:
-    """The baseline of ``target``: its stdlib primitive, or for redis a redis-py Streams loop."""
-    if target.on_redis:
-        return make_redis_loop(target.spec)
-    return make_raw(target.backend, ctx, target.maxsize, shared)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What a throughput run sends, and between how many processes."""
-
-    items: Items
-    count: int
-    producers: int
-    consumers: int
-
-    @property
-    def shared(self) -> bool:
-        return self.producers > 1 or self.consumers > 1
-
-
-def raw_rate(ctx: BaseContext, shape: Shape, made: tuple[RawEnds, Callable[[], None]]) -> float:
-    ends, dispose = made
-
-    def pills() -> None:
-        put = ends.putter()
-        for _ in range(shape.consumers):
-            put(None)
-
-    try:
-        return throughput(
-            ctx,
-            count=shape.count,
-            producers=shape.producers,
-            consumers=shape.consumers,
-            producer=lambda n: (raw_producer, (ends, n, shape.items)),
-            consumer=(raw_consumer, (ends, shape.items)),
-            after_producers=pills,
-        )
-    finally:
-        dispose()
-
-
-def channel_rate(ctx: BaseContext, shape: Shape, target: Target) -> float:
-    ch = open_channel[object](_fresh(target.spec), **target.options)
-    senders = iter([ch.sender.clone() for _ in range(shape.producers)])
-    ch.close()
-    try:
-        return throughput(
-            ctx,
-            count=shape.count,
-            producers=shape.producers,
-            consumers=shape.consumers,
-            producer=lambda n: (channel_producer, (next(senders), n, shape.items)),
-            consumer=(channel_consumer, (ch.receiver, shape.items)),
-            after_producers=lambda: None,
-        )
-    finally:
-        for tx in senders:
-            tx.close()
-        ch.receiver.close()
-
-
-def _raw_latency(ctx: BaseContext, target: Target, w: Workload) -> tuple[float, float]:
-    requests, dispose_requests = _make_raw(target, ctx, False)
-    try:
-        replies, dispose_replies = _make_raw(target, ctx, False)
-        try:
-            put = requests.putter()
-            return ping_pong(
-                ctx,
-                pings=w.pings,
-                payload=Items(w.size).payload(),
-                echo=(raw_echo, (requests, replies)),
-                put=put,
-                get=replies.getter(),
-                finish=lambda: put(None),
-            )
-        finally:
-            dispose_replies()
-    finally:
-        dispose_requests()
-
-
-def _channel_latency(ctx: BaseContext, target: Target, w: Workload) -> tuple[float, float]:
-    requests = open_channel[object](_fresh(target.spec), **target.options)
-    replies = open_channel[object](_fresh(target.spec), **target.options)
-
-    def finish() -> None:
-        requests.close()
-        try:
-            replies.recv(STEP_TIMEOUT)
-        except EndOfChannel:
-            return
-        raise BenchError("the echo process sent an item nobody asked for")
-
-    try:
-        return ping_pong(
-            ctx,
-            pings=w.pings,
-            payload=Items(w.size).payload(),
-            echo=(channel_echo, (requests.receiver, replies.sender)),
-            put=requests.send,
-            get=replies.recv,
-            finish=finish,
-        )
-    finally:
-        requests.close()
-        replies.close()
+__all__ = ["run"]
 
 
 def _side(rates: Sequence[float], latencies: Sequence[tuple[float, float]], size: int) -> Side:
@@ -232,7 +82,7 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
             options["context"] = workload.context
         # Opening one now reports a bad option before any process starts; drained after
         # its end, it leaves nothing behind on a server.
-        check = open_channel[object](_fresh(text), **options)
+        check = open_channel[object](fresh(text), **options)
         check.close()
         with contextlib.suppress(EndOfChannel):
             check.recv_nowait()
@@ -280,12 +130,12 @@ def _base(
             for side in order if t.has_raw else ["channel"]:
                 step(f"{t.spec}: round {r + 1} of {w.repeat}, {side}")
                 if side == "raw":
-                    made = _make_raw(t, ctx, shape.shared)
+                    made = make_raw_ends(t, ctx, shape.shared)
                     rates[side].append(raw_rate(ctx, shape, made))
-                    latencies[side].append(_raw_latency(ctx, t, w))
+                    latencies[side].append(raw_latency(ctx, t, w))
                 else:
                     rates[side].append(channel_rate(ctx, shape, t))
-                    latencies[side].append(_channel_latency(ctx, t, w))
+                    latencies[side].append(channel_latency(ctx, t, w))
             if t.has_raw:
                 ratios.append(rates["channel"][-1] / rates["raw"][-1])
         notes: list[str] = []
@@ -294,7 +144,7 @@ def _base(
         if t.backend == "thread":
             notes.append("producers, consumers and the echo are threads of this process")
         if t.on_redis:
-            notes.append(f"the baseline is a hand-written loop on the same server: {_LOOP_NOTE}")
+            notes.append(f"the baseline is a hand-written loop on the same server: {LOOP_NOTE}")
         elif t.remote:
             notes.append("the channel uses the server at the spec's address; the raw one is local")
         if not t.has_raw:
@@ -393,7 +243,7 @@ def _rows(
                 if kind == "channel" and t is not None:
                     rate = channel_rate(ctx, shape, t)
                 elif kind == "stdlib" and t is not None:
-                    made = _make_raw(t, ctx, shape.shared)
+                    made = make_raw_ends(t, ctx, shape.shared)
                     rate = raw_rate(ctx, shape, made)
                 else:
                     rate = fifo_rate(ctx, shape)
@@ -426,51 +276,6 @@ def _rows(
                 )
             )
     return results
-
-
-def fifo_rate(ctx: BaseContext, shape: Shape) -> float:
-    """faster_fifo's throughput, measured from a process of its own.
-
-    faster_fifo takes its buffer from multiprocessing's shared heap, which keeps
-    the memory and its file descriptors for the rest of the process's life: a
-    short-lived host process keeps them out of the caller.
-    """
-    reader, writer = ctx.Pipe(duplex=False)
-    make = cast("Callable[..., BaseProcess]", ctx.Process)  # type: ignore[attr-defined]
-    host = make(
-        target=_fifo_host,
-        args=(shape, ctx.get_start_method(), writer),
-        name="bench-faster-fifo",
-    )
-    try:
-        host.start()
-        writer.close()
-        try:
-            if not reader.poll(2 * STEP_TIMEOUT):
-                raise BenchError("the faster_fifo run did not finish in time")
-            ok, value = cast("tuple[bool, float | str]", reader.recv())
-        except EOFError:
-            host.join(5)
-            raise BenchError(f"the faster_fifo run exited with code {host.exitcode}") from None
-    finally:
-        writer.close()
-        reader.close()
-        stop([host])
-    if not ok or isinstance(value, str):
-        raise BenchError(f"the faster_fifo run failed: {value}")
-    return value
-
-
-def _fifo_host(shape: Shape, method: str, conn: Connection) -> None:
-    """In a child: build a faster_fifo queue, run the measurement, send back the rate."""
-    with conn:
-        try:
-            made = make_faster_fifo(shape.items.size * shape.items.batch)
-            if made is None:
-                raise BenchError("faster_fifo is not installed")
-            conn.send((True, raw_rate(multiprocessing.get_context(method), shape, made)))
-        except Exception as exc:
-            conn.send((False, f"{type(exc).__name__}: {exc}"))
 
 
 def _fifo_what(row: str) -> str:

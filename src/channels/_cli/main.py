@@ -1,7 +1,8 @@
 """The ``channels`` command: bench, backends, serve, worker, inspect and completion.
 
-``worker`` and ``inspect`` live in ``worker`` and ``inspect``; this
-module only registers them.
+This module builds the parser and runs the small commands; ``bench``,
+``backends``, ``worker``, ``inspect``, ``serve`` and ``completion`` each have
+a module of their own.
 
 Exit codes: 0 on success, 1 when a run fails, 2 for a usage or option error.
 """
@@ -10,29 +11,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import multiprocessing
 import os
 import sys
-import types
-import typing
 from collections.abc import Callable, Generator, Sequence
-from typing import TextIO, Union, cast
+from typing import cast
 
-from .. import _bench
-from .._bench.chart import check_chart, write_chart
 from .._errors import ChannelError, ConfigError
-from .._registry import backends, get_backend
+from .._registry import backends
+from .arguments import PROG, port, positive, usage_error
+from .bench import add_bench_arguments, bench_command
 from .completion import bash_script
+from .listing import backends_command
 
-__all__ = ["AUTHKEY_ENV", "add_bench_arguments", "main", "workload_from_args"]
+__all__ = ["AUTHKEY_ENV", "main"]
 
 #: The environment variable ``channels serve`` reads its authkey from.
 AUTHKEY_ENV = "CHANNELS_AUTHKEY"
-
-_PROG = "channels"
-_UNITS = {"k": 1 << 10, "m": 1 << 20}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
 
 
@@ -81,7 +76,7 @@ class _Version(argparse.Action):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=_PROG,
+        prog=PROG,
         description="Typed channels between processes: measure, list and serve backends.",
     )
     parser.add_argument("--version", action=_Version, help="show the version and exit")
@@ -110,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also draw the report as a chart, FILE.png or FILE.svg (needs the plot extra: "
         "pip install 'typed-channels[plot]')",
     )
-    bench.set_defaults(run=_bench_command, command_parser=bench)
+    bench.set_defaults(run=bench_command, command_parser=bench)
 
     listing = sub.add_parser(
         "backends",
@@ -118,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List every registered backend, its features and the options it takes.",
     )
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
-    listing.set_defaults(run=_backends_command, command_parser=listing)
+    listing.set_defaults(run=backends_command, command_parser=listing)
 
     serve = sub.add_parser(
         "serve",
@@ -136,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         help="address to listen on, IPv4 or IPv6 (default: %(default)s)",
     )
     serve.add_argument(
-        "--port", type=_port, default=0, help="port to listen on; 0 picks a free one (default: 0)"
+        "--port", type=port, default=0, help="port to listen on; 0 picks a free one (default: 0)"
     )
     serve.add_argument(
         "--authkey-file",
@@ -183,14 +178,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--workers",
-        type=_positive,
+        type=positive,
         default=os.cpu_count() or 1,
         metavar="N",
         help="worker processes on this machine (default: the number of CPUs, %(default)s)",
     )
     worker.add_argument(
         "--max-tries",
-        type=_positive,
+        type=positive,
         default=3,
         metavar="N",
         help="how many times one item may be started before it is given up (default: 3)",
@@ -223,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
         "completion",
         help="print a shell script that completes channels' commands and options",
         description=(
-            f'Print a completion script for the shell. Load it with eval "$({_PROG} '
+            f'Print a completion script for the shell. Load it with eval "$({PROG} '
             "completion bash)\" in ~/.bashrc, or save it in bash-completion's directory."
         ),
     )
@@ -235,265 +230,7 @@ def _parser() -> argparse.ArgumentParser:
 # -- bench ---------------------------------------------------------------------------
 
 
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the workload and backend options of ``channels bench`` to ``parser``."""
-    default = _bench.Workload()
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--backend",
-        metavar="NAME",
-        action="extend",
-        nargs="+",
-        dest="backends",
-        help=f"backend(s) to measure (default: {' '.join(_bench.LOCAL_BACKENDS)}; "
-        "manager only when named, as it is slow)",
-    )
-    which.add_argument(
-        "--spec", help="one channel spec to measure instead, e.g. 'queue://?maxsize=1000'"
-    )
-    parser.add_argument(
-        "--size",
-        type=_size,
-        default=default.size,
-        metavar="BYTES",
-        help="payload bytes per item, with an optional k or M suffix; 0 or 'int' sends small "
-        "ints (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--count",
-        type=_positive,
-        default=default.count,
-        metavar="N",
-        help="items sent in all, split across producers (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--producers",
-        type=_positive,
-        default=default.producers,
-        metavar="P",
-        help="producer processes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--consumers",
-        type=_positive,
-        default=default.consumers,
-        metavar="C",
-        help="consumer processes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--context",
-        choices=multiprocessing.get_all_start_methods(),
-        metavar="METHOD",
-        help="start method: "
-        + ", ".join(multiprocessing.get_all_start_methods())
-        + f" (default: {multiprocessing.get_start_method()})",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=_positive,
-        default=default.repeat,
-        metavar="R",
-        help="rounds, each running the raw primitive and the channel (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--pings",
-        type=_positive,
-        default=default.pings,
-        metavar="N",
-        help="round trips timed for latency in each run (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rows",
-        choices=_bench.ROWS,
-        action="extend",
-        nargs="+",
-        metavar="ROW",
-        help="which rows to measure: base (each backend beside its primitive, with latency), "
-        "batch (send_many/recv_many), large (large items), 2x2 (2 producers to 2 consumers) "
-        f"(default: all: {' '.join(_bench.ROWS)})",
-    )
-    parser.add_argument(
-        "--batch",
-        type=_positive,
-        default=default.batch,
-        metavar="N",
-        help="items per call in the batch rows (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-count",
-        type=_positive,
-        default=default.batch_count,
-        metavar="N",
-        help="items sent in all in each run of the batch rows (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--large-size",
-        type=_size,
-        default=default.large_size,
-        metavar="BYTES",
-        help="bytes per item in the large rows, with an optional k or M suffix (default: 64M)",
-    )
-    parser.add_argument(
-        "--large-count",
-        type=_positive,
-        default=default.large_count,
-        metavar="N",
-        help="items sent in each run of the large rows (default: %(default)s)",
-    )
-
-
-def workload_from_args(args: argparse.Namespace) -> _bench.Workload:
-    """The workload the options in ``args`` describe (see ``add_bench_arguments``)."""
-    return _bench.Workload(
-        count=args.count,
-        size=args.size,
-        producers=args.producers,
-        consumers=args.consumers,
-        context=args.context,
-        repeat=args.repeat,
-        pings=args.pings,
-        batch=args.batch,
-        batch_count=args.batch_count,
-        large_size=args.large_size,
-        large_count=args.large_count,
-    )
-
-
-def _bench_command(args: argparse.Namespace) -> int:
-    if args.chart is not None:
-        try:  # before measuring, so a missing matplotlib costs no wasted run
-            check_chart(args.chart)
-        except ConfigError as exc:
-            return _usage_error("bench", str(exc))
-    progress = _Progress(sys.stderr)
-    try:
-        report = _bench.run(
-            args.backends,
-            spec=args.spec,
-            workload=workload_from_args(args),
-            rows=args.rows or _bench.ROWS,
-            progress=progress,
-        )
-    except ConfigError as exc:
-        progress.done()
-        return _usage_error("bench", str(exc))
-    except _bench.BenchError as exc:
-        progress.done()
-        print(f"{_PROG} bench: failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        progress.done()
-    if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(_bench.format_table(report))
-    try:
-        if args.json not in (None, "-"):
-            with open(args.json, "w", encoding="utf-8") as out:
-                json.dump(report.to_dict(), out, indent=2)
-        if args.chart is not None:
-            write_chart(report, args.chart)
-    except OSError as exc:
-        print(f"{_PROG} bench: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
-    return 0
-
-
-class _Progress:
-    """One progress line on ``stream``: rewritten in place on a terminal, else a line a step."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._shown = False
-
-    def __call__(self, message: str) -> None:
-        if self._tty:
-            self._stream.write(f"\r\x1b[K{_PROG} bench: {message}")
-        else:
-            self._stream.write(f"{_PROG} bench: {message}\n")
-        self._stream.flush()
-        self._shown = True
-
-    def done(self) -> None:
-        """Clear the line, so that what follows starts clean."""
-        if self._shown and self._tty:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-        self._shown = False
-
-
 # -- backends ------------------------------------------------------------------------
-
-_FEATURES = (
-    ("bounded", "bounded"),
-    ("many_producers", "many producers"),
-    ("many_consumers", "many consumers"),
-    ("cross_machine", "cross-machine"),
-)
-
-
-def _describe_backends() -> list[dict[str, object]]:
-    described: list[dict[str, object]] = []
-    for name in backends():
-        entry: dict[str, object] = {"name": name}
-        try:
-            backend = get_backend(name)
-        except ConfigError as exc:
-            entry.update(available=False, error=str(exc))
-        else:
-            entry.update(
-                available=True,
-                origin=backend.origin,
-                features={attr: getattr(backend.features, attr) for attr, _ in _FEATURES},
-                options={opt: _type_name(hint) for opt, hint in backend.options.items()},
-            )
-        described.append(entry)
-    return described
-
-
-def _backends_command(args: argparse.Namespace) -> int:
-    described = _describe_backends()
-    if args.json:
-        print(json.dumps(described, indent=2))
-        return 0
-    header = ("backend", "status", *(label for _, label in _FEATURES), "options")
-    rows: list[tuple[str, ...]] = [header]
-    problems: list[str] = []
-    for entry in described:
-        name = str(entry["name"])
-        features = entry.get("features")
-        options = entry.get("options")
-        if isinstance(features, dict) and isinstance(options, dict):
-            flags = ["yes" if features[attr] else "no" for attr, _ in _FEATURES]
-            names = ", ".join(cast("dict[str, object]", options))
-            rows.append((name, "ok", *flags, names or "-"))
-        else:
-            rows.append((name, "unavailable", *("-" for _ in _FEATURES), "-"))
-            problems.append(f"{name}: {entry['error']}")
-    print(_table(rows))
-    for problem in problems:
-        print(problem)
-    return 0
-
-
-def _type_name(hint: object) -> str:
-    """A readable name for an option's annotated type: ``int``, ``str | None``."""
-    if hint is type(None):
-        return "None"
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union:
-        return " | ".join(_type_name(arg) for arg in typing.get_args(hint))
-    if isinstance(hint, type) and not typing.get_args(hint):
-        return hint.__qualname__
-    return str(hint).replace("typing.", "")
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 # -- serve ---------------------------------------------------------------------------
@@ -508,7 +245,7 @@ def _serve_command(args: argparse.Namespace) -> int:
             key = None if args.authkey_file is None else authkey_from_file(args.authkey_file)
             serve((args.host, args.port), key)  # with no file, the key is in CHANNELS_AUTHKEY
         except ConfigError as exc:
-            return _usage_error("serve", str(exc))
+            return usage_error("serve", str(exc))
         except KeyboardInterrupt:
             pass
     return 0
@@ -549,9 +286,9 @@ def _worker_command(args: argparse.Namespace) -> int:
                 dead_letter_url=args.dead_letter,
             )
         except ConfigError as exc:
-            return _usage_error("worker", str(exc))
+            return usage_error("worker", str(exc))
         except ChannelError as exc:
-            print(f"{_PROG} worker: failed: {exc}", file=sys.stderr)
+            print(f"{PROG} worker: failed: {exc}", file=sys.stderr)
             return 1
 
 
@@ -561,9 +298,9 @@ def _inspect_command(args: argparse.Namespace) -> int:
     try:
         return run_inspect(args.url, args.json, sys.stdout)
     except ConfigError as exc:
-        return _usage_error("inspect", str(exc))
+        return usage_error("inspect", str(exc))
     except ChannelError as exc:
-        print(f"{_PROG} inspect: failed: {exc}", file=sys.stderr)
+        print(f"{PROG} inspect: failed: {exc}", file=sys.stderr)
         return 1
 
 
@@ -572,51 +309,8 @@ def _inspect_command(args: argparse.Namespace) -> int:
 
 def _completion_command(args: argparse.Namespace) -> int:
     del args  # bash is the only shell
-    print(bash_script(_parser(), _PROG, {"--backend": backends()}), end="")
+    print(bash_script(_parser(), PROG, {"--backend": backends()}), end="")
     return 0
 
 
 # -- option values -------------------------------------------------------------------
-
-
-def _usage_error(command: str, message: str) -> int:
-    print(f"{_PROG} {command}: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _size(text: str) -> int:
-    """Bytes, with an optional k or M suffix (1024-based); 'int' means 0."""
-    cleaned = text.strip().lower()
-    if cleaned == "int":
-        return 0
-    unit = _UNITS.get(cleaned[-1:], 1)
-    digits = cleaned[:-1] if unit > 1 else cleaned
-    try:
-        value = int(digits) * unit
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of bytes (like 64, 4k or 1M) or 'int', not {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, not {value}")
-    return value

@@ -32,6 +32,8 @@ from ._errors import WouldBlock as WouldBlock
 if TYPE_CHECKING:
     from ._backends.manager import ManagerChannel as ManagerChannel
     from ._backends.manager.core import ChannelManager as ChannelManager
+    from ._backends.manager.proxies import ManagedDict as ManagedDict
+    from ._backends.manager.proxies import ManagedList as ManagedList
     from ._backends.pipe import PipeChannel as PipeChannel
     from ._backends.queue import QueueChannel as QueueChannel
     from ._backends.redis import RedisChannel as RedisChannel
@@ -64,8 +66,6 @@ if TYPE_CHECKING:
     from ._serialize import Serializer as Serializer
     from ._state.array import Array as Array
     from ._state.lock import Lock as Lock
-    from ._state.proxies import ManagedDict as ManagedDict
-    from ._state.proxies import ManagedList as ManagedList
     from ._state.value import Value as Value
 
     __version__: str
@@ -106,8 +106,8 @@ _LAZY: dict[str, str] = {
     "Serializer": "._serialize",
     "Array": "._state.array",
     "Lock": "._state.lock",
-    "ManagedDict": "._state.proxies",
-    "ManagedList": "._state.proxies",
+    "ManagedDict": "._backends.manager.proxies",
+    "ManagedList": "._backends.manager.proxies",
     "Value": "._state.value",
 }
 

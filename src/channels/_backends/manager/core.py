@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     # Imported where used at run time: the proxies import this package's link module, so a
     # process that meets a proxy first (unpickling one in a spawned child) would find this
     # module half made.
-    from ..._state.proxies import DictOpener, ListOpener
+    from .proxies import DictOpener, ListOpener
 from .server import ChannelServer, describe_address, exit_with
 from .state import WINDOW
 
@@ -190,14 +190,14 @@ class ChannelManager(BaseManager):
     @property
     def dict(self) -> DictOpener:
         """Make a typed dict in the server: ``manager.dict[str, int]()`` (the manager must run)."""
-        from ..._state.proxies import DictOpener  # noqa: PLC0415
+        from .proxies import DictOpener  # noqa: PLC0415
 
         return DictOpener(self)
 
     @property
     def list(self) -> ListOpener:
         """Make a typed list in the server: ``manager.list[str]()`` (the manager must run)."""
-        from ..._state.proxies import ListOpener  # noqa: PLC0415
+        from .proxies import ListOpener  # noqa: PLC0415
 
         return ListOpener(self)
 

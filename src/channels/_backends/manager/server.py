@@ -53,8 +53,8 @@ from typing import Any, NoReturn, cast
 from ..._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
 from ..._ledger import BROKEN
 from ..._liveness import host_key, pid_alive
-from ..._state.store import ObjectStore
 from .state import ChannelState
+from .store import ObjectStore
 
 __all__ = [
     "GONE",
@@ -391,7 +391,7 @@ class Hub:
             state.close_receiver(_calling().session)
 
     def new_object(self, kind: str, initial: bytes) -> int:
-        """Hold a new managed dict or list (``_state.store``) for the caller; its number."""
+        """Hold a new managed dict or list (``store``) for the caller; its number."""
         return self._objects.new(kind, initial, _calling().session)
 
     def hold_object(self, oid: int) -> bool:

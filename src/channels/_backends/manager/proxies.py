@@ -7,7 +7,7 @@ passes to any process at any time; it never pickles the authkey. Every call is
 one request to the server, atomic there; a read-modify-write of several calls
 (``d[k] += 1``) needs a lock around it.
 
-The server frees an object once no process holds a proxy of it (``_state.store``):
+The server frees an object once no process holds a proxy of it (``store``):
 each proxy counts itself there when it is made or unpickled, and uncounts
 itself when it is collected. A proxy sent to another process must stay alive
 in the sender until the receiver has it, as with multiprocessing's proxies.
@@ -21,7 +21,9 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, final, overload
 
-from .._backends.manager.link import (
+from ..._errors import ChannelError, SerializationError
+from ..._liveness import me
+from .link import (
     Address,
     Link,
     expect_int,
@@ -29,13 +31,11 @@ from .._backends.manager.link import (
     key_source,
     link_for,
 )
-from .._errors import ChannelError, SerializationError
-from .._liveness import me
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
 
-    from .._backends.manager.core import ChannelManager
+    from .core import ChannelManager
 
 __all__ = [
     "DictMaker",

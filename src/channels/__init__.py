@@ -31,7 +31,7 @@ from ._errors import WouldBlock as WouldBlock
 
 if TYPE_CHECKING:
     from ._backends.manager import ManagerChannel as ManagerChannel
-    from ._backends.manager.core import ChannelManager as ChannelManager
+    from ._backends.manager.manager import ChannelManager as ChannelManager
     from ._backends.manager.proxies import ManagedDict as ManagedDict
     from ._backends.manager.proxies import ManagedList as ManagedList
     from ._backends.pipe import PipeChannel as PipeChannel
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
 # Public name -> the private module that defines it, imported on first use.
 _LAZY: dict[str, str] = {
     "ManagerChannel": "._backends.manager",
-    "ChannelManager": "._backends.manager.core",
+    "ChannelManager": "._backends.manager.manager",
     "PipeChannel": "._backends.pipe",
     "QueueChannel": "._backends.queue",
     "RedisChannel": "._backends.redis",

@@ -8,7 +8,8 @@ from typing import Any, ClassVar, Literal, TypeVar, cast, final
 from ..._config import ContextSpec, SerializerSpec
 from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
-from .core import ChannelManager, ManagerCore
+from .core import ManagerCore
+from .manager import ChannelManager
 
 __all__ = ["ManagerChannel"]
 

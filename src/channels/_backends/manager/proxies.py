@@ -23,19 +23,14 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, final
 
 from ..._errors import ChannelError, SerializationError
 from ..._liveness import me
-from .link import (
-    Address,
-    Link,
-    expect_int,
-    key_for,
-    key_source,
-    link_for,
-)
+from .keys import key_for, key_source
+from .link import Link, expect_int, link_for
+from .wire import Address
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
 
-    from .core import ChannelManager
+    from .manager import ChannelManager
 
 __all__ = [
     "DictMaker",

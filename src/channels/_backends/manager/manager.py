@@ -15,21 +15,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.managers import BaseManager
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..._config import ContextSpec, resolve_context
 from ..._errors import ChannelError, ConfigError
 from ..._liveness import me
 from .keys import to_authkey
 from .link import connect
+from .proxies import DictOpener, ListOpener
 from .server import ChannelServer, exit_with
 from .wire import Address, describe_address, parse_address
-
-if TYPE_CHECKING:
-    # Imported where used at run time: the proxies import this package's link module, so a
-    # process that meets a proxy first (unpickling one in a spawned child) would find this
-    # module half made.
-    from .proxies import DictOpener, ListOpener
 
 __all__ = ["ChannelManager", "start_local_manager", "stop_local_manager"]
 
@@ -126,15 +121,11 @@ class ChannelManager(BaseManager):
     @property
     def dict(self) -> DictOpener:
         """Make a typed dict in the server: ``manager.dict[str, int]()`` (the manager must run)."""
-        from .proxies import DictOpener  # noqa: PLC0415
-
         return DictOpener(self)
 
     @property
     def list(self) -> ListOpener:
         """Make a typed list in the server: ``manager.list[str]()`` (the manager must run)."""
-        from .proxies import ListOpener  # noqa: PLC0415
-
         return ListOpener(self)
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import pickle
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, final, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar, cast, final, overload
 
 from ..._errors import ChannelError, SerializationError
 from ..._liveness import me
@@ -30,8 +30,6 @@ from .wire import Address
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
 
-    from .manager import ChannelManager
-
 __all__ = [
     "DictMaker",
     "DictOpener",
@@ -39,6 +37,7 @@ __all__ = [
     "ListOpener",
     "ManagedDict",
     "ManagedList",
+    "Manager",
     "ObjectRef",
 ]
 
@@ -58,6 +57,12 @@ class ObjectRef(NamedTuple):
     nonce: int
     oid: int
     keysource: str
+
+
+class Manager(Protocol):
+    """What a proxy needs of the manager that makes its object: its address and key."""
+
+    def client_params(self) -> tuple[Address, bytes]: ...
 
 
 class _Remote:
@@ -110,7 +115,7 @@ def _uncount(link: Link, oid: int, pid: int) -> None:
         link.later("drop_object", (oid,))
 
 
-def _create(manager: ChannelManager, kind: str, initial: object) -> tuple[ObjectRef, Link]:
+def _create(manager: Manager, kind: str, initial: object) -> tuple[ObjectRef, Link]:
     """Make an object in the server; keep the link until its proxy has counted itself.
 
     The object is its creator's session's until then, and that session would end
@@ -322,7 +327,7 @@ class DictMaker(Generic[K, V]):
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     def __call__(self, initial: Mapping[K, V] | Iterable[tuple[K, V]] = (), /) -> ManagedDict[K, V]:
@@ -337,7 +342,7 @@ class ListMaker(Generic[T]):
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     def __call__(self, initial: Iterable[T] = (), /) -> ManagedList[T]:
@@ -352,7 +357,7 @@ class DictOpener:
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     @overload
@@ -377,7 +382,7 @@ class ListOpener:
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     @overload

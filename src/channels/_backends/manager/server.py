@@ -44,7 +44,7 @@ from typing import Any, cast
 from ..._errors import ChannelError
 from ..._liveness import pid_alive
 from .hub import Hub, caller
-from .wire import HUB_ID, borrowed_socket, describe_address, hang_up, set_read_timeout
+from .wire import HUB_ID, borrowed_socket, describe_address, hang_up, set_io_timeout
 
 __all__ = ["ChannelServer", "exit_with"]
 
@@ -174,7 +174,7 @@ class ChannelServer(Server):
         """
         try:
             try:
-                set_read_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
+                set_io_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
                 deliver_challenge(conn, self.authkey)
                 answer_challenge(conn, self.authkey)
             except Exception as exc:
@@ -379,9 +379,9 @@ def _socket_path() -> str:
 
 
 def _tune(conn: Connection) -> None:
-    """Let reads of an authenticated client block for good; no Nagle delay on TCP."""
+    """Let reads and writes of an authenticated client block for good; no Nagle delay on TCP."""
     with contextlib.suppress(OSError):
-        set_read_timeout(conn, 0)
+        set_io_timeout(conn, 0)
         with borrowed_socket(conn) as sock:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

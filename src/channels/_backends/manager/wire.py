@@ -24,7 +24,6 @@ __all__ = [
     "hang_up",
     "parse_address",
     "set_io_timeout",
-    "set_read_timeout",
 ]
 
 #: The id of the hub in the server's table of shared objects.
@@ -85,14 +84,6 @@ def borrowed_socket(conn: Connection) -> Generator[socket.socket]:
         with contextlib.suppress(OSError):
             sock.setblocking(True)
         sock.detach()
-
-
-def set_read_timeout(conn: Connection, seconds: float) -> None:
-    """Bound how long a read on ``conn`` may block (0: no bound)."""
-    whole = int(seconds)
-    value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
-    with borrowed_socket(conn) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
 
 
 def hang_up(conn: Connection) -> None:

@@ -31,8 +31,8 @@ import struct
 from collections.abc import Sequence
 
 from ... import _steps
-from ..._errors import ChannelBroken
-from ..._ledger import BROKEN_TORN, WHY, Words
+from ..._ledger import Words
+from ..._policy import Broken, Condition, error
 
 __all__ = ["Overflow"]
 
@@ -224,7 +224,7 @@ class Overflow:
             word &= ~_MARK
             start = pos + _FRAME.size
             if word > unread - _FRAME.size:
-                raise ChannelBroken(f"{WHY[BROKEN_TORN]} (an overflow frame runs past the end)")
+                raise error(Condition.BROKEN, Broken.TORN, "an overflow frame runs past the end")
             data = self._mapping(start + word)[start : start + word]
             w[_R_TOTAL] = total + _FRAME.size + word  # one store takes the item
             return data

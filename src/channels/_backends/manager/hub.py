@@ -21,11 +21,11 @@ import logging
 import secrets
 import threading
 from multiprocessing.connection import Connection
-from typing import NoReturn
 
-from ..._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
+from ..._errors import ChannelError
 from ..._ledger import BROKEN
 from ..._liveness import host_key, pid_alive
+from ..._policy import Condition, error
 from .state import ChannelState
 from .store import ObjectStore
 
@@ -101,7 +101,7 @@ class Hub:
         self._lock = threading.Lock()
         self._channels: dict[int, ChannelState] = {}
         self._names: dict[str, int] = {}
-        self._broken: dict[int, str] = {}
+        self._broken: dict[int, int] = {}  # channel -> why it broke
         # Channels dropped while a session that used them lives (the newest FINAL_KEPT):
         # (sent, received, name, those sessions) at the end. While it lasts, the name
         # still names it to open_sender and open_receiver (a plain open starts afresh).
@@ -190,16 +190,12 @@ class Hub:
                 if state is None and half and self._names[name] in self._final:
                     if half == "receiver":
                         return self._names[name], 0  # it sees the end, or the break
-                    raise ChannelClosed(
-                        f"channel {name!r} has ended: no sender can be opened on it "
-                        "(its name names a new channel once every process that used it is gone)"
-                    )
+                    raise error(Condition.SENDER_REFUSED, name, True)
                 if state is not None and not state.finished:
                     if state.maxsize != maxsize or state.joinable != joinable:
-                        raise ConfigError(
-                            f"channel {name!r} exists with maxsize={state.maxsize} and "
-                            f"joinable={state.joinable}; open it with those (it was asked "
-                            f"for maxsize={maxsize}, joinable={joinable})"
+                        raise error(
+                            Condition.MISMATCH,
+                            *(name, state.maxsize, state.joinable, maxsize, joinable),
                         )
                     if session:
                         state.users.add(session)
@@ -207,9 +203,7 @@ class Hub:
                         return state.cid, 0
                     token = state.open_handle()
                     if not token and half == "sender":
-                        raise ChannelClosed(
-                            f"channel {name!r} has ended: no sender can be opened on it"
-                        )
+                        raise error(Condition.SENDER_REFUSED, name, False)
                     return state.cid, token
             cid = next(self._ids)
             self._next = cid + 1
@@ -231,7 +225,7 @@ class Hub:
         """
         state = self._state(cid)
         if state is None:
-            self._raise_over(cid, ChannelClosed("the channel has ended; this handle is closed"))
+            raise self._over(cid, Condition.SENDER_CLOSED)
         self.abort()  # a client commits before its next call: this is only ever a stray
         count = state.put(_calling(), token, items)
         if count:
@@ -244,7 +238,7 @@ class Hub:
         """Take up to ``max_items`` ready items of channel ``cid`` (``staged``: as ``put``)."""
         state = self._state(cid)
         if state is None:
-            self._raise_over(cid, EndOfChannel("every sender closed and the channel is drained"))
+            raise self._over(cid, Condition.ENDED)
         self.abort()
         try:
             got = state.take(_calling(), max_items)
@@ -288,7 +282,7 @@ class Hub:
         """Mark the calling process's oldest item of channel ``cid`` not yet marked as done."""
         state = self._state(cid)
         if state is None:
-            raise ChannelError("task_done() called more times than items were received")
+            raise error(Condition.OVER_MARKED)
         state.task_done(_calling().session)
         if state.finished:
             self._retire(state)
@@ -302,7 +296,7 @@ class Hub:
         """Open another sender handle on channel ``cid``."""
         state = self._state(cid)
         if state is None:
-            self._raise_over(cid, ChannelClosed("cannot clone a closed sender handle"))
+            raise self._over(cid, Condition.CLONE_CLOSED)
         return state.clone(token)
 
     def close_sender(self, cid: int, token: int) -> None:
@@ -364,13 +358,13 @@ class Hub:
     def _state(self, cid: int) -> ChannelState | None:
         return self._channels.get(cid)
 
-    def _raise_over(self, cid: int, ended: ChannelError) -> NoReturn:
-        """Answer for a dropped channel: ``ended``, or ``ChannelBroken`` if it broke."""
+    def _over(self, cid: int, ended: Condition) -> ChannelError:
+        """The error for a call on a dropped channel: ``ended``, or ``BROKEN`` if it broke."""
         if cid in self._broken:
-            raise ChannelBroken(self._broken[cid])
+            return error(Condition.BROKEN, self._broken[cid])
         if 0 < cid < self._next:
-            raise ended
-        raise ChannelError(f"this server holds no channel {cid}")
+            return error(ended)
+        return error(Condition.NO_CHANNEL, cid)
 
     def _forget_final(self, cid: int) -> None:
         """Drop what is kept of dropped channel ``cid``; the caller holds the lock."""
@@ -387,7 +381,7 @@ class Hub:
             if not state.finished or self._channels.get(state.cid) is not state:
                 return
             if state.ledger.flags & BROKEN:
-                self._broken[state.cid] = state.ledger.broken_reason
+                self._broken[state.cid] = state.ledger.broken_why
             del self._channels[state.cid]
             users = state.users & self._sessions
             if users:

@@ -26,11 +26,10 @@ from typing import cast
 from ..._errors import (
     AuthkeyMissing,
     AuthkeyRejected,
-    ChannelBroken,
     ChannelError,
     ChannelTimeout,
 )
-from ..._ledger import BROKEN_SERVER_GONE, WHY
+from ..._policy import Broken, Condition, error, error_from
 from .keys import ENV_AUTHKEY, process_key
 from .wire import HUB_ID, Address, describe_address, set_io_timeout
 
@@ -53,9 +52,9 @@ REPLY_GRACE = 20.0
 MIN_ANSWER = 0.05
 
 
-def _gone(address: Address, exc: BaseException) -> ChannelBroken:
+def _gone(address: Address, exc: BaseException) -> ChannelError:
     detail = str(exc) or type(exc).__name__
-    return ChannelBroken(f"{WHY[BROKEN_SERVER_GONE]} ({describe_address(address)}: {detail})")
+    return error(Condition.BROKEN, Broken.SERVER_GONE, f"{describe_address(address)}: {detail}")
 
 
 class _Late(TimeoutError):
@@ -132,12 +131,18 @@ def _dial(address: Address, authkey: bytes, due: float) -> Connection:
 
 
 def _answer(conn: Connection, due: float) -> object:
-    """The next answer on ``conn`` (by ``due``, or ever); re-raises the error the server raised."""
+    """The next answer on ``conn`` (by ``due``, or ever); raises the condition the server met.
+
+    Errors that are no state of a channel (a managed dict's ``KeyError``, say)
+    come back as the exception itself.
+    """
     if due != math.inf and not conn.poll(max(0.0, due - time.monotonic())):
         raise _Late(in_step=True)
     kind, result = conn.recv()
     if kind == "#RETURN":
         return result
+    if kind == "#CONDITION":
+        raise error_from(result)
     if kind == "#ERROR" and isinstance(result, BaseException):
         raise result
     raise ChannelError(f"the manager server failed: {result}")
@@ -283,9 +288,9 @@ class Link:
         try:
             wire = self._wire(min(due, now + CONNECT_TIMEOUT))
             if nonce is not None and wire.nonce != nonce:
-                raise ChannelBroken(
-                    f"{WHY[BROKEN_SERVER_GONE]} (another server now listens at "
-                    f"{describe_address(self.address)})"
+                where = describe_address(self.address)
+                raise error(
+                    Condition.BROKEN, Broken.SERVER_GONE, f"another server now listens at {where}"
                 )
             wire.bound(_left(due))
             while self._later:

@@ -43,6 +43,7 @@ from typing import Any, cast
 
 from ..._errors import ChannelError
 from ..._liveness import pid_alive
+from ..._policy import condition_of
 from .hub import Hub, caller
 from .wire import HUB_ID, borrowed_socket, describe_address, hang_up, set_io_timeout
 
@@ -274,7 +275,12 @@ class ChannelServer(Server):
             self.hub.disconnected(cid)
 
     def _serve_hub(self, conn: Connection, request: object) -> None:
-        """Run a client's calls on the hub until it hangs up; ``QUIET`` calls get no answer."""
+        """Run a client's calls on the hub until it hangs up; ``QUIET`` calls get no answer.
+
+        A call that meets a state of its channel answers that ``Condition`` and its
+        details, which the client raises as ``_policy`` says; any other error
+        (a managed dict's ``KeyError``, say) goes back as the exception.
+        """
         hub = self.hub
         while not self.stop_event.is_set():
             msg: tuple[str, object]
@@ -287,7 +293,8 @@ class ChannelServer(Server):
                     raise ChannelError(f"{method!r} is not a call of the channel server")
                 msg = ("#RETURN", getattr(hub, method)(*args, **kwds))
             except Exception as exc:
-                msg = ("#ERROR", exc)
+                report = condition_of(exc)
+                msg = ("#ERROR", exc) if report is None else ("#CONDITION", report)
                 if method in Hub.QUIET:
                     log.debug("%s failed: %r", method, exc)
             if method not in Hub.QUIET:

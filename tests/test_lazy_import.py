@@ -10,6 +10,7 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Container
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ _HEAVY = (
     "redis",
     "importlib.metadata",
     "concurrent.futures",
+    "channels._backends.manager.hub",
     "channels._backends.manager.server",
     "channels._backends.redis",
     "channels._pool.pool",
@@ -201,3 +203,44 @@ def test_every_module_can_be_imported_first() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def _imports(path: Path, name: str, modules: Container[str]) -> set[str]:
+    """Which of ``modules`` module ``name`` imports: at the top, in functions, for types."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*parts, module] if module else parts)
+            for alias in node.names:  # a submodule, or a name defined in the module
+                inner = f"{module}.{alias.name}"
+                found.add(inner if inner in modules else module)
+    return {found_name for found_name in found if found_name in modules} - {name}
+
+
+def test_no_two_modules_import_each_other() -> None:
+    """Not even through others, nor for types only: each module reads before those it uses."""
+    package = Path(channels.__file__).parent
+    modules: dict[str, Path] = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    uses = {name: _imports(path, name, modules) for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycle = [*trail[trail.index(name) :], name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name not in done:
+            for used in sorted(uses[name]):
+                visit(used, [*trail, name])
+            done.add(name)
+
+    for name in sorted(modules):
+        visit(name, [])

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from ._backends.local.channel import QueueChannel as QueueChannel
     from ._backends.local.channel import SimpleQueueChannel as SimpleQueueChannel
     from ._backends.manager import ManagerChannel as ManagerChannel
-    from ._backends.manager.core import ChannelManager as ChannelManager
+    from ._backends.manager.manager import ChannelManager as ChannelManager
+    from ._backends.manager.proxies import ManagedDict as ManagedDict
+    from ._backends.manager.proxies import ManagedList as ManagedList
     from ._backends.redis import RedisChannel as RedisChannel
     from ._backends.thread import ThreadChannel as ThreadChannel
     from ._duplex import Endpoint as Endpoint
@@ -64,8 +66,6 @@ if TYPE_CHECKING:
     from ._serialize import Serializer as Serializer
     from ._state.array import Array as Array
     from ._state.lock import Lock as Lock
-    from ._state.proxies import ManagedDict as ManagedDict
-    from ._state.proxies import ManagedList as ManagedList
     from ._state.value import Value as Value
 
     __version__: str
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
 # Public name -> the private module that defines it, imported on first use.
 _LAZY: dict[str, str] = {
     "ManagerChannel": "._backends.manager",
-    "ChannelManager": "._backends.manager.core",
+    "ChannelManager": "._backends.manager.manager",
     "PipeChannel": "._backends.local.channel",
     "QueueChannel": "._backends.local.channel",
     "RedisChannel": "._backends.redis",
@@ -106,8 +106,8 @@ _LAZY: dict[str, str] = {
     "Serializer": "._serialize",
     "Array": "._state.array",
     "Lock": "._state.lock",
-    "ManagedDict": "._state.proxies",
-    "ManagedList": "._state.proxies",
+    "ManagedDict": "._backends.manager.proxies",
+    "ManagedList": "._backends.manager.proxies",
     "Value": "._state.value",
 }
 

@@ -27,8 +27,9 @@ import pytest
 import channels
 from channels import ChannelBroken, ChannelTimeout, ConfigError
 from channels._backends.manager import ManagerChannel
-from channels._backends.manager.core import ChannelManager, ManagerCore
-from channels._backends.manager.link import ENV_AUTHKEY
+from channels._backends.manager.core import ManagerCore
+from channels._backends.manager.keys import ENV_AUTHKEY
+from channels._backends.manager.manager import ChannelManager
 from channels._cli.serve import MIN_AUTHKEY_BYTES, check_server_key, serve
 
 import children

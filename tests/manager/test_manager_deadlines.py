@@ -21,7 +21,8 @@ import pytest
 
 from channels import ChannelTimeout, WouldBlock
 from channels._backends.manager import ManagerChannel
-from channels._backends.manager.core import ChannelManager, ManagerCore
+from channels._backends.manager.core import ManagerCore
+from channels._backends.manager.manager import ChannelManager
 
 from support import WAIT
 

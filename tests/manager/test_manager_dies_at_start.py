@@ -20,8 +20,8 @@ import pytest
 import channels
 from channels import ChannelBroken
 from channels._backends.manager import core as manager_core
-from channels._backends.manager.core import ChannelManager
-from channels._backends.manager.link import ENV_AUTHKEY
+from channels._backends.manager.keys import ENV_AUTHKEY
+from channels._backends.manager.manager import ChannelManager
 
 import children
 from support import WAIT, drain, join, open_for, pid_alive, start

@@ -10,8 +10,8 @@ import pytest
 
 import channels
 from channels import ChannelClosed, ChannelTimeout, ConfigError, EndOfChannel
-from channels._backends.manager.core import ChannelManager
-from channels._backends.manager.link import ENV_AUTHKEY
+from channels._backends.manager.keys import ENV_AUTHKEY
+from channels._backends.manager.manager import ChannelManager
 
 import children
 from support import WAIT, drain, join, start

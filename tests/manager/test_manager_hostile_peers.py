@@ -21,7 +21,7 @@ from typing import cast
 import pytest
 
 import channels
-from channels._backends.manager.core import ChannelManager
+from channels._backends.manager.manager import ChannelManager
 
 import manager_funcs
 from support import WAIT

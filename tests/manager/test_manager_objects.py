@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from channels._backends.manager import ManagerChannel
-from channels._backends.manager.core import ChannelManager
+from channels._backends.manager.manager import ChannelManager
 from channels._backends.manager.server import ChannelServer
 
 import manager_funcs

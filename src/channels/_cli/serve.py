@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from .._backends.manager.core import ChannelManager
-from .._backends.manager.link import ENV_AUTHKEY, Address, env_authkey, parse_address, to_authkey
-from .._backends.manager.server import ChannelServer, describe_address
+from .._backends.manager.keys import ENV_AUTHKEY, env_authkey, to_authkey
+from .._backends.manager.manager import ChannelManager
+from .._backends.manager.server import ChannelServer
+from .._backends.manager.wire import Address, describe_address, parse_address
 from .._errors import ConfigError
 
 __all__ = ["MIN_AUTHKEY_BYTES", "authkey_from_file", "check_server_key", "serve"]

@@ -43,21 +43,6 @@ _SLOT_BITS = 16
 #: senders, the handle it sent on.
 _PEER_WORDS = 3
 
-#: Why the channel broke, for the error message.
-BROKEN_SENDERS_GONE = 1
-BROKEN_RECEIVERS_GONE = 2
-BROKEN_TORN = 3
-BROKEN_SERVER_GONE = 4
-
-WHY = {
-    BROKEN_SENDERS_GONE: (
-        "every process that sent on an open sender handle has died without closing it"
-    ),
-    BROKEN_RECEIVERS_GONE: "every process that received from the channel has died",
-    BROKEN_TORN: "a process died in the middle of reading or writing an item",
-    BROKEN_SERVER_GONE: "the manager server holding the channel is gone",
-}
-
 #: Tells whether a peer recorded as (ident, stamp) still exists.
 Liveness = Callable[[int, int], bool]
 
@@ -112,15 +97,11 @@ class Ledger:
 
     @property
     def broken_why(self) -> int:
-        """Why the channel broke: one of the ``BROKEN_*`` codes, 0 if it is not broken."""
+        """Why the channel broke: a ``_policy.Broken`` reason, 0 if it is not broken."""
         return self._w[_BROKEN_WHY] if self._w[_FLAGS] & BROKEN else 0
 
-    @property
-    def broken_reason(self) -> str:
-        return WHY.get(self._w[_BROKEN_WHY], "the channel is broken")
-
     def mark_broken(self, why: int) -> None:
-        """Mark the channel broken for everyone; the first reason wins."""
+        """Mark the channel broken for everyone; the first reason (``_policy.Broken``) wins."""
         w = self._w
         if not w[_FLAGS] & (BROKEN | ENDED):
             w[_BROKEN_WHY] = why

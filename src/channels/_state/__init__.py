@@ -1,6 +1,6 @@
-"""Shared state between processes: ``Lock``, ``Value``, ``Array`` and managed dict/list proxies.
+"""Shared state between processes: ``Lock``, ``Value`` and ``Array`` in shared memory.
 
 ``segment`` makes the unnamed shared memory that ``lock``, ``value`` and
-``array`` live in; ``store`` holds managed objects inside a manager server and
-``proxies`` reaches them from any process.
+``array`` live in. A manager server's dicts and lists are the manager
+backend's (``_backends.manager.proxies`` and ``store``).
 """

@@ -46,24 +46,18 @@ from typing import ClassVar, NoReturn, Protocol
 from ..._codec import OutOfBand, Payload, in_band
 from ..._engine import steps as _steps
 from ..._engine.conditions import (
+    Broken,
+    Condition,
     check_clonable,
     check_sendable,
+    error,
     lost_unfinished,
     not_joinable,
     nothing_left,
     nothing_to_mark,
 )
 from ..._engine.contract import POLL_SLICE, ChannelStats, Data
-from ..._engine.ledger import (
-    BROKEN,
-    BROKEN_RECEIVERS_GONE,
-    BROKEN_SENDERS_GONE,
-    BROKEN_TORN,
-    ENDED,
-    WHY,
-    WORDS,
-    Ledger,
-)
+from ..._engine.ledger import BROKEN, ENDED, WORDS, Ledger
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, EndOfChannel
 from ..._process.handover import Handed
 from ..._process.liveness import me, pid_alive, process_stamp
@@ -630,8 +624,8 @@ class LocalCore:
         overflow = self._overflow
         while True:
             flags = ledger.flags
-            if flags & BROKEN and ledger.broken_why == BROKEN_TORN:
-                raise ChannelBroken(ledger.broken_reason)
+            if flags & BROKEN and ledger.broken_why == Broken.TORN:
+                raise error(Condition.BROKEN, ledger.broken_why)
             # The overflow only ever holds items newer than the pipe's, so it is
             # read only once the pipe was seen empty *after* the overflow had items.
             pending = overflow.pending()
@@ -767,7 +761,7 @@ class LocalCore:
         if ledger.repair():
             self._wake()
         if words[_W_TORN]:
-            ledger.mark_broken(BROKEN_TORN)
+            ledger.mark_broken(Broken.TORN)
             self._wake()
             words[_W_TORN] = 0
 
@@ -781,7 +775,7 @@ class LocalCore:
             words[_TAKING] = 0
         if words[_R_TORN]:
             with self._books():
-                self._ledger.mark_broken(BROKEN_TORN)
+                self._ledger.mark_broken(Broken.TORN)
             words[_R_TORN] = 0
         if self._settings.maxsize:
             self._room()
@@ -799,9 +793,9 @@ class LocalCore:
 
     def _tear(self, what: str) -> NoReturn:
         with self._books():
-            self._ledger.mark_broken(BROKEN_TORN)
+            self._ledger.mark_broken(Broken.TORN)
         self._words[_R_TORN] = 0
-        raise ChannelBroken(f"{WHY[BROKEN_TORN]} (read {what})")
+        raise error(Condition.BROKEN, Broken.TORN, f"read {what}")
 
     def _look_for_dead(self, *, receivers: bool) -> None:
         """After an idle wait: mark the channel broken if the peers it waits for are all dead."""
@@ -813,10 +807,10 @@ class LocalCore:
         try:
             if receivers:
                 if ledger.receivers_gone(pid_alive):
-                    ledger.mark_broken(BROKEN_RECEIVERS_GONE)
+                    ledger.mark_broken(Broken.RECEIVERS_GONE)
                     self._room()
             elif ledger.senders_gone(pid_alive):
-                ledger.mark_broken(BROKEN_SENDERS_GONE)
+                ledger.mark_broken(Broken.SENDERS_GONE)
                 self._wake()
         finally:
             self._wlock.release()

@@ -31,8 +31,8 @@ import struct
 from collections.abc import Sequence
 
 from ..._engine import steps as _steps
-from ..._engine.ledger import BROKEN_TORN, WHY, Words
-from ..._errors import ChannelBroken
+from ..._engine.conditions import Broken, Condition, error
+from ..._engine.ledger import Words
 
 __all__ = ["Overflow"]
 
@@ -224,7 +224,7 @@ class Overflow:
             word &= ~_MARK
             start = pos + _FRAME.size
             if word > unread - _FRAME.size:
-                raise ChannelBroken(f"{WHY[BROKEN_TORN]} (an overflow frame runs past the end)")
+                raise error(Condition.BROKEN, Broken.TORN, "an overflow frame runs past the end")
             data = self._mapping(start + word)[start : start + word]
             w[_R_TOTAL] = total + _FRAME.size + word  # one store takes the item
             return data

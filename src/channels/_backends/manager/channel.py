@@ -10,7 +10,8 @@ from ..._engine.channel import ChannelBase
 from ..._engine.receiver import ReceiverHandle
 from ..._engine.sender import SenderHandle
 from ..._registry import Features
-from .core import ChannelManager, ManagerCore
+from .core import ManagerCore
+from .manager import ChannelManager
 
 __all__ = ["ManagerChannel"]
 

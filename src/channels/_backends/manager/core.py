@@ -1,4 +1,4 @@
-"""The manager backend seen from a client process: ``ChannelManager`` and the channel's core.
+"""The manager backend seen from a client process: the channel's core.
 
 A ``ManagerCore`` names one channel in one server: the server's address, its
 nonce (so a new server at the same address is not taken for the old one) and
@@ -45,17 +45,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.managers import BaseManager
-from multiprocessing.process import BaseProcess
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from collections.abc import Sequence
+from typing import NamedTuple, cast
 
 from ..._codec import Payload, plain
 from ..._config import (
@@ -70,186 +64,13 @@ from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError,
 from ..._process.handover import Handed
 from ..._process.liveness import host_key, me, pid_alive, process_stamp
 from ..._serialize import Serializer, resolve_serializer
-from .link import (
-    CONNECT_TIMEOUT,
-    MIN_ANSWER,
-    Address,
-    Link,
-    connect,
-    env_authkey,
-    expect_int,
-    expect_pair,
-    key_for,
-    key_source,
-    link_for,
-    parse_address,
-    process_key,
-    to_authkey,
-)
-
-if TYPE_CHECKING:
-    # Imported where used at run time: the proxies import this package's link module, so a
-    # process that meets a proxy first (unpickling one in a spawned child) would find this
-    # module half made.
-    from ..._state.proxies import DictOpener, ListOpener
-from .server import ChannelServer, describe_address, exit_with
+from .keys import env_authkey, key_for, key_source, process_key, to_authkey
+from .link import CONNECT_TIMEOUT, MIN_ANSWER, Link, expect_int, expect_pair, link_for
+from .manager import ChannelManager, start_local_manager, stop_local_manager
 from .state import WINDOW
+from .wire import Address, describe_address, parse_address
 
-__all__ = ["ChannelManager", "ChannelRef", "ManagerCore"]
-
-_INITIAL, _STARTED = 0, 1  # BaseManager's states
-
-
-class _State(Protocol):
-    value: int
-
-
-class ChannelManager(BaseManager):
-    """A manager server that holds channels, by name, for processes on this machine or others.
-
-    Run it in a new process with ``with ChannelManager(address, authkey) as m:``
-    or ``m.start()``, or in this process with ``m.get_server().serve_forever()``.
-    A server process that ``start()`` made stops once this process is gone,
-    however it ended; a server meant to outlive it is ``channels serve``.
-    Open its channels with ``ManagerChannel[T](manager=m, name=...)``, or from
-    anywhere with ``open_channel[T]("manager://HOST:PORT/NAME")`` and the same
-    authkey. Opening a name that exists joins that channel, with a sender
-    handle of its own.
-
-    Args:
-        address: ``(HOST, PORT)`` or ``"HOST:PORT"`` to listen on (port 0: any
-            free port; an IPv6 host such as ``::1`` works too), or a Unix socket
-            path; default: a private socket that leaves no file behind (an
-            abstract socket on Linux, else one in a private temporary folder).
-        authkey: the secret that clients prove they know; default: this
-            process's ``multiprocessing`` authkey (the children it starts share it).
-        ctx: the start method of the server process that ``start()`` makes.
-        shutdown_timeout: how long ``shutdown()`` waits before it kills that process.
-    """
-
-    _Server = ChannelServer
-    # Set by BaseManager.
-    _state: _State
-    _authkey: bytes
-    _address: Address | None
-    _process: BaseProcess | None
-    _Client: Callable[[Address, bytes], Connection]
-
-    def __init__(
-        self,
-        address: Address | None = None,
-        authkey: bytes | str | None = None,
-        *,
-        ctx: ContextSpec = None,
-        shutdown_timeout: float = 1.0,
-    ) -> None:
-        super().__init__(
-            address=_private_address() if address is None else parse_address(address, listen=True),
-            authkey=None if authkey is None else to_authkey(authkey),
-            ctx=resolve_context(ctx),
-            shutdown_timeout=shutdown_timeout,
-        )
-        self._Client = connect
-
-    def start(
-        self, initializer: Callable[..., object] | None = None, initargs: Iterable[Any] = ()
-    ) -> None:
-        """Start the server in a new process, which stops by itself once this process is gone."""
-        super().start(_start_server, (me.pid, me.stamp, initializer, tuple(initargs)))
-
-    def get_server(self) -> ChannelServer:
-        """A server listening at the address, to run in this process with ``serve_forever()``."""
-        if self._state.value != _INITIAL:
-            raise ChannelError("this manager has already started (or shut down)")
-        return ChannelServer({}, self._address, bytes(self._authkey), "pickle")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Shut the server down and release what this process held for it."""
-        super().__exit__(exc_type, exc, tb)
-        _release(self._process)
-
-    @property
-    def process(self) -> BaseProcess | None:
-        """The server process that ``start()`` made, if it did."""
-        return getattr(self, "_process", None)
-
-    def client_params(self) -> tuple[Address, bytes]:
-        """The address and key a client of this manager uses; the manager must be running."""
-        address = self.address
-        if self._state.value != _STARTED or not isinstance(address, tuple | str):
-            raise ConfigError(
-                "the manager is not running: use it in a 'with' block, or call start() or connect()"
-            )
-        return address, bytes(self._authkey)
-
-    @property
-    def dict(self) -> DictOpener:
-        """Make a typed dict in the server: ``manager.dict[str, int]()`` (the manager must run)."""
-        from ..._state.proxies import DictOpener  # noqa: PLC0415
-
-        return DictOpener(self)
-
-    @property
-    def list(self) -> ListOpener:
-        """Make a typed list in the server: ``manager.list[str]()`` (the manager must run)."""
-        from ..._state.proxies import ListOpener  # noqa: PLC0415
-
-        return ListOpener(self)
-
-    def __repr__(self) -> str:
-        address = getattr(self, "_address", None)
-        where = "" if address is None else f" at {describe_address(address)}"
-        states = {_INITIAL: "not started", _STARTED: "running"}
-        return f"<ChannelManager{where}, {states.get(self._state.value, 'shut down')}>"
-
-
-def _private_address() -> Address | None:
-    """An address only this manager will use: an abstract socket, which no crash leaves behind."""
-    if sys.platform == "linux":
-        return f"\0channels-{os.getpid()}-{secrets.token_hex(8)}"
-    return None  # a socket in a private temporary folder
-
-
-def _start_server(
-    pid: int,
-    stamp: int,
-    initializer: Callable[..., object] | None,
-    initargs: tuple[object, ...],
-) -> None:
-    """In a new server process: stop once process ``pid`` is gone; run the user's initializer."""
-    exit_with(pid, stamp)
-    if initializer is not None:
-        initializer(*initargs)
-
-
-def start_local_manager(context: ContextSpec, authkey: bytes | None) -> ChannelManager:
-    """Start a private manager process for one channel; ``stop_local_manager`` ends it."""
-    manager = ChannelManager(authkey=authkey, ctx=context)
-    try:
-        manager.start()
-    except (EOFError, OSError) as exc:  # the server process died before it listened
-        raise ChannelError(f"the channel's manager process failed to start: {exc!r}") from exc
-    return manager
-
-
-def stop_local_manager(manager: ChannelManager, creator: int) -> None:
-    """Shut down a manager that ``start_local_manager`` started in process ``creator``."""
-    if os.getpid() != creator:
-        return
-    manager.shutdown()
-    _release(manager.process)
-
-
-def _release(process: BaseProcess | None) -> None:
-    """Close a stopped server process's handles (they would stay open until it is collected)."""
-    if process is not None:
-        with contextlib.suppress(ValueError):  # still running after shutdown's kill: leave it
-            process.close()
+__all__ = ["ChannelRef", "ManagerCore"]
 
 
 class ChannelRef(NamedTuple):

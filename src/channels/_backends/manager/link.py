@@ -1,16 +1,12 @@
-"""How a client process reaches a manager server: addresses, authkeys and connections.
+"""How a client process reaches a manager server: its connections and calls.
 
 Each process keeps, per server, one ``Link``: an idle *anchor* connection,
 whose closing tells the server that the process is gone, and one connection
-per thread for its calls (see ``server``). A call that fails because
+per thread for its calls (see ``hub``). A call that fails because
 the server went away raises ``ChannelBroken`` at once; a call interrupted half
 way (by KeyboardInterrupt, say) drops its connection rather than leave it out
 of step. A forked child closes its copies of the parent's connections and
-makes its own.
-
-Authkeys are never pickled. Where a process's key for a server comes from is
-recorded instead (``KEY_GIVEN``, ``KEY_ENV``, ``KEY_PROCESS``), so that a
-process that unpickles a channel looks in the same place.
+makes its own. Which key it offers is ``keys``'s to say.
 """
 
 from __future__ import annotations
@@ -21,49 +17,33 @@ import math
 import multiprocessing
 import os
 import socket
-import struct
 import threading
 import time
 import weakref
-from collections.abc import Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import cast
 
-from ..._engine.ledger import BROKEN_SERVER_GONE, WHY
+from ..._engine.conditions import Broken, Condition, error, error_from
 from ..._errors import (
     AuthkeyMissing,
     AuthkeyRejected,
-    ChannelBroken,
     ChannelError,
     ChannelTimeout,
-    ConfigError,
 )
-from .server import HUB_ID, borrowed_socket, describe_address
+from .keys import ENV_AUTHKEY, process_key
+from .wire import HUB_ID, Address, describe_address, set_io_timeout
 
 __all__ = [
     "CONNECT_TIMEOUT",
-    "ENV_AUTHKEY",
-    "KEY_ENV",
-    "KEY_GIVEN",
-    "KEY_PROCESS",
     "MIN_ANSWER",
     "REPLY_GRACE",
-    "Address",
     "Link",
     "connect",
-    "env_authkey",
     "expect_int",
     "expect_pair",
-    "key_for",
-    "key_source",
     "link_for",
-    "parse_address",
-    "process_key",
-    "to_authkey",
 ]
 
-#: The environment variable a process reads its authkey from when it was given none.
-ENV_AUTHKEY = "CHANNELS_AUTHKEY"
 #: How long connecting to a server and proving the key may take, in seconds.
 CONNECT_TIMEOUT = 10.0
 #: How much longer than its own wait a server may take to answer before it counts as gone.
@@ -71,100 +51,10 @@ REPLY_GRACE = 20.0
 #: The least time a call is given for its answer, even when its deadline is nearer or past.
 MIN_ANSWER = 0.05
 
-#: A server address: (host, port), or the path of a Unix socket.
-Address = tuple[str, int] | str
 
-KEY_GIVEN, KEY_ENV, KEY_PROCESS = "given", "env", "process"
-
-
-# -- addresses and keys ----------------------------------------------------------------
-
-
-def parse_address(value: object, *, listen: bool = False) -> Address:
-    """Check a server address: ``(HOST, PORT)``, ``"HOST:PORT"``, or a Unix socket path.
-
-    A string with a ``/`` is a socket path, one that starts with NUL a Linux
-    abstract socket. Port 0 (any free port) is for a server only (``listen``).
-    """
-    if isinstance(value, str) and ("/" in value or value.startswith("\0")):
-        return value
-    if isinstance(value, str):
-        name, sep, port_text = value.rpartition(":")
-        if sep and port_text.isdigit():
-            value = (name.strip("[]"), int(port_text))
-    pair = cast("Sequence[object]", value) if isinstance(value, tuple | list) else ()
-    if len(pair) == 2:
-        host, port = pair
-        if (
-            isinstance(host, str)
-            and (host or listen)
-            and isinstance(port, int)
-            and not isinstance(port, bool)
-            and (0 if listen else 1) <= port <= 65535
-        ):
-            return (host, port)
-    ports = "0-65535" if listen else "1-65535"
-    raise ConfigError(
-        f"a manager address is (HOST, PORT) or 'HOST:PORT' with a port in {ports}, "
-        f"or a Unix socket path; not {value!r}"
-    )
-
-
-def to_authkey(value: object) -> bytes:
-    """An authkey given as bytes or as text (UTF-8)."""
-    if isinstance(value, bytes | bytearray):
-        key = bytes(value)
-    elif isinstance(value, str):
-        key = value.encode()
-    else:
-        raise ConfigError(f"an authkey is bytes or text, not {type(value).__name__}")
-    if not key:
-        raise ConfigError("the authkey is empty")
-    return key
-
-
-def env_authkey() -> bytes | None:
-    """The authkey in ``CHANNELS_AUTHKEY``, if it is set."""
-    text = os.environ.get(ENV_AUTHKEY)
-    return text.encode() if text else None
-
-
-def process_key() -> bytes:
-    """This process's ``multiprocessing`` authkey, which the children it starts inherit."""
-    return bytes(multiprocessing.current_process().authkey)
-
-
-#: Keys this process was given explicitly, by server address (never pickled).
-_given_keys: dict[Address, bytes] = {}
-
-
-def key_source(address: Address, key: bytes, *, given: bool) -> str:
-    """Record where ``key`` came from; a key given explicitly is remembered for ``address``."""
-    if key == process_key():
-        return KEY_PROCESS
-    if not given and key == env_authkey():
-        return KEY_ENV
-    _given_keys[address] = key
-    return KEY_GIVEN
-
-
-def key_for(address: Address, source: str) -> bytes:
-    """This process's key for ``address``, looked up where the channel's creator found it."""
-    if source == KEY_GIVEN and address in _given_keys:
-        return _given_keys[address]
-    if source in (KEY_GIVEN, KEY_ENV):
-        key = env_authkey()
-        if key is not None:
-            return key
-    return process_key()
-
-
-# -- connections ------------------------------------------------------------------------
-
-
-def _gone(address: Address, exc: BaseException) -> ChannelBroken:
+def _gone(address: Address, exc: BaseException) -> ChannelError:
     detail = str(exc) or type(exc).__name__
-    return ChannelBroken(f"{WHY[BROKEN_SERVER_GONE]} ({describe_address(address)}: {detail})")
+    return error(Condition.BROKEN, Broken.SERVER_GONE, f"{describe_address(address)}: {detail}")
 
 
 class _Late(TimeoutError):
@@ -181,16 +71,6 @@ def _left(due: float) -> float:
     if left <= 0:
         raise _Late
     return left
-
-
-def set_io_timeout(conn: Connection, seconds: float) -> None:
-    """Bound how long one read or write on ``conn`` may block (0: no bound)."""
-    whole = int(seconds)
-    micros = 0 if not seconds else max(1, int((seconds - whole) * 1e6))
-    value = struct.pack("ll", whole, micros)
-    with borrowed_socket(conn) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 def connect(address: Address, authkey: bytes, due: float | None = None) -> Connection:
@@ -251,12 +131,18 @@ def _dial(address: Address, authkey: bytes, due: float) -> Connection:
 
 
 def _answer(conn: Connection, due: float) -> object:
-    """The next answer on ``conn`` (by ``due``, or ever); re-raises the error the server raised."""
+    """The next answer on ``conn`` (by ``due``, or ever); raises the condition the server met.
+
+    Errors that are no state of a channel (a managed dict's ``KeyError``, say)
+    come back as the exception itself.
+    """
     if due != math.inf and not conn.poll(max(0.0, due - time.monotonic())):
         raise _Late(in_step=True)
     kind, result = conn.recv()
     if kind == "#RETURN":
         return result
+    if kind == "#CONDITION":
+        raise error_from(result)
     if kind == "#ERROR" and isinstance(result, BaseException):
         raise result
     raise ChannelError(f"the manager server failed: {result}")
@@ -402,9 +288,9 @@ class Link:
         try:
             wire = self._wire(min(due, now + CONNECT_TIMEOUT))
             if nonce is not None and wire.nonce != nonce:
-                raise ChannelBroken(
-                    f"{WHY[BROKEN_SERVER_GONE]} (another server now listens at "
-                    f"{describe_address(self.address)})"
+                where = describe_address(self.address)
+                raise error(
+                    Condition.BROKEN, Broken.SERVER_GONE, f"another server now listens at {where}"
                 )
             wire.bound(_left(due))
             while self._later:

@@ -1,4 +1,4 @@
-"""Inside a manager server: the hub that holds the channels, and a server that knows its clients.
+"""Inside a manager server: a ``multiprocessing.managers.Server`` that knows its clients.
 
 The server is ``multiprocessing.managers.Server`` with these additions:
 
@@ -7,7 +7,7 @@ The server is ``multiprocessing.managers.Server`` with these additions:
   machine (a process that dies closes its sockets, and the server thread that
   served the socket ends);
 * it holds one object, the hub, at a fixed id, through which clients open
-  channels and move their items (``state`` holds each channel);
+  channels and move their items (``hub``);
 * it stops cleanly: ``stop()``, a signal handler's ``request_stop()``, a
   manager's shutdown request, or the death of the process that started it
   (``exit_with``) ends ``serve_forever``, which then returns;
@@ -21,14 +21,6 @@ The server is ``multiprocessing.managers.Server`` with these additions:
   ``HANDSHAKE_HEAD`` seconds. A client proves the key in milliseconds, so a
   flood of slow peers delays it by seconds at most, and never shuts it out.
   Nothing a peer sends is unpickled before it has proved the key.
-
-A client process names itself to the server with one idle *anchor* connection:
-the anchor's number is the process's identity in the channels' ledgers, and
-the anchor closing is the process's death. Its other connections, one per
-thread, carry the calls. A child that was handed a sender handle as it started
-may die before it ever connects; the process that started it names it by pid
-(``hand_over``) where pids mean the same here, and otherwise reports its death
-(``holder_died``).
 """
 
 from __future__ import annotations
@@ -39,42 +31,26 @@ import logging
 import os
 import secrets
 import socket
-import struct
 import threading
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from multiprocessing.managers import Server
 from multiprocessing.util import get_temp_dir
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
-from ..._engine.ledger import BROKEN
-from ..._errors import ChannelBroken, ChannelClosed, ChannelError, ConfigError, EndOfChannel
-from ..._process.liveness import host_key, pid_alive
-from ..._state.store import ObjectStore
-from .state import ChannelState
+from ..._engine.conditions import condition_of
+from ..._errors import ChannelError
+from ..._process.liveness import pid_alive
+from .hub import Hub, caller
+from .wire import HUB_ID, borrowed_socket, describe_address, hang_up, set_io_timeout
 
-__all__ = [
-    "GONE",
-    "HUB_ID",
-    "ChannelServer",
-    "Hub",
-    "borrowed_socket",
-    "describe_address",
-    "exit_with",
-    "set_read_timeout",
-]
+__all__ = ["ChannelServer", "exit_with"]
 
 log = logging.getLogger(__name__)
 
-#: The id of the hub in the server's table of shared objects.
-HUB_ID = "channels"
-#: The identity in a channel's books of a holder reported dead (see ``Hub.alive``).
-GONE = -(1 << 62)
-#: How many dropped channels at most keep their counts for the processes that used them.
-FINAL_KEPT = 10_000
 #: How long an unauthenticated connection may take to prove the key, in all.
 HANDSHAKE_TIMEOUT = 10.0
 #: How many connections may be proving the key at once.
@@ -84,374 +60,6 @@ HANDSHAKE_HEAD = 0.5
 #: How many refused connections are logged in 10 s at most (the rest are counted).
 LOGGED_REFUSALS = 20
 _BACKLOG = 128
-
-
-class _Caller(threading.local):
-    """The client connection that the current server thread serves."""
-
-    conn: Connection | None = None
-    cid: int = 0
-    session: int = 0
-    #: The put or take this connection staged and has not committed: (channel, items, is_put).
-    pending: tuple[ChannelState, list[bytes], bool] | None = None
-
-    def gone(self) -> bool:
-        """Whether the client hung up: its socket is readable while a call of its own is pending."""
-        conn = self.conn
-        if conn is None:
-            return False
-        try:
-            return conn.poll(0)
-        except (OSError, EOFError, ValueError):
-            return True
-
-
-_caller = _Caller()
-
-
-class Hub:
-    """The object clients call: opens channels (by name or anonymous) and runs their calls.
-
-    A channel that is over (ended or broken) and drained is dropped. Its id stays
-    meaningful: a later call on it answers as an ended channel would, or raises
-    ``ChannelBroken`` again for a broken one. A name whose channel is over and
-    drained names a fresh channel at its next open.
-    """
-
-    EXPOSED = (
-        "hello",
-        "attach",
-        "open",
-        "put",
-        "take",
-        "commit",
-        "wait",
-        "stats",
-        "task_done",
-        "unfinished",
-        "clone",
-        "close_sender",
-        "sender_open",
-        "hand_over",
-        "holder_died",
-        "close_receiver",
-        "new_object",
-        "call_object",
-        "hold_object",
-        "drop_object",
-    )
-    #: Calls that get no answer: the client goes on without waiting for one.
-    QUIET = frozenset({"commit", "drop_object"})
-
-    def __init__(self) -> None:
-        self.nonce: int = secrets.randbits(62) | 1
-        self._lock = threading.Lock()
-        self._channels: dict[int, ChannelState] = {}
-        self._names: dict[str, int] = {}
-        self._broken: dict[int, str] = {}
-        # Channels dropped while a session that used them lives (the newest FINAL_KEPT):
-        # (sent, received, name, those sessions) at the end. While it lasts, the name
-        # still names it to open_sender and open_receiver (a plain open starts afresh).
-        self._final: dict[int, tuple[int, int, str | None, set[int]]] = {}
-        self._final_by_session: dict[int, set[int]] = {}
-        self._ids = itertools.count(1)
-        self._next = 1
-        self._open_conns: set[int] = set()
-        self._sessions: set[int] = set()
-        self._objects = ObjectStore()
-        self._host = host_key()
-
-    # -- connections (called by the server) ---------------------------------------
-
-    def alive(self, session: int, stamp: int = 0) -> bool:
-        """Whether the process named ``session`` still holds its anchor connection.
-
-        A negative number names a child that was handed a sender handle as it
-        started (``hand_over``): ``-pid``, alive while that process runs, or
-        ``GONE``, a holder reported dead.
-        """
-        if session < 0:
-            return session != GONE and pid_alive(-session, stamp)
-        return session in self._open_conns
-
-    def connected(self, cid: int) -> None:
-        """Connection ``cid`` is open."""
-        self._open_conns.add(cid)
-
-    def disconnected(self, cid: int) -> None:
-        """Connection ``cid`` closed; if it was a process's anchor, that process is gone."""
-        self._open_conns.discard(cid)
-        if cid in self._sessions:
-            self._sessions.discard(cid)
-            with self._lock:
-                states = list(self._channels.values())
-                for dropped in self._final_by_session.pop(cid, ()):
-                    final = self._final.get(dropped)
-                    if final is not None:
-                        final[3].discard(cid)
-                        if not final[3]:
-                            self._forget_final(dropped)
-            for state in states:  # waiters look for dead peers now, not at their next slice
-                state.forget(cid)
-            self._objects.release(cid)
-
-    def abort(self) -> None:
-        """The calling connection closed: undo the put or take it staged and never committed."""
-        pending, _caller.pending = _caller.pending, None
-        if pending is not None:
-            state, items, is_put = pending
-            if is_put:
-                state.abort_put(len(items))
-            else:
-                state.abort_take(items)
-
-    # -- calls from clients ----------------------------------------------------------
-
-    def hello(self) -> tuple[int, int]:
-        """Make the calling connection its process's anchor; return (server nonce, session)."""
-        session = _caller.cid
-        if not session:
-            raise ChannelError("not called from a client connection")
-        self._sessions.add(session)
-        _caller.session = session
-        return self.nonce, session
-
-    def attach(self, session: int) -> int:
-        """Say which process the calling connection belongs to; return the server nonce."""
-        _caller.session = session
-        return self.nonce
-
-    def open(
-        self, name: str | None, maxsize: int, joinable: bool = False, half: str = ""
-    ) -> tuple[int, int]:
-        """Open channel ``name`` (a new one if None, or if it is over): (channel id, handle).
-
-        ``half``: ``"sender"`` refuses a channel that is over (``ChannelClosed``);
-        ``"receiver"`` opens no handle (0), and a new channel it makes waits for
-        its first sender instead of ending.
-        """
-        session = _caller.session
-        with self._lock:
-            if name is not None and name in self._names:
-                state = self._channels.get(self._names[name])
-                if state is None and half and self._names[name] in self._final:
-                    if half == "receiver":
-                        return self._names[name], 0  # it sees the end, or the break
-                    raise ChannelClosed(
-                        f"channel {name!r} has ended: no sender can be opened on it "
-                        "(its name names a new channel once every process that used it is gone)"
-                    )
-                if state is not None and not state.finished:
-                    if state.maxsize != maxsize or state.joinable != joinable:
-                        raise ConfigError(
-                            f"channel {name!r} exists with maxsize={state.maxsize} and "
-                            f"joinable={state.joinable}; open it with those (it was asked "
-                            f"for maxsize={maxsize}, joinable={joinable})"
-                        )
-                    if session:
-                        state.users.add(session)
-                    if half == "receiver":
-                        return state.cid, 0
-                    token = state.open_handle()
-                    if not token and half == "sender":
-                        raise ChannelClosed(
-                            f"channel {name!r} has ended: no sender can be opened on it"
-                        )
-                    return state.cid, token
-            cid = next(self._ids)
-            self._next = cid + 1
-            state = ChannelState(
-                cid, name, maxsize, self.alive, joinable, with_sender=half != "receiver"
-            )
-            if session:
-                state.users.add(session)
-            self._channels[cid] = state
-            if name is not None:
-                self._names[name] = cid
-            log.debug("opened %r", state)
-            return cid, 0 if half == "receiver" else state.first
-
-    def put(self, cid: int, token: int, items: list[bytes], staged: bool = False) -> int:
-        """Put what fits of ``items`` in channel ``cid`` for handle ``token``; how many went.
-
-        ``staged``: they wait for the caller's ``commit`` (see ``state``).
-        """
-        state = self._state(cid)
-        if state is None:
-            self._raise_over(cid, ChannelClosed("the channel has ended; this handle is closed"))
-        self.abort()  # a client commits before its next call: this is only ever a stray
-        count = state.put(_calling(), token, items)
-        if count:
-            _caller.pending = (state, items[:count], True)
-            if not staged:
-                self.commit()
-        return count
-
-    def take(self, cid: int, max_items: int, staged: bool = False) -> list[bytes]:
-        """Take up to ``max_items`` ready items of channel ``cid`` (``staged``: as ``put``)."""
-        state = self._state(cid)
-        if state is None:
-            self._raise_over(cid, EndOfChannel("every sender closed and the channel is drained"))
-        self.abort()
-        try:
-            got = state.take(_calling(), max_items)
-        finally:
-            if state.finished:
-                self._retire(state)
-        if got:
-            _caller.pending = (state, got, False)
-            if not staged:
-                self.commit()
-        return got
-
-    def commit(self) -> None:
-        """Make the put or take that the calling connection staged final."""
-        pending, _caller.pending = _caller.pending, None
-        if pending is None:
-            return
-        state, items, is_put = pending
-        if is_put:
-            state.commit_put(items)
-        else:
-            state.commit_take(_caller.session, len(items))
-            if state.finished:
-                self._retire(state)
-
-    def wait(self, cid: int, sending: bool, timeout: float) -> None:
-        """Wait until a put (or take) on channel ``cid`` may succeed, or ``timeout``."""
-        state = self._state(cid)
-        if state is not None:
-            state.wait(sending, timeout)
-
-    def stats(self, cid: int) -> tuple[int, ...]:
-        """Channel ``cid``'s counts; a dropped channel reads as ended (or broken) and empty."""
-        state = self._state(cid)
-        if state is None:
-            sent, received, _, _ = self._final.get(cid, (0, 0, None, set()))
-            return (0, 0, 0, sent, received, 0, 1, int(cid in self._broken))
-        return state.stats()
-
-    def task_done(self, cid: int) -> None:
-        """Mark the calling process's oldest item of channel ``cid`` not yet marked as done."""
-        state = self._state(cid)
-        if state is None:
-            raise ChannelError("task_done() called more times than items were received")
-        state.task_done(_calling().session)
-        if state.finished:
-            self._retire(state)
-
-    def unfinished(self, cid: int) -> int:
-        """Items of channel ``cid`` sent and not marked done."""
-        state = self._state(cid)
-        return 0 if state is None else state.unfinished()
-
-    def clone(self, cid: int, token: int) -> int:
-        """Open another sender handle on channel ``cid``."""
-        state = self._state(cid)
-        if state is None:
-            self._raise_over(cid, ChannelClosed("cannot clone a closed sender handle"))
-        return state.clone(token)
-
-    def close_sender(self, cid: int, token: int) -> None:
-        """Close handle ``token`` of channel ``cid``."""
-        state = self._state(cid)
-        if state is not None:
-            state.close_sender(token)
-            if state.finished:
-                self._retire(state)
-
-    def sender_open(self, cid: int, token: int) -> bool:
-        """Whether handle ``token`` of channel ``cid`` is open."""
-        state = self._state(cid)
-        return state is not None and state.sender_open(token)
-
-    def hand_over(self, cid: int, token: int, pid: int, stamp: int, host: str) -> bool:
-        """Count process ``pid`` as a sender of ``token`` from now: a child handed it as it started.
-
-        Only where ``host`` says that the pid means the same process here (the
-        caller's machine and pid namespace); returns whether it could.
-        """
-        if not host or host != self._host or pid <= 0:
-            return False
-        state = self._state(cid)
-        if state is not None:
-            state.note_holder(token, -pid, stamp)
-        return True
-
-    def holder_died(self, cid: int, token: int) -> None:
-        """A process handed ``token`` as it started has died, seen by the one that started it."""
-        state = self._state(cid)
-        if state is not None:
-            state.note_holder(token, GONE, 0)
-
-    def close_receiver(self, cid: int) -> None:
-        """Forget the calling process as a receiver of channel ``cid``."""
-        state = self._state(cid)
-        if state is not None:
-            state.close_receiver(_calling().session)
-
-    def new_object(self, kind: str, initial: bytes) -> int:
-        """Hold a new managed dict or list (``_state.store``) for the caller; its number."""
-        return self._objects.new(kind, initial, _calling().session)
-
-    def hold_object(self, oid: int) -> bool:
-        """Count one more proxy of object ``oid`` in the calling process; whether it exists."""
-        return self._objects.hold(oid, _calling().session)
-
-    def drop_object(self, oid: int) -> None:
-        """A proxy of object ``oid`` in the calling process is gone; the last frees it."""
-        self._objects.drop(oid, _calling().session)
-
-    def call_object(self, oid: int, op: str, args: bytes) -> object:
-        """Run one operation on managed object ``oid``."""
-        return self._objects.call(oid, op, args)
-
-    # -- books ---------------------------------------------------------------------------
-
-    def _state(self, cid: int) -> ChannelState | None:
-        return self._channels.get(cid)
-
-    def _raise_over(self, cid: int, ended: ChannelError) -> NoReturn:
-        """Answer for a dropped channel: ``ended``, or ``ChannelBroken`` if it broke."""
-        if cid in self._broken:
-            raise ChannelBroken(self._broken[cid])
-        if 0 < cid < self._next:
-            raise ended
-        raise ChannelError(f"this server holds no channel {cid}")
-
-    def _forget_final(self, cid: int) -> None:
-        """Drop what is kept of dropped channel ``cid``; the caller holds the lock."""
-        final = self._final.pop(cid, None)
-        if final is None:
-            return
-        for session in final[3]:
-            self._final_by_session.get(session, set()).discard(cid)
-        if final[2] is not None and self._names.get(final[2]) == cid:
-            del self._names[final[2]]
-
-    def _retire(self, state: ChannelState) -> None:
-        with self._lock, state.lock:
-            if not state.finished or self._channels.get(state.cid) is not state:
-                return
-            if state.ledger.flags & BROKEN:
-                self._broken[state.cid] = state.ledger.broken_reason
-            del self._channels[state.cid]
-            users = state.users & self._sessions
-            if users:
-                self._final[state.cid] = (state.sent, state.received, state.name, users)
-                for session in users:
-                    self._final_by_session.setdefault(session, set()).add(state.cid)
-                if len(self._final) > FINAL_KEPT:
-                    self._forget_final(next(iter(self._final)))
-            elif state.name is not None and self._names.get(state.name) == state.cid:
-                del self._names[state.name]
-        log.debug("dropped %r", state)
-
-
-def _calling() -> _Caller:
-    if not _caller.session:
-        raise ChannelError("this connection has not said which process it belongs to")
-    return _caller
 
 
 _conn_ids = itertools.count(1)
@@ -567,7 +175,7 @@ class ChannelServer(Server):
         """
         try:
             try:
-                set_read_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
+                set_io_timeout(conn, self.handshake_timeout)  # each read; _expire: the whole
                 deliver_challenge(conn, self.authkey)
                 answer_challenge(conn, self.authkey)
             except Exception as exc:
@@ -613,7 +221,7 @@ class ChannelServer(Server):
                 young = came + HANDSHAKE_HEAD - time.monotonic()
                 if young <= 0:
                     del self._doorway[oldest]
-                    _hang_up(oldest)
+                    hang_up(oldest)
                     break
                 self._doorway_lock.release()  # let handshakes that end leave meanwhile
                 try:
@@ -630,7 +238,7 @@ class ChannelServer(Server):
                 if came > cutoff:
                     break  # the rest came later
                 del self._doorway[conn]
-                _hang_up(conn)
+                hang_up(conn)
 
     def _dispatch(self, conn: Connection) -> None:
         """Run one request of an authenticated client, as ``Server.handle_request`` does."""
@@ -647,9 +255,9 @@ class ChannelServer(Server):
     def serve_client(self, conn: Connection) -> None:
         _tune(conn)
         cid = next(_conn_ids)
-        _caller.cid = cid
-        _caller.conn = conn
-        _caller.session = 0
+        caller.cid = cid
+        caller.conn = conn
+        caller.session = 0
         self._conns[cid] = conn
         self.hub.connected(cid)
         try:
@@ -667,7 +275,12 @@ class ChannelServer(Server):
             self.hub.disconnected(cid)
 
     def _serve_hub(self, conn: Connection, request: object) -> None:
-        """Run a client's calls on the hub until it hangs up; ``QUIET`` calls get no answer."""
+        """Run a client's calls on the hub until it hangs up; ``QUIET`` calls get no answer.
+
+        A call that meets a state of its channel answers that ``Condition`` and its
+        details, which the client raises as ``_policy`` says; any other error
+        (a managed dict's ``KeyError``, say) goes back as the exception.
+        """
         hub = self.hub
         while not self.stop_event.is_set():
             msg: tuple[str, object]
@@ -680,7 +293,8 @@ class ChannelServer(Server):
                     raise ChannelError(f"{method!r} is not a call of the channel server")
                 msg = ("#RETURN", getattr(hub, method)(*args, **kwds))
             except Exception as exc:
-                msg = ("#ERROR", exc)
+                report = condition_of(exc)
+                msg = ("#ERROR", exc) if report is None else ("#CONDITION", report)
                 if method in Hub.QUIET:
                     log.debug("%s failed: %r", method, exc)
             if method not in Hub.QUIET:
@@ -704,7 +318,7 @@ class ChannelServer(Server):
         _wake_accepter(self.listener.address)
         self.listener.close()
         for conn in list(self._conns.values()):
-            _hang_up(conn)
+            hang_up(conn)
         log.info("channel server at %s stopped", describe_address(self.address))
 
 
@@ -771,40 +385,13 @@ def _socket_path() -> str:
     return os.path.join(get_temp_dir(), f"channels-{secrets.token_hex(8)}")
 
 
-@contextlib.contextmanager
-def borrowed_socket(conn: Connection) -> Generator[socket.socket]:
-    """A socket object over ``conn``'s descriptor, which stays ``conn``'s and stays blocking."""
-    sock = socket.socket(fileno=conn.fileno())
-    try:
-        yield sock
-    finally:
-        # Wrapping applied socket.getdefaulttimeout(): a timeout there made it non-blocking.
-        with contextlib.suppress(OSError):
-            sock.setblocking(True)
-        sock.detach()
-
-
-def set_read_timeout(conn: Connection, seconds: float) -> None:
-    """Bound how long a read on ``conn`` may block (0: no bound)."""
-    whole = int(seconds)
-    value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
-    with borrowed_socket(conn) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-
-
 def _tune(conn: Connection) -> None:
-    """Let reads of an authenticated client block for good; no Nagle delay on TCP."""
+    """Let reads and writes of an authenticated client block for good; no Nagle delay on TCP."""
     with contextlib.suppress(OSError):
-        set_read_timeout(conn, 0)
+        set_io_timeout(conn, 0)
         with borrowed_socket(conn) as sock:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _hang_up(conn: Connection) -> None:
-    """Shut a connection down so its reader sees the end; the fd stays its owner's to close."""
-    with contextlib.suppress(OSError, ValueError), borrowed_socket(conn) as sock:
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _describe_peer(peer: object) -> str:
@@ -838,12 +425,3 @@ def _wake_accepter(address: object) -> None:
                 sock.connect(address)
     except OSError:
         pass
-
-
-def describe_address(address: object) -> str:
-    """``HOST:PORT`` for TCP, the path of a Unix socket, ``@NAME`` for an abstract one."""
-    if isinstance(address, tuple):
-        host, port = cast("tuple[object, object]", address)
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    text = str(address)
-    return "@" + text[1:] if text.startswith("\0") else text

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..._engine.conditions import (
+    Broken,
     check_clonable,
     check_sendable,
     lost_unfinished,
@@ -39,8 +40,6 @@ from ..._engine.conditions import (
 from ..._engine.contract import POLL_SLICE
 from ..._engine.ledger import (
     BROKEN,
-    BROKEN_RECEIVERS_GONE,
-    BROKEN_SENDERS_GONE,
     ENDED,
     WORDS,
     Ledger,
@@ -183,7 +182,7 @@ class ChannelState:
             if self.reserved or self.inflight:
                 return []  # items may still come (or come back): not the end yet
             if not ledger.flags & _OVER and ledger.senders_gone(self._alive):
-                ledger.mark_broken(BROKEN_SENDERS_GONE)
+                ledger.mark_broken(Broken.SENDERS_GONE)
             nothing_left(ledger)
             return []
 
@@ -223,12 +222,12 @@ class ChannelState:
                     if len(self.items) + self.reserved + self.inflight < self.maxsize:
                         return
                     if not staged and ledger.receivers_gone(self._alive):
-                        ledger.mark_broken(BROKEN_RECEIVERS_GONE)
+                        ledger.mark_broken(Broken.RECEIVERS_GONE)
                         return
                 elif self.items or (not staged and over):
                     return
                 elif not staged and ledger.senders_gone(self._alive):
-                    ledger.mark_broken(BROKEN_SENDERS_GONE)
+                    ledger.mark_broken(Broken.SENDERS_GONE)
                     return
                 left = end - time.monotonic()
                 if left <= 0:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import ChannelError, ConfigError
+from ..._errors import ChannelError, ConfigError
 
 __all__ = ["ObjectStore"]
 

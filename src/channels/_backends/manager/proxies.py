@@ -7,7 +7,7 @@ passes to any process at any time; it never pickles the authkey. Every call is
 one request to the server, atomic there; a read-modify-write of several calls
 (``d[k] += 1``) needs a lock around it.
 
-The server frees an object once no process holds a proxy of it (``_state.store``):
+The server frees an object once no process holds a proxy of it (``store``):
 each proxy counts itself there when it is made or unpickled, and uncounts
 itself when it is collected. A proxy sent to another process must stay alive
 in the sender until the receiver has it, as with multiprocessing's proxies.
@@ -19,23 +19,16 @@ import contextlib
 import pickle
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast, final, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar, cast, final, overload
 
-from .._backends.manager.link import (
-    Address,
-    Link,
-    expect_int,
-    key_for,
-    key_source,
-    link_for,
-)
-from .._errors import ChannelError, SerializationError
-from .._process.liveness import me
+from ..._errors import ChannelError, SerializationError
+from ..._process.liveness import me
+from .keys import key_for, key_source
+from .link import Link, expect_int, link_for
+from .wire import Address
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
-
-    from .._backends.manager.core import ChannelManager
 
 __all__ = [
     "DictMaker",
@@ -44,6 +37,7 @@ __all__ = [
     "ListOpener",
     "ManagedDict",
     "ManagedList",
+    "Manager",
     "ObjectRef",
 ]
 
@@ -63,6 +57,12 @@ class ObjectRef(NamedTuple):
     nonce: int
     oid: int
     keysource: str
+
+
+class Manager(Protocol):
+    """What a proxy needs of the manager that makes its object: its address and key."""
+
+    def client_params(self) -> tuple[Address, bytes]: ...
 
 
 class _Remote:
@@ -115,7 +115,7 @@ def _uncount(link: Link, oid: int, pid: int) -> None:
         link.later("drop_object", (oid,))
 
 
-def _create(manager: ChannelManager, kind: str, initial: object) -> tuple[ObjectRef, Link]:
+def _create(manager: Manager, kind: str, initial: object) -> tuple[ObjectRef, Link]:
     """Make an object in the server; keep the link until its proxy has counted itself.
 
     The object is its creator's session's until then, and that session would end
@@ -327,7 +327,7 @@ class DictMaker(Generic[K, V]):
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     def __call__(self, initial: Mapping[K, V] | Iterable[tuple[K, V]] = (), /) -> ManagedDict[K, V]:
@@ -342,7 +342,7 @@ class ListMaker(Generic[T]):
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     def __call__(self, initial: Iterable[T] = (), /) -> ManagedList[T]:
@@ -357,7 +357,7 @@ class DictOpener:
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     @overload
@@ -382,7 +382,7 @@ class ListOpener:
 
     __slots__ = ("_manager",)
 
-    def __init__(self, manager: ChannelManager) -> None:
+    def __init__(self, manager: Manager) -> None:
         self._manager = manager
 
     @overload

@@ -1,8 +1,8 @@
 """``redis`` and ``rediss``: channels in a Redis or Valkey server, across machines.
 
-The package holds the connection settings (``_connection``), the bookkeeping as
-Lua scripts (``_scripts``), the leases a process keeps while it lives
-(``_lease``), the core (``_core``) and the channel class (``_channel``). It
+The package holds the connection settings (``connection``), the bookkeeping as
+Lua scripts (``scripts``), the leases a process keeps while it lives
+(``lease``), the core (``core``) and the channel class (``channel``). It
 imports without redis-py; opening a channel without it raises ``ConfigError``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, final
 
 from ..._handles import ReceiverHandle, SenderHandle
 from ..._registry import Features
-from ._channel import RedisChannel
+from .channel import RedisChannel
 
 __all__ = ["RedisChannel", "rediss"]
 

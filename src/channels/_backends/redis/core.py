@@ -1,13 +1,13 @@
 """One redis channel as a process sees it: non-blocking steps, one readiness wait.
 
-``put`` and ``take`` are each one script call (see ``_scripts``);
+``put`` and ``take`` are each one script call (see ``scripts``);
 ``wait`` blocks in the server until an item or the channel's bell arrives, or a
 short slice passes, so that lapsed leases are noticed. The blocking ``send`` and
 ``recv`` the handles call are loops over those three.
 
 What a core pickles is a ``Ref`` (the server without credentials, the channel's
 name and options) with the channel's epoch and the highest version seen (see
-``_scripts``), so a handle anywhere notices that the server lost the channel.
+``scripts``), so a handle anywhere notices that the server lost the channel.
 Everything tied to one process (connections, this process's receiver name,
 the items it holds unacknowledged, sequence numbers of its puts) lives in a
 ``_Local`` rebuilt in each process.
@@ -65,16 +65,16 @@ from ..._handover import Handed
 from ..._liveness import me, pid_alive, process_stamp
 from ..._policy import not_joinable, nothing_to_mark
 from ..._serialize import Serializer, resolve_serializer
-from . import _scripts as lua
-from ._client import Arg, Client, as_bytes, as_int, as_list
-from ._connection import (
+from . import scripts as lua
+from .client import Arg, Client, as_bytes, as_int, as_list
+from .connection import (
     CONNECT_TIMEOUT,
     Server,
     import_redis,
     parse_address,
     remember_password,
 )
-from ._lease import born_suffix, hold, process_name
+from .lease import born_suffix, hold, process_name
 
 __all__ = ["RedisCore", "Ref"]
 
@@ -173,7 +173,7 @@ class RedisCore:
         self._born_pid = 0
         # How long one wait may block before looking at the leases again.
         self._slice = max(0.05, min(1.0, ref.lease / 4))
-        # The channel's epoch ('' until seen) and the highest version seen (see _scripts).
+        # The channel's epoch ('' until seen) and the highest version seen (see scripts).
         self._epoch = epoch
         self._seen = seen
         self._lost = False

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, TypeVar, cast, final
 from ..._config import ContextSpec, SerializerSpec
 from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
-from ._core import RedisCore
+from .core import RedisCore
 
 __all__ = ["RedisChannel"]
 

@@ -1,9 +1,12 @@
 """``redis`` and ``rediss``: channels in a Redis or Valkey server, across machines.
 
-The package holds the connection settings (``connection``), the bookkeeping as
-Lua scripts (``scripts``), the leases a process keeps while it lives
-(``lease``), the core (``core``) and the channel class (``channel``). It
-imports without redis-py; opening a channel without it raises ``ConfigError``.
+The package holds the channel class (``channel``) and its options, checked
+once (``options``); the core every handle calls (``core``), what it pickles and
+keeps per process (``state``) and its script calls (``calls``); the bookkeeping
+as Lua scripts (``scripts``); the connection settings (``connection``) and the
+one retry policy (``client``); the lease thread (``lease``) and what it does for
+each channel (``renewal``). It imports without redis-py; opening a channel
+without it raises ``ConfigError``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from ..._config import ContextSpec, SerializerSpec
 from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
 from .core import RedisCore
+from .options import check_options
 
 __all__ = ["RedisChannel"]
 
@@ -85,31 +86,29 @@ class RedisChannel(ChannelBase[T]):
         linger: float = 86400.0,
         prefix: str = "channels",
     ) -> None:
-        self._attach(
-            RedisCore.open(
-                with_sender=True,
-                maxsize=maxsize,
-                context=context,
-                serializer=serializer,
-                max_message_size=max_message_size,
-                address=address,
-                name=name,
-                db=db,
-                username=username,
-                password=password,
-                socket=socket,
-                tls=tls,
-                tls_ca=tls_ca,
-                tls_cert=tls_cert,
-                tls_key=tls_key,
-                tls_verify=tls_verify,
-                lease=lease,
-                reconnect=reconnect,
-                joinable=joinable,
-                linger=linger,
-                prefix=prefix,
-            )
+        given = check_options(
+            maxsize=maxsize,
+            context=context,
+            serializer=serializer,
+            max_message_size=max_message_size,
+            address=address,
+            name=name,
+            db=db,
+            username=username,
+            password=password,
+            socket=socket,
+            tls=tls,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_verify=tls_verify,
+            lease=lease,
+            reconnect=reconnect,
+            joinable=joinable,
+            linger=linger,
+            prefix=prefix,
         )
+        self._attach(RedisCore.open(given, with_sender=True))
 
     @property
     def core(self) -> RedisCore:
@@ -121,7 +120,8 @@ class RedisChannel(ChannelBase[T]):
         half: Literal["sender", "receiver"], options: Mapping[str, object]
     ) -> SenderHandle[Any] | ReceiverHandle[Any]:
         """Open one half of a named channel: a counted sender handle, or a receiver only."""
-        core = RedisCore.open(with_sender=half == "sender", **cast("dict[str, Any]", options))
+        given = check_options(**cast("dict[str, Any]", options))
+        core = RedisCore.open(given, with_sender=half == "sender")
         if half == "sender":
             return SenderHandle(core, core.first_token)
         return ReceiverHandle(core)

@@ -60,10 +60,10 @@ def open_for(backend: str, method: str | None = None, **options: object) -> chan
     """Open a channel of ``backend`` whose processes use start method ``method``.
 
     A redis channel is a fresh one on the run's shared server, under a name no
-    other test uses. A thread channel, or any channel whose workers are threads
-    (``method`` is ``THREAD``), takes no start method.
+    other test uses. A thread or redis channel, or any channel whose workers are
+    threads (``method`` is ``THREAD``), takes no start method.
     """
-    if method is not None and method != THREAD and backend != "thread":
+    if method is not None and method != THREAD and backend not in ("thread", "redis"):
         options["context"] = method
     if backend == "redis":
         options = {**server_options(backend), **options}

@@ -27,6 +27,7 @@ class _OverTLS:
     """The ``rediss`` backend: ``RedisChannel`` with ``tls=True``, taking the same options."""
 
     features: ClassVar[Features] = RedisChannel.features
+    refused: ClassVar[Mapping[str, str]] = RedisChannel.refused
 
     def __init__(self) -> None:
         # The registry reads the options and their types from the wrapped signature.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeVar, cast, final
+from typing import Any, ClassVar, Literal, Never, TypeVar, cast, final
 
-from ..._config import ContextSpec, SerializerSpec
+from ..._config import SerializerSpec
 from ..._handles import ChannelBase, ReceiverHandle, SenderHandle
 from ..._registry import Features
 from .core import RedisCore
-from .options import check_options
+from .options import REFUSED, check_options, refuse
 
 __all__ = ["RedisChannel"]
 
@@ -34,7 +34,6 @@ class RedisChannel(ChannelBase[T]):
     Args:
         maxsize: the most items waiting in the channel; ``send`` waits while it is
             full (0: unbounded). None: what the channel has (0 for a new one).
-        context: accepted for symmetry with the other backends; any start method works.
         serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads.
         max_message_size: refuse items whose serialized form is larger (bytes).
         address: the server's ``(HOST, PORT)`` or ``"HOST:PORT"``; default
@@ -61,12 +60,13 @@ class RedisChannel(ChannelBase[T]):
 
     __slots__ = ()
     features: ClassVar[Features] = Features(bounded=True, cross_machine=True)
+    #: Options other backends take that a redis channel cannot honour, and why.
+    refused: ClassVar[Mapping[str, str]] = REFUSED
 
     def __init__(
         self,
         *,
         maxsize: int | None = None,
-        context: ContextSpec = None,
         serializer: SerializerSpec = None,
         max_message_size: int | None = None,
         address: tuple[str, int] | str | None = None,
@@ -85,10 +85,12 @@ class RedisChannel(ChannelBase[T]):
         joinable: bool | None = None,
         linger: float = 86400.0,
         prefix: str = "channels",
+        **refused: Never,
     ) -> None:
+        if refused:  # only untyped callers get here: the type checker refuses them
+            refuse(refused)
         given = check_options(
             maxsize=maxsize,
-            context=context,
             serializer=serializer,
             max_message_size=max_message_size,
             address=address,

@@ -1,22 +1,32 @@
-"""A redis channel's options, each checked once, before the server is reached."""
+"""A redis channel's options, each checked once, before the server is reached.
+
+An option the channel cannot honour is refused with ``ConfigError`` at the call
+that gave it, never accepted and then ignored: ``context`` (handles reach
+processes of any start method, so there is none to choose), TLS settings
+without TLS, a Unix socket beside an address or under TLS.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
-from ..._config import (
-    ContextSpec,
-    SerializerSpec,
-    check_maxsize,
-    check_message_limit,
-    resolve_context,
-)
+from ..._config import SerializerSpec, check_maxsize, check_message_limit
 from ..._errors import ConfigError
 from ..._serialize import Serializer, resolve_serializer
 from .connection import Server, import_redis, parse_address, remember_password
 
-__all__ = ["Options", "check_options"]
+__all__ = ["REFUSED", "Options", "check_options", "refuse"]
+
+#: Options other backends take that a redis channel cannot honour, and why.
+REFUSED: Mapping[str, str] = {
+    "context": (
+        "its handles reach processes of every start method alike, so it has no start "
+        "method to choose; start your processes with the context you want"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,6 @@ class Options:
 def check_options(
     *,
     maxsize: int | None = None,
-    context: ContextSpec = None,
     serializer: SerializerSpec = None,
     max_message_size: int | None = None,
     address: tuple[str, int] | str | None = None,
@@ -66,7 +75,6 @@ def check_options(
     size = None if maxsize is None else check_maxsize(maxsize)
     codec = resolve_serializer(serializer)
     limit = check_message_limit(max_message_size)
-    resolve_context(context)
     _positive("lease", lease)
     _positive("reconnect", reconnect)
     _positive("linger", linger)
@@ -78,6 +86,15 @@ def check_options(
         raise ConfigError(f"db is a database number >= 0, not {db!r}")
     if joinable is not None and not isinstance(joinable, bool):
         raise ConfigError(f"joinable is True or False, not {joinable!r}")
+    _check_transport(
+        address=address,
+        socket=socket,
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_verify=tls_verify,
+    )
     import_redis()
     host, port = ("localhost", 0) if socket else parse_address(address)
     server = Server(
@@ -105,6 +122,41 @@ def check_options(
         reconnect=reconnect,
         linger=linger,
     )
+
+
+def refuse(options: Mapping[str, object]) -> NoReturn:
+    """Raise ``ConfigError`` for the first of ``options``, saying why it is not taken."""
+    key = sorted(options)[0]
+    why = REFUSED.get(key, "it is no option of this backend")
+    raise ConfigError(f"a redis channel does not take the option {key!r}: {why}")
+
+
+def _check_transport(
+    *,
+    address: object,
+    socket: str | None,
+    tls: bool,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_verify: bool,
+) -> None:
+    """Refuse a way to reach the server that would leave one of the options unused."""
+    if socket and address is not None:
+        raise ConfigError("give the server's address or a Unix socket (option socket), not both")
+    if socket and tls:
+        raise ConfigError(
+            "TLS is not available over a Unix socket: connect by address, or leave out tls "
+            "(and use redis://, not rediss://)"
+        )
+    if not tls:
+        files = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
+        unused = [key for key, value in files.items() if value is not None]
+        unused += [] if tls_verify else ["tls_verify"]
+        if unused:
+            raise ConfigError(
+                f"the option {unused[0]!r} applies only over TLS: use a rediss:// URL or tls=True"
+            )
 
 
 def _positive(option: str, value: object) -> None:

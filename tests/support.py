@@ -56,6 +56,11 @@ def server_options(backend: str) -> dict[str, Any]:
     return {"address": shared().address, "lease": REDIS_LEASE}
 
 
+def takes_start_method(backend: str) -> bool:
+    """Whether ``backend`` takes the option ``context`` (thread and redis refuse it)."""
+    return backend not in ("thread", "redis")
+
+
 def open_for(backend: str, method: str | None = None, **options: object) -> channels.Channel[Any]:
     """Open a channel of ``backend`` whose processes use start method ``method``.
 
@@ -63,7 +68,7 @@ def open_for(backend: str, method: str | None = None, **options: object) -> chan
     other test uses. A thread or redis channel, or any channel whose workers are
     threads (``method`` is ``THREAD``), takes no start method.
     """
-    if method is not None and method != THREAD and backend not in ("thread", "redis"):
+    if method is not None and method != THREAD and takes_start_method(backend):
         options["context"] = method
     if backend == "redis":
         options = {**server_options(backend), **options}

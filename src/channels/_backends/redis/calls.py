@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ..._errors import ChannelBroken
+from ..._ledger import BROKEN_SENDERS_GONE, WHY
 from ..._liveness import me
 from . import scripts as lua
 from .client import Arg, as_bytes, as_int, as_list
@@ -121,7 +122,4 @@ def stream_items(reply: object) -> list[tuple[bytes, bytes]]:
 def why_broken(reason: object) -> str:
     """What a broken channel's record says, or what breaks a channel by itself."""
     said = as_bytes(reason).decode(errors="replace")
-    return said or (
-        "every process that sent on an open sender handle has died (its lease lapsed) "
-        "without closing it"
-    )
+    return said or f"{WHY[BROKEN_SENDERS_GONE]} (its lease lapsed)"

@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from channels import RedisChannel
-from channels._backends.redis._core import RedisCore
+from channels._backends.redis.core import RedisCore
 
 REDIS_SERVER = shutil.which("redis-server")
 #: Why the redis tests skip, or None when they can run.

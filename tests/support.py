@@ -56,14 +56,19 @@ def server_options(backend: str) -> dict[str, Any]:
     return {"address": shared().address, "lease": REDIS_LEASE}
 
 
+def takes_start_method(backend: str) -> bool:
+    """Whether ``backend`` takes the option ``context`` (a thread channel refuses it)."""
+    return backend != "thread"
+
+
 def open_for(backend: str, method: str | None = None, **options: object) -> channels.Channel[Any]:
     """Open a channel of ``backend`` whose processes use start method ``method``.
 
     A redis channel is a fresh one on the run's shared server, under a name no
-    other test uses. A thread channel, or any channel whose workers are threads
-    (``method`` is ``THREAD``), takes no start method.
+    other test uses. A thread or redis channel, or any channel whose workers are
+    threads (``method`` is ``THREAD``), takes no start method.
     """
-    if method is not None and method != THREAD and backend != "thread":
+    if method is not None and method != THREAD and takes_start_method(backend):
         options["context"] = method
     if backend == "redis":
         options = {**server_options(backend), **options}

@@ -381,9 +381,9 @@ REJECTED = [
         mypy=(
             "arg-type",
             'Argument "maxsize" to "__call__" of "ChannelOpener" has incompatible type "str"; '
-            'expected "int"',
+            'expected "int | None"',
         ),
-        pyright=("reportArgumentType", 'parameter "maxsize" of type "int"'),
+        pyright=("reportArgumentType", 'parameter "maxsize" of type "int | None"'),
     ),
     Rejected(
         "open_channel_context_as_int",

@@ -30,7 +30,7 @@ T = TypeVar("T")
 class ChannelOptions(TypedDict, total=False):
     """The keyword options of ``open_channel``; each backend takes a subset."""
 
-    maxsize: int
+    maxsize: int | None
     context: ContextSpec
     serializer: SerializerSpec
     max_message_size: int | None
@@ -86,6 +86,7 @@ def _open_half(half: Literal["sender", "receiver"], spec: str, options: dict[str
             f"a {backend.name!r} channel has no address to join it by: use open_channel "
             f"and hand its .{half} to the processes that need it"
         )
+    backend.check_refused(merged)
     return opener(half, coerce_options(backend.name, merged, backend.options))
 
 

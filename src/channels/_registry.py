@@ -59,12 +59,7 @@ class Backend:
     origin: str
 
     def open(self, options: Mapping[str, object]) -> Channel[typing.Any]:
-        refused: Mapping[str, str] = getattr(self.factory, "refused", {})
-        clash = sorted(set(options) & set(refused))
-        if clash:  # an option other backends take: say why this one cannot
-            raise ConfigError(
-                f"backend {self.name!r} does not take the option {clash[0]!r}: {refused[clash[0]]}"
-            )
+        self.check_refused(options)
         if "maxsize" in options and "maxsize" not in self.options:
             bounded = [n for n in _BUILTIN if n != self.name and _bounded(n)]
             raise ConfigError(
@@ -72,6 +67,15 @@ class Backend:
                 f"for a bounded channel use {' or '.join(bounded)}"
             )
         return self.factory(**coerce_options(self.name, options, self.options))
+
+    def check_refused(self, options: Mapping[str, object]) -> None:
+        """Raise ``ConfigError`` for an option other backends take that this one cannot honour."""
+        refused: Mapping[str, str] = getattr(self.factory, "refused", {})
+        clash = sorted(set(options) & set(refused))
+        if clash:  # say why this backend cannot, rather than only that it does not
+            raise ConfigError(
+                f"backend {self.name!r} does not take the option {clash[0]!r}: {refused[clash[0]]}"
+            )
 
 
 _BUILTIN = {

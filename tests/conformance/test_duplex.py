@@ -5,12 +5,12 @@ from __future__ import annotations
 import channels
 
 import children
-from support import BACKENDS, THREAD, WAIT, join, server_options, start
+from support import BACKENDS, THREAD, WAIT, join, server_options, start, takes_start_method
 
 
 def test_request_and_response_across_processes(backend: str, method: str) -> None:
     options = server_options(backend)
-    if method != THREAD:
+    if method != THREAD and takes_start_method(backend):
         options["context"] = method
     client, server = channels.duplex[int, str](backend, **options)
     worker = start(method, children.serve_squares, server)

@@ -20,9 +20,10 @@ from typing import Any, TypeVar, cast
 import pytest
 
 import channels
-from channels import ChannelTimeout, ManagerChannel, WouldBlock
+from channels import ChannelTimeout, WouldBlock
 from channels._backends.manager.core import ManagerCore
 from channels._engine import steps as _steps
+from channels._engine.sender import SenderHandle
 
 from support import BACKENDS, BOUNDED_BACKENDS, HAVE_REDIS, LOCAL_BACKENDS, WAIT, open_for
 
@@ -186,7 +187,7 @@ def test_a_stalled_redis_server_leaves_the_loop_free() -> None:
 
 def test_a_stalled_manager_server_leaves_the_loop_free() -> None:
     ch = channels.open_channel[int]("manager")
-    core = cast(ManagerCore, cast(ManagerChannel[int], ch)._sender._core)
+    core = cast(ManagerCore, cast("SenderHandle[int]", ch.sender)._core)
     assert core.manager is not None
     assert core.manager.process is not None
     _stalled_server_leaves_the_loop_free(ch, core.manager.process.pid or 0)

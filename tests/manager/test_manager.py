@@ -31,6 +31,7 @@ from channels._backends.manager.core import ManagerCore
 from channels._backends.manager.keys import ENV_AUTHKEY
 from channels._backends.manager.manager import ChannelManager
 from channels._cli.serve import MIN_AUTHKEY_BYTES, check_server_key, serve
+from channels._engine.sender import SenderHandle
 
 import children
 import manager_funcs
@@ -41,7 +42,7 @@ KEY = secrets.token_hex(24)
 
 
 def _core(ch: channels.Channel[Any]) -> ManagerCore:
-    return cast(ManagerCore, cast(ManagerChannel[Any], ch)._sender._core)
+    return cast(ManagerCore, cast("SenderHandle[Any]", ch.sender)._core)
 
 
 def _gone(pid: int) -> bool:

@@ -23,6 +23,7 @@ from channels import ChannelTimeout, WouldBlock
 from channels._backends.manager import ManagerChannel
 from channels._backends.manager.core import ManagerCore
 from channels._backends.manager.manager import ChannelManager
+from channels._engine.sender import SenderHandle
 
 from support import WAIT
 
@@ -155,7 +156,7 @@ def test_async_calls_keep_their_deadline_on_a_stalled_server(server: ChannelMana
 def test_the_core_steps_come_back_by_their_deadline(server: ChannelManager) -> None:
     """What an async face runs off the event loop, one step at a time, is never stuck long."""
     ch = ManagerChannel[int](manager=server, name="steps")
-    core = cast(ManagerCore, ch._sender._core)
+    core = cast(ManagerCore, cast("SenderHandle[int]", ch.sender)._core)
     with stalled(server):
         for step in (
             lambda: core.put(core.first_token, [b"x"], time.monotonic() + 0.1),

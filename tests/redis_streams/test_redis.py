@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -109,6 +111,51 @@ def test_local_backends_have_no_address(backend: str) -> None:
         channels.open_sender[int](backend)
     with pytest.raises(ConfigError, match="use open_channel"):
         channels.open_receiver[int](backend)
+
+
+#: Where no server listens: an option refused there is refused before any connection.
+NOWHERE = "redis://127.0.0.1:1/refused"
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        lambda: channels.open_channel[int](NOWHERE, context="teleport", reconnect=0.2),
+        lambda: channels.open_channel[int](f"{NOWHERE}?context=teleport&reconnect=0.2"),
+        lambda: channels.open_sender[int](NOWHERE, context="teleport", reconnect=0.2),
+        lambda: channels.open_receiver[int](NOWHERE, context="teleport", reconnect=0.2),
+        lambda: channels.open_channel[int]("rediss://127.0.0.1:1/x", context="teleport"),
+        lambda: channels.RedisChannel[int](address="127.0.0.1:1", context="teleport"),
+    ],
+    ids=["open_channel", "url", "open_sender", "open_receiver", "rediss", "class"],
+)
+def test_a_bad_start_method_is_refused_before_the_server_is_reached(
+    opening: Callable[[], object],
+) -> None:
+    """``context`` is a common option (a redis channel works under every start method):
+    checked like on every process backend, at the call that gave it."""
+    with pytest.raises(ConfigError, match=r"unknown start method 'teleport'"):
+        opening()
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"address": "127.0.0.1:1", "socket": "/nonexistent.sock"}, "address or a Unix socket"),
+        ({"socket": "/nonexistent.sock", "tls": True}, "not available over a Unix socket"),
+        ({"address": "127.0.0.1:1", "tls_ca": "ca.pem"}, "'tls_ca' applies only over TLS"),
+        ({"address": "127.0.0.1:1", "tls_key": "key.pem"}, "'tls_key' applies only over TLS"),
+        ({"address": "127.0.0.1:1", "tls_verify": False}, "'tls_verify' applies only over TLS"),
+    ],
+)
+def test_options_that_would_go_unused_are_refused(options: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        channels.open_channel[int]("redis", reconnect=0.2, **options)
+
+
+def test_a_unix_socket_under_rediss_is_refused() -> None:
+    with pytest.raises(ConfigError, match="rediss://"):
+        channels.open_channel[int]("rediss:///x?socket=/nonexistent.sock", reconnect=0.2)
 
 
 def test_maxsize_is_backpressure_and_nothing_is_trimmed(server: RedisServer) -> None:

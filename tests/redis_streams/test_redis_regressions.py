@@ -17,7 +17,7 @@ import pytest
 
 import channels
 from channels import ChannelBroken, ChannelError, ChannelTimeout
-from channels._backends.redis._core import RedisCore
+from channels._backends.redis.core import RedisCore
 
 from fault_proxy import FaultProxy
 from history import History, Party, Stream, check

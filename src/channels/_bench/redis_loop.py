@@ -20,7 +20,7 @@ from .._open import open_receiver
 if TYPE_CHECKING:
     import redis
 
-    from .._backends.redis._connection import Server
+    from .._backends.redis.connection import Server
 
 __all__ = ["make_redis_loop"]
 
@@ -33,7 +33,7 @@ _clients: dict[tuple[Server, int], redis.Redis] = {}
 
 def _client(server: Server) -> redis.Redis:
     """This process's client for ``server`` (a child builds its own)."""
-    from .._backends.redis._connection import client as connect  # noqa: PLC0415 (optional)
+    from .._backends.redis.connection import client as connect  # noqa: PLC0415 (optional)
 
     key = (server, os.getpid())
     client = _clients.get(key)

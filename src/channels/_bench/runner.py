@@ -76,9 +76,10 @@ def _plan(backends: Sequence[str] | None, spec: str | None, workload: Workload) 
     plan: list[Target] = []
     for text in specs:
         parsed = parse_spec(text)
-        features = get_backend(parsed.backend).features
+        backend = get_backend(parsed.backend)
+        features = backend.features
         options: ChannelOptions = {}
-        if workload.context is not None and parsed.backend != "thread":
+        if workload.context is not None and "context" in backend.options:
             options["context"] = workload.context
         # Opening one now reports a bad option before any process starts; drained after
         # its end, it leaves nothing behind on a server.

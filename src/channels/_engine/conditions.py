@@ -53,6 +53,7 @@ __all__ = [
     "Broken",
     "Condition",
     "Detail",
+    "broken_reason",
     "check_clonable",
     "check_sendable",
     "closed_receiver",
@@ -121,6 +122,11 @@ _FIXED: dict[Condition, tuple[type[ChannelError], str]] = {
         "task_done() called more times than items were received",
     ),
 }
+
+
+def broken_reason(why: int) -> str:
+    """The words for a channel broken for reason ``why`` (a ``Broken``)."""
+    return _WHY.get(why, "the channel is broken")
 
 
 def error(condition: Condition, *details: Detail) -> ChannelError:

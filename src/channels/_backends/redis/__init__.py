@@ -1,21 +1,24 @@
 """``redis`` and ``rediss``: channels in a Redis or Valkey server, across machines.
 
-The package holds the connection settings (``_connection``), the bookkeeping as
-Lua scripts (``_scripts``), the leases a process keeps while it lives
-(``_lease``), the core (``contract``) and the channel class (``_channel``). It
-imports without redis-py; opening a channel without it raises ``ConfigError``.
+The package holds the channel class (``channel``) and its options, checked
+once (``options``); the core every handle calls (``core``), what it pickles and
+keeps per process (``state``) and its script calls (``calls``); the bookkeeping
+as Lua scripts (``scripts``); the connection settings (``connection``) and the
+one retry policy (``client``); the lease thread (``lease``) and what it does for
+each channel (``renewal``). It imports without redis-py; opening a channel
+without it raises ``ConfigError``.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, final
 
 from ..._engine.receiver import ReceiverHandle
 from ..._engine.sender import SenderHandle
 from ..._registry import Features
-from ._channel import RedisChannel
+from .channel import RedisChannel
+from .options import RedisOptions
 
 __all__ = ["RedisChannel", "rediss"]
 
@@ -25,11 +28,7 @@ class _OverTLS:
     """The ``rediss`` backend: ``RedisChannel`` with ``tls=True``, taking the same options."""
 
     features: ClassVar[Features] = RedisChannel.features
-
-    def __init__(self) -> None:
-        # The registry reads the options and their types from the wrapped signature.
-        init: Callable[..., None] = vars(RedisChannel)["__init__"]
-        functools.update_wrapper(self, init)
+    options: ClassVar[type[RedisOptions]] = RedisOptions
 
     def __call__(self, **options: Any) -> RedisChannel[Any]:
         options["tls"] = True

@@ -3,7 +3,7 @@
 A call waits for its reply no longer than its caller's deadline allows: a
 stalled server (SIGSTOP, a long fork) cannot hold it past it. A connection that
 fails or times out is dropped, so its reply is lost; the core makes every call
-safe to repeat after that (see ``contract``). Errors are decided here once: a
+safe to repeat after that (see ``core``). Errors are decided here once: a
 lost connection is retried until the deadline (``ChannelTimeout``) or until the
 server has been gone longer than ``reconnect`` (``ServerUnreachable``); a server
 at its memory limit raises ``ServerFull``; refused credentials ``ConfigError``.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, ServerFull, ServerUnreachable
-from ._connection import CONNECT_TIMEOUT, Connection, Server, connect, scrub
+from .connection import CONNECT_TIMEOUT, Connection, Server, connect, scrub
 
 __all__ = ["Arg", "Client", "as_bytes", "as_int", "as_list", "pack"]
 
@@ -35,7 +35,7 @@ REPLY_FLOOR = 0.1
 #: How much longer than its own block a blocking read may take to answer.
 BLOCK_GRACE = 0.5
 #: How long a call with no nearer deadline waits for one reply before it takes the
-#: connection for lost and asks again on a new one (safe: see ``contract``). A request
+#: connection for lost and asks again on a new one (safe: see ``core``). A request
 #: that a middlebox swallowed then costs this long, not the whole call.
 REPLY_TIMEOUT = 2.0
 

@@ -150,7 +150,7 @@ def connect(server: Server) -> Connection:
 
     Retrying is left to the core, which knows which calls are safe to repeat
     and how long the caller may wait; it sets the connection's timeouts before
-    each use (see ``contract``).
+    each use (see ``core``).
     """
     import_redis()
     from redis import connection  # noqa: PLC0415 (optional: imported only when used)

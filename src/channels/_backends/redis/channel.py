@@ -10,7 +10,8 @@ from ..._engine.channel import ChannelBase
 from ..._engine.receiver import ReceiverHandle
 from ..._engine.sender import SenderHandle
 from ..._registry import Features
-from ._core import RedisCore
+from .core import RedisCore
+from .options import RedisOptions
 
 __all__ = ["RedisChannel"]
 
@@ -32,36 +33,16 @@ class RedisChannel(ChannelBase[T]):
     when it takes the next item, closes, exits, or calls ``task_done()`` on a
     joinable channel) go to another receiver once its lease lapses.
 
-    Args:
-        maxsize: the most items waiting in the channel; ``send`` waits while it is
-            full (0: unbounded). None: what the channel has (0 for a new one).
-        context: accepted for symmetry with the other backends; any start method works.
-        serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads.
-        max_message_size: refuse items whose serialized form is larger (bytes).
-        address: the server's ``(HOST, PORT)`` or ``"HOST:PORT"``; default
-            ``CHANNELS_REDIS_ADDRESS``, else ``localhost:6379``.
-        name: the channel's name on the server; None: a new channel of a random name.
-        db: the database number.
-        username: the ACL user, if any.
-        password: the server's password; never printed, logged or pickled.
-        socket: a Unix socket path to connect through instead of ``address``.
-        tls: connect over TLS (what ``rediss://`` sets).
-        tls_ca: the CA certificate file to check the server against.
-        tls_cert: a client certificate file, for servers that ask for one.
-        tls_key: the client certificate's key file.
-        tls_verify: check the server's certificate and host name.
-        lease: seconds a process's hold on its handles outlives its last sign of
-            life; a sender or receiver that dies is noticed that long after.
-        reconnect: seconds the server may stay unreachable before calls raise
-            ``ChannelBroken`` (before then they wait, up to their timeout).
-        joinable: track ``task_done()`` and ``join()``; None: what the channel has.
-        linger: seconds an ended and drained channel's end marker stays, so that
-            late receivers see the end and late senders ``ChannelClosed``.
-        prefix: the first part of the channel's key names.
+    Its options are ``RedisOptions``: where the server is (``address`` or
+    ``socket``, ``db``, ``username``, ``password``, ``tls`` and its files), the
+    channel (``name``, ``prefix``, ``maxsize``, ``joinable``, ``linger``), how
+    long a process's claims last (``lease``, ``reconnect``), and the codec
+    (``serializer``, ``max_message_size``); ``context`` is only checked.
     """
 
     __slots__ = ()
     features: ClassVar[Features] = Features(bounded=True, cross_machine=True)
+    options: ClassVar[type[RedisOptions]] = RedisOptions
 
     def __init__(
         self,
@@ -87,31 +68,29 @@ class RedisChannel(ChannelBase[T]):
         linger: float = 86400.0,
         prefix: str = "channels",
     ) -> None:
-        self._attach(
-            RedisCore.open(
-                with_sender=True,
-                maxsize=maxsize,
-                context=context,
-                serializer=serializer,
-                max_message_size=max_message_size,
-                address=address,
-                name=name,
-                db=db,
-                username=username,
-                password=password,
-                socket=socket,
-                tls=tls,
-                tls_ca=tls_ca,
-                tls_cert=tls_cert,
-                tls_key=tls_key,
-                tls_verify=tls_verify,
-                lease=lease,
-                reconnect=reconnect,
-                joinable=joinable,
-                linger=linger,
-                prefix=prefix,
-            )
+        given = RedisOptions(
+            maxsize=maxsize,
+            context=context,
+            serializer=serializer,
+            max_message_size=max_message_size,
+            address=address,
+            name=name,
+            db=db,
+            username=username,
+            password=password,
+            socket=socket,
+            tls=tls,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_verify=tls_verify,
+            lease=lease,
+            reconnect=reconnect,
+            joinable=joinable,
+            linger=linger,
+            prefix=prefix,
         )
+        self._attach(RedisCore.open(given.settings(), with_sender=True))
 
     @property
     def core(self) -> RedisCore:
@@ -124,7 +103,8 @@ class RedisChannel(ChannelBase[T]):
         half: Literal["sender", "receiver"], options: Mapping[str, object]
     ) -> SenderHandle[Any] | ReceiverHandle[Any]:
         """Open one half of a named channel: a counted sender handle, or a receiver only."""
-        core = RedisCore.open(with_sender=half == "sender", **cast("dict[str, Any]", options))
+        given = RedisOptions(**cast("dict[str, Any]", options)).settings()
+        core = RedisCore.open(given, with_sender=half == "sender")
         if half == "sender":
             return SenderHandle(core, core.first_token)
         return ReceiverHandle(core)

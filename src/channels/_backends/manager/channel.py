@@ -12,6 +12,7 @@ from ..._engine.sender import SenderHandle
 from ..._registry import Features
 from .core import ManagerCore
 from .manager import ChannelManager
+from .options import ManagerOptions
 
 __all__ = ["ManagerChannel"]
 
@@ -48,26 +49,14 @@ class ManagerChannel(ChannelBase[T]):
     counted sender handle (``ChannelClosed`` once the channel has ended), or a
     receiver that holds no handle and so needs no ``ch.sender.close()``.
 
-    Args:
-        maxsize: the most items the channel holds; ``send`` waits while it is full
-            (0: unbounded). A name must be reopened with the maxsize it has.
-        context: the start method of the private manager process.
-        serializer: ``"pickle"`` (default), ``"json"`` or an object with dumps/loads;
-            items travel serialized, so the server never unpickles them.
-        max_message_size: refuse items whose serialized form is larger (bytes).
-        address: a running server's ``(HOST, PORT)``, ``"HOST:PORT"`` (IPv6 as
-            ``"[::1]:PORT"``) or Unix socket path. ``ServerUnreachable`` if nothing
-            answers there; ``AuthkeyRejected`` (``AuthkeyMissing`` when this
-            process has no key) if it refuses the key.
-        authkey: the server's secret; default ``CHANNELS_AUTHKEY``, else this
-            process's ``multiprocessing`` authkey.
-        name: the channel's name on the server; None: a new anonymous channel.
-        manager: a running ``ChannelManager`` to hold the channel (instead of ``address``).
-        joinable: receivers mark items done with ``task_done()``; ``join()`` waits for all.
+    Its options are ``ManagerOptions``: ``maxsize``, ``context``, ``serializer``,
+    ``max_message_size``, ``address``, ``authkey``, ``name``, ``manager`` and
+    ``joinable``.
     """
 
     __slots__ = ()
     features: ClassVar[Features] = Features(bounded=True, cross_machine=True)
+    options: ClassVar[type[ManagerOptions]] = ManagerOptions
 
     def __init__(
         self,
@@ -82,19 +71,18 @@ class ManagerChannel(ChannelBase[T]):
         manager: ChannelManager | None = None,
         joinable: bool = False,
     ) -> None:
-        self._attach(
-            ManagerCore.open(
-                maxsize=maxsize,
-                context=context,
-                serializer=serializer,
-                max_message_size=max_message_size,
-                address=address,
-                authkey=authkey,
-                name=name,
-                manager=manager,
-                joinable=joinable,
-            )
+        options = ManagerOptions(
+            maxsize=maxsize,
+            context=context,
+            serializer=serializer,
+            max_message_size=max_message_size,
+            address=address,
+            authkey=authkey,
+            name=name,
+            manager=manager,
+            joinable=joinable,
         )
+        self._attach(ManagerCore.open(options))
 
     @staticmethod
     def open_half(
@@ -106,7 +94,7 @@ class ManagerChannel(ChannelBase[T]):
         that has ended; a receiver holds no handle, and one that comes before any
         sender makes the channel, which then waits for its first sender.
         """
-        core = ManagerCore.open(half=half, **cast("dict[str, Any]", options))
+        core = ManagerCore.open(ManagerOptions(**cast("dict[str, Any]", options)), half=half)
         if half == "sender":
             return SenderHandle(core, core.first_token)
         return ReceiverHandle(core)

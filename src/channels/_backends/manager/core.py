@@ -52,13 +52,6 @@ from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 from ..._codec import Payload, plain
-from ..._config import (
-    ContextSpec,
-    SerializerSpec,
-    check_maxsize,
-    check_message_limit,
-    resolve_context,
-)
 from ..._engine.contract import ChannelStats
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
 from ..._process.handover import Handed
@@ -67,6 +60,7 @@ from ..._serialize import Serializer, resolve_serializer
 from .keys import env_authkey, key_for, key_source, process_key, to_authkey
 from .link import CONNECT_TIMEOUT, MIN_ANSWER, Link, expect_int, expect_pair, link_for
 from .manager import ChannelManager, start_local_manager, stop_local_manager
+from .options import ManagerOptions
 from .state import WINDOW
 from .wire import Address, describe_address, parse_address
 
@@ -128,31 +122,18 @@ class ManagerCore:
         self.manager: ChannelManager | None = None
 
     @classmethod
-    def open(
-        cls,
-        *,
-        maxsize: int = 0,
-        context: ContextSpec = None,
-        serializer: SerializerSpec = None,
-        max_message_size: int | None = None,
-        address: Address | None = None,
-        authkey: bytes | str | None = None,
-        name: str | None = None,
-        manager: ChannelManager | None = None,
-        joinable: bool = False,
-        half: str = "",
-    ) -> ManagerCore:
-        """Check the options, find or start the server, and open the channel there.
+    def open(cls, options: ManagerOptions, half: str = "") -> ManagerCore:
+        """Find or start the server, and open the channel there.
 
         ``half``: ``"sender"`` opens one counted sender handle and refuses a
         channel that has ended; ``"receiver"`` opens none (see ``Hub.open``).
         """
-        size = check_maxsize(maxsize)
-        codec = resolve_serializer(serializer)
-        limit = check_message_limit(max_message_size)
-        resolve_context(context)
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ConfigError(f"a channel name is a non-empty string, not {name!r}")
+        authkey, address, manager, name = (
+            options.authkey,
+            options.address,
+            options.manager,
+            options.name,
+        )
         key = None if authkey is None else to_authkey(authkey)
         if half and (name is None or (manager is None and address is None)):
             raise ConfigError(
@@ -165,19 +146,21 @@ class ManagerCore:
                 raise ConfigError("give a manager, or an address and an authkey, not both")
             where, key = manager.client_params()
         elif address is None:
-            owner = start_local_manager(context, key)
+            owner = start_local_manager(options.context, key)
             where, key = owner.client_params()
         else:
             where = parse_address(address)
             key = key or env_authkey() or process_key()
         source = key_source(where, key, given=authkey is not None)
         try:
-            ref, link = _open_on(where, key, name, size, bool(joinable), half=half, source=source)
+            ref, link = _open_on(
+                where, key, name, options.maxsize, options.joinable, half=half, source=source
+            )
         except BaseException:
             if owner is not None:
                 stop_local_manager(owner, os.getpid())
             raise
-        core = cls(ref, codec, limit)
+        core = cls(ref, resolve_serializer(options.serializer), options.max_message_size)
         core._link = (me.pid, link)
         if owner is not None:
             core.manager = owner

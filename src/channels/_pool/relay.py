@@ -152,6 +152,14 @@ class Relay:
         return not any(thread.is_alive() for thread in self._threads)
 
     def _slot(self, slot: int, rx: Receiver[object]) -> None:
+        try:
+            self._relay(slot, rx)
+        except BaseException as exc:  # a bug here must not pass for the end of the inbox
+            with self._lock:
+                self.holding.append(rx)
+            self._fail(exc)
+
+    def _relay(self, slot: int, rx: Receiver[object]) -> None:
         size = 1  # until the first batch shows how long an item takes
         while not self._stop.is_set():
             try:
@@ -177,7 +185,7 @@ class Relay:
         """Run ``batch`` until every result (or dead letter) is sent; False if they were not."""
         alone = False  # run the items one by one: the pool refused them as a batch
         while batch.pending:
-            chunk = batch.pending[:1] if alone else batch.pending
+            chunk = batch.pending[:1] if alone else batch.pending[:]
             self._marks.reset(slot)
             try:
                 outcome = self._pool.apply_async(

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def run(
-    fn: Any, items: range, *, max_tries: int, dead: bool, batch: int = 1
+    fn: Any, items: range, *, max_tries: int, dead: bool, batch: int = 1, context: str = "fork"
 ) -> tuple[list[Any], list[Any], Relay, list[str]]:
     """Relay ``items`` through ``fn`` on one worker; the results, the dead letters, the relay."""
     inbox = channels.open_channel[int]("queue", context="fork")
@@ -30,7 +30,7 @@ def run(
     inbox.close()
     said: list[str] = []
     marks = Marks(1)
-    with Pool(1, context="fork", initializer=install, initargs=(marks.shared,)) as pool:
+    with Pool(1, context=context, initializer=install, initargs=(marks.shared,)) as pool:
         relay = Relay(
             fn,
             "pool_funcs:fn",
@@ -85,9 +85,15 @@ def starts(folder: Path) -> dict[int, int]:
     return counts
 
 
-def test_a_worker_killed_mid_batch_reruns_only_the_items_without_a_result(tmp_path: Path) -> None:
+# The marks reach the workers however they are started.
+@pytest.mark.parametrize("context", ["fork", "spawn", "forkserver"])
+def test_a_worker_killed_mid_batch_reruns_only_the_items_without_a_result(
+    tmp_path: Path, context: str
+) -> None:
     fn = functools.partial(f.logged_exit_on, str(tmp_path), bad=5, kills=1)
-    results, given_up, relay, said = run(fn, range(30), max_tries=3, dead=False, batch=8)
+    results, given_up, relay, said = run(
+        fn, range(30), max_tries=3, dead=False, batch=8, context=context
+    )
     assert results == list(range(30))  # every result once, in order: one slot, one worker
     assert (given_up, relay.failure, relay.retried, relay.done) == ([], None, 1, 30)
     assert "exited with code 7 while running item 5; running it again (try 2 of 3)" in said[0]

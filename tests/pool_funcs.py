@@ -231,3 +231,24 @@ def killed_once_on(folder: str, x: int, bad: int = 3) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(10)
     return x
+
+
+def logged_exit_on(folder: str, x: int, bad: int = 3, kills: int = 1) -> int:
+    """Log each start of ``x`` in ``folder``; ``os._exit`` on ``bad`` its first ``kills`` starts."""
+    path = os.path.join(folder, "starts")
+    with open(path, "a") as log:
+        log.write(f"{x}\n")
+    if x == bad:
+        with open(path) as log:
+            if log.read().split().count(str(bad)) <= kills:
+                os._exit(7)
+    return x
+
+
+def logged_raise_on(folder: str, x: int, bad: int = 3) -> int:
+    """Log each start of ``x`` in ``folder``; raise ``ValueError`` on ``bad``."""
+    with open(os.path.join(folder, "starts"), "a") as log:
+        log.write(f"{x}\n")
+    if x == bad:
+        raise ValueError(f"{bad} is refused")
+    return x

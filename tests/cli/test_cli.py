@@ -343,7 +343,7 @@ COMPLETIONS: list[tuple[str, set[str]]] = [
     ("channels completion ", {"-h", "--help", "bash"}),
     (
         "channels worker --",
-        {"--help", "--inbox", "--outbox", "--workers", "--max-tries", "--dead-letter"},
+        {"--help", "--inbox", "--outbox", "--workers", "--max-tries", "--dead-letter", "--batch"},
     ),
     ("channels worker jobs:f --inbox ", set()),
     ("channels inspect --", {"--help", "--json"}),

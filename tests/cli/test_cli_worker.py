@@ -65,6 +65,12 @@ JOBS = textwrap.dedent(
     def slow(x):
         time.sleep(0.01)
         return x
+
+    def logged_killed_once_by_37(x):
+        # Each start is logged; the first worker to run 37 is SIGKILLed.
+        with open(os.path.join(os.environ["MARKS"], "starts"), "a") as log:
+            log.write(f"{x}\\n")
+        return killed_once_by_37(x)
     """
 )
 
@@ -245,6 +251,36 @@ def test_a_worker_killed_mid_task_has_its_item_run_again_and_the_stream_goes_on(
     assert code == 0, err
     assert "was killed by SIGKILL while running item 37; running it again (try 2 of 3)" in err
     assert "150 item(s) done here, 1 run again after a crash" in err
+
+
+@needs_redis
+def test_a_worker_killed_mid_batch_reruns_only_what_has_no_result(jobs: Path) -> None:
+    server = shared()
+    inbox, outbox = server.url(unique("in")), server.url(unique("out"))
+    with channels.open_sender[int](inbox) as feed:
+        feed.send_many(range(200))
+    results = channels.open_receiver[int](outbox)
+    target, options = "jobs:logged_killed_once_by_37", ("--batch", "16")
+    worker = start_worker(jobs, target, inbox, outbox, machine="a", workers=1, options=options)
+    try:
+        got, stop = drain(results)
+        code, err = finish(worker)
+    finally:
+        worker.kill()
+        worker.communicate(timeout=WAIT)
+    assert (stop, code) == ("EndOfChannel", 0), err
+    assert sorted(got) == [x * x for x in range(200)], err  # every result, once
+    assert "while running item 37; running it again (try 2 of 3)" in err
+    starts: dict[int, int] = {}
+    for line in (jobs / "starts").read_text().split():
+        starts[int(line)] = starts.get(int(line), 0) + 1
+    assert set(starts) == set(range(200))
+    # Only 37 and the items before it in its batch (at most 15) ran twice: their results
+    # died with the worker. The items after it had not started; the other batches were sent.
+    twice = {x for x, n in starts.items() if n > 1}
+    assert 37 in twice, starts
+    assert twice <= set(range(37 - 15, 38)), twice
+    assert max(starts.values()) == 2
 
 
 @needs_redis
@@ -436,6 +472,8 @@ def test_inspect_fails_with_exit_1_when_the_server_is_unreachable() -> None:
          "--outbox takes the URL of a named channel"),
         (["worker", "json:dumps", "--inbox", "redis://h:1/a", "--outbox", "redis://h:1/b",
           "--workers", "0"], "at least 1"),
+        (["worker", "json:dumps", "--inbox", "redis://h:1/a", "--outbox", "redis://h:1/b",
+          "--batch", "0"], "at least 1"),
         (["inspect"], "URL"),
         (["inspect", "pipe"], "inspect takes the URL of a named channel"),
         (["inspect", "nonsense://x/y"], "nonsense"),

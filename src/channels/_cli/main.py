@@ -199,6 +199,17 @@ def _parser() -> argparse.ArgumentParser:
             "an item fails the run"
         ),
     )
+    worker.add_argument(
+        "--batch",
+        type=positive,
+        default=64,
+        metavar="N",
+        help=(
+            "the most items each of the 2 x --workers receivers takes from the inbox at once "
+            "(fewer when items are slow); what a lost machine holds, at most 2 x --workers x N "
+            "items, goes back to the inbox (default: %(default)s)"
+        ),
+    )
     worker.set_defaults(run=_worker_command, command_parser=worker)
 
     inspect = sub.add_parser(
@@ -284,6 +295,7 @@ def _worker_command(args: argparse.Namespace) -> int:
                 sys.stderr,
                 max_tries=args.max_tries,
                 dead_letter_url=args.dead_letter,
+                batch=args.batch,
             )
         except ConfigError as exc:
             return usage_error("worker", str(exc))

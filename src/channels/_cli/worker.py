@@ -1,9 +1,9 @@
 """``channels worker MODULE:FUNCTION --inbox URL --outbox URL``: one machine's share of a stream.
 
-This process receives each item from the inbox, has a worker process of a
-``Pool`` run ``FUNCTION`` on it, and sends the result to the outbox before it
-takes the next item on that receiver (see ``_pool.relay``), so an item is
-acknowledged only once its result is out. Started on several machines against
+This process receives batches of items from the inbox, has a worker process
+of a ``Pool`` run ``FUNCTION`` on each, and sends the results to the outbox
+before it takes the next batch on that receiver (see ``_pool.relay``), so an
+item is acknowledged only once its result is out. Started on several machines against
 the same ``redis://`` channels, they share the work, and the outbox ends once
 the inbox has ended and every machine has closed its outbox handle.
 
@@ -37,6 +37,7 @@ from .._config import parse_spec, redact_spec
 from .._engine.sender import SenderHandle
 from .._errors import ChannelError, ChannelTimeout, ConfigError
 from .._open import open_receiver, open_sender
+from .._pool.batches import Marks, install
 from .._pool.pool import Pool
 from .._pool.relay import DeadLetter, Relay
 from .._protocols import Receiver, Sender
@@ -45,9 +46,11 @@ __all__ = ["load_function", "named_channel", "run_worker"]
 
 #: Seconds between two progress lines (only when something changed).
 PROGRESS_EVERY = 1.0
-#: Receivers, each holding at most one item, per worker process: a few more than the
-#: workers, so that none waits while a slot sends a result and takes the next item.
+#: Receivers, each holding at most one batch, per worker process: a few more than the
+#: workers, so that none waits while a slot sends results and takes the next batch.
 SLOTS_PER_WORKER = 2
+#: The most items one receiver takes at once (``--batch``).
+DEFAULT_BATCH = 64
 #: How long a stop lets the items being run finish before their workers are killed.
 _GRACE = 1.0
 
@@ -111,13 +114,17 @@ def run_worker(
     *,
     max_tries: int = 3,
     dead_letter_url: str | None = None,
+    batch: int = DEFAULT_BATCH,
 ) -> int:
     """Run ``workers`` processes that turn the inbox's items into the outbox's; the exit code.
 
     0 once the inbox has ended and every item taken here is done or
     dead-lettered; 1 when ``FUNCTION`` raised or an item killed ``max_tries``
     workers (without a dead-letter channel), or a channel broke; 128 + the
-    signal's number when SIGINT or SIGTERM stopped it.
+    signal's number when SIGINT or SIGTERM stopped it. Each of the
+    ``workers * SLOTS_PER_WORKER`` receivers takes up to ``batch`` items at a
+    time: what this process holds unacknowledged, and what goes back to the
+    inbox if it dies.
 
     Raises:
         ConfigError: a bad target, URL or count.
@@ -130,17 +137,22 @@ def run_worker(
         named_channel(dead_letter_url, "--dead-letter")
     if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
         raise ConfigError(f"--max-tries takes a count of at least 1, not {max_tries!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"--batch takes a count of at least 1, not {batch!r}")
     with _StopSignals() as stop:  # from before the outbox is leased: a stop is never a crash
         receivers, outbox, dead_letter = _open(inbox_url, outbox_url, dead_letter_url, workers)
         shown = f"{target} with {workers} worker(s)"
         _say(err, f"running {shown}: {redact_spec(inbox_url)} -> {redact_spec(outbox_url)}")
-        pool = Pool(workers)
+        marks = Marks(len(receivers))
+        pool = Pool(workers, initializer=install, initargs=(marks.shared,))
         relay = Relay(
             fn,
             target,
             pool,
             receivers,
             outbox,
+            marks=marks,
+            batch=batch,
             dead_letter=dead_letter,
             max_tries=max_tries,
             say=lambda message: _say(err, message),

@@ -7,8 +7,9 @@ worker (pipes, framing, starting and stopping); ``worker_loop`` what runs
 inside a worker; ``processes`` starting processes with Ctrl-C kept out;
 ``remote_errors`` exceptions across the process boundary; ``progress`` the
 progress reports; ``stream`` workers that drain a channel; ``relay`` what
-``channels worker`` runs, items held until their results are out; ``executor``
-the ``concurrent.futures.Executor`` face.
+``channels worker`` runs, items held until their results are out; ``batches``
+what its batches run in a worker; ``executor`` the ``concurrent.futures.Executor``
+face.
 
 The names below are imported on first use, as in the package itself: a worker
 process imports this package on its way to ``worker_loop``, and must not pay

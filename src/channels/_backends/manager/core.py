@@ -56,6 +56,7 @@ from ..._engine.contract import ChannelStats
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
 from ..._process.handover import Handed
 from ..._process.liveness import host_key, me, pid_alive, process_stamp
+from ..._process.per_process import PerProcess
 from ..._serialize import Serializer, resolve_serializer
 from .keys import env_authkey, key_for, key_source, process_key, to_authkey
 from .link import CONNECT_TIMEOUT, MIN_ANSWER, Link, expect_int, expect_pair, link_for
@@ -109,7 +110,7 @@ class ManagerCore:
         self.ref = ref
         self._serializer = serializer
         self._limit = max_message_size
-        self._link: tuple[int, Link] | None = None
+        self._link: PerProcess[Link] = PerProcess()
         self._closed: set[int] = set()
         self._receiving = 0
         # Children being started with a handle until they have a pid, then, where the
@@ -161,7 +162,7 @@ class ManagerCore:
                 stop_local_manager(owner, os.getpid())
             raise
         core = cls(ref, resolve_serializer(options.serializer), options.max_message_size)
-        core._link = (me.pid, link)
+        core._link.set(link)
         if owner is not None:
             core.manager = owner
             weakref.finalize(core, stop_local_manager, owner, os.getpid())
@@ -324,6 +325,11 @@ class ManagerCore:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _connect(self) -> Link:
+        """This process's link to the server that holds the channel."""
+        ref = self.ref
+        return link_for(ref.address, key_for(ref.address, ref.keysource))
+
     def _call(
         self,
         method: str,
@@ -334,12 +340,7 @@ class ManagerCore:
         patient: bool = False,
         optional: bool = False,
     ) -> object:
-        held = self._link
-        if held is None or held[0] != me.pid:
-            ref = self.ref
-            held = (me.pid, link_for(ref.address, key_for(ref.address, ref.keysource)))
-            self._link = held
-        return held[1].call(
+        return self._link.get(self._connect).call(
             self.ref.nonce,
             method,
             args,

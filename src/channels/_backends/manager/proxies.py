@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar, c
 
 from ..._errors import ChannelError, SerializationError
 from ..._process.liveness import me
+from ..._process.per_process import PerProcess
 from .keys import key_for, key_source
 from .link import Link, expect_int, link_for
 from .wire import Address
@@ -76,7 +77,7 @@ class _Remote:
 
     def __init__(self, ref: ObjectRef) -> None:
         self.ref = ref
-        self._link: tuple[int, Link] | None = None
+        self._link: PerProcess[Link] = PerProcess()
         self._counted = 0
         with contextlib.suppress(ChannelError):  # a server out of reach: calls will say so
             self._count()
@@ -91,12 +92,11 @@ class _Remote:
         self._counted = me.pid
 
     def _link_here(self) -> Link:
-        held = self._link
-        if held is None or held[0] != me.pid:
-            ref = self.ref
-            held = (me.pid, link_for(ref.address, key_for(ref.address, ref.keysource)))
-            self._link = held
-        return held[1]
+        return self._link.get(self._connect)
+
+    def _connect(self) -> Link:
+        ref = self.ref
+        return link_for(ref.address, key_for(ref.address, ref.keysource))
 
     def call(self, op: str, *args: object) -> Any:
         try:

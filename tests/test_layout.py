@@ -43,7 +43,7 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
     """Each ``from X import names`` in ``path``, with ``X`` made absolute."""
     module = _name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = []
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
@@ -65,7 +65,7 @@ def test_no_module_is_too_long_to_read() -> None:
 
 
 def test_no_subsystem_reaches_into_another_ones_private_names() -> None:
-    reached = []
+    reached: list[str] = []
     for path in _modules():
         here = _subsystem(_name(path))
         for target, names in _imports(path):

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from multiprocessing.context import BaseContext
-from typing import Union
+from typing import Self, Union
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from ._errors import ConfigError
@@ -70,6 +70,15 @@ class Options:
 
     def check(self) -> None:
         """Raise ``ConfigError`` for a value this backend cannot take; extended by subclasses."""
+
+    @classmethod
+    def given(cls, arguments: Mapping[str, object]) -> Self:
+        """The options a channel class's ``__init__`` was called with (its ``locals()``).
+
+        The signature is the one place a type checker reads the options from, so
+        the body takes them from there by name rather than listing them again.
+        """
+        return cls(**{field.name: arguments[field.name] for field in fields(cls)})
 
     @classmethod
     def hints(cls) -> dict[str, object]:

@@ -25,6 +25,7 @@ from .._errors import (
     SerializationError,
     WouldBlock,
 )
+from .._protocols import Receiver
 from .._serialize import PASS_THROUGH, cannot_load, loader
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
@@ -33,7 +34,7 @@ from .sender import NOWAIT_LOCK
 from .turns import NOW, Turn, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 
-__all__ = ["ReceiverHandle"]
+__all__ = ["ReceiverHandle", "aiterate"]
 
 # Invariant here: the concrete classes both take and give T (variance lives on the protocols).
 T = TypeVar("T")
@@ -287,15 +288,7 @@ class ReceiverHandle(Closing, Generic[T]):
 
     def __aiter__(self) -> AsyncIterator[T]:
         """Yield items to ``async for`` until the end of the channel."""
-        return self._aiterate()
-
-    async def _aiterate(self) -> AsyncIterator[T]:
-        while True:
-            try:
-                item = await self.arecv()
-            except EndOfChannel:
-                return
-            yield item
+        return aiterate(self)
 
     def close(self) -> None:
         """Stop this receiver in this process; other receivers go on.
@@ -316,3 +309,13 @@ class ReceiverHandle(Closing, Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Receiver of {self._core!r}{' (closed)' if self._closed else ''}>"
+
+
+async def aiterate(receiver: Receiver[T]) -> AsyncIterator[T]:
+    """Yield what ``receiver.arecv()`` gives until the end of the channel."""
+    while True:
+        try:
+            item = await receiver.arecv()
+        except EndOfChannel:
+            return
+        yield item

@@ -45,20 +45,33 @@ class QueueChannel(ChannelBase[T]):
         joinable: bool = False,
         shm_threshold: int = SHM_THRESHOLD,
     ) -> None:
-        options = QueueOptions(
-            maxsize=maxsize,
-            context=context,
-            serializer=serializer,
-            max_message_size=max_message_size,
-            spill_dir=spill_dir,
-            joinable=joinable,
-            shm_threshold=shm_threshold,
-        )
-        self._attach(LocalCore.open("queue", options))
+        self._attach(LocalCore.open("queue", QueueOptions.given(locals())))
+
+
+class _UnboundedChannel(ChannelBase[T]):
+    """A local channel with no bound: what ``pipe`` and ``simplequeue`` share."""
+
+    __slots__ = ()
+    features: ClassVar[Features] = Features()
+    options: ClassVar[type[LocalOptions]] = LocalOptions
+    #: The backend's name, which the core's messages and ``repr`` show.
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        context: ContextSpec = None,
+        serializer: SerializerSpec = None,
+        max_message_size: int | None = None,
+        spill_dir: str | None = None,
+        joinable: bool = False,
+        shm_threshold: int = SHM_THRESHOLD,
+    ) -> None:
+        self._attach(LocalCore.open(self.kind, LocalOptions.given(locals())))
 
 
 @final
-class PipeChannel(ChannelBase[T]):
+class PipeChannel(_UnboundedChannel[T]):
     """A channel on one ``multiprocessing.Pipe(duplex=False)``.
 
     Built for one producer and one consumer, it still locks, so clones and
@@ -70,32 +83,11 @@ class PipeChannel(ChannelBase[T]):
     """
 
     __slots__ = ()
-    features: ClassVar[Features] = Features()
-    options: ClassVar[type[LocalOptions]] = LocalOptions
-
-    def __init__(
-        self,
-        *,
-        context: ContextSpec = None,
-        serializer: SerializerSpec = None,
-        max_message_size: int | None = None,
-        spill_dir: str | None = None,
-        joinable: bool = False,
-        shm_threshold: int = SHM_THRESHOLD,
-    ) -> None:
-        options = LocalOptions(
-            context=context,
-            serializer=serializer,
-            max_message_size=max_message_size,
-            spill_dir=spill_dir,
-            joinable=joinable,
-            shm_threshold=shm_threshold,
-        )
-        self._attach(LocalCore.open("pipe", options))
+    kind = "pipe"
 
 
 @final
-class SimpleQueueChannel(ChannelBase[T]):
+class SimpleQueueChannel(_UnboundedChannel[T]):
     """A channel on ``multiprocessing.SimpleQueue``'s parts: a pipe and two locks.
 
     Unlike the stdlib ``SimpleQueue`` it has timeouts and an end of channel.
@@ -103,25 +95,4 @@ class SimpleQueueChannel(ChannelBase[T]):
     """
 
     __slots__ = ()
-    features: ClassVar[Features] = Features()
-    options: ClassVar[type[LocalOptions]] = LocalOptions
-
-    def __init__(
-        self,
-        *,
-        context: ContextSpec = None,
-        serializer: SerializerSpec = None,
-        max_message_size: int | None = None,
-        spill_dir: str | None = None,
-        joinable: bool = False,
-        shm_threshold: int = SHM_THRESHOLD,
-    ) -> None:
-        options = LocalOptions(
-            context=context,
-            serializer=serializer,
-            max_message_size=max_message_size,
-            spill_dir=spill_dir,
-            joinable=joinable,
-            shm_threshold=shm_threshold,
-        )
-        self._attach(LocalCore.open("simplequeue", options))
+    kind = "simplequeue"

@@ -71,18 +71,7 @@ class ManagerChannel(ChannelBase[T]):
         manager: ChannelManager | None = None,
         joinable: bool = False,
     ) -> None:
-        options = ManagerOptions(
-            maxsize=maxsize,
-            context=context,
-            serializer=serializer,
-            max_message_size=max_message_size,
-            address=address,
-            authkey=authkey,
-            name=name,
-            manager=manager,
-            joinable=joinable,
-        )
-        self._attach(ManagerCore.open(options))
+        self._attach(ManagerCore.open(ManagerOptions.given(locals())))
 
     @staticmethod
     def open_half(

@@ -53,6 +53,7 @@ from typing import NamedTuple, cast
 
 from ..._codec import Payload, plain
 from ..._engine.contract import ChannelStats
+from ..._engine.core_base import CoreBase
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
 from ..._process.handover import Handed
 from ..._process.liveness import host_key, me, pid_alive, process_stamp
@@ -80,7 +81,7 @@ class ChannelRef(NamedTuple):
     keysource: str
 
 
-class ManagerCore:
+class ManagerCore(CoreBase):
     """One manager-backed channel as a process sees it; implements ``Core``.
 
     A process that unpickles it authenticates with the key given for that
@@ -93,10 +94,8 @@ class ManagerCore:
         "__weakref__",
         "_closed",
         "_handed",
-        "_limit",
         "_link",
         "_receiving",
-        "_serializer",
         "_watched",
         "_watched_lock",
         "_watched_pid",
@@ -108,8 +107,7 @@ class ManagerCore:
         self, ref: ChannelRef, serializer: Serializer, max_message_size: int | None
     ) -> None:
         self.ref = ref
-        self._serializer = serializer
-        self._limit = max_message_size
+        super().__init__(serializer, max_message_size)
         self._link: PerProcess[Link] = PerProcess()
         self._closed: set[int] = set()
         self._receiving = 0
@@ -171,20 +169,8 @@ class ManagerCore:
     # -- the Core protocol ---------------------------------------------------------------
 
     @property
-    def serializer(self) -> Serializer:
-        return self._serializer
-
-    @property
-    def max_message_size(self) -> int | None:
-        return self._limit
-
-    @property
     def first_token(self) -> int:
         return self.ref.first
-
-    @property
-    def shm_threshold(self) -> int:
-        return 0
 
     def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         payload = [plain(data) for data in items]  # a memoryview does not pickle

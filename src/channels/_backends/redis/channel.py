@@ -68,28 +68,7 @@ class RedisChannel(ChannelBase[T]):
         linger: float = 86400.0,
         prefix: str = "channels",
     ) -> None:
-        given = RedisOptions(
-            maxsize=maxsize,
-            context=context,
-            serializer=serializer,
-            max_message_size=max_message_size,
-            address=address,
-            name=name,
-            db=db,
-            username=username,
-            password=password,
-            socket=socket,
-            tls=tls,
-            tls_ca=tls_ca,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_verify=tls_verify,
-            lease=lease,
-            reconnect=reconnect,
-            joinable=joinable,
-            linger=linger,
-            prefix=prefix,
-        )
+        given = RedisOptions.given(locals())
         self._attach(RedisCore.open(given.settings(), with_sender=True))
 
     @property

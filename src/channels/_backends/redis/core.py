@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from ..._codec import Payload, plain
 from ..._engine.conditions import not_joinable, nothing_to_mark
 from ..._engine.contract import ChannelStats, remaining
+from ..._engine.core_base import CoreBase
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,
@@ -63,7 +64,7 @@ __all__ = ["RedisCore"]
 log = logging.getLogger(__name__)
 
 
-class RedisCore:
+class RedisCore(CoreBase):
     """One redis channel's transport and books; implements ``Core`` (see the module doc)."""
 
     __slots__ = (
@@ -71,8 +72,6 @@ class RedisCore:
         "_born_pid",
         "_calls",
         "_joinable",
-        "_limit",
-        "_serializer",
         "_slice",
         "ref",
     )
@@ -88,8 +87,7 @@ class RedisCore:
         seen: int = 0,
     ) -> None:
         self.ref: Ref = ref
-        self._serializer = serializer
-        self._limit = max_message_size
+        super().__init__(serializer, max_message_size)
         self._joinable = joinable
         self._calls = Calls(ref, epoch, seen)
         # The process this core was handed to as it started, which keeps its leases
@@ -130,14 +128,6 @@ class RedisCore:
         return core
 
     # -- the Core protocol -------------------------------------------------------------
-
-    @property
-    def serializer(self) -> Serializer:
-        return self._serializer
-
-    @property
-    def max_message_size(self) -> int | None:
-        return self._limit
 
     @property
     def first_token(self) -> int:
@@ -210,10 +200,6 @@ class RedisCore:
                 local.held.clear()
 
     # -- non-blocking steps and the readiness wait ---------------------------------------
-
-    @property
-    def shm_threshold(self) -> int:
-        return 0
 
     def put(self, token: int, items: Sequence[Payload], deadline: float | None) -> int:
         """Store as many of ``items`` (in order) as there is room for; return how many."""

@@ -44,7 +44,7 @@ class ThreadChannel(ChannelBase[T]):
             key = sorted(refused)[0]
             why = self.refused.get(key, "it takes only maxsize and joinable")
             raise ConfigError(f"a thread channel does not take the option {key!r}: {why}")
-        options = ThreadOptions(maxsize=maxsize, joinable=joinable)
+        options = ThreadOptions.given(locals())
         core = ThreadCore(options.maxsize, bool(options.joinable))
         self._attach_halves(ThreadSender[T](core, FIRST), ThreadReceiver[T](core))
 

@@ -27,8 +27,9 @@ from typing import Any, ClassVar, NoReturn
 
 from ..._engine.conditions import not_joinable, nothing_to_mark
 from ..._engine.contract import ChannelStats
+from ..._engine.core_base import CoreBase
 from ..._errors import ChannelBroken, ChannelClosed, ConfigError, EndOfChannel
-from ..._serialize import PICKLE, Serializer
+from ..._serialize import PICKLE
 
 __all__ = ["FIRST", "NOTHING", "Signal", "ThreadCore", "cannot_cross"]
 
@@ -92,7 +93,7 @@ def _close_fds(read: int, write: int) -> None:
         os.close(write)
 
 
-class ThreadCore:
+class ThreadCore(CoreBase):
     """One thread channel's state. Fields the handles read on their fast path are public.
 
     Under the GIL, ``deque.append`` and ``popleft`` are atomic, and so is
@@ -138,6 +139,7 @@ class ThreadCore:
     )
 
     def __init__(self, maxsize: int, joinable: bool) -> None:
+        super().__init__(PICKLE, None)  # never used: items are passed by reference
         self.maxsize = maxsize
         self.joinable = joinable
         self.forked = False
@@ -172,20 +174,8 @@ class ThreadCore:
     # -- the engine's Core protocol (select, and the shared waiting code) -------------------
 
     @property
-    def serializer(self) -> Serializer:
-        return PICKLE  # never used: items are passed by reference
-
-    @property
-    def max_message_size(self) -> int | None:
-        return None
-
-    @property
     def first_token(self) -> int:
         return FIRST
-
-    @property
-    def shm_threshold(self) -> int:
-        return 0
 
     def put(self, token: int, items: Sequence[Any], deadline: float | None) -> int:
         """Put as many of ``items`` as fit now; raise if ``token`` may not send."""

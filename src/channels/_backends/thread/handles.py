@@ -16,6 +16,7 @@ from typing import Generic, NoReturn, TypeVar, cast, final
 from ..._engine.closing import Closing
 from ..._engine.conditions import closed_receiver, full, nothing_ready
 from ..._engine.contract import ChannelStats, deadline_after
+from ..._engine.receiver import aiterate
 from ..._engine.waiting import apause, pause
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
 from .core import NOTHING, ThreadCore, cannot_cross
@@ -297,15 +298,7 @@ class ThreadReceiver(Closing, Generic[T]):
 
     def __aiter__(self) -> AsyncIterator[T]:
         """Yield items to ``async for`` until the end of the channel."""
-        return self._aiterate()
-
-    async def _aiterate(self) -> AsyncIterator[T]:
-        while True:
-            try:
-                item = await self.arecv()
-            except EndOfChannel:
-                return
-            yield item
+        return aiterate(self)
 
     def close(self) -> None:
         """Stop receiving; a ``recv`` waiting in another thread raises ``ChannelClosed``."""

@@ -381,6 +381,7 @@ def test_a_server_stall_longer_than_a_lease_breaks_nothing_and_duplicates_nothin
         tx.close()
     except ChannelBroken as exc:
         party.broken.append(f"sender or first take: {exc}")
+
     # Both at once: an item one receiver holds is acknowledged by its next take, and the
     # channel is not drained (so the other cannot see the end) until then.
     def draining(rx: channels.Receiver[tuple[str, int]]) -> Background:

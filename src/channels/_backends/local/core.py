@@ -19,6 +19,11 @@ death at any instruction can neither wedge nor corrupt a channel is written out
 step by step in ``docs/architecture.md``; ``_steps`` names the points the tests
 kill at.
 
+On an unbounded channel a whole ``send_many`` may come as one ``_codec.Batch``
+(its items pickled once as a list), stored as one overflow frame and taken
+whole or in parts (``overflow``'s docstring gives the format): a receiver
+killed while taking has taken at most the ``max_items`` of its call.
+
 A bounded channel counts items sent and taken (``_SENT``, ``_RECEIVED``); a
 reader that takes the last item of a full channel writes a byte into a second
 pipe, the *room* pipe, on which full senders wait.
@@ -37,14 +42,14 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from multiprocessing import reduction
 from multiprocessing.context import get_spawning_popen
-from typing import ClassVar, NoReturn, Protocol
+from typing import ClassVar, NoReturn, Protocol, cast
 
 from ... import _steps
-from ..._codec import OutOfBand, Payload, in_band
+from ..._codec import Batch, OutOfBand, Part, Payload, in_band
 from ..._config import (
     ContextSpec,
     SerializerSpec,
@@ -86,13 +91,15 @@ __all__ = ["LocalCore", "Settings"]
 _RLOCK_AT, _WLOCK_AT, _WORDS_AT = 0, MUTEX_BYTES, 4 * MUTEX_BYTES
 # Transport words. _W_TORN / _R_TORN: the overflow is in the middle of an update
 # spanning several words, under the write / read lock. _PIPE_DRAINED: a reader
-# found the pipe empty while the overflow held items; until the overflow drains,
-# no item enters the pipe. _TAKING: a reader is between taking an item and
-# counting it, and this is the count to reach.
+# found the pipe empty while the overflow held items, so the pipe holds no item
+# older than the overflow's; a writer clears it before it next writes an item to
+# the pipe (which it does only while the overflow is empty). _TAKING: a reader
+# is between taking an item and counting it, and this is the count to reach.
 # _DONE: items marked done (joinable channels). _TICKETS: the number of the last
 # large item's ticket (see shm).
 _W_TORN, _R_TORN, _PIPE_DRAINED, _SENT, _RECEIVED, _TAKING, _DONE, _TICKETS = range(8)
 _OVERFLOW = 8  # the overflow's words follow
+_RUN = b"<the overflow's turn>"  # from _take: no item, take a run of the overflow
 _TRANSPORT_WORDS = _OVERFLOW + OVERFLOW_WORDS
 _STATE_BYTES = _WORDS_AT + (_TRANSPORT_WORDS + WORDS) * 8
 _OVERFLOW_BASE = -(-_STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -370,14 +377,37 @@ class LocalCore:
             wlock.release()
 
     def _put_counted(self, payload: Payload, batch: bool = False) -> None:
-        """``_put`` one item, then count it sent."""
-        self._put(payload, batch)
+        """``_put`` one item, then count it sent; or a stored batch (``_put_batch``)."""
+        if type(payload) is Batch:  # never on a bounded channel (stores_batches)
+            self._put_batch(payload)
+            return
+        self._put(cast("Data | OutOfBand", payload), batch)
         step = _steps.step
         if step:
             step("send:written")
         self._words[_SENT] += 1
         if step:
             step("send:counted")
+
+    def _put_batch(self, batch: Batch) -> None:
+        """Append a stored batch to the overflow, committed with one store, and count it."""
+        step = _steps.step
+        try:
+            if self._overflow.append_batch(batch.data, batch.count):
+                self._wake()
+        except OSError as exc:
+            self._no_room(exc)
+        if step:
+            step("send:written")
+        self._words[_SENT] += batch.count
+        if step:
+            step("send:counted")
+
+    @property
+    def stores_batches(self) -> bool:
+        """Whether ``send_many`` may hand over a ``Batch``: on an unbounded channel, where
+        a batch never waits for room as a whole."""
+        return not self._settings.maxsize
 
     def _put_run(self, items: Sequence[Payload], start: int, end: int) -> int:
         """Append a run of a batch to the overflow, committed and counted at once."""
@@ -405,7 +435,7 @@ class LocalCore:
         self._ledger.note_sender(me.pid, me.stamp, token, pid_alive)
         self._noted.add(token)
 
-    def _put(self, payload: Payload, batch: bool = False) -> None:
+    def _put(self, payload: Data | OutOfBand, batch: bool = False) -> None:
         """Move one item into the pipe, or else the overflow; the caller holds the write lock.
 
         The items of a batch go straight to the overflow: a copy each into shared
@@ -420,6 +450,9 @@ class LocalCore:
             data = payload
         size = len(data)
         if size <= _PIPE_PAYLOAD and not batch and not self._overflow.pending():
+            words = self._words
+            if words[_PIPE_DRAINED]:
+                words[_PIPE_DRAINED] = 0  # before the item: then the pipe is read first again
             try:
                 head = (size + 1) | (_TICKET_BIT if marked else 0)
                 os.write(self._wfd, _PIPE_FRAME.pack(head) + data)
@@ -447,8 +480,8 @@ class LocalCore:
         if self._handed:
             self._settle(deadline)
         words, ledger, rlock = self._words, self._ledger, self._rlock
-        joinable = self._settings.joinable
         got: list[Payload] = []
+        count = 0  # items in got: a part of a stored batch may hold several
         got_lock = rlock.acquire(deadline)
         if got_lock != 0:
             self._acquired(rlock, got_lock)
@@ -456,41 +489,57 @@ class LocalCore:
             step = _steps.step
             if step:
                 step("recv:locked")
-            while len(got) < max_items:
+            while count < max_items:
                 if words[_PIPE_DRAINED] and not ledger.flags & BROKEN:
-                    run = self._take_run(max_items - len(got))
+                    run, taken = self._take_run(max_items - count)
                     if run:
                         got += run
+                        count += taken
                         continue
-                if joinable:  # held before taken: a live receiver never holds less than it took
-                    self._hold(1)
-                words[_TAKING] = words[_RECEIVED] + 1
-                if step:
-                    step("recv:taking")
                 try:
-                    data = self._take()
+                    data = self._take_one(step)
                 except (EndOfChannel, ChannelBroken):
-                    if joinable:
-                        self._hold(-1)
                     if got:
                         break
                     raise
                 if data is None:
-                    if joinable:
-                        self._hold(-1)
                     break
-                if step:
-                    step("recv:taken")
-                words[_RECEIVED] = words[_TAKING]
-                if step:
-                    step("recv:counted")
-                got.append(data)
+                if data is not _RUN:
+                    got.append(data)
+                    count += 1
         finally:
             words[_TAKING] = 0
             rlock.release()
         if got and self._settings.maxsize:
-            self._made_room(len(got))
+            self._made_room(count)
         return got
+
+    def _take_one(self, step: Callable[[str], None] | None) -> Payload | None:
+        """One item, pipe first, counted taken; None if none is ready, ``_RUN`` if it is
+        the overflow's turn; the caller holds the read lock."""
+        words = self._words
+        joinable = self._settings.joinable
+        if joinable:  # held before taken: a live receiver never holds less than it took
+            self._hold(1)
+        words[_TAKING] = words[_RECEIVED] + 1
+        if step:
+            step("recv:taking")
+        try:
+            data = self._take()
+        except (EndOfChannel, ChannelBroken):
+            if joinable:
+                self._hold(-1)
+            raise
+        if data is None or data is _RUN:
+            if joinable:
+                self._hold(-1)
+            return data
+        if step:
+            step("recv:taken")
+        words[_RECEIVED] = words[_TAKING]
+        if step:
+            step("recv:counted")
+        return data
 
     def _made_room(self, taken: int) -> None:
         """After taking ``taken`` items: if the channel was full, wake the waiting senders."""
@@ -503,18 +552,19 @@ class LocalCore:
         with self._hold_lock:
             self._ledger.hold(self._rentry, count)
 
-    def _take_run(self, limit: int) -> list[bytes]:
-        """Once only the overflow is read: take a run of it, up to ``limit``, with one store."""
+    def _take_run(self, limit: int) -> tuple[list[bytes | Part], int]:
+        """Once only the overflow is read: take a run of it, up to ``limit`` items, with one
+        store (three where it splits a stored batch); the payloads and their items."""
         overflow, words, step = self._overflow, self._words, _steps.step
-        items, upto = overflow.peek_many(limit)
+        items, count, upto, split = overflow.peek_many(limit)
         if not items:
-            return items
+            return items, 0
         if self._settings.joinable:  # held before taken, as for one item
-            self._hold(len(items))
-        taking = words[_TAKING] = words[_RECEIVED] + len(items)
+            self._hold(count)
+        taking = words[_TAKING] = words[_RECEIVED] + count
         if step:
             step("recv:taking")
-        overflow.take_to(upto)
+        overflow.take_to(upto, split)
         if step:
             step("recv:taken")
         words[_RECEIVED] = taking
@@ -522,7 +572,7 @@ class LocalCore:
             step("recv:counted")
         if not overflow.pending():
             self._overflow_drained()
-        return items
+        return items, count
 
     def ready_fd(self, sending: bool) -> int | None:
         """The pipe for receivers; the room pipe for senders of a bounded channel."""
@@ -644,7 +694,8 @@ class LocalCore:
     # -- receiving -----------------------------------------------------------------
 
     def _take(self) -> Payload | None:
-        """The next item, or None; the caller holds the read lock."""
+        """The next item, or None, or ``_RUN`` when the overflow's turn has just come;
+        the caller holds the read lock."""
         words = self._words
         ledger = self._ledger
         overflow = self._overflow
@@ -664,6 +715,7 @@ class LocalCore:
                     # No reader reads the pipe again until the overflow drains: a wake-up
                     # left in it keeps every waiting receiver awake while items remain.
                     self._wake()
+                    return _RUN  # the overflow's turn: take a run of it, not one item
             if pending:
                 data = self._from_overflow()
                 if data is not None:
@@ -725,15 +777,15 @@ class LocalCore:
         raw = overflow.take()
         data: Payload | None = raw
         if raw is not None and overflow.marked:
-            data = self._redeem(raw)
+            data = self._redeem(cast(bytes, raw))
         if data is None or not overflow.pending():
             self._overflow_drained()
         return data
 
     def _overflow_drained(self) -> None:
-        """Let writers use the pipe again; start the overflow over if it grew."""
+        """Start the overflow over if it grew. Writers use the pipe again now; the first
+        to write an item there clears ``_PIPE_DRAINED``."""
         overflow = self._overflow
-        self._words[_PIPE_DRAINED] = 0
         if overflow.needs_rewind() and self._try_lock(self._wlock):
             try:
                 overflow.rewind()

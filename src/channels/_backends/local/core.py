@@ -1,5 +1,10 @@
 """The core of the local backends: a pipe, two robust locks, and an overflow file.
 
+``LocalCore`` joins its parts: the state page (``state``), the descriptors
+(``opening``), the locks and their repair (``locks``), putting (``sending``)
+and taking (``receiving``); the overflow ring and shared memory have their own
+modules.
+
 These are the parts ``multiprocessing.Queue`` is made of, driven synchronously:
 there is no feeder thread, so when ``send`` returns the item is out of the
 sender's memory and a crash right after loses nothing.

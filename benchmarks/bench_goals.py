@@ -9,6 +9,9 @@ Each row is a channel beside what it must beat, measured in the same rounds
 - batched, 100 per call, vs ``faster_fifo`` put_many/get_many(100) (goal >= 6x)
   and vs a raw ``os.pipe`` with a 64 KiB buffered writer, one pickle per item
   (goal >= 0.9x);
+- batches of 100 small tuples vs the list trick, ``multiprocessing.Queue``
+  carrying one list of 100 per put/get (goal >= 1.0x), and vs the same raw
+  buffered pipe (goal >= 0.9x);
 - a 64 MiB numpy array (bytes without numpy), the receiver reading every page,
   vs ``multiprocessing.Queue`` (goal >= 12x): 4 arrays sent at once, and a
   steady stream of 64 with ``maxsize=2`` on both sides (the shape in which
@@ -51,10 +54,18 @@ def _target(backend: str) -> Target:
 def _os_pipe_producer(wfd: int, rfd: int, n: int, items: Items, start: StartLine) -> None:
     os.close(rfd)
     out = io.BufferedWriter(io.FileIO(wfd, "w"), _BUFFER)
-    dump = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL).dump
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    dump = pickler.dump
     start.wait()
-    for i in range(n):
-        dump(i)  # one complete pickle per item; ints leave nothing in the memo
+    if items.tuples:  # one complete pickle per item: nothing kept in a memo between them
+        write, dumps, protocol = out.write, pickle.dumps, pickle.HIGHEST_PROTOCOL
+        for batch, times in items.batches(n):
+            for _ in range(times):
+                for item in batch:
+                    write(dumps(item, protocol))
+    else:
+        for i in range(n):
+            dump(i)  # ints leave nothing in the memo
     dump(None)
     out.flush()
     out.close()
@@ -100,6 +111,7 @@ def _rows(
     """(row, channel run, [(baseline, run)], goal): the faster baseline is the one compared."""
     small = Shape(Items(0), count, 1, 1)
     batched = Shape(Items(0, batch=100), count * 10, 1, 1)
+    tuples = Shape(Items(0, batch=100, tuples=True), count * 10, 1, 1)
     big = Shape(Items(large, large=True), 4, 1, 1)
     fifo = optional.faster_fifo() is not None
     rows: list[tuple[str, Run, list[tuple[str, Run]], float]] = []
@@ -124,6 +136,17 @@ def _rows(
                 f"{backend}, batches of 100",
                 chan(backend, batched),
                 [("os.pipe+64KiB writer", lambda: _os_pipe_rate(ctx, batched))],
+                0.9,
+            )
+        )
+    for backend in ("pipe", "queue"):
+        name = f"{backend}, 100 tuples"
+        rows.append((name, chan(backend, tuples), [("mp.Queue lists", raw("queue", tuples))], 1.0))
+        rows.append(
+            (
+                name,
+                chan(backend, tuples),
+                [("os.pipe+64KiB writer", lambda: _os_pipe_rate(ctx, tuples))],
                 0.9,
             )
         )
@@ -156,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=64 << 20, help="bytes per large item")
     parser.add_argument("--repeat", type=int, default=3, help="rounds")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--only", help="run only the rows whose name contains this")
     args = parser.parse_args(argv)
     ctx = multiprocessing.get_context("fork")
-    rows = _rows(ctx, args.count, args.large)
+    rows = [r for r in _rows(ctx, args.count, args.large) if not args.only or args.only in r[0]]
     # Every distinct run once per round: the same channel run serves several rows.
     runs: dict[str, Run] = {}
     for name, mine, theirs, _ in rows:

@@ -178,6 +178,29 @@ def test_a_receiver_killed_while_taking_a_run(backend: str, point: str, fate: st
     assert drain(ch) == (rest, "EndOfChannel")
 
 
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize("before", ["split", "unsplit", "whole batch"])
+@pytest.mark.parametrize(("point", "fate"), RECV_POINTS.items())
+def test_a_receiver_killed_while_splitting_a_stored_batch(
+    backend: str, before: str, point: str, fate: str
+) -> None:
+    """A stored batch (one pickle) taken in parts: a receiver killed at any step took
+    at most the items it asked for, and the rest stays, in order, for the next take."""
+    ch = open_for(backend)
+    left = ["a", "b", "c", "d", "e", "f"]
+    if before == "whole batch":  # the dying take passes a whole batch before it splits one
+        ch.send_many(["x", "y"])
+        left = ["x", "y", *left]
+    ch.send_many(["a", "b", "c", "d", "e", "f"])
+    if before == "split":  # the batch is already split: its taken count is in place
+        assert ch.recv_many(2, timeout=WAIT) == ["a", "b"]
+        left = left[2:]
+    kill_at(point, _recv_many, ch.receiver, 3)
+    ch.close()
+    rest = left[3:] if fate == "lost" else left
+    assert drain(ch) == (rest, "EndOfChannel")
+
+
 def _recv_after_the_end(receiver: channels.Receiver[object]) -> None:
     _steps.pause_at(EMPTY_POINT)
     try:

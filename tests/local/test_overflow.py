@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from array import array
 from collections import deque
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +17,8 @@ from hypothesis import strategies as st
 from channels._backends.local import overflow as _spill
 from channels._backends.local.core import LocalCore
 from channels._backends.local.overflow import Overflow
+from channels._codec import Part
+from channels._serialize import PICKLE
 
 import children
 from support import WAIT, join, open_for, start
@@ -44,11 +48,19 @@ operations = st.lists(
     st.one_of(
         st.integers(0, 700).map(lambda n: ("append", n)),
         st.integers(1, 6).map(lambda n: ("append_many", n)),
+        st.integers(1, 40).map(lambda n: ("append_batch", n)),
         st.just(("take", 0)),
         st.integers(1, 6).map(lambda n: ("take_many", n)),
     ),
     max_size=120,
 )
+
+
+def _items(got: bytes | Part) -> list[bytes]:
+    """What a payload the overflow gave holds: one item, or a run of a stored batch."""
+    if isinstance(got, Part):
+        return [bytes(cast(bytes, b)) for b in got.frame.load(PICKLE)[got.start : got.stop]]
+    return [bytes(got)]
 
 
 @settings(
@@ -69,17 +81,23 @@ def test_the_ring_against_a_deque(tiny_ring: None, ops: list[tuple[str, int]]) -
                 went = overflow.append_many(batch, 0, len(batch))
                 assert 0 <= went <= len(batch)
                 model.extend(batch[:went])
+            elif op == "append_batch":  # a stored batch, taken whole or in parts
+                batch = [bytes([(serial + k) % 251]) * (k % 7) for k in range(size)]
+                was_empty = not overflow.pending()
+                assert overflow.append_batch(pickle.dumps(batch), size) is was_empty
+                model.extend(batch)
             elif op == "take_many":  # a run comes out while it lies in the ring's current run
-                items, upto = overflow.peek_many(size)
-                assert len(items) <= size
-                overflow.take_to(upto)
-                for item in items:
+                items, count, upto, split = overflow.peek_many(size)
+                flat = [one for got in items for one in _items(got)]
+                assert len(flat) == count <= size
+                overflow.take_to(upto, split)
+                for item in flat:
                     assert item == model.popleft()
             else:
                 got = overflow.take()
                 if model:
                     assert got is not None
-                    assert bytes(got) == model.popleft()
+                    assert _items(got) == [model.popleft()]
                 else:
                     assert got is None
                     assert not overflow.pending()
@@ -88,7 +106,7 @@ def test_the_ring_against_a_deque(tiny_ring: None, ops: list[tuple[str, int]]) -
         while model:
             got = overflow.take()
             assert got is not None
-            assert bytes(got) == model.popleft()
+            assert _items(got) == [model.popleft()]
         assert overflow.take() is None
         assert not overflow.pending()
 
@@ -104,7 +122,7 @@ def test_a_steady_backlog_reuses_the_ring(tiny_ring: None) -> None:
             backlog.append(item)
             got = overflow.take()
             assert got is not None
-            assert bytes(got) == backlog.popleft()
+            assert _items(got) == [backlog.popleft()]
         assert os.fstat(fd).st_size < 4096  # 5000 items of 58 bytes went through 256 bytes
 
 

@@ -41,14 +41,18 @@ class Items:
         batch: items per call; 1 sends one at a time.
         large: send a numpy array of ``size`` bytes when numpy is installed (else
             bytes), and have the consumer touch every page of it.
+        tuples: send small tuples (an int, a short str, a float) instead of ints.
     """
 
     size: int
     batch: int = 1
     large: bool = False
+    tuples: bool = False
 
     def payload(self) -> object:
         """One item, made once and sent many times."""
+        if self.tuples:
+            return (1, "item", 2.5)
         if self.large:
             np = numpy()
             if np is not None:
@@ -61,6 +65,8 @@ class Items:
 
         def make(k: int) -> list[object]:
             # Distinct objects: pickle would send one object repeated k times only once.
+            if self.tuples:
+                return [(i, "item", 2.5) for i in range(k)]
             return [self.payload() for _ in range(k)] if self.size or self.large else [*range(k)]
 
         plan = [(make(self.batch), full)] if full else []
@@ -87,7 +93,7 @@ def raw_producer(ends: RawEnds, n: int, items: Items, start: StartLine) -> None:
     put = ends.putter()
     payload = items.payload()
     start.wait()
-    if items.size or items.large:
+    if items.size or items.large or items.tuples:
         for _ in range(n):
             put(payload)
     else:
@@ -147,7 +153,7 @@ def channel_producer(tx: Sender[object], n: int, items: Items, start: StartLine)
         send = tx.send
         payload = items.payload()
         start.wait()
-        if items.size or items.large:
+        if items.size or items.large or items.tuples:
             for _ in range(n):
                 send(payload)
         else:

@@ -30,6 +30,7 @@ __all__ = [
     "deadline_after",
     "remaining",
     "steps_on_loop",
+    "stores_batches",
 ]
 
 #: How often a blocked call wakes to look for dead peers, in seconds. It bounds
@@ -172,6 +173,12 @@ def steps_on_loop(core: Core) -> bool:
     backends). Any other core's steps may block, so they run off the loop.
     """
     return bool(getattr(type(core), "steps_on_loop", False))
+
+
+def stores_batches(core: Core) -> bool:
+    """Whether ``core`` takes a ``send_many`` as one ``_codec.Batch`` (and gives it back in
+    ``_codec.Part`` payloads): the local cores of unbounded channels."""
+    return bool(getattr(core, "stores_batches", False))
 
 
 def deadline_after(timeout: float | None) -> float | None:

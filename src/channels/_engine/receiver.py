@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from functools import partial
 from typing import Generic, TypeVar, cast, final
 
-from .._codec import OutOfBand, Payload, decode, decode_many
+from .._codec import OutOfBand, Part, Payload, decode, decode_many, items_in
 from .._errors import (
     ChannelError,
     ChannelTimeout,
@@ -85,10 +85,10 @@ class ReceiverHandle(Closing, Generic[T]):
             raw = core.take(1, deadline)
             if raw:
                 data = raw[0]
-                if isinstance(data, OutOfBand):
+                if isinstance(data, OutOfBand | Part):
                     return cast(T, decode(core.serializer, data))
                 try:  # the common case, decoded here at once
-                    return cast(T, self._loads(data))
+                    return cast(T, self._loads(cast(bytes, data)))
                 except PASS_THROUGH:
                     raise
                 except BaseException as exc:
@@ -217,9 +217,15 @@ class ReceiverHandle(Closing, Generic[T]):
         held = self._held
         if held:
             raw: list[Payload | SerializationError] = []
+            count = 0
             with contextlib.suppress(IndexError):  # another thread may empty it meanwhile
-                while len(raw) < size:
-                    raw.append(held.popleft())
+                while count < size:
+                    data = held.popleft()
+                    if isinstance(data, Part) and data.stop - data.start > size - count:
+                        data, rest = data.split(size - count)
+                        held.appendleft(rest)
+                    raw.append(data)
+                    count += items_in(data)
             if raw:
                 return self._decoded(raw)
         return self._decoded(self._core.take(size, deadline))
@@ -230,19 +236,24 @@ class ReceiverHandle(Closing, Generic[T]):
         Good items before a failing one are handed over first; the failing one's
         error is raised by the next call, or by this one if it is the first.
         """
-        if len(raw) == 1 and type(raw[0]) in _BYTES:  # the common case, at once
-            try:
-                return [cast(T, self._loads(cast(bytes, raw[0])))]
-            except PASS_THROUGH:
-                raise
-            except BaseException as exc:
-                raise cannot_load(self._core.serializer, exc) from exc
+        if len(raw) == 1:  # the common cases, at once
+            one = raw[0]
+            kind = type(one)
+            if kind in _BYTES:
+                try:
+                    return [cast(T, self._loads(cast(bytes, one)))]
+                except PASS_THROUGH:
+                    raise
+                except BaseException as exc:
+                    raise cannot_load(self._core.serializer, exc) from exc
+            if kind is Part:  # a stored batch; it fails as a whole, raising here
+                return cast("list[T]", cast(Part, one).items(self._core.serializer))
         cut = next((i for i, d in enumerate(raw) if isinstance(d, SerializationError)), len(raw))
         payloads = cast("Sequence[Payload]", raw[:cut])
-        items, error = decode_many(self._core.serializer, payloads)
+        items, done, error = decode_many(self._core.serializer, payloads)
         if error is None and cut == len(raw):
             return cast("list[T]", items)
-        rest: list[Payload | SerializationError] = list(raw[len(items) :])
+        rest: list[Payload | SerializationError] = list(raw[done:])
         if error is not None:
             rest[0] = error
         if items:

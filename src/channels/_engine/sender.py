@@ -32,7 +32,7 @@ from .._errors import (
 )
 from .closing import Closing
 from .conditions import full
-from .contract import ChannelStats, Core, deadline_after
+from .contract import ChannelStats, Core, deadline_after, stores_batches
 from .turns import NOW, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, pause, turn
 
@@ -237,7 +237,9 @@ class SenderHandle(Closing, Generic[T]):
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core
-        return encode_many(core.serializer, items, core.shm_threshold, core.max_message_size)
+        return encode_many(
+            core.serializer, items, core.shm_threshold, core.max_message_size, stores_batches(core)
+        )
 
     def clone(self) -> SenderHandle[T]:
         """Open another counted sender handle, for another producer."""

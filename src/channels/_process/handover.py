@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from multiprocessing.context import get_spawning_popen
 
-from .liveness import me, started_pid
+from .liveness import started_pid, this_process
 
 __all__ = ["Handed"]
 
@@ -27,7 +27,7 @@ class Handed:
 
     def __init__(self) -> None:
         self._pending: list[tuple[object, int]] = []
-        self._pid = me.pid
+        self._pid = this_process.pid
         self._lock = threading.Lock()  # a thread may start a child while another settles
 
     def note(self, token: int) -> bool:
@@ -51,8 +51,8 @@ class Handed:
 
     def __bool__(self) -> bool:
         """Whether this process is starting any child with a handle (a cheap check)."""
-        return bool(self._pending) and self._pid == me.pid
+        return bool(self._pending) and self._pid == this_process.pid
 
     def _own(self) -> None:
-        if self._pid != me.pid:  # forked: the pending children are the parent's
-            self._pending, self._pid, self._lock = [], me.pid, threading.Lock()
+        if self._pid != this_process.pid:  # forked: the pending children are the parent's
+            self._pending, self._pid, self._lock = [], this_process.pid, threading.Lock()

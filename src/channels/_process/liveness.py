@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["host_key", "me", "pid_alive", "process_stamp", "started_pid"]
+__all__ = ["host_key", "pid_alive", "process_stamp", "started_pid", "this_process"]
 
 
 def process_stamp(pid: int) -> int:
@@ -66,7 +66,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(b")") + 2 :].decode("ascii", "replace").split()
 
 
-class _Me:
+class _ThisProcess:
     """This process's identity, refreshed in a forked child (os.getpid is a system call)."""
 
     __slots__ = ("pid", "stamp")
@@ -79,5 +79,5 @@ class _Me:
         self.stamp = process_stamp(self.pid)
 
 
-me = _Me()
-os.register_at_fork(after_in_child=me.refresh)
+this_process = _ThisProcess()
+os.register_at_fork(after_in_child=this_process.refresh)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .liveness import me
+from .liveness import this_process
 
 __all__ = ["PerProcess"]
 
@@ -29,16 +29,16 @@ class PerProcess(Generic[V]):
     def get(self, make: Callable[[], V]) -> V:
         """This process's value, made by ``make`` if it has none yet."""
         held = self._held
-        if held is None or held[0] != me.pid:
-            held = (me.pid, make())
+        if held is None or held[0] != this_process.pid:
+            held = (this_process.pid, make())
             self._held = held
         return held[1]
 
     def set(self, value: V) -> None:
         """Make ``value`` this process's value."""
-        self._held = (me.pid, value)
+        self._held = (this_process.pid, value)
 
     def here(self) -> V | None:
         """This process's value, or None if it has made none."""
         held = self._held
-        return held[1] if held is not None and held[0] == me.pid else None
+        return held[1] if held is not None and held[0] == this_process.pid else None

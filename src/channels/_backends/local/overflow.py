@@ -17,6 +17,14 @@ system call. The writer sets file space aside (``posix_fallocate``) before it
 stores into it, so a full disk raises ``OSError`` before the item is committed
 and leaves the ring as it was; a store never meets a missing page (SIGBUS).
 
+A stored batch (``_codec.Batch``: a whole ``send_many`` as one pickle) is one
+frame whose header also holds its item count. Readers may take it in parts:
+``_B_AT`` names the read total at which the frame being split starts and
+``_B_TAKEN`` how many of its items are taken. A split is stored taken count
+first, frame second, once every frame before it is passed, so a reader that
+dies between the stores has taken at most the items of its own call; since
+read totals only grow, a ``_B_AT`` left behind never names a later frame.
+
 Only a jump to a larger ring, a reader following one, and a rewind change
 several words at once; each sets its side's torn marker first and clears it
 last, so a lock's next holder, after its holder died, knows the ring is torn.
@@ -30,6 +38,7 @@ import os
 import struct
 from collections.abc import Sequence
 
+from ..._codec import Frame, Part
 from ..._engine import steps as _steps
 from ..._engine.conditions import Broken, Condition, error
 from ..._engine.ledger import Words
@@ -41,6 +50,8 @@ _JUMP_TO = struct.Struct("!QQ")  # where the next ring starts, and its size
 _SKIP = 1 << 63
 _JUMP = 1 << 62
 _MARK = 1 << 61  # the frame holds a ticket for a large item (see shm), not an item
+_BATCH = 1 << 60  # the frame holds a batch: its item count above bit 32, its size below
+_COUNT_SHIFT, _COUNT, _SIZE = 32, (1 << 28) - 1, (1 << 32) - 1
 _JUMP_SIZE = _FRAME.size + _JUMP_TO.size
 _SLACK = 32  # room always kept free, so a marker fits wherever the writer stands
 _FIRST_RING = 1 << 20
@@ -50,8 +61,14 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 # Word offsets from the overflow's first word.
 # _ALLOC: how much of the file, from the first ring's start, is set aside (allocated).
+# _B_AT, _B_TAKEN: the batch being taken in parts (see the module docstring).
 _W_TOTAL, _R_TOTAL, _W_AT, _W_CAP, _W_T0, _R_AT, _R_CAP, _R_T0, _END, _ALLOC = range(10)
-WORDS = 10
+_B_AT, _B_TAKEN = 10, 11
+WORDS = 12
+
+#: What ``peek_many`` found: the payloads, how many items they hold, and what
+#: ``take_to`` stores to take them.
+Run = tuple[list[bytes | Part], int, int, tuple[int, int] | None]
 
 
 class Overflow:
@@ -60,6 +77,7 @@ class Overflow:
     __slots__ = (
         "_base",
         "_fd",
+        "_frame",
         "_marks",
         "_mm",
         "_r_torn",
@@ -78,6 +96,7 @@ class Overflow:
         self._fd = fd
         self._base = base
         self._mm: mmap.mmap | None = None  # this process's map of the rings (see _mapping)
+        self._frame: tuple[int, Frame] | None = None  # the batch this process split last
         #: Whether the frame ``take`` returned last was appended ``marked``.
         self.marked = False
 
@@ -88,6 +107,7 @@ class Overflow:
             w[at_word] = 0
             w[cap_word] = _FIRST_RING
         w[_END] = _FIRST_RING
+        w[_B_AT] = -1
 
     def pending(self) -> bool:
         """Whether the overflow holds anything a reader has not passed yet."""
@@ -98,6 +118,13 @@ class Overflow:
 
     def append(self, data: bytes | memoryview, marked: bool = False) -> bool:
         """Append one item (``marked``: a ticket); return whether the overflow was empty."""
+        return self._append(data, _MARK if marked else 0)
+
+    def append_batch(self, data: bytes, count: int) -> bool:
+        """Append a batch of ``count`` items pickled as one list; whether the overflow was empty."""
+        return self._append(data, _BATCH | count << _COUNT_SHIFT)
+
+    def _append(self, data: bytes | memoryview, flags: int) -> bool:
         if type(data) is not bytes:
             data = memoryview(data).cast("B")
         w = self._w
@@ -115,31 +142,31 @@ class Overflow:
             mm = self._mm
             if mm is None or len(mm) < end:
                 mm = self._mapping(end)
-            mm[pos : pos + _FRAME.size] = _FRAME.pack(size | _MARK if marked else size)
+            mm[pos : pos + _FRAME.size] = _FRAME.pack(size | flags)
             mm[pos + _FRAME.size : end] = data
         else:  # a wrap, or a larger ring
             pad = 0 if need + _SLACK <= tail else tail
             if unread + pad + need + _SLACK > cap:
                 new_cap = max(2 * cap, 2 * (need + _SLACK))
-                self._append_in_new_ring(data, pos, total, new_cap, marked)
+                self._append_in_new_ring(data, pos, total, new_cap, flags)
                 return total == read
             if pad:
                 self._write_at(_FRAME.pack(_SKIP), pos)
                 pos = at
                 need += pad
-            self._write_frame(data, at if pad else pos, marked)
+            self._write_frame(data, at if pad else pos, flags)
         if _steps.step:
             _steps.step("overflow:frame-written")
         w[_W_TOTAL] = total + need  # one store commits the item
         return total == read
 
     def _append_in_new_ring(
-        self, data: bytes | memoryview, pos: int, total: int, cap: int, marked: bool
+        self, data: bytes | memoryview, pos: int, total: int, cap: int, flags: int
     ) -> None:
         w, marks = self._w, self._marks
         at = w[_END]
         self._write_at(_FRAME.pack(_JUMP) + _JUMP_TO.pack(at, cap), pos)
-        self._write_frame(data, at, marked)
+        self._write_frame(data, at, flags)
         marks[self._w_torn] = 1
         if _steps.step:
             _steps.step("overflow:jump-marked")
@@ -152,8 +179,8 @@ class Overflow:
         w[_W_TOTAL] = total + _JUMP_SIZE + _FRAME.size + len(data)
         marks[self._w_torn] = 0
 
-    def _write_frame(self, data: bytes | memoryview, pos: int, marked: bool) -> None:
-        self._write_at(_FRAME.pack(len(data) | (_MARK if marked else 0)), pos, data)
+    def _write_frame(self, data: bytes | memoryview, pos: int, flags: int) -> None:
+        self._write_at(_FRAME.pack(len(data) | flags), pos, data)
 
     def _write_at(self, head: bytes, pos: int, data: bytes | memoryview = b"") -> None:
         """Copy ``head`` then ``data`` to ring position ``pos``, into file space set aside first.
@@ -195,22 +222,49 @@ class Overflow:
 
     # -- reading (under the read lock) -------------------------------------------------
 
-    def take(self) -> bytes | None:
-        """The oldest item, or None if only markers were left to pass."""
+    def take(self) -> bytes | Part | None:
+        """The oldest item, or None if only markers were left to pass.
+
+        A stored batch gives one item, as a ``Part``; ``marked`` says whether a
+        plain frame is a ticket.
+        """
+        w = self._w
+        self._pass_markers()
+        total = w[_R_TOTAL]
+        unread = w[_W_TOTAL] - total
+        if unread <= 0:
+            return None
+        items, _, upto, split = self.peek_many(1)
+        if items:
+            self.take_to(upto, split)
+            self.marked = False
+            return items[0]
+        at, cap = w[_R_AT], w[_R_CAP]
+        pos = at + (total - w[_R_T0]) % cap
+        (word,) = _FRAME.unpack_from(self._mapping(pos + _FRAME.size), pos)
+        self.marked = bool(word & _MARK)
+        word &= ~_MARK
+        start = pos + _FRAME.size
+        if word > unread - _FRAME.size:
+            raise error(Condition.BROKEN, Broken.TORN, "an overflow frame runs past the end")
+        data = self._mapping(start + word)[start : start + word]
+        w[_R_TOTAL] = total + _FRAME.size + word  # one store takes the item
+        return data
+
+    def _pass_markers(self) -> None:
+        """Follow the markers at the read position: a skip to the ring's start, a jump."""
         w = self._w
         while True:
             total = w[_R_TOTAL]
-            unread = w[_W_TOTAL] - total
-            if unread <= 0:
-                return None
+            if w[_W_TOTAL] - total <= 0:
+                return
             at, cap = w[_R_AT], w[_R_CAP]
             pos = at + (total - w[_R_T0]) % cap
             mm = self._mapping(pos + _FRAME.size)  # what was stored: the file may end there
             (word,) = _FRAME.unpack_from(mm, pos)
             if word & _SKIP:
                 w[_R_TOTAL] = total + at + cap - pos
-                continue
-            if word & _JUMP:
+            elif word & _JUMP:
                 mm = self._mapping(pos + _JUMP_SIZE)
                 new_at, new_cap = _JUMP_TO.unpack_from(mm, pos + _FRAME.size)
                 self._marks[self._r_torn] = 1
@@ -219,22 +273,17 @@ class Overflow:
                 w[_R_T0] = total + _JUMP_SIZE
                 w[_R_TOTAL] = total + _JUMP_SIZE
                 self._marks[self._r_torn] = 0
-                continue
-            self.marked = bool(word & _MARK)
-            word &= ~_MARK
-            start = pos + _FRAME.size
-            if word > unread - _FRAME.size:
-                raise error(Condition.BROKEN, Broken.TORN, "an overflow frame runs past the end")
-            data = self._mapping(start + word)[start : start + word]
-            w[_R_TOTAL] = total + _FRAME.size + word  # one store takes the item
-            return data
+            else:
+                return
 
-    def peek_many(self, limit: int) -> tuple[list[bytes], int]:
-        """Up to ``limit`` plain items from the oldest on, not yet taken, and the read
-        total that takes them all (``take_to``).
+    def peek_many(self, limit: int) -> Run:
+        """Up to ``limit`` items from the oldest on, not yet taken, and what ``take_to``
+        stores to take them all.
 
-        Stops at a marker or a ticket, which ``take`` deals with; so every item
-        lies in one run of the current ring and one store takes them.
+        Plain items come as bytes; a stored batch as a ``Part`` of up to the items
+        still wanted, so a batch larger than that is split. Stops at a marker or
+        a ticket, which ``take`` deals with; so every item lies in one run of
+        the current ring.
         """
         w = self._w
         total = w[_R_TOTAL]
@@ -242,9 +291,10 @@ class Overflow:
         pos = first = at + (total - w[_R_T0]) % cap
         # Every committed frame lies below the space set aside; past it the file may end.
         stop = min(pos + min(w[_W_TOTAL] - total, at + cap - pos), w[_ALLOC])
-        items: list[bytes] = []
+        items: list[bytes | Part] = []
         if stop - pos < _FRAME.size:
-            return items, total
+            return items, 0, total, None
+        wanted = limit
         mm = self._mm
         if mm is None or len(mm) < stop:
             mm = self._mapping(stop)
@@ -253,18 +303,58 @@ class Overflow:
         while pos <= last:
             (word,) = unpack(mm, pos)
             start = pos + head
-            if start + word > stop:  # also every marker and ticket: their flag bits are high
-                break
-            pos = start + word
-            append(mm[start:pos])
-            limit -= 1
+            if start + word > stop:  # also every marker, ticket and batch: their flags are high
+                if word & (_SKIP | _JUMP | _MARK) or not word & _BATCH:
+                    break
+                end = start + (word & _SIZE)
+                if end > stop:
+                    break
+                key = total + pos - first
+                count = word >> _COUNT_SHIFT & _COUNT
+                taken = w[_B_TAKEN] if key == total and w[_B_AT] == key else 0
+                frame = self._frame_at(key, mm, start, end, count)
+                if count - taken > limit:
+                    self._frame = (key, frame)  # its next part here loads nothing again
+                    append(Part(frame, taken, taken + limit))
+                    return items, wanted, key, (key, taken + limit)
+                if taken:
+                    self._frame = None
+                append(Part(frame, taken, count))
+                pos = end
+                limit -= count - taken
+            else:
+                pos = start + word
+                append(mm[start:pos])
+                limit -= 1
             if not limit:
                 break
-        return items, total + pos - first
+        return items, wanted - limit, total + pos - first, None
 
-    def take_to(self, total: int) -> None:
-        """Take what ``peek_many`` returned: one store."""
-        self._w[_R_TOTAL] = total
+    def _frame_at(self, key: int, mm: mmap.mmap, start: int, end: int, count: int) -> Frame:
+        """The stored batch at read total ``key``: the one split last here, or read now."""
+        kept = self._frame
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        return Frame(mm[start:end], count)
+
+    def take_to(self, total: int, split: tuple[int, int] | None = None) -> None:
+        """Take what ``peek_many`` returned.
+
+        One store, or, where it split a batch, three: the frames before the split
+        one, then its taken count, then the frame it counts for (see the module
+        docstring).
+        """
+        w = self._w
+        if split is None:
+            w[_R_TOTAL] = total
+            return
+        key, taken = split
+        if w[_B_AT] != key:
+            w[_R_TOTAL] = key
+            w[_B_TAKEN] = taken
+            w[_B_AT] = key
+        else:
+            w[_B_TAKEN] = taken
 
     def append_many(self, items: Sequence[object], start: int, end: int) -> int:
         """Append ``items[start:end]`` while they fit in the ring's current run, committing

@@ -56,7 +56,7 @@ from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
 from ..._process.handover import Handed
-from ..._process.liveness import host_key, me, pid_alive, process_stamp
+from ..._process.liveness import host_key, pid_alive, process_stamp, this_process
 from ..._process.per_process import PerProcess
 from ..._serialize import Serializer, resolve_serializer
 from .keys import env_authkey, key_for, key_source, process_key, to_authkey
@@ -115,7 +115,7 @@ class ManagerCore(CoreBase):
         # server cannot see this machine's pids, (pid, stamp, token) while they run.
         self._handed = Handed()
         self._watched: list[tuple[int, int, int]] = []
-        self._watched_pid = me.pid
+        self._watched_pid = this_process.pid
         self._watched_lock = threading.Lock()  # a thread may start a child while another waits
         #: The private manager this core started, if any; it stops when the core is collected.
         self.manager: ChannelManager | None = None
@@ -178,7 +178,7 @@ class ManagerCore(CoreBase):
         return expect_int(answer, "put")
 
     def take(self, max_items: int, deadline: float | None) -> list[Payload]:
-        self._receiving = me.pid
+        self._receiving = this_process.pid
         if self._handed:
             self._settle(deadline)
         answer: object = self._step("take", (self.ref.cid, max_items), deadline)
@@ -240,8 +240,8 @@ class ManagerCore(CoreBase):
 
     def _forget_forked(self) -> None:
         """In a forked child: the children watched are the parent's to settle."""
-        if self._watched_pid != me.pid:
-            self._watched, self._watched_pid = [], me.pid
+        if self._watched_pid != this_process.pid:
+            self._watched, self._watched_pid = [], this_process.pid
             self._watched_lock = threading.Lock()  # another thread may have held it at the fork
 
     def _settle(self, deadline: float | None = None) -> None:
@@ -304,7 +304,7 @@ class ManagerCore(CoreBase):
         return is_open
 
     def close_receiver(self) -> None:
-        if self._receiving == me.pid:
+        if self._receiving == this_process.pid:
             self._receiving = 0
             with contextlib.suppress(ChannelBroken):
                 self._call("close_receiver", (self.ref.cid,))

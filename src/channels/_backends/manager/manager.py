@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..._config import ContextSpec, resolve_context
 from ..._errors import ChannelError, ConfigError
-from ..._process.liveness import me
+from ..._process.liveness import this_process
 from .keys import to_authkey
 from .link import connect
 from .proxies import DictOpener, ListOpener
@@ -86,7 +86,9 @@ class ChannelManager(BaseManager):
         self, initializer: Callable[..., object] | None = None, initargs: Iterable[Any] = ()
     ) -> None:
         """Start the server in a new process, which stops by itself once this process is gone."""
-        super().start(_start_server, (me.pid, me.stamp, initializer, tuple(initargs)))
+        super().start(
+            _start_server, (this_process.pid, this_process.stamp, initializer, tuple(initargs))
+        )
 
     def get_server(self) -> ChannelServer:
         """A server listening at the address, to run in this process with ``serve_forever()``."""

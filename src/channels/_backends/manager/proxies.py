@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Mutable
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar, cast, final, overload
 
 from ..._errors import ChannelError, SerializationError
-from ..._process.liveness import me
+from ..._process.liveness import this_process
 from ..._process.per_process import PerProcess
 from .keys import key_for, key_source
 from .link import Link, expect_int, link_for
@@ -87,9 +87,9 @@ class _Remote:
         link = self._link_here()
         ref = self.ref
         if link.call(ref.nonce, "hold_object", (ref.oid,)):
-            finalizer = weakref.finalize(self, _uncount, link, ref.oid, me.pid)
+            finalizer = weakref.finalize(self, _uncount, link, ref.oid, this_process.pid)
             finalizer.atexit = False  # the process's end releases what it held
-        self._counted = me.pid
+        self._counted = this_process.pid
 
     def _link_here(self) -> Link:
         return self._link.get(self._connect)
@@ -103,7 +103,7 @@ class _Remote:
             payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise SerializationError(f"cannot send {op} to a managed object: {exc}") from exc
-        if self._counted != me.pid:
+        if self._counted != this_process.pid:
             self._count()
         link = self._link_here()
         return link.call(self.ref.nonce, "call_object", (self.ref.oid, op, payload))
@@ -111,7 +111,7 @@ class _Remote:
 
 def _uncount(link: Link, oid: int, pid: int) -> None:
     """A proxy was collected: tell the server with this process's next call (never a call now)."""
-    if me.pid == pid:
+    if this_process.pid == pid:
         link.later("drop_object", (oid,))
 
 

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from ..._engine.conditions import Broken, broken_reason
 from ..._errors import ChannelBroken
-from ..._process.liveness import me
+from ..._process.liveness import this_process
 from . import scripts as lua
 from .client import Arg, as_bytes, as_int, as_list
 from .state import Local, Ref
@@ -41,7 +41,7 @@ class Calls:
     def here(self) -> Local:
         """This process's state for the channel, made on first use in each process."""
         local = self.local
-        if local is None or local.pid != me.pid:
+        if local is None or local.pid != this_process.pid:
             local = Local(self.ref.server, self.ref.reconnect)
             self.local = local
             weakref.finalize(self, local.client.disconnect)
@@ -50,7 +50,7 @@ class Calls:
     def mine(self) -> Local | None:
         """This process's state if it has any (the lease thread never makes it)."""
         local = self.local
-        return local if local is not None and local.pid == me.pid else None
+        return local if local is not None and local.pid == this_process.pid else None
 
     def call(
         self,

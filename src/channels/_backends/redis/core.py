@@ -49,7 +49,7 @@ from ..._errors import (
     ConfigError,
     EndOfChannel,
 )
-from ..._process.liveness import me
+from ..._process.liveness import this_process
 from ..._serialize import Serializer
 from . import renewal
 from . import scripts as lua
@@ -431,7 +431,7 @@ class RedisCore(CoreBase):
 
     def renew(self) -> None:
         """Extend the leases this process holds on the channel (called by the lease thread)."""
-        renewal.renew(self._calls, self._born_pid == me.pid)
+        renewal.renew(self._calls, self._born_pid == this_process.pid)
 
     def at_exit(self) -> None:
         """Acknowledge the items this process took, so none is delivered again."""
@@ -458,7 +458,7 @@ def _rebuild(
     epoch, seen = known
     core = RedisCore(ref, serializer, max_message_size, joinable, epoch=epoch, seen=seen)
     if getattr(multiprocessing.current_process(), "_inheriting", False):
-        core._born_pid = me.pid  # pyright: ignore[reportPrivateUsage]
+        core._born_pid = this_process.pid  # pyright: ignore[reportPrivateUsage]
         core._calls.here()  # pyright: ignore[reportPrivateUsage]  (here, not in the lease thread)
         hold(core)
     return core

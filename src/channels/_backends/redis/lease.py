@@ -25,7 +25,7 @@ import weakref
 from multiprocessing import util
 from typing import Protocol
 
-from ..._process.liveness import me
+from ..._process.liveness import this_process
 
 __all__ = ["Leaseholder", "born_suffix", "hold", "process_name"]
 
@@ -131,7 +131,7 @@ def hold(holder: Leaseholder) -> None:
 
 def process_name() -> str:
     """A name for this process that no other process, on any machine, has."""
-    if _heart.pid != me.pid:  # pragma: no cover - refreshed at fork already
+    if _heart.pid != this_process.pid:  # pragma: no cover - refreshed at fork already
         _after_fork()
     return _heart.name
 

@@ -17,7 +17,7 @@ import logging
 import time
 
 from ..._errors import ChannelError
-from ..._process.liveness import me, pid_alive, process_stamp
+from ..._process.liveness import pid_alive, process_stamp, this_process
 from . import scripts as lua
 from .calls import Calls
 from .client import Arg
@@ -76,7 +76,7 @@ def renew(calls: Calls, born_here: bool) -> None:
     with local.born_lock:
         members += local.born
     consumer = local.consumer if local.receiving else ""
-    suffix = born_suffix(me.pid, me.stamp) if born_here else ""
+    suffix = born_suffix(this_process.pid, this_process.stamp) if born_here else ""
     if members or consumer or suffix:
         calls.call(lua.RENEW, [ms(calls.ref.lease), consumer, suffix, *members], deadline)
 

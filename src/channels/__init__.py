@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ._backends.manager.proxies import ManagedList as ManagedList
     from ._backends.redis import RedisChannel as RedisChannel
     from ._backends.thread import ThreadChannel as ThreadChannel
+    from ._codec.serializers import Serializer as Serializer
     from ._duplex import Endpoint as Endpoint
     from ._duplex import duplex as duplex
     from ._engine.contract import ChannelStats as ChannelStats
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     from ._registry import Features as Features
     from ._registry import backends as backends
     from ._registry import register_backend as register_backend
-    from ._serialize import Serializer as Serializer
     from ._state.array import Array as Array
     from ._state.lock import Lock as Lock
     from ._state.value import Value as Value
@@ -103,7 +103,7 @@ _LAZY: dict[str, str] = {
     "register_backend": "._registry",
     "aselect": "._engine.select",
     "select": "._engine.select",
-    "Serializer": "._serialize",
+    "Serializer": "._codec.serializers",
     "Array": "._state.array",
     "Lock": "._state.lock",
     "ManagedDict": "._backends.manager.proxies",

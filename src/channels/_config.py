@@ -17,8 +17,8 @@ from multiprocessing.context import BaseContext
 from typing import Self, Union
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
+from ._codec.serializers import Serializer
 from ._errors import ConfigError
-from ._serialize import Serializer
 
 __all__ = [
     "DEFAULT_BACKEND",

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from channels._backends.local import overflow as _spill
 from channels._backends.local.core import LocalCore
 from channels._backends.local.overflow import Overflow
-from channels._codec import Part
-from channels._serialize import PICKLE
+from channels._codec.payloads import Part
+from channels._codec.serializers import PICKLE
 
 import children
 from support import WAIT, join, open_for, start

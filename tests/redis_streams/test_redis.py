@@ -23,7 +23,7 @@ from channels import (
     EndOfChannel,
     WouldBlock,
 )
-from channels._codec import plain
+from channels._codec.payloads import plain
 
 import children
 from redis_server import SKIP_REASON, RedisServer, core_of, shared

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .._codec.serializers import Serializer
 from .._errors import ConfigError
-from .._serialize import Serializer
 
 if TYPE_CHECKING:
-    from .._codec import Payload
+    from .._codec.payloads import Payload
 
 __all__ = [
     "POLL_SLICE",

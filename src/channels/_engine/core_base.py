@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._serialize import Serializer
+from .._codec.serializers import Serializer
 
 __all__ = ["CoreBase"]
 

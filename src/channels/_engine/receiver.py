@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from functools import partial
 from typing import Generic, TypeVar, cast, final
 
-from .._codec import OutOfBand, Part, Payload, decode, decode_many, items_in
+from .._codec.payloads import OutOfBand, Part, Payload, decode, decode_many, items_in
+from .._codec.serializers import PASS_THROUGH, cannot_load, loader
 from .._errors import (
     ChannelError,
     ChannelTimeout,
@@ -26,7 +27,6 @@ from .._errors import (
     WouldBlock,
 )
 from .._protocols import Receiver
-from .._serialize import PASS_THROUGH, cannot_load, loader
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
 from .contract import ChannelStats, Core, deadline_after

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Generic, TypeVar, final
 
-from .._codec import Payload, encode_many, encoder
+from .._codec.payloads import Payload, encode_many, encoder
 from .._errors import (
     ChannelTimeout,
     WouldBlock,

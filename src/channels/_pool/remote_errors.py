@@ -7,7 +7,7 @@ cannot be pickled becomes a ``SerializationError`` naming what failed, instead
 of killing a worker or losing a task.
 
 Everything the pool moves (chunks of inputs, results, exceptions) goes through
-the codec channels use (``channels._serialize.PICKLE``): pickle with
+the codec channels use (``channels._codec.serializers.PICKLE``): pickle with
 multiprocessing's reducers, one pickle per chunk, so a chunk of inputs or of
 results crosses the pipe as one batch.
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import traceback
 from typing import cast
 
+from .._codec.serializers import PICKLE
 from .._errors import SerializationError
-from .._serialize import PICKLE
 
 __all__ = ["RemoteTraceback", "describe", "dumps", "loads", "pack_exception", "unpack_exception"]
 

@@ -43,6 +43,7 @@ from multiprocessing import reduction
 from multiprocessing.context import get_spawning_popen
 from typing import ClassVar, Protocol
 
+from ..._codec.serializers import Serializer, resolve_serializer
 from ..._engine.conditions import (
     check_clonable,
     lost_unfinished,
@@ -56,7 +57,6 @@ from ..._engine.ledger import (
 )
 from ..._errors import ChannelError, ChannelTimeout
 from ..._process.liveness import pid_alive, this_process
-from ..._serialize import Serializer, resolve_serializer
 from .opening import close_all, os_reason, pipe, prepare_pipe, side_fds, state_file
 from .options import LocalOptions
 from .receiving import Receiving

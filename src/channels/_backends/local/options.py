@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..._codec.serializers import resolve_serializer
 from ..._config import (
     ContextSpec,
     Options,
@@ -14,7 +15,6 @@ from ..._config import (
     resolve_context,
 )
 from ..._errors import ConfigError
-from ..._serialize import resolve_serializer
 
 __all__ = ["SHM_THRESHOLD", "LocalOptions", "QueueOptions"]
 

@@ -38,7 +38,7 @@ import os
 import struct
 from collections.abc import Sequence
 
-from ..._codec import Frame, Part
+from ..._codec.payloads import Frame, Part
 from ..._engine import steps as _steps
 from ..._engine.conditions import Broken, Condition, error
 from ..._engine.ledger import Words

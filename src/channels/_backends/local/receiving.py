@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import cast
 
-from ..._codec import OutOfBand, Part, Payload
+from ..._codec.payloads import OutOfBand, Part, Payload
 from ..._engine import steps as _steps
 from ..._engine.conditions import (
     Broken,

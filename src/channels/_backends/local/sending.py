@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import NoReturn, cast
 
-from ..._codec import Batch, OutOfBand, Payload, in_band
+from ..._codec.payloads import Batch, OutOfBand, Payload, in_band
 from ..._engine import steps as _steps
 from ..._engine.conditions import (
     check_sendable,

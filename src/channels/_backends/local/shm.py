@@ -37,7 +37,7 @@ import struct
 import threading
 import weakref
 
-from ..._codec import OutOfBand
+from ..._codec.payloads import OutOfBand
 from ..._errors import ChannelBroken
 
 __all__ = ["Shm", "side_pair"]

@@ -17,6 +17,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 
+from ..._codec.serializers import Serializer
 from ..._engine.ledger import (
     WORDS,
     Ledger,
@@ -24,7 +25,6 @@ from ..._engine.ledger import (
 from ..._process.handover import Handed
 from ..._process.liveness import this_process
 from ..._process.robust_lock import MUTEX_BYTES, RobustMutex
-from ..._serialize import Serializer
 from .opening import close_all
 from .overflow import WORDS as OVERFLOW_WORDS
 from .overflow import Overflow

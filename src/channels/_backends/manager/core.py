@@ -51,14 +51,14 @@ import weakref
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
-from ..._codec import Payload, plain
+from ..._codec.payloads import Payload, plain
+from ..._codec.serializers import Serializer, resolve_serializer
 from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
 from ..._process.handover import Handed
 from ..._process.liveness import host_key, pid_alive, process_stamp, this_process
 from ..._process.per_process import PerProcess
-from ..._serialize import Serializer, resolve_serializer
 from .keys import env_authkey, key_for, key_source, process_key, to_authkey
 from .link import CONNECT_TIMEOUT, MIN_ANSWER, Link, expect_int, expect_pair, link_for
 from .manager import ChannelManager, start_local_manager, stop_local_manager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..._codec.serializers import resolve_serializer
 from ..._config import (
     ContextSpec,
     Options,
@@ -13,7 +14,6 @@ from ..._config import (
     resolve_context,
 )
 from ..._errors import ConfigError
-from ..._serialize import resolve_serializer
 from .manager import ChannelManager
 
 __all__ = ["ManagerOptions"]

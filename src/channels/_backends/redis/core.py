@@ -37,7 +37,8 @@ import secrets
 import time
 from collections.abc import Sequence
 
-from ..._codec import Payload, plain
+from ..._codec.payloads import Payload, plain
+from ..._codec.serializers import Serializer
 from ..._engine.conditions import not_joinable, nothing_to_mark
 from ..._engine.contract import ChannelStats, remaining
 from ..._engine.core_base import CoreBase
@@ -50,7 +51,6 @@ from ..._errors import (
     EndOfChannel,
 )
 from ..._process.liveness import this_process
-from ..._serialize import Serializer
 from . import renewal
 from . import scripts as lua
 from .calls import Calls, stream_items, why_broken

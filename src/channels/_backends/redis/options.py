@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from ..._codec.serializers import Serializer, resolve_serializer
 from ..._config import (
     ContextSpec,
     Options,
@@ -22,7 +23,6 @@ from ..._config import (
     resolve_context,
 )
 from ..._errors import ConfigError
-from ..._serialize import Serializer, resolve_serializer
 from .connection import Server, import_redis, parse_address, remember_password
 
 __all__ = ["RedisOptions", "Settings", "check_options"]

@@ -25,11 +25,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar, NoReturn
 
+from ..._codec.serializers import PICKLE
 from ..._engine.conditions import not_joinable, nothing_to_mark
 from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
 from ..._errors import ChannelBroken, ChannelClosed, ConfigError, EndOfChannel
-from ..._serialize import PICKLE
 
 __all__ = ["FIRST", "NOTHING", "Signal", "ThreadCore", "cannot_cross"]
 

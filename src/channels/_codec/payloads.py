@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast, final
 
-from ._errors import SerializationError
-from ._serialize import (
+from .._errors import SerializationError
+from .serializers import (
     PASS_THROUGH,
     PICKLE,
     Serializer,

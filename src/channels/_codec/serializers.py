@@ -16,7 +16,7 @@ from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol, cast, runtime_checkable
 
-from ._errors import ConfigError, SerializationError
+from .._errors import ConfigError, SerializationError
 
 __all__ = [
     "JSON",

@@ -11,7 +11,7 @@ import pytest
 
 import channels
 from channels import ConfigError, SerializationError
-from channels._serialize import JSON, PICKLE, resolve_serializer, serializer_name
+from channels._codec.serializers import JSON, PICKLE, resolve_serializer, serializer_name
 
 
 def test_pickle_returns_plain_bytes() -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
 import os
 import queue
 import threading
@@ -63,8 +62,6 @@ from .worker_handles import Watch, WorkerHandle, start_worker, stop_workers
 from .worker_loop import DONE, INIT_FAILED, PART, READY
 
 __all__ = ["Engine"]
-
-logger = logging.getLogger(__name__)
 
 # Give up on a pool whose workers die this many times in a row before they are ready.
 _MAX_START_FAILURES = 3
@@ -268,7 +265,7 @@ class Engine:
             try:
                 notice()
             except Exception:
-                logger.exception("a pool callback raised")
+                _log_exception("a pool callback raised")
 
     def _fail_all(self, error: Callable[[], BaseException]) -> None:
         for job in list(self._jobs):
@@ -295,7 +292,7 @@ class Engine:
         try:
             self._loop()
         except BaseException as exc:
-            logger.exception("the pool's dispatcher failed")
+            _log_exception("the pool's dispatcher failed")
             message = f"the pool's dispatcher failed: {exc!r}"
             with self.lock:
                 self._state = _State.TERMINATING
@@ -560,6 +557,13 @@ class Engine:
         workers.clear()
         with self.lock:
             self._fail_all(lambda: PoolClosed("the pool stopped before this task ended"))
+
+
+def _log_exception(message: str) -> None:
+    """Log the exception being handled; ``logging`` is imported only when one happens."""
+    import logging  # noqa: PLC0415
+
+    logging.getLogger(__name__).exception(message)
 
 
 def _readable(conn: Connection) -> bool:

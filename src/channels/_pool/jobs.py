@@ -21,8 +21,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import final
+from typing import NamedTuple, final
 
 from .._errors import SerializationError
 from .remote_errors import describe, dumps
@@ -40,9 +39,7 @@ _PROBE = 1
 DEFAULT_READAHEAD = (8192, 32 << 20)
 
 
-@final
-@dataclass(frozen=True)
-class CallSpec:
+class CallSpec(NamedTuple):
     """What every chunk of a call runs: the pickled function and how to pass items."""
 
     fn_bytes: bytes

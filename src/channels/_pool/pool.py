@@ -14,12 +14,11 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from concurrent.futures import Future
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import ParamSpec, Self, TypeVar, TypeVarTuple, cast, final, overload
+from typing import TYPE_CHECKING, ParamSpec, Self, TypeVar, TypeVarTuple, cast, final, overload
 
-from .._engine.contract import deadline_after
+from .._engine.deadlines import deadline_after
 from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError
 from .._protocols import Receiver, Sender
 from .dispatcher import Engine
@@ -28,8 +27,12 @@ from .processes import leave_if_rerunning_main, resolve_context
 from .progress import ProgressCallback, make_progress
 from .remote_errors import describe, dumps
 from .results import AsyncResult, ResultIterator, wait_batch
-from .stream import StreamRun, StreamSpec
 from .worker_loop import APPLY, CALL, STAR
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .stream import StreamRun
 
 __all__ = ["AsyncResult", "Pool", "ProgressCallback", "ResultIterator"]
 
@@ -416,6 +419,8 @@ class Pool:
         As ``Executor.submit`` does, for code written for an executor. The
         future is running from the start: it cannot be cancelled.
         """
+        from concurrent.futures import Future  # noqa: PLC0415 (most pools never submit)
+
         future: Future[R] = Future()
         future.set_running_or_notify_cancel()
 
@@ -444,6 +449,8 @@ class Pool:
         first failure: ``fn``'s exception, or ``WorkerCrashed``. After a
         failure the other workers stop after their current item.
         """
+        from .stream import StreamRun, StreamSpec  # noqa: PLC0415 (most pools never stream)
+
         if not self._engine.running:
             raise PoolClosed("the pool is closed; it takes no new work")
         self._streams[:] = [run for run in self._streams if not run.future.done()]

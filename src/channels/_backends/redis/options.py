@@ -19,8 +19,8 @@ from ..._config import (
     SerializerSpec,
     check_maxsize,
     check_message_limit,
-    resolve_context,
 )
+from ..._contexts import resolve_context
 from ..._errors import ConfigError
 from ..._serialize import Serializer, resolve_serializer
 from .connection import Server, import_redis, parse_address, remember_password

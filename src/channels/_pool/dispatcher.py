@@ -377,8 +377,13 @@ class Engine:
             self._watch.add(worker)
 
     def _dispatch(self) -> None:
+        # While no worker is ready (the pool is starting), chunks go to starting
+        # workers, which read them once up: the first result waits for no
+        # handshake. Later, only ready workers get chunks, so that none waits
+        # behind a replacement's start while another worker is free.
+        starting = not any(w.ready and not w.stopping for w in self._workers)
         for worker in self._workers:
-            if not worker.ready or worker.stopping or worker.chunk is not None:
+            if not (worker.ready or starting) or worker.stopping or worker.chunk is not None:
                 continue
             if worker.budget == 0 or worker.process.exitcode is not None:
                 continue  # a dead worker is buried at the next wait
@@ -441,6 +446,8 @@ class Engine:
         if tag == READY:
             worker.ready = True
             self._start_failures = 0
+            if worker.progress_at is not None:  # a chunk sent while it started: it runs now
+                worker.progress_at = time.monotonic()
         elif tag == INIT_FAILED:
             self._break(unpack_exception(message[1]), "the initializer raised in a worker")
         elif tag == PART and worker.chunk is not None:
@@ -491,14 +498,16 @@ class Engine:
             self._processes.pop(pid or 0, None)
             state = self._state
         chunk = worker.chunk
-        if chunk is not None and not worker.took_chunk():
-            self._ready_chunks.appendleft(chunk)  # it never left the pipe
-        elif chunk is not None:
+        if chunk is not None and worker.took_chunk():
             with self.lock:
                 chunk.job.fail(chunk.start, self._lost(worker, chunk, pid, exitcode))
-        elif not worker.ready and not worker.stopping and exitcode == UNGUARDED_MAIN:
+        elif chunk is not None:
+            self._ready_chunks.appendleft(chunk)  # it never left the pipe
+        if worker.ready or worker.stopping:
+            pass
+        elif exitcode == UNGUARDED_MAIN:
             self._break(None, f"its workers exited at start: {unguarded_main_hint()}")
-        elif not worker.ready and not worker.stopping and state is not _State.TERMINATING:
+        elif state is not _State.TERMINATING:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:
                 self._break(

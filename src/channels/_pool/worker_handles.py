@@ -147,7 +147,7 @@ class WorkerHandle:
     def deadline(self) -> float | None:
         """When the running task has run longer than its call's per-task timeout."""
         chunk, since = self.chunk, self.progress_at
-        if chunk is None or since is None or self.timed_out:
+        if chunk is None or since is None or self.timed_out or not self.ready:
             return None
         limit = chunk.job.spec.task_timeout
         return None if limit is None else since + limit

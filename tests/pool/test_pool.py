@@ -87,7 +87,7 @@ def test_empty_inputs() -> None:
 
 
 def _spec(chunksize: int | None = None, workers: int = 2) -> CallSpec:
-    return CallSpec(b"", 0, "map(test)", chunksize, workers)
+    return CallSpec(b"", 0, "map(test)", chunksize=chunksize, workers=workers)
 
 
 def test_default_chunksize_follows_length_workers_and_cost() -> None:

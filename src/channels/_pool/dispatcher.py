@@ -375,6 +375,7 @@ class Engine:
                 self._processes[worker.pid] = worker.process
             self._workers.append(worker)
             self._watch.add(worker)
+            self._dispatch()  # work that waits starts on this worker while the next one starts
 
     def _dispatch(self) -> None:
         # While no worker is ready (the pool is starting), chunks go to starting

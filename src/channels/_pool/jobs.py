@@ -21,7 +21,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, final
+from typing import final
 
 from .._errors import SerializationError
 from .remote_errors import describe, dumps
@@ -39,15 +39,28 @@ _PROBE = 1
 DEFAULT_READAHEAD = (8192, 32 << 20)
 
 
-class CallSpec(NamedTuple):
+@final
+class CallSpec:
     """What every chunk of a call runs: the pickled function and how to pass items."""
 
-    fn_bytes: bytes
-    kind: int
-    name: str
-    chunksize: int | None
-    workers: int
-    task_timeout: float | None = None
+    __slots__ = ("chunksize", "fn_bytes", "kind", "name", "task_timeout", "workers")
+
+    def __init__(
+        self,
+        fn_bytes: bytes,
+        kind: int,
+        name: str,
+        *,
+        chunksize: int | None,
+        workers: int,
+        task_timeout: float | None = None,
+    ) -> None:
+        self.fn_bytes: bytes = fn_bytes
+        self.kind: int = kind
+        self.name: str = name
+        self.chunksize: int | None = chunksize
+        self.workers: int = workers
+        self.task_timeout: float | None = task_timeout
 
 
 def pack(

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, ParamSpec, Self, TypeVar, TypeVarTuple, cast, 
 
 from .._engine.deadlines import deadline_after
 from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError
-from .._protocols import Receiver, Sender
 from .dispatcher import Engine
 from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob
 from .processes import leave_if_rerunning_main, resolve_context
@@ -32,6 +31,7 @@ from .worker_loop import APPLY, CALL, STAR
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from .._protocols import Receiver, Sender
     from .stream import StreamRun
 
 __all__ = ["AsyncResult", "Pool", "ProgressCallback", "ResultIterator"]
@@ -565,7 +565,14 @@ class Pool:
                 f"cannot pickle the function of {name}: {exc}; pool functions must be "
                 "importable by the workers (defined at module level, not a lambda)"
             ) from exc
-        return CallSpec(fn_bytes, kind, name, chunksize, self._workers, task_timeout)
+        return CallSpec(
+            fn_bytes,
+            kind,
+            name,
+            chunksize=chunksize,
+            workers=self._workers,
+            task_timeout=task_timeout,
+        )
 
     def _submit(
         self,

@@ -27,7 +27,6 @@ import os
 import selectors
 import struct
 import sys
-import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -154,6 +153,8 @@ class WorkerHandle:
 
     def took_chunk(self) -> bool:
         """Whether the worker read all of its chunk, so it may have started it."""
+        import termios  # noqa: PLC0415 (needed only once a worker has died)
+
         try:
             raw = fcntl.ioctl(self._tasks_read.fileno(), termios.FIONREAD, bytes(4))
         except OSError:

@@ -30,6 +30,8 @@ __all__ = ["DEFAULT_READAHEAD", "BatchJob", "CallSpec", "Chunk", "IterJob", "Job
 
 # Auto chunk size: aim for chunks that take about this long in a worker...
 _TARGET_SECONDS = 0.02
+# ... and, as the input runs out, no less than this (a round trip costs ~0.1-0.3 ms).
+_MIN_SECONDS = 0.002
 # ... and whose items pickle to about this many bytes, with at most this many items.
 _TARGET_BYTES = 1 << 20
 _MAX_CHUNK = 10_000
@@ -185,9 +187,10 @@ class Job:
 
         Without a chunksize: at most a quarter of the input per worker, and
         less as the input runs out (half of what is left per worker), so that
-        the workers finish together; and once a few calls were timed, about
-        ``_TARGET_SECONDS`` of work per chunk, so that a chunk of slow calls
-        does not keep one worker busy while the others wait.
+        the workers finish together, though not below ``_MIN_SECONDS`` of
+        work, which the round trip would outweigh; and once a few calls were
+        timed, about ``_TARGET_SECONDS`` of work per chunk, so that a chunk of
+        slow calls does not keep one worker busy while the others wait.
         """
         if self.spec.chunksize is not None:
             return self.spec.chunksize
@@ -195,7 +198,11 @@ class Job:
         size = _MAX_CHUNK
         if self.total is not None:
             left = self.total - self._cut
-            size = min(size, math.ceil(self.total / (4 * workers)), math.ceil(left / (2 * workers)))
+            shrunk = math.ceil(left / (2 * workers))
+            if self._item_seconds is not None:
+                # Not below what outweighs the round trip to a worker and back.
+                shrunk = max(shrunk, int(_MIN_SECONDS / max(self._item_seconds, 1e-9)))
+            size = min(size, math.ceil(self.total / (4 * workers)), shrunk)
             size = max(1, size)
         if self._item_seconds is None:
             return min(size, _PROBE)

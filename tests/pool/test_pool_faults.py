@@ -413,6 +413,16 @@ def test_system_exit_while_pickling_or_unpickling_fails_one_task() -> None:
         assert pool.apply(f.add, 1, 2) == 3
 
 
+def test_a_result_that_cannot_be_unpickled_costs_no_worker() -> None:
+    # Its results travel apart from the answer that ends the chunk: the answers stay in step.
+    with Pool(1, context="fork") as pool:
+        pid = pool.apply(f.pid_of)
+        with pytest.raises(SerializationError, match="cannot unpickle the results"):
+            pool.apply(f.exit_on_unpickle)
+        assert pool.apply(f.pid_of) == pid
+        assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
+
+
 def test_a_fork_pool_inside_a_pool_worker(method: str) -> None:
     with Pool(1, context=method) as pool:
         assert pool.apply_async(f.inner_pool_squares, 6).get(timeout=WAIT) == [

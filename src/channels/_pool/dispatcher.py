@@ -293,7 +293,12 @@ class Engine(PoolState):
         elif tag == INIT_FAILED:
             self._break(unpack_exception(message[1]), "the initializer raised in a worker")
         elif tag == PART and worker.chunk is not None:
-            _, values, seconds = message
+            _, packed, seconds = message
+            try:
+                values = cast("list[object]", loads(packed))
+            except BaseException as exc:
+                self._unreadable(worker, exc)
+                return
             worker.progress_at = time.monotonic()
             chunk = worker.chunk
             with self.lock:
@@ -302,31 +307,46 @@ class Engine(PoolState):
             chunk.start += len(values)
             chunk.count -= len(values)
         elif tag == DONE and worker.chunk is not None:
-            _, values, failure, seconds = message
-            error = None if failure is None else unpack_exception(failure[1])
+            _, packed, failure, seconds = message
             chunk, worker.chunk = worker.chunk, None
+            if worker.budget == 0:
+                worker.stop()
+            elif failure is None and self._dispatching():
+                # The worker's next chunk goes out before these results are unpickled.
+                self._dispatch()
+            try:
+                values = cast("list[object]", loads(packed))
+            except BaseException as exc:  # this chunk's last answer: the next ones are in step
+                self._fail_unreadable(chunk, exc)
+                return
+            error = None if failure is None else unpack_exception(failure[1])
             with self.lock:
                 job = chunk.job
                 job.measured(len(values) + (failure is not None), seconds)
                 job.deliver(chunk.start, values)
                 if failure is not None and error is not None:
                     job.fail(chunk.start + failure[0], error)
-            if worker.budget == 0:
-                worker.stop()
+
+    def _dispatching(self) -> bool:
+        with self.lock:
+            return self._broken is None and self._state is not State.TERMINATING
 
     def _unreadable(self, worker: WorkerHandle, exc: BaseException) -> None:
         """A worker's answer cannot be unpickled here: fail the chunk it was about."""
         chunk, worker.chunk = worker.chunk, None
         if chunk is None:
             return
+        self._fail_unreadable(chunk, exc)
+        # The worker's next answer would be taken for another chunk's: replace it.
+        worker.kill()
+
+    def _fail_unreadable(self, chunk: Chunk, exc: BaseException) -> None:
         error = SerializationError(
             f"cannot unpickle the results of {chunk.job.spec.name} here: {exc}"
         )
         error.__cause__ = exc
         with self.lock:
             chunk.job.fail(chunk.start, error)
-        # The worker's next answer would be taken for another chunk's: replace it.
-        worker.kill()
 
     def _bury(self, worker: WorkerHandle) -> None:
         """Handle a worker whose process ended: fail or pass on its chunk, replace it."""

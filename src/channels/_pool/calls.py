@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import TypeVar, cast
 
-from .._deadlines import deadline_after
+from .._engine.deadlines import deadline_after
 from .._errors import ConfigError, SerializationError
 from .dispatcher import Engine
 from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob

@@ -9,19 +9,15 @@ lazily, and that ``stream`` connects workers to channels.
 from __future__ import annotations
 
 import os
-import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from multiprocessing.context import BaseContext
-from types import TracebackType
-from typing import TYPE_CHECKING, ParamSpec, Self, TypeVar, TypeVarTuple, cast, final, overload
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, TypeVarTuple, cast, final, overload
 
 from .._engine.deadlines import deadline_after
-from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError
+from .._errors import ConfigError, PoolClosed, SerializationError
 from .calls import (
     call_form,
-    call_spec,
     callbacks,
     check_positive,
     inputs,
@@ -30,7 +26,7 @@ from .calls import (
     submit_batch,
 )
 from .dispatcher import Engine
-from .jobs import CallSpec
+from .life_cycle import PoolLifeCycle, collected
 from .processes import leave_if_rerunning_main, resolve_context
 from .progress import ProgressCallback
 from .remote_errors import describe, dumps
@@ -56,7 +52,7 @@ Ts = TypeVarTuple("Ts")
 
 
 @final
-class Pool:
+class Pool(PoolLifeCycle):
     """A pool of worker processes that run your functions, typed end to end.
 
     Use it as a context manager. Leaving the block normally waits for the work
@@ -166,7 +162,7 @@ class Pool:
         self._task_timeout = task_timeout
         self._engine = Engine(ctx, workers, init, args, max_tasks_per_child)
         self._streams: list[StreamRun] = []
-        self._finalizer = weakref.finalize(self, _collected, self._engine)
+        self._finalizer = weakref.finalize(self, collected, self._engine)
         self._finalizer.atexit = False
 
     @property
@@ -510,106 +506,3 @@ class Pool:
         run = StreamRun(self._ctx, self._workers, spec, cast("Sender[object]", outbox))
         self._streams.append(run)
         return run.future
-
-    # -- life cycle ---------------------------------------------------------------
-
-    def close(self) -> None:
-        """Take no new work; the workers exit once the submitted work is done.
-
-        Tasks of calls that gave up (their ``timeout`` passed, they were
-        interrupted, their iterator was dropped) are not waited for: their
-        workers are stopped at once.
-        """
-        self._engine.close()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Take no new work, as ``Executor.shutdown`` does: ``close()``, and ``join()`` if ``wait``.
-
-        With ``cancel_futures``, calls whose tasks have not started yet fail
-        with ``PoolClosed`` instead of running.
-        """
-        self.close()
-        if cancel_futures:
-            self._engine.cancel_pending()
-        if wait:
-            self.join()
-
-    def terminate(self, *, kill: bool = False) -> None:
-        """Stop the workers now; unfinished calls raise ``PoolClosed``.
-
-        Workers get SIGTERM, and SIGKILL a second later if still running; with
-        ``kill``, SIGKILL at once.
-        """
-        self._engine.terminate(kill=kill)
-        for run in self._streams:
-            run.terminate()
-        self._finalizer.detach()
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the workers to exit, after ``close()`` or ``terminate()``.
-
-        After ``close()`` that is once every task still awaited has ended: a
-        task that never ends keeps ``join`` waiting, unless a ``task_timeout``
-        stops it, or ``timeout`` here.
-
-        Raises:
-            ChannelTimeout: they are still running after ``timeout`` seconds.
-        """
-        deadline = deadline_after(timeout)
-        self._engine.join(timeout)
-        for run in self._streams:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not run.join(left):
-                raise ChannelTimeout(f"a stream's workers did not exit within {timeout} s")
-        self._finalizer.detach()
-
-    def __enter__(self) -> Self:
-        if not self._engine.running:
-            raise PoolClosed("the pool is closed; a closed pool cannot be entered again")
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            self.terminate()
-            return
-        try:
-            self.close()
-            self._engine.cut_inputs()
-            self.join()
-        except BaseException:
-            self.terminate()
-            raise
-
-    def _spec(
-        self, method: str, kind: int, fn: object, chunksize: int | None, task_timeout: float | None
-    ) -> CallSpec:
-        return call_spec(
-            method,
-            kind,
-            fn,
-            chunksize,
-            task_timeout,
-            workers=self._workers,
-            default_timeout=self._task_timeout,
-        )
-
-    def __repr__(self) -> str:
-        state = "running" if self._engine.running else "closed"
-        return f"<channels.Pool workers={self._workers} {self._ctx.get_start_method()} {state}>"
-
-
-def _collected(engine: Engine) -> None:
-    """The pool was garbage collected: let the workers finish their work and exit."""
-    if engine.running:
-        engine.close()
-        warnings.warn(
-            "a channels.Pool was garbage collected while running; use it as a context "
-            "manager or call close() and join()",
-            ResourceWarning,
-            stacklevel=1,
-        )

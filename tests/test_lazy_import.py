@@ -96,6 +96,31 @@ def test_a_pool_worker_imports_only_the_worker_side(method: str) -> None:
     assert sorted(inside & (parent_side | set(_HEAVY))) == []
 
 
+# What a pool's parent needs none of before its first result: each costs
+# milliseconds that multiprocessing.Pool does not pay.
+_NOT_BEFORE_A_FIRST_RESULT = (
+    "dataclasses",
+    "inspect",
+    "logging",
+    "concurrent.futures",
+    "urllib.parse",
+    "channels._core",
+    "channels._config",
+    "channels._pool.stream",
+)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_pool_imports_only_what_its_first_result_needs(method: str) -> None:
+    loaded = _loaded_after(
+        "import channels\n"
+        f"with channels.Pool(2, context={method!r}) as pool:\n"
+        "    assert pool.apply(abs, args=(-1,)) == 1"
+    )
+    assert "channels._pool.dispatcher" in loaded
+    assert sorted(loaded & set(_NOT_BEFORE_A_FIRST_RESULT)) == []
+
+
 def _init_source() -> ast.Module:
     return ast.parse(Path(channels.__file__).read_text())
 

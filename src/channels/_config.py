@@ -7,7 +7,6 @@ options in the URL and in keywords mean the same. With no spec, the
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import types
 import typing
@@ -32,7 +31,6 @@ __all__ = [
     "coerce_options",
     "parse_spec",
     "redact_spec",
-    "resolve_context",
 ]
 
 ENV_URL = "CHANNELS_URL"
@@ -242,22 +240,3 @@ def check_message_limit(limit: object) -> int | None:
             f"max_message_size must be None or a positive number of bytes, not {limit!r}"
         )
     return limit
-
-
-def resolve_context(context: object) -> BaseContext:
-    """Turn ``context`` (None, a start method name or a context) into a context."""
-    if context is None:
-        return multiprocessing.get_context()
-    if isinstance(context, BaseContext):
-        return context
-    if isinstance(context, str):
-        try:
-            return multiprocessing.get_context(context)
-        except ValueError:
-            methods = ", ".join(repr(m) for m in multiprocessing.get_all_start_methods())
-            raise ConfigError(
-                f"unknown start method {context!r}; choose one of {methods}"
-            ) from None
-    raise ConfigError(
-        f"context must be a start method name or a multiprocessing context, not {context!r}"
-    )

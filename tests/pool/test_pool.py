@@ -87,7 +87,7 @@ def test_empty_inputs() -> None:
 
 
 def _spec(chunksize: int | None = None, workers: int = 2) -> CallSpec:
-    return CallSpec(b"", 0, "map(test)", chunksize, workers)
+    return CallSpec(b"", 0, "map(test)", chunksize=chunksize, workers=workers)
 
 
 def test_default_chunksize_follows_length_workers_and_cost() -> None:
@@ -99,19 +99,29 @@ def test_default_chunksize_follows_length_workers_and_cost() -> None:
     job.measured(10, 10.0)  # expensive calls: one at a time
     assert job.chunk_size() == 1
     assert BatchJob(cond, _spec(chunksize=7), list(range(1000))).chunk_size() == 7
-    # Chunks shrink as the input runs out, so the workers finish together.
+    # Chunks shrink as the input runs out, so the workers finish together, but not
+    # below about 2 ms of calls: 20 calls of 100 us.
     tail = BatchJob(cond, _spec(), list(range(1000)))
-    tail.measured(10, 10e-6)
-    sizes: list[int] = []
-    while (chunk := tail.take(tail.chunk_size())) is not None:
-        sizes.append(len(chunk[1]))
+    tail.measured(10, 1e-3)
+    sizes = _chunk_sizes(tail)
     assert sum(sizes) == 1000
     assert sizes == sorted(sizes, reverse=True)
     assert sizes[0] == 125
-    assert sizes[-1] == 1
+    assert min(sizes[:-1]) == 20
+    # Calls so cheap that 2 ms of them outnumber a chunk are never cut finer.
+    cheap = BatchJob(cond, _spec(), list(range(1000)))
+    cheap.measured(10, 10e-6)
+    assert _chunk_sizes(cheap) == [125] * 8
     unknown_length = IterJob(cond, _spec(), None, ordered=True)
     unknown_length.measured(100, 100e-6)
     assert 1000 <= unknown_length.chunk_size() <= 10_000
+
+
+def _chunk_sizes(job: BatchJob) -> list[int]:
+    sizes: list[int] = []
+    while (chunk := job.take(job.chunk_size())) is not None:
+        sizes.append(len(chunk[1]))
+    return sizes
 
 
 def test_imap_reads_ahead_within_its_items_and_bytes() -> None:

@@ -202,6 +202,32 @@ def test_initializer_that_raises_fails_fast(method: str) -> None:
         assert pool._engine.started <= 2  # no respawning
 
 
+def test_workers_that_keep_dying_at_start_break_the_pool(method: str) -> None:
+    # The first chunk goes to a worker still starting: it never reads it, and the
+    # chunk goes on to the next worker, until the pool gives up on starting them.
+    with Pool(1, context=method, initializer=os._exit, initargs=(3,)) as pool:
+        with pytest.raises(PoolBroken, match="3 workers in a row died while starting"):
+            pool.apply(f.add, 1, 2)
+        assert pool._engine.started == 3
+
+
+def test_a_chunk_on_a_worker_that_died_starting_goes_to_another(tmp_path: Path) -> None:
+    # The first worker to run the initializer is killed by it, holding a chunk it never read.
+    init = (str(tmp_path), 3, 3)
+    with Pool(2, context="fork", initializer=f.killed_once_on, initargs=init) as pool:
+        assert pool.map(f.square, range(4), chunksize=1, timeout=WAIT) == [0, 1, 4, 9]
+        assert (tmp_path / "3").exists()
+        assert pool._engine.started == 3
+
+
+def test_a_slow_start_does_not_count_against_a_task_timeout() -> None:
+    # The first chunks go to workers still in their initializer: a task's clock starts
+    # only once its worker is up.
+    init = (1.0,)
+    with Pool(2, context="fork", initializer=f.sleep_for, initargs=init, task_timeout=0.4) as pool:
+        assert pool.map(f.square, range(4), chunksize=1, timeout=WAIT) == [0, 1, 4, 9]
+
+
 def test_unpicklable_initializer_is_refused_at_once() -> None:
     with pytest.raises(SerializationError, match="initializer"):
         Pool(1, context="spawn", initializer=lambda: None)
@@ -385,6 +411,16 @@ def test_system_exit_while_pickling_or_unpickling_fails_one_task() -> None:
             pool.map(f.exit_on_unpickle, range(4), timeout=WAIT)
         assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
         assert pool.apply(f.add, 1, 2) == 3
+
+
+def test_a_result_that_cannot_be_unpickled_costs_no_worker() -> None:
+    # Its results travel apart from the answer that ends the chunk: the answers stay in step.
+    with Pool(1, context="fork") as pool:
+        pid = pool.apply(f.pid_of)
+        with pytest.raises(SerializationError, match="cannot unpickle the results"):
+            pool.apply(f.exit_on_unpickle)
+        assert pool.apply(f.pid_of) == pid
+        assert pool.map(f.square, range(5), timeout=WAIT) == [0, 1, 4, 9, 16]
 
 
 def test_a_fork_pool_inside_a_pool_worker(method: str) -> None:

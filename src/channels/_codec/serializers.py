@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copyreg
 import io
-import json
 import pickle
 import threading
 from collections.abc import Callable
@@ -151,14 +150,21 @@ class _Pickle:
 
 
 class _Json:
-    """JSON: plain data only, and nothing the peer sends can run code here."""
+    """JSON: plain data only, and nothing the peer sends can run code here.
+
+    ``json`` is imported on first use: the pool, which pickles, never needs it.
+    """
 
     name = "json"
 
     def dumps(self, item: object) -> bytes:
+        import json  # noqa: PLC0415
+
         return json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
 
     def loads(self, data: bytes | memoryview) -> object:
+        import json  # noqa: PLC0415
+
         return json.loads(bytes(data))
 
     def __reduce__(self) -> str:

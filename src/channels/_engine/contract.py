@@ -11,31 +11,21 @@ timeout.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .._codec.serializers import Serializer
-from .._errors import ConfigError
 
 if TYPE_CHECKING:
     from .._codec.payloads import Payload
 
 __all__ = [
-    "POLL_SLICE",
     "ChannelStats",
     "Core",
-    "deadline_after",
-    "remaining",
     "steps_on_loop",
     "stores_batches",
 ]
-
-#: How often a blocked call wakes to look for dead peers, in seconds. It bounds
-#: how long a crash can go unnoticed; idle wake-ups cost next to nothing.
-POLL_SLICE = 0.05
 
 #: A serialized item as bytes (see ``_codec.Payload`` for what else a core may move).
 Data = bytes | memoryview
@@ -179,25 +169,3 @@ def stores_batches(core: Core) -> bool:
     """Whether ``core`` takes a ``send_many`` as one ``_codec.Batch`` (and gives it back in
     ``_codec.Part`` payloads): the local cores of unbounded channels."""
     return bool(getattr(core, "stores_batches", False))
-
-
-def deadline_after(timeout: float | None) -> float | None:
-    """Turn a user's timeout into a ``time.monotonic()`` deadline, checking it.
-
-    The one rule for every timeout the library takes: None waits for ever; a
-    number of seconds >= 0; anything else is a ``ConfigError``.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout):
-        raise ConfigError(f"timeout must be a number of seconds or None, not {timeout!r}")
-    if timeout < 0:
-        raise ConfigError(f"timeout must not be negative, got {timeout!r}")
-    return time.monotonic() + timeout
-
-
-def remaining(deadline: float | None, cap: float = POLL_SLICE) -> float:
-    """Seconds to wait now: at most ``cap``, less if the deadline is nearer (never negative)."""
-    if deadline is None:
-        return cap
-    return max(0.0, min(cap, deadline - time.monotonic()))

@@ -29,7 +29,8 @@ from .._errors import (
 from .._protocols import Receiver
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
-from .contract import ChannelStats, Core, deadline_after
+from .contract import ChannelStats, Core
+from .deadlines import deadline_after
 from .sender import NOWAIT_LOCK
 from .turns import NOW, Turn, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn

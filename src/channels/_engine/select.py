@@ -18,7 +18,8 @@ from .._errors import ChannelTimeout, ConfigError, EndOfChannel, WouldBlock
 from .._protocols import Receiver
 from .channel import ChannelBase
 from .conditions import timed_out
-from .contract import POLL_SLICE, Core, deadline_after, steps_on_loop
+from .contract import Core, steps_on_loop
+from .deadlines import POLL_SLICE, deadline_after
 from .receiver import ReceiverHandle
 from .turns import take_turn
 from .waiting import anyio_module, in_asyncio

@@ -32,7 +32,8 @@ from .._errors import (
 )
 from .closing import Closing
 from .conditions import full
-from .contract import ChannelStats, Core, deadline_after, stores_batches
+from .contract import ChannelStats, Core, stores_batches
+from .deadlines import deadline_after
 from .turns import NOW, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, pause, turn
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ChannelTimeout
 from .conditions import timed_out
-from .contract import POLL_SLICE, Core, steps_on_loop
+from .contract import Core, steps_on_loop
+from .deadlines import POLL_SLICE
 from .threads import run_off_loop
 from .waiting import WAIT_SLICE, readable
 

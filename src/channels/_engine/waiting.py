@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ChannelTimeout, ConfigError
 from .conditions import timed_out
-from .contract import POLL_SLICE, Core, steps_on_loop
+from .contract import Core, steps_on_loop
+from .deadlines import POLL_SLICE
 
 if TYPE_CHECKING:
     import asyncio

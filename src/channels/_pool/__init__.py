@@ -1,7 +1,10 @@
 """The process pool: ``Pool``, what it hands back, and ``PoolExecutor``.
 
-``pool`` holds the public class; ``dispatcher`` the thread that feeds
-workers and sees them die; ``jobs`` the state of one call; ``results`` the
+``pool`` holds the public class and its calls, ``life_cycle`` its closing
+and joining, and ``calls`` what every call does to become a job;
+``pool_state`` the state the pool's threads share and the calls any thread
+makes on it; ``dispatcher`` the thread that feeds workers and sees them die;
+``jobs`` the state of one call; ``results`` the
 views the caller holds on it; ``worker_handles`` the parent's side of each
 worker (pipes, framing, starting and stopping); ``worker_loop`` what runs
 inside a worker; ``processes`` starting processes with Ctrl-C kept out;

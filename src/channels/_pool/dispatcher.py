@@ -27,21 +27,16 @@ own, started on first use, so that a slow callback never holds up the workers.
 from __future__ import annotations
 
 import contextlib
-import enum
-import logging
 import os
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
 from .._errors import (
-    ChannelClosed,
     ChannelError,
     ChannelTimeout,
     PoolBroken,
@@ -51,6 +46,7 @@ from .._errors import (
     WorkerCrashed,
 )
 from .jobs import Chunk, IterJob, Job, pack
+from .pool_state import PoolState, State, log_exception
 from .processes import (
     UNGUARDED_MAIN,
     exit_description,
@@ -64,8 +60,6 @@ from .worker_loop import DONE, INIT_FAILED, PART, READY
 
 __all__ = ["Engine"]
 
-logger = logging.getLogger(__name__)
-
 # Give up on a pool whose workers die this many times in a row before they are ready.
 _MAX_START_FAILURES = 3
 # How long terminated workers get to exit before they are killed outright.
@@ -76,13 +70,7 @@ _SWEEP_INTERVAL = 0.5
 _REAP_WAIT = 0.05
 
 
-class _State(enum.Enum):
-    RUNNING = "running"
-    CLOSING = "closed"
-    TERMINATING = "terminated"
-
-
-class Engine:
+class Engine(PoolState):
     """Worker processes, the dispatcher thread and the queue of jobs of one pool."""
 
     def __init__(
@@ -93,29 +81,15 @@ class Engine:
         initargs: tuple[object, ...],
         max_tasks_per_child: int | None,
     ) -> None:
-        self.ctx: BaseContext = ctx
-        self.workers: int = workers
+        super().__init__(ctx, workers)
         self._initializer = initializer
         self._initargs = initargs
         self._max_tasks = max_tasks_per_child
-        self.lock: threading.Lock = threading.Lock()
-        self._state = _State.RUNNING
-        self._kill = False  # stop the workers with SIGKILL, not SIGTERM first
-        # Why the pool cannot run tasks, and the exception that says so.
-        self._broken: tuple[str, BaseException | None] | None = None
-        self._queue: deque[Job] = deque()
-        self._jobs: set[Job] = set()
-        self._processes: dict[int, BaseProcess] = {}
-        self.started: int = 0
         # Dispatcher-only state.
         self._workers: list[WorkerHandle] = []
         self._ready_chunks: deque[Chunk] = deque()
         self._start_failures = 0
         self._next_sweep = 0.0
-        self._notices: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._notifier: threading.Thread | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
         self._watch = Watch(self._wake_r)
         self._thread = threading.Thread(target=self._run, name="channels-pool", daemon=True)
         with sigint_blocked():  # the thread, and every worker it starts, inherits the mask
@@ -124,83 +98,6 @@ class Engine:
 
     # -- called from any thread ------------------------------------------------
 
-    def condition(self) -> threading.Condition:
-        """A condition on the pool's lock, for a job's waiters."""
-        return threading.Condition(self.lock)
-
-    def submit(self, job: Job) -> None:
-        """Queue a new job; raise if the pool no longer takes work."""
-        with self.lock:
-            self._check_open()
-            if job.notify is not None and self._notifier is None:
-                self._notifier = threading.Thread(
-                    target=self._notify, name="channels-pool-callbacks", daemon=True
-                )
-                self._notifier.start()
-            if job.finished:  # nothing to do, e.g. map over an empty input
-                self._forget(job)
-                return
-            self._jobs.add(job)
-            job.on_finished = self._forget
-            self._schedule(job)
-
-    def feed(
-        self,
-        job: IterJob,
-        chunk: Chunk | None,
-        *,
-        done: bool,
-        error: Exception | None = None,
-        failure: SerializationError | None = None,
-    ) -> None:
-        """Add a chunk an ``imap`` caller read and pickled, and whether (or how) the input ended.
-
-        ``error`` is what reading the input raised; ``failure`` is why the
-        input after the chunk could not be pickled, which fails the job there.
-        """
-        with self.lock:
-            if chunk is not None:
-                job.add_chunk(chunk)
-            if failure is not None:
-                job.fail(job.read, failure)
-            if error is not None:
-                job.input_error = error
-            if done:
-                job.end_input()
-            self._schedule(job)
-
-    def abandon(self, job: Job, reason: str) -> None:
-        """Stop a job whose results nobody will take; the workers running it are replaced."""
-        with self.lock:
-            if not job.finished:
-                job.abandoned = True
-                job.fail(0, ChannelClosed(reason))
-
-    def close(self) -> None:
-        """Take no new work; workers exit once the work already submitted is done."""
-        with self.lock:
-            if self._state is _State.RUNNING:
-                self._state = _State.CLOSING
-            self._wake()
-
-    def cancel_pending(self) -> None:
-        """Fail every job none of whose tasks has gone to a worker yet."""
-        with self.lock:
-            for job in list(self._jobs):
-                if not job.started:
-                    job.fail(0, PoolClosed("the pool was shut down before this call started"))
-
-    def cut_inputs(self) -> None:
-        """Make every ``imap`` still reading its input stop after what it has read."""
-        with self.lock:
-            for job in list(self._jobs):
-                if isinstance(job, IterJob) and not job.input_done:
-                    job.input_error = PoolClosed(
-                        "the pool was shut down before this imap read all its input"
-                    )
-                    job.end_input()
-            self._wake()
-
     def terminate(self, *, kill: bool = False) -> None:
         """Fail every unfinished job and stop the workers now (SIGTERM, then SIGKILL).
 
@@ -208,7 +105,7 @@ class Engine:
         """
         with self.lock:
             self._kill = self._kill or kill
-            self._state = _State.TERMINATING
+            self._state = State.TERMINATING
             self._fail_all(lambda: PoolClosed("the pool was terminated before this task ended"))
             self._wake()
         if threading.current_thread() is self._thread:
@@ -223,7 +120,7 @@ class Engine:
     def join(self, timeout: float | None = None) -> None:
         """Wait until every worker has exited; ``ChannelTimeout`` if it takes longer."""
         with self.lock:
-            if self._state is _State.RUNNING:
+            if self._state is State.RUNNING:
                 raise ChannelError("call close() or terminate() before join()")
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in (self._thread, self._notifier):
@@ -232,73 +129,16 @@ class Engine:
                 if thread.is_alive():
                     raise ChannelTimeout(f"the pool's workers did not exit within {timeout} s")
 
-    @property
-    def running(self) -> bool:
-        """Whether the pool still takes new work."""
-        return self._state is _State.RUNNING
-
-    def pids(self) -> list[int]:
-        """The process ids of the live workers."""
-        with self.lock:
-            return list(self._processes)
-
-    # -- helpers called with the lock held --------------------------------------
-
-    def _check_open(self) -> None:
-        if self._broken is not None:
-            raise self._broken_error()
-        if self._state is not _State.RUNNING:
-            raise PoolClosed(f"the pool is {self._state.value}; it takes no new work")
-
-    def _schedule(self, job: Job) -> None:
-        if job.has_pending() and not job.queued:
-            job.queued = True
-            self._queue.append(job)
-        self._wake()
-
-    def _forget(self, job: Job) -> None:
-        self._jobs.discard(job)
-        if job.notify is not None:
-            self._notices.put(job.notify)
-        self._wake()
-
-    def _notify(self) -> None:
-        """The callback thread: run each finished job's notice, until the pool has stopped."""
-        while (notice := self._notices.get()) is not None:
-            try:
-                notice()
-            except Exception:
-                logger.exception("a pool callback raised")
-
-    def _fail_all(self, error: Callable[[], BaseException]) -> None:
-        for job in list(self._jobs):
-            job.fail(-1, error())
-        self._queue.clear()
-
-    def _broken_error(self) -> PoolBroken:
-        assert self._broken is not None
-        why, cause = self._broken
-        if cause is None:  # the reason says it all
-            return PoolBroken(f"the pool is broken: {why}")
-        error = PoolBroken(f"the pool is broken: {why} ({type(cause).__name__}: {cause})")
-        error.__cause__ = cause
-        return error
-
-    def _wake(self) -> None:
-        if self._wake_w >= 0:
-            with contextlib.suppress(BlockingIOError):
-                os.write(self._wake_w, b"!")
-
     # -- the dispatcher thread ------------------------------------------------
 
     def _run(self) -> None:
         try:
             self._loop()
         except BaseException as exc:
-            logger.exception("the pool's dispatcher failed")
+            log_exception("the pool's dispatcher failed")
             message = f"the pool's dispatcher failed: {exc!r}"
             with self.lock:
-                self._state = _State.TERMINATING
+                self._state = State.TERMINATING
                 self._fail_all(lambda: PoolBroken(message))
         finally:
             self._stop_all()
@@ -315,16 +155,16 @@ class Engine:
             with self.lock:
                 state, broken = self._state, self._broken is not None
                 idle = not self._jobs
-            if state is _State.TERMINATING:
+            if state is State.TERMINATING:
                 return
             self._cancel_abandoned()
             busy = any(w.chunk is not None for w in self._workers)
-            if broken or (state is _State.CLOSING and idle and not busy):
+            if broken or (state is State.CLOSING and idle and not busy):
                 for worker in self._workers:
                     worker.stop()
                 if not self._workers:
                     return
-            elif state is _State.RUNNING or not idle:
+            elif state is State.RUNNING or not idle:
                 self._start_workers()
                 self._dispatch()
             self._wait_and_handle()
@@ -363,7 +203,7 @@ class Engine:
 
     def _start_workers(self) -> None:
         with self.lock:
-            if self._broken is not None or self._state is _State.TERMINATING:
+            if self._broken is not None or self._state is State.TERMINATING:
                 return
         while sum(not w.stopping for w in self._workers) < self.workers:
             try:
@@ -373,15 +213,19 @@ class Engine:
             except Exception as exc:
                 self._break(exc, "a worker process could not be started")
                 return
-            self.started += 1
-            with self.lock:
-                self._processes[worker.pid] = worker.process
+            self._record_start(worker.process)
             self._workers.append(worker)
             self._watch.add(worker)
+            self._dispatch()  # work that waits starts on this worker while the next one starts
 
     def _dispatch(self) -> None:
+        # While no worker is ready (the pool is starting), chunks go to starting
+        # workers, which read them once up: the first result waits for no
+        # handshake. Later, only ready workers get chunks, so that none waits
+        # behind a replacement's start while another worker is free.
+        starting = not any(w.ready and not w.stopping for w in self._workers)
         for worker in self._workers:
-            if not worker.ready or worker.stopping or worker.chunk is not None:
+            if not (worker.ready or starting) or worker.stopping or worker.chunk is not None:
                 continue
             if worker.budget == 0 or worker.process.exitcode is not None:
                 continue  # a dead worker is buried at the next wait
@@ -444,10 +288,17 @@ class Engine:
         if tag == READY:
             worker.ready = True
             self._start_failures = 0
+            if worker.progress_at is not None:  # a chunk sent while it started: it runs now
+                worker.progress_at = time.monotonic()
         elif tag == INIT_FAILED:
             self._break(unpack_exception(message[1]), "the initializer raised in a worker")
         elif tag == PART and worker.chunk is not None:
-            _, values, seconds = message
+            _, packed, seconds = message
+            try:
+                values = cast("list[object]", loads(packed))
+            except BaseException as exc:
+                self._unreadable(worker, exc)
+                return
             worker.progress_at = time.monotonic()
             chunk = worker.chunk
             with self.lock:
@@ -456,31 +307,46 @@ class Engine:
             chunk.start += len(values)
             chunk.count -= len(values)
         elif tag == DONE and worker.chunk is not None:
-            _, values, failure, seconds = message
-            error = None if failure is None else unpack_exception(failure[1])
+            _, packed, failure, seconds = message
             chunk, worker.chunk = worker.chunk, None
+            if worker.budget == 0:
+                worker.stop()
+            elif failure is None and self._dispatching():
+                # The worker's next chunk goes out before these results are unpickled.
+                self._dispatch()
+            try:
+                values = cast("list[object]", loads(packed))
+            except BaseException as exc:  # this chunk's last answer: the next ones are in step
+                self._fail_unreadable(chunk, exc)
+                return
+            error = None if failure is None else unpack_exception(failure[1])
             with self.lock:
                 job = chunk.job
                 job.measured(len(values) + (failure is not None), seconds)
                 job.deliver(chunk.start, values)
                 if failure is not None and error is not None:
                     job.fail(chunk.start + failure[0], error)
-            if worker.budget == 0:
-                worker.stop()
+
+    def _dispatching(self) -> bool:
+        with self.lock:
+            return self._broken is None and self._state is not State.TERMINATING
 
     def _unreadable(self, worker: WorkerHandle, exc: BaseException) -> None:
         """A worker's answer cannot be unpickled here: fail the chunk it was about."""
         chunk, worker.chunk = worker.chunk, None
         if chunk is None:
             return
+        self._fail_unreadable(chunk, exc)
+        # The worker's next answer would be taken for another chunk's: replace it.
+        worker.kill()
+
+    def _fail_unreadable(self, chunk: Chunk, exc: BaseException) -> None:
         error = SerializationError(
             f"cannot unpickle the results of {chunk.job.spec.name} here: {exc}"
         )
         error.__cause__ = exc
         with self.lock:
             chunk.job.fail(chunk.start, error)
-        # The worker's next answer would be taken for another chunk's: replace it.
-        worker.kill()
 
     def _bury(self, worker: WorkerHandle) -> None:
         """Handle a worker whose process ended: fail or pass on its chunk, replace it."""
@@ -494,14 +360,16 @@ class Engine:
             self._processes.pop(pid or 0, None)
             state = self._state
         chunk = worker.chunk
-        if chunk is not None and not worker.took_chunk():
-            self._ready_chunks.appendleft(chunk)  # it never left the pipe
-        elif chunk is not None:
+        if chunk is not None and worker.took_chunk():
             with self.lock:
                 chunk.job.fail(chunk.start, self._lost(worker, chunk, pid, exitcode))
-        elif not worker.ready and not worker.stopping and exitcode == UNGUARDED_MAIN:
+        elif chunk is not None:
+            self._ready_chunks.appendleft(chunk)  # it never left the pipe
+        if worker.ready or worker.stopping:
+            pass
+        elif exitcode == UNGUARDED_MAIN:
             self._break(None, f"its workers exited at start: {unguarded_main_hint()}")
-        elif not worker.ready and not worker.stopping and state is not _State.TERMINATING:
+        elif state is not State.TERMINATING:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:
                 self._break(

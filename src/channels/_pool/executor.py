@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future
 from multiprocessing.context import BaseContext
 from typing import ParamSpec, TypeVar, TypeVarTuple, cast, final
 
-from .._engine.contract import deadline_after
+from .._engine.deadlines import deadline_after
 from .._errors import ConfigError
 from .jobs import DEFAULT_READAHEAD
 from .pool import Pool

@@ -21,7 +21,6 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import final
 
 from .._errors import SerializationError
@@ -31,6 +30,8 @@ __all__ = ["DEFAULT_READAHEAD", "BatchJob", "CallSpec", "Chunk", "IterJob", "Job
 
 # Auto chunk size: aim for chunks that take about this long in a worker...
 _TARGET_SECONDS = 0.02
+# ... and, as the input runs out, no less than this (a round trip costs ~0.1-0.3 ms).
+_MIN_SECONDS = 0.002
 # ... and whose items pickle to about this many bytes, with at most this many items.
 _TARGET_BYTES = 1 << 20
 _MAX_CHUNK = 10_000
@@ -41,16 +42,27 @@ DEFAULT_READAHEAD = (8192, 32 << 20)
 
 
 @final
-@dataclass(frozen=True)
 class CallSpec:
     """What every chunk of a call runs: the pickled function and how to pass items."""
 
-    fn_bytes: bytes
-    kind: int
-    name: str
-    chunksize: int | None
-    workers: int
-    task_timeout: float | None = None
+    __slots__ = ("chunksize", "fn_bytes", "kind", "name", "task_timeout", "workers")
+
+    def __init__(
+        self,
+        fn_bytes: bytes,
+        kind: int,
+        name: str,
+        *,
+        chunksize: int | None,
+        workers: int,
+        task_timeout: float | None = None,
+    ) -> None:
+        self.fn_bytes: bytes = fn_bytes
+        self.kind: int = kind
+        self.name: str = name
+        self.chunksize: int | None = chunksize
+        self.workers: int = workers
+        self.task_timeout: float | None = task_timeout
 
 
 def pack(
@@ -175,9 +187,10 @@ class Job:
 
         Without a chunksize: at most a quarter of the input per worker, and
         less as the input runs out (half of what is left per worker), so that
-        the workers finish together; and once a few calls were timed, about
-        ``_TARGET_SECONDS`` of work per chunk, so that a chunk of slow calls
-        does not keep one worker busy while the others wait.
+        the workers finish together, though not below ``_MIN_SECONDS`` of
+        work, which the round trip would outweigh; and once a few calls were
+        timed, about ``_TARGET_SECONDS`` of work per chunk, so that a chunk of
+        slow calls does not keep one worker busy while the others wait.
         """
         if self.spec.chunksize is not None:
             return self.spec.chunksize
@@ -185,7 +198,11 @@ class Job:
         size = _MAX_CHUNK
         if self.total is not None:
             left = self.total - self._cut
-            size = min(size, math.ceil(self.total / (4 * workers)), math.ceil(left / (2 * workers)))
+            shrunk = math.ceil(left / (2 * workers))
+            if self._item_seconds is not None:
+                # Not below what outweighs the round trip to a worker and back.
+                shrunk = max(shrunk, int(_MIN_SECONDS / max(self._item_seconds, 1e-9)))
+            size = min(size, math.ceil(self.total / (4 * workers)), shrunk)
             size = max(1, size)
         if self._item_seconds is None:
             return min(size, _PROBE)

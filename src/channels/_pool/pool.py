@@ -8,28 +8,36 @@ lazily, and that ``stream`` connects workers to channels.
 
 from __future__ import annotations
 
-import functools
 import os
-import time
-import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Mapping
 from multiprocessing.context import BaseContext
-from types import TracebackType
-from typing import ParamSpec, Self, TypeVar, TypeVarTuple, cast, final, overload
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, TypeVarTuple, cast, final, overload
 
-from .._engine.contract import deadline_after
-from .._errors import ChannelTimeout, ConfigError, PoolClosed, SerializationError
-from .._protocols import Receiver, Sender
+from .._engine.deadlines import deadline_after
+from .._errors import ConfigError, PoolClosed, SerializationError
+from .calls import (
+    call_form,
+    callbacks,
+    check_positive,
+    inputs,
+    run_batch,
+    start_iteration,
+    submit_batch,
+)
 from .dispatcher import Engine
-from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob
+from .life_cycle import PoolLifeCycle, collected
 from .processes import leave_if_rerunning_main, resolve_context
-from .progress import ProgressCallback, make_progress
+from .progress import ProgressCallback
 from .remote_errors import describe, dumps
-from .results import AsyncResult, ResultIterator, wait_batch
-from .stream import StreamRun, StreamSpec
+from .results import AsyncResult, ResultIterator
 from .worker_loop import APPLY, CALL, STAR
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .._protocols import Receiver, Sender
+    from .stream import StreamRun
 
 __all__ = ["AsyncResult", "Pool", "ProgressCallback", "ResultIterator"]
 
@@ -44,7 +52,7 @@ Ts = TypeVarTuple("Ts")
 
 
 @final
-class Pool:
+class Pool(PoolLifeCycle):
     """A pool of worker processes that run your functions, typed end to end.
 
     Use it as a context manager. Leaving the block normally waits for the work
@@ -133,9 +141,9 @@ class Pool:
             workers = processes
         if workers is None:
             workers = os.cpu_count() or 1
-        _check_positive("workers", workers)
+        check_positive("workers", workers)
         if max_tasks_per_child is not None:
-            _check_positive("max_tasks_per_child", max_tasks_per_child)
+            check_positive("max_tasks_per_child", max_tasks_per_child)
         ctx = resolve_context(context)
         init = cast("Callable[..., object] | None", initializer)
         args = tuple(cast("tuple[object, ...]", initargs))
@@ -154,7 +162,7 @@ class Pool:
         self._task_timeout = task_timeout
         self._engine = Engine(ctx, workers, init, args, max_tasks_per_child)
         self._streams: list[StreamRun] = []
-        self._finalizer = weakref.finalize(self, _collected, self._engine)
+        self._finalizer = weakref.finalize(self, collected, self._engine)
         self._finalizer.atexit = False
 
     @property
@@ -192,7 +200,14 @@ class Pool:
                 default the pool's ``task_timeout``.
         """
         spec = self._spec("map", CALL, fn, chunksize, task_timeout)
-        results = self._wait(spec, _inputs(iterable), progress, on_progress, timeout)
+        results = run_batch(
+            self._engine,
+            spec,
+            inputs(iterable),
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
         return cast("list[R]", results)
 
     def starmap(
@@ -211,7 +226,14 @@ class Pool:
         The arguments mean what they mean for ``map``.
         """
         spec = self._spec("starmap", STAR, fn, chunksize, task_timeout)
-        results = self._wait(spec, _inputs(iterable), progress, on_progress, timeout)
+        results = run_batch(
+            self._engine,
+            spec,
+            inputs(iterable),
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
         return cast("list[R]", results)
 
     def map_async(
@@ -230,8 +252,10 @@ class Pool:
         for ``apply_async``.
         """
         spec = self._spec("map_async", CALL, fn, chunksize, task_timeout)
-        on_done = _callbacks(callback, error_callback)
-        result = self._submit(spec, _inputs(iterable), single=False, on_done=on_done)
+        on_done = callbacks(callback, error_callback)
+        result = submit_batch(
+            self._engine, spec, inputs(iterable), single=False, on_done=on_done, keepalive=self
+        )
         return cast("AsyncResult[list[R]]", result)
 
     def starmap_async(
@@ -246,8 +270,10 @@ class Pool:
     ) -> AsyncResult[list[R]]:
         """Start ``starmap`` and return at once; ``get(timeout)`` gives the list."""
         spec = self._spec("starmap_async", STAR, fn, chunksize, task_timeout)
-        on_done = _callbacks(callback, error_callback)
-        result = self._submit(spec, _inputs(iterable), single=False, on_done=on_done)
+        on_done = callbacks(callback, error_callback)
+        result = submit_batch(
+            self._engine, spec, inputs(iterable), single=False, on_done=on_done, keepalive=self
+        )
         return cast("AsyncResult[list[R]]", result)
 
     def imap(
@@ -288,8 +314,16 @@ class Pool:
                 per worker.
         """
         spec = self._spec("imap", CALL, fn, chunksize, task_timeout)
-        results = self._iterate(
-            spec, iterable, progress, on_progress, timeout, readahead=readahead, ordered=True
+        results = start_iteration(
+            self._engine,
+            spec,
+            iterable,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+            readahead=readahead,
+            ordered=True,
+            keepalive=self,
         )
         return cast("ResultIterator[R]", results)
 
@@ -310,8 +344,16 @@ class Pool:
         The arguments, ``readahead`` included, mean what they mean for ``imap``.
         """
         spec = self._spec("imap_unordered", CALL, fn, chunksize, task_timeout)
-        results = self._iterate(
-            spec, iterable, progress, on_progress, timeout, readahead=readahead, ordered=False
+        results = start_iteration(
+            self._engine,
+            spec,
+            iterable,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+            readahead=readahead,
+            ordered=False,
+            keepalive=self,
         )
         return cast("ResultIterator[R]", results)
 
@@ -400,13 +442,15 @@ class Pool:
         checkers see it: write ``args=`` to pass the stdlib's way.
         The pool's ``task_timeout`` applies.
         """
-        call_args, call_kwargs, callback, error_callback = _call_form(positional, named)
+        call_args, call_kwargs, callback, error_callback = call_form(positional, named)
         spec = self._spec("apply", APPLY, fn, None, None)
-        result = self._submit(
+        result = submit_batch(
+            self._engine,
             spec,
             [(call_args, call_kwargs)],
             single=True,
-            on_done=_callbacks(callback, error_callback),
+            on_done=callbacks(callback, error_callback),
+            keepalive=self,
         )
         return cast("AsyncResult[R]", result)
 
@@ -416,6 +460,8 @@ class Pool:
         As ``Executor.submit`` does, for code written for an executor. The
         future is running from the start: it cannot be cancelled.
         """
+        from concurrent.futures import Future  # noqa: PLC0415 (most pools never submit)
+
         future: Future[R] = Future()
         future.set_running_or_notify_cancel()
 
@@ -428,7 +474,9 @@ class Pool:
                 future.set_result(cast("R", value))
 
         spec = self._spec("submit", APPLY, fn, None, None)
-        self._submit(spec, [(args, dict(kwargs))], single=True, on_done=settle)
+        submit_batch(
+            self._engine, spec, [(args, dict(kwargs))], single=True, on_done=settle, keepalive=self
+        )
         return future
 
     # -- channels ---------------------------------------------------------------
@@ -444,6 +492,8 @@ class Pool:
         first failure: ``fn``'s exception, or ``WorkerCrashed``. After a
         failure the other workers stop after their current item.
         """
+        from .stream import StreamRun, StreamSpec  # noqa: PLC0415 (most pools never stream)
+
         if not self._engine.running:
             raise PoolClosed("the pool is closed; it takes no new work")
         self._streams[:] = [run for run in self._streams if not run.future.done()]
@@ -456,261 +506,3 @@ class Pool:
         run = StreamRun(self._ctx, self._workers, spec, cast("Sender[object]", outbox))
         self._streams.append(run)
         return run.future
-
-    # -- life cycle ---------------------------------------------------------------
-
-    def close(self) -> None:
-        """Take no new work; the workers exit once the submitted work is done.
-
-        Tasks of calls that gave up (their ``timeout`` passed, they were
-        interrupted, their iterator was dropped) are not waited for: their
-        workers are stopped at once.
-        """
-        self._engine.close()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Take no new work, as ``Executor.shutdown`` does: ``close()``, and ``join()`` if ``wait``.
-
-        With ``cancel_futures``, calls whose tasks have not started yet fail
-        with ``PoolClosed`` instead of running.
-        """
-        self.close()
-        if cancel_futures:
-            self._engine.cancel_pending()
-        if wait:
-            self.join()
-
-    def terminate(self, *, kill: bool = False) -> None:
-        """Stop the workers now; unfinished calls raise ``PoolClosed``.
-
-        Workers get SIGTERM, and SIGKILL a second later if still running; with
-        ``kill``, SIGKILL at once.
-        """
-        self._engine.terminate(kill=kill)
-        for run in self._streams:
-            run.terminate()
-        self._finalizer.detach()
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the workers to exit, after ``close()`` or ``terminate()``.
-
-        After ``close()`` that is once every task still awaited has ended: a
-        task that never ends keeps ``join`` waiting, unless a ``task_timeout``
-        stops it, or ``timeout`` here.
-
-        Raises:
-            ChannelTimeout: they are still running after ``timeout`` seconds.
-        """
-        deadline = deadline_after(timeout)
-        self._engine.join(timeout)
-        for run in self._streams:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not run.join(left):
-                raise ChannelTimeout(f"a stream's workers did not exit within {timeout} s")
-        self._finalizer.detach()
-
-    def __enter__(self) -> Self:
-        if not self._engine.running:
-            raise PoolClosed("the pool is closed; a closed pool cannot be entered again")
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            self.terminate()
-            return
-        try:
-            self.close()
-            self._engine.cut_inputs()
-            self.join()
-        except BaseException:
-            self.terminate()
-            raise
-
-    def __repr__(self) -> str:
-        state = "running" if self._engine.running else "closed"
-        return f"<channels.Pool workers={self._workers} {self._ctx.get_start_method()} {state}>"
-
-    # -- internals ------------------------------------------------------------------
-
-    def _spec(
-        self,
-        method: str,
-        kind: int,
-        fn: object,
-        chunksize: int | None,
-        task_timeout: float | None,
-    ) -> CallSpec:
-        if chunksize is not None:
-            _check_positive("chunksize", chunksize)
-        deadline_after(task_timeout)
-        if task_timeout is None:
-            task_timeout = self._task_timeout
-        name = f"{method}({getattr(fn, '__qualname__', None) or describe(fn)})"
-        try:
-            fn_bytes = dumps(fn)
-        except (Exception, SystemExit) as exc:
-            raise SerializationError(
-                f"cannot pickle the function of {name}: {exc}; pool functions must be "
-                "importable by the workers (defined at module level, not a lambda)"
-            ) from exc
-        return CallSpec(fn_bytes, kind, name, chunksize, self._workers, task_timeout)
-
-    def _submit(
-        self,
-        spec: CallSpec,
-        items: Sequence[object],
-        *,
-        single: bool,
-        on_done: Callable[[AsyncResult[object]], None] | None = None,
-    ) -> AsyncResult[object]:
-        job = BatchJob(self._engine.condition(), spec, items)
-        result: AsyncResult[object] = AsyncResult(job, single, keepalive=self)
-        if on_done is not None:
-            job.notify = functools.partial(on_done, result)
-        self._engine.submit(job)
-        return result
-
-    def _wait(
-        self,
-        spec: CallSpec,
-        items: Sequence[object],
-        progress: bool,
-        on_progress: ProgressCallback | None,
-        timeout: float | None,
-    ) -> list[object]:
-        deadline_after(timeout)  # a bad timeout is refused before any work starts
-        reporter = make_progress(progress, on_progress, spec.name, len(items))
-        job = BatchJob(self._engine.condition(), spec, items)
-        self._engine.submit(job)
-        return wait_batch(self._engine, job, timeout, reporter)
-
-    def _iterate(
-        self,
-        spec: CallSpec,
-        iterable: Iterable[object],
-        progress: bool,
-        on_progress: ProgressCallback | None,
-        timeout: float | None,
-        *,
-        readahead: tuple[int, int] | None,
-        ordered: bool,
-    ) -> ResultIterator[object]:
-        deadline_after(timeout)  # a bad timeout is refused before any work starts
-        bound = _readahead(readahead)
-        total = len(iterable) if isinstance(iterable, Sized) else None
-        # Lists, tuples and ranges are sliced, as map slices them; anything else is iterated.
-        source = iterable if isinstance(iterable, list | tuple | range) else iter(iterable)
-        reporter = make_progress(progress, on_progress, spec.name, total)
-        job = IterJob(self._engine.condition(), spec, total, ordered=ordered, readahead=bound)
-        self._engine.submit(job)
-        return ResultIterator(
-            self._engine, job, source, progress=reporter, timeout=timeout, keepalive=self
-        )
-
-
-def _inputs(iterable: Iterable[object]) -> Sequence[object]:
-    """The inputs of a call that reads them at once: lists, tuples and ranges as they are."""
-    if isinstance(iterable, list | tuple | range):
-        return iterable
-    return list(iterable)
-
-
-_STDLIB_KEYWORDS = ("args", "kwds", "callback", "error_callback")
-
-
-def _call_form(
-    args: tuple[object, ...], kwargs: dict[str, object]
-) -> tuple[
-    tuple[object, ...],
-    dict[str, object],
-    Callable[[object], object] | None,
-    Callable[[BaseException], object] | None,
-]:
-    """Read ``apply``'s arguments: (args, kwargs, callback, error_callback) for ``fn``."""
-    if not any(name in kwargs for name in _STDLIB_KEYWORDS):
-        return args, kwargs, None, None
-    if len(args) > 2:
-        raise ConfigError("the stdlib form takes at most args and kwds by position")
-    given = dict(zip(("args", "kwds"), args, strict=False))
-    for name in given:
-        if name in kwargs:
-            raise ConfigError(f"{name} given both by position and by name")
-    kwargs = {**given, **kwargs}
-    unknown = sorted(set(kwargs) - set(_STDLIB_KEYWORDS))
-    if unknown:
-        raise ConfigError(
-            f"unexpected keyword arguments {unknown} beside args=, kwds=, callback= or "
-            "error_callback=; pass the function's own keywords in kwds="
-        )
-    call_args = kwargs.get("args", ())
-    call_kwargs = kwargs.get("kwds", {})
-    if not isinstance(call_args, tuple | list):
-        raise ConfigError(f"args must be a tuple, not {type(call_args).__name__}")
-    if not isinstance(call_kwargs, Mapping):
-        raise ConfigError(f"kwds must be a mapping, not {type(call_kwargs).__name__}")
-    callback = kwargs.get("callback")
-    error_callback = kwargs.get("error_callback")
-    for name, value in (("callback", callback), ("error_callback", error_callback)):
-        if value is not None and not callable(value):
-            raise ConfigError(f"{name} must be callable, not {value!r}")
-    return (
-        tuple(cast("Iterable[object]", call_args)),
-        dict(cast("Mapping[str, object]", call_kwargs)),
-        cast("Callable[[object], object] | None", callback),
-        cast("Callable[[BaseException], object] | None", error_callback),
-    )
-
-
-def _callbacks(
-    callback: Callable[[R], object] | None,
-    error_callback: Callable[[BaseException], object] | None,
-) -> Callable[[AsyncResult[object]], None] | None:
-    """What to run once a call ends: its callback with the result, or its error callback."""
-    if callback is None and error_callback is None:
-        return None
-
-    def on_done(result: AsyncResult[object]) -> None:
-        try:
-            value = result.get(0)
-        except BaseException as exc:
-            if error_callback is not None:
-                error_callback(exc)
-            return
-        if callback is not None:
-            callback(cast("R", value))
-
-    return on_done
-
-
-def _readahead(value: object) -> tuple[int, int]:
-    """The ``readahead=`` of an ``imap``: ``(items, bytes)``, both positive."""
-    if value is None:
-        return DEFAULT_READAHEAD
-    if not isinstance(value, tuple) or len(cast("tuple[object, ...]", value)) != 2:
-        raise ConfigError(f"readahead must be a pair (items, bytes), not {value!r}")
-    items, nbytes = cast("tuple[object, object]", value)
-    _check_positive("readahead's items", items)
-    _check_positive("readahead's bytes", nbytes)
-    return cast("tuple[int, int]", value)
-
-
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive int, not {value!r}")
-
-
-def _collected(engine: Engine) -> None:
-    """The pool was garbage collected: let the workers finish their work and exit."""
-    if engine.running:
-        engine.close()
-        warnings.warn(
-            "a channels.Pool was garbage collected while running; use it as a context "
-            "manager or call close() and join()",
-            ResourceWarning,
-            stacklevel=1,
-        )

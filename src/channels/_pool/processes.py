@@ -27,10 +27,11 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Generator
-from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
+
+from .._contexts import resolve_context as shared_rules
 
 __all__ = [
     "UNGUARDED_MAIN",
@@ -75,11 +76,10 @@ def _terminate_all() -> None:
 
 def resolve_context(context: str | BaseContext | None) -> BaseContext:
     """The pool's context: the shared rules, and a forkserver started now if it is one."""
-    # Imported here, in the parent: a worker, which imports this module too, never needs it.
-    from .._config import resolve_context as shared_rules  # noqa: PLC0415
-
     ctx = shared_rules(context)
     if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver  # noqa: PLC0415 (other contexts never need it)
+
         _preload_worker_loop()
         # Start the server now, from the caller's thread: started later from a
         # thread that blocks SIGINT, it would pass that mask on to every
@@ -98,6 +98,8 @@ def _preload_worker_loop() -> None:
     The modules named before (``multiprocessing.set_forkserver_preload``, by
     default the main module) stay; a server already running is left as it is.
     """
+    from multiprocessing import forkserver  # noqa: PLC0415
+
     server = getattr(forkserver, "_forkserver", None)  # the one every forkserver context shares
     preload = getattr(server, "_preload_modules", None)
     if getattr(server, "_forkserver_pid", 0) is not None or not isinstance(preload, list):

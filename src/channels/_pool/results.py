@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from itertools import chain, islice
 from typing import Generic, TypeVar, cast, final
 
-from .._engine.contract import deadline_after
+from .._engine.deadlines import deadline_after
 from .._errors import ChannelTimeout
 from .dispatcher import Engine
 from .jobs import BatchJob, Chunk, IterJob, pack

@@ -27,7 +27,6 @@ import os
 import selectors
 import struct
 import sys
-import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -147,13 +146,15 @@ class WorkerHandle:
     def deadline(self) -> float | None:
         """When the running task has run longer than its call's per-task timeout."""
         chunk, since = self.chunk, self.progress_at
-        if chunk is None or since is None or self.timed_out:
+        if chunk is None or since is None or self.timed_out or not self.ready:
             return None
         limit = chunk.job.spec.task_timeout
         return None if limit is None else since + limit
 
     def took_chunk(self) -> bool:
         """Whether the worker read all of its chunk, so it may have started it."""
+        import termios  # noqa: PLC0415 (needed only once a worker has died)
+
         try:
             raw = fcntl.ioctl(self._tasks_read.fileno(), termios.FIONREAD, bytes(4))
         except OSError:

@@ -15,6 +15,10 @@ ask the worker to exit. The worker answers in order::
                                       (offset, packed exception) for the item
                                       at that offset that failed and ended it
 
+The values travel pickled apart, inside the answer, so that the parent reads
+an answer's tag and error first and can send the worker its next chunk before
+it unpickles the results.
+
 So for a timed chunk the parent knows when each item started, and which one
 ran too long. Answers carry no ids: a worker handles one chunk at a time, so
 the parent knows which chunk an answer is for.
@@ -95,7 +99,7 @@ def worker_main(
             )
             error.__cause__ = exc
             nothing: list[object] = []
-            results.send_bytes(dumps((DONE, nothing, (0, pack_exception(error)), 0.0)))
+            results.send_bytes(dumps((DONE, dumps(nothing), (0, pack_exception(error)), 0.0)))
             continue
         del message
         start = time.perf_counter()
@@ -161,13 +165,13 @@ def _send(
 
     Returns False when that ended the chunk (a ``DONE`` went instead of a ``PART``).
     """
-    message = (DONE, values, failure, seconds) if tag == DONE else (PART, values, seconds)
     try:
-        data = dumps(message)
+        packed = dumps(values)
     except BaseException:
         pass
     else:
-        results.send_bytes(data)
+        message = (DONE, packed, failure, seconds) if tag == DONE else (PART, packed, seconds)
+        results.send_bytes(dumps(message))
         return True
     for index, value in enumerate(values):
         try:
@@ -179,5 +183,5 @@ def _send(
             break
     else:
         values, failure = [], (0, pack_exception(SerializationError("cannot pickle results")))
-    results.send_bytes(dumps((DONE, values, failure, seconds)))
+    results.send_bytes(dumps((DONE, dumps(values), failure, seconds)))
     return False

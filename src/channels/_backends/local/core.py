@@ -50,7 +50,8 @@ from ..._engine.conditions import (
     not_joinable,
     nothing_to_mark,
 )
-from ..._engine.contract import POLL_SLICE, ChannelStats
+from ..._engine.contract import ChannelStats
+from ..._engine.deadlines import POLL_SLICE
 from ..._engine.ledger import (
     BROKEN,
     ENDED,

@@ -17,7 +17,8 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Protocol
 
-from ..._config import ContextSpec, resolve_context
+from ..._config import ContextSpec
+from ..._contexts import resolve_context
 from ..._errors import ChannelError, ConfigError
 from ..._process.liveness import this_process
 from .keys import to_authkey

@@ -11,8 +11,8 @@ from ..._config import (
     SerializerSpec,
     check_maxsize,
     check_message_limit,
-    resolve_context,
 )
+from ..._contexts import resolve_context
 from ..._errors import ConfigError
 from .manager import ChannelManager
 

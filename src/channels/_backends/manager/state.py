@@ -37,7 +37,7 @@ from ..._engine.conditions import (
     nothing_left,
     nothing_to_mark,
 )
-from ..._engine.contract import POLL_SLICE
+from ..._engine.deadlines import POLL_SLICE
 from ..._engine.ledger import (
     BROKEN,
     ENDED,

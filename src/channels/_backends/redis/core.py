@@ -40,8 +40,9 @@ from collections.abc import Sequence
 from ..._codec.payloads import Payload, plain
 from ..._codec.serializers import Serializer
 from ..._engine.conditions import not_joinable, nothing_to_mark
-from ..._engine.contract import ChannelStats, remaining
+from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
+from ..._engine.deadlines import remaining
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,

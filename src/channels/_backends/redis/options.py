@@ -20,8 +20,8 @@ from ..._config import (
     SerializerSpec,
     check_maxsize,
     check_message_limit,
-    resolve_context,
 )
+from ..._contexts import resolve_context
 from ..._errors import ConfigError
 from .connection import Server, import_redis, parse_address, remember_password
 

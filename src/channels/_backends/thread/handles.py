@@ -15,7 +15,8 @@ from typing import Generic, NoReturn, TypeVar, cast, final
 
 from ..._engine.closing import Closing
 from ..._engine.conditions import closed_receiver, full, nothing_ready
-from ..._engine.contract import ChannelStats, deadline_after
+from ..._engine.contract import ChannelStats
+from ..._engine.deadlines import deadline_after
 from ..._engine.receiver import aiterate
 from ..._engine.waiting import apause, pause
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel

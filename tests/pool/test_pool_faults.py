@@ -217,6 +217,10 @@ def test_a_chunk_on_a_worker_that_died_starting_goes_to_another(tmp_path: Path) 
     with Pool(2, context="fork", initializer=f.killed_once_on, initargs=init) as pool:
         assert pool.map(f.square, range(4), chunksize=1, timeout=WAIT) == [0, 1, 4, 9]
         assert (tmp_path / "3").exists()
+        # The other worker may finish the map before the dead one's replacement is up.
+        deadline = time.monotonic() + WAIT
+        while pool._engine.started < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert pool._engine.started == 3
 
 

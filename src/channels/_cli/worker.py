@@ -41,18 +41,15 @@ from .._pool.batches import Marks, install
 from .._pool.pool import Pool
 from .._pool.relay import DeadLetter, Relay
 from .._protocols import Receiver, Sender
+from .._timing import WORKER_PROGRESS_EVERY, WORKER_STOP_GRACE
 
 __all__ = ["load_function", "named_channel", "run_worker"]
 
-#: Seconds between two progress lines (only when something changed).
-PROGRESS_EVERY = 1.0
 #: Receivers, each holding at most one batch, per worker process: a few more than the
 #: workers, so that none waits while a slot sends results and takes the next batch.
 SLOTS_PER_WORKER = 2
 #: The most items one receiver takes at once (``--batch``).
 DEFAULT_BATCH = 64
-#: How long a stop lets the items being run finish before their workers are killed.
-_GRACE = 1.0
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: What ``signal.signal`` takes and gives back.
@@ -168,7 +165,7 @@ def run_worker(
     if relay.failure is None and not relay.stopping:
         pool.close()
         with contextlib.suppress(ChannelTimeout):
-            pool.join(_GRACE * 5)
+            pool.join(WORKER_STOP_GRACE * 5)
     pool.terminate()
     for rx in receivers:
         if rx not in relay.holding:
@@ -230,19 +227,19 @@ def _report(relay: Relay, signum: int | None, err: TextIO) -> int:
 def _watch(relay: Relay, pool: Pool, stop: _StopSignals, err: TextIO) -> None:
     """Wait for the relay to end; stop it on a signal or a failure; show progress."""
     shown_count = 0
-    next_line = time.monotonic() + PROGRESS_EVERY
+    next_line = time.monotonic() + WORKER_PROGRESS_EVERY
     kill_at: float | None = None
     while not relay.join(0.05):
         if (stop.signum is not None or relay.stopping) and kill_at is None:
             if stop.signum is not None:
                 _say(err, f"stopping on {signal.Signals(stop.signum).name}")
             relay.stop()  # the slots finish the items they hold...
-            kill_at = time.monotonic() + _GRACE
+            kill_at = time.monotonic() + WORKER_STOP_GRACE
         if kill_at is not None and time.monotonic() >= kill_at:
             pool.terminate()  # ... or they go back to the inbox
             kill_at = math.inf
         if time.monotonic() >= next_line:
-            next_line = time.monotonic() + PROGRESS_EVERY
+            next_line = time.monotonic() + WORKER_PROGRESS_EVERY
             if relay.done != shown_count:
                 shown_count = relay.done
                 _say(err, f"{shown_count} item(s) done")

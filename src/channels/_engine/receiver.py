@@ -27,11 +27,10 @@ from .._errors import (
     WouldBlock,
 )
 from .._protocols import Receiver
+from .._timing import NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
 from .contract import ChannelStats, Core
-from .deadlines import deadline_after
-from .sender import NOWAIT_LOCK
 from .turns import NOW, Turn, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 

@@ -16,10 +16,10 @@ from typing import Any, TypeVar, cast, overload
 
 from .._errors import ChannelTimeout, ConfigError, EndOfChannel, WouldBlock
 from .._protocols import Receiver
+from .._timing import POLL_SLICE, SELECT_SLICE, deadline_after
 from .channel import ChannelBase
 from .conditions import timed_out
 from .contract import Core, steps_on_loop
-from .deadlines import POLL_SLICE, deadline_after
 from .receiver import ReceiverHandle
 from .turns import take_turn
 from .waiting import anyio_module, in_asyncio
@@ -32,8 +32,6 @@ B = TypeVar("B")
 C = TypeVar("C")
 D = TypeVar("D")
 
-#: How long a round waits when some receiver has no descriptor to wait on.
-_SHORT = 0.01
 _turns = itertools.count()
 
 
@@ -75,7 +73,7 @@ def select(*receivers: Receiver[Any], timeout: float | None = None) -> tuple[Rec
             return got
         left = rounds.left(deadline)
         fds, blind = rounds.waitables()
-        slice_ = min(left, _SHORT if blind else POLL_SLICE)
+        slice_ = min(left, SELECT_SLICE if blind else POLL_SLICE)
         if fds:
             poller = _os_select.poll()
             for fd in fds:
@@ -143,7 +141,7 @@ async def _aselect_anyio(rounds: _Rounds, deadline: float | None) -> tuple[Recei
         if got is not None:
             return got
         left = rounds.left(deadline)
-        await anyio.sleep(min(left, _SHORT))
+        await anyio.sleep(min(left, SELECT_SLICE))
         rounds.look_for_dead()
 
 
@@ -255,7 +253,7 @@ class _Race:
                 else:
                     self._won = True
                     return rx, item
-            await asyncio.sleep(min(rounds.left(self._deadline), _SHORT))
+            await asyncio.sleep(min(rounds.left(self._deadline), SELECT_SLICE))
 
 
 class _Rounds:

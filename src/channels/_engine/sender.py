@@ -30,10 +30,10 @@ from .._errors import (
     ChannelTimeout,
     WouldBlock,
 )
+from .._timing import JOIN_SLICE, NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import full
 from .contract import ChannelStats, Core, stores_batches
-from .deadlines import deadline_after
 from .turns import NOW, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, pause, turn
 
@@ -42,17 +42,9 @@ __all__ = ["SenderHandle", "join"]
 # Invariant here: the concrete classes both take and give T (variance lives on the protocols).
 T = TypeVar("T")
 
-#: How long a ``*_nowait`` call may wait for a lock another thread or process holds
-#: for one item (one preempted while it holds it), before it raises ``WouldBlock``.
-NOWAIT_LOCK = 0.005
-
 
 def _nowait() -> float:
     return time.monotonic() + NOWAIT_LOCK
-
-
-#: How often ``join`` looks at the count of unfinished items.
-JOIN_SLICE = 0.01
 
 
 def join(core: Core, timeout: float | None) -> None:

@@ -2,7 +2,7 @@
 
 A pool of a fixed size makes the next call wait behind the ones that block (a
 stalled server holds them all); here a call that finds no idle thread starts
-one, and a thread idle for ``IDLE_EXIT`` seconds ends. The turns of
+one, and a thread idle for ``HELPER_IDLE_EXIT`` seconds ends. The turns of
 ``turns`` keep the number in use small: one call at a time per channel,
 direction and event loop. The threads are daemons, so a call stuck on a
 stalled server never keeps the interpreter from exiting.
@@ -17,13 +17,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._timing import HELPER_IDLE_EXIT
+
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["run_off_loop"]
 
-#: How long a helper thread waits for another call before it ends, in seconds.
-IDLE_EXIT = 10.0
 
 _Job = tuple["asyncio.AbstractEventLoop", "asyncio.Future[Any]", Callable[[], object]]
 
@@ -52,7 +52,7 @@ class _Helpers:
         while True:
             with self._lock:
                 while not self._jobs:
-                    if not self._ready.wait(IDLE_EXIT) and not self._jobs:
+                    if not self._ready.wait(HELPER_IDLE_EXIT) and not self._jobs:
                         self._spare -= 1
                         return
                 job = self._jobs.popleft()

@@ -27,11 +27,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ChannelTimeout
+from .._timing import POLL_SLICE, STEP_GRACE, STEP_ROUND_TRIP, WAIT_SLICE
 from .conditions import timed_out
 from .contract import Core, steps_on_loop
-from .deadlines import POLL_SLICE
 from .threads import run_off_loop
-from .waiting import WAIT_SLICE, readable
+from .waiting import readable
 
 if TYPE_CHECKING:
     import asyncio
@@ -204,7 +204,7 @@ class Turn:
                 return await asyncio.shield(outcome)
             # A core that keeps deadlines itself gets a moment to say how the step ended;
             # any other gets a round trip's worth, so that a timeout of 0 still tries once.
-            grace = _GRACE if self.quick else _ROUND_TRIP
+            grace = STEP_GRACE if self.quick else STEP_ROUND_TRIP
             timer = asyncio.timeout(max(0.0, deadline - time.monotonic()) + grace)
             async with timer:
                 return await asyncio.shield(outcome)
@@ -219,12 +219,6 @@ class Turn:
             if timer is not None and timer.expired():  # not the call's own ChannelTimeout
                 raise _abandoned(self._sending, sent) from None
             raise
-
-
-#: How long past its deadline a step of a core that keeps deadlines may take to answer.
-_GRACE = 1.0
-#: How long past its deadline any other core's step may take: one round trip on a busy host.
-_ROUND_TRIP = 0.05
 
 
 def _settle(outcome: asyncio.Future[Any], keep: Callable[[Any], object] | None) -> None:

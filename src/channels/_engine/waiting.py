@@ -21,15 +21,14 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ChannelTimeout, ConfigError
+from .._timing import POLL_SLICE, WAIT_SLICE
 from .conditions import timed_out
 from .contract import Core, steps_on_loop
-from .deadlines import POLL_SLICE
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
-    "WAIT_SLICE",
     "anyio_module",
     "apause",
     "astep_anyio",
@@ -41,9 +40,6 @@ __all__ = [
 ]
 
 R = TypeVar("R")
-
-#: The longest one pause lasts, so a closed receiver or a signal is noticed soon.
-WAIT_SLICE = 0.25
 
 
 def _left(sending: bool, deadline: float | None, sent: int) -> float:

@@ -11,8 +11,8 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import TypeVar, cast
 
-from .._engine.deadlines import deadline_after
 from .._errors import ConfigError, SerializationError
+from .._timing import deadline_after
 from .dispatcher import Engine
 from .jobs import DEFAULT_READAHEAD, BatchJob, CallSpec, IterJob
 from .progress import ProgressCallback, make_progress

@@ -45,6 +45,7 @@ from .._errors import (
     TaskTimeout,
     WorkerCrashed,
 )
+from .._timing import REAP_WAIT, SWEEP_INTERVAL, TERMINATE_GRACE
 from .jobs import Chunk, IterJob, Job, pack
 from .pool_state import PoolState, State, log_exception
 from .processes import (
@@ -62,12 +63,6 @@ __all__ = ["Engine"]
 
 # Give up on a pool whose workers die this many times in a row before they are ready.
 _MAX_START_FAILURES = 3
-# How long terminated workers get to exit before they are killed outright.
-_TERMINATE_GRACE = 1.0
-# How often the workers' exit status is polled, besides watching their sentinels.
-_SWEEP_INTERVAL = 0.5
-# The longest wait to reap a worker seen to exit (its sentinel fires as it exits).
-_REAP_WAIT = 0.05
 
 
 class Engine(PoolState):
@@ -110,7 +105,7 @@ class Engine(PoolState):
             self._wake()
         if threading.current_thread() is self._thread:
             return
-        self._thread.join(_TERMINATE_GRACE + 4.0)
+        self._thread.join(TERMINATE_GRACE + 4.0)
         if self._thread.is_alive():  # the dispatcher is stuck: do its job
             with self.lock:
                 processes = list(self._processes.values())
@@ -177,7 +172,7 @@ class Engine(PoolState):
 
     def _wait_and_handle(self) -> None:
         now = time.monotonic()
-        wait = _SWEEP_INTERVAL
+        wait = SWEEP_INTERVAL
         for worker in self._workers:
             deadline = worker.deadline()
             if deadline is not None:
@@ -194,7 +189,7 @@ class Engine(PoolState):
         now = time.monotonic()
         if now >= self._next_sweep:
             # A sentinel can be held open by a process forked elsewhere: ask the OS too.
-            self._next_sweep = now + _SWEEP_INTERVAL
+            self._next_sweep = now + SWEEP_INTERVAL
             dead.extend(
                 w for w in self._workers if w not in dead and w.process.exitcode is not None
             )
@@ -352,7 +347,7 @@ class Engine(PoolState):
         """Handle a worker whose process ended: fail or pass on its chunk, replace it."""
         while worker.results_open and _readable(worker.results):
             self._receive(worker)
-        worker.process.join(_REAP_WAIT)  # it has exited: this only reaps it
+        worker.process.join(REAP_WAIT)  # it has exited: this only reaps it
         pid, exitcode = worker.process.pid, worker.process.exitcode
         self._watch.remove(worker)
         self._workers.remove(worker)
@@ -419,7 +414,7 @@ class Engine(PoolState):
         if kill:
             for worker in workers:
                 worker.process.kill()
-        stop_workers(workers, _TERMINATE_GRACE)
+        stop_workers(workers, TERMINATE_GRACE)
         for worker in workers:
             with self.lock:
                 self._processes.pop(worker.pid, None)

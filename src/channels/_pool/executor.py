@@ -18,8 +18,8 @@ from concurrent.futures import Executor, Future
 from multiprocessing.context import BaseContext
 from typing import ParamSpec, TypeVar, TypeVarTuple, cast, final
 
-from .._engine.deadlines import deadline_after
 from .._errors import ConfigError
+from .._timing import deadline_after
 from .jobs import DEFAULT_READAHEAD
 from .pool import Pool
 from .results import ResultIterator

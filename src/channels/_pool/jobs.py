@@ -24,14 +24,11 @@ from collections.abc import Callable, Sequence
 from typing import final
 
 from .._errors import SerializationError
+from .._timing import CHUNK_MIN_SECONDS, CHUNK_SECONDS
 from .remote_errors import describe, dumps
 
 __all__ = ["DEFAULT_READAHEAD", "BatchJob", "CallSpec", "Chunk", "IterJob", "Job", "pack"]
 
-# Auto chunk size: aim for chunks that take about this long in a worker...
-_TARGET_SECONDS = 0.02
-# ... and, as the input runs out, no less than this (a round trip costs ~0.1-0.3 ms).
-_MIN_SECONDS = 0.002
 # ... and whose items pickle to about this many bytes, with at most this many items.
 _TARGET_BYTES = 1 << 20
 _MAX_CHUNK = 10_000
@@ -187,9 +184,9 @@ class Job:
 
         Without a chunksize: at most a quarter of the input per worker, and
         less as the input runs out (half of what is left per worker), so that
-        the workers finish together, though not below ``_MIN_SECONDS`` of
+        the workers finish together, though not below ``CHUNK_MIN_SECONDS`` of
         work, which the round trip would outweigh; and once a few calls were
-        timed, about ``_TARGET_SECONDS`` of work per chunk, so that a chunk of
+        timed, about ``CHUNK_SECONDS`` of work per chunk, so that a chunk of
         slow calls does not keep one worker busy while the others wait.
         """
         if self.spec.chunksize is not None:
@@ -201,13 +198,13 @@ class Job:
             shrunk = math.ceil(left / (2 * workers))
             if self._item_seconds is not None:
                 # Not below what outweighs the round trip to a worker and back.
-                shrunk = max(shrunk, int(_MIN_SECONDS / max(self._item_seconds, 1e-9)))
+                shrunk = max(shrunk, int(CHUNK_MIN_SECONDS / max(self._item_seconds, 1e-9)))
             size = min(size, math.ceil(self.total / (4 * workers)), shrunk)
             size = max(1, size)
         if self._item_seconds is None:
             return min(size, _PROBE)
         if self._item_seconds > 0:
-            size = min(size, max(1, int(_TARGET_SECONDS / self._item_seconds)))
+            size = min(size, max(1, int(CHUNK_SECONDS / self._item_seconds)))
         if self._item_bytes:
             size = min(size, max(1, int(_TARGET_BYTES / self._item_bytes)))
         return size

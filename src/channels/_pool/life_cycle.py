@@ -11,8 +11,8 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from .._engine.deadlines import deadline_after
 from .._errors import ChannelTimeout, PoolClosed
+from .._timing import deadline_after
 from .calls import call_spec
 from .jobs import CallSpec
 

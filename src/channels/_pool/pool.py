@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, ParamSpec, TypeVar, TypeVarTuple, cast, final, overload
 
-from .._engine.deadlines import deadline_after
 from .._errors import ConfigError, PoolClosed, SerializationError
+from .._timing import deadline_after
 from .calls import (
     call_form,
     callbacks,

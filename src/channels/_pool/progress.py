@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol, cast, final
 
+from .._timing import PROGRESS_INTERVAL
+
 __all__ = ["Progress", "ProgressCallback", "make_progress"]
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``callback(done, total)``; ``total`` is None when the input has no ``len()``."""
-
-# Report at most this often, besides the first and the last report.
-_INTERVAL = 0.1
 
 
 class _Bar(Protocol):
@@ -86,7 +85,7 @@ class Progress:
     def update(self, done: int, *, force: bool = False) -> None:
         """Report ``done`` if it changed and enough time passed (or ``force``)."""
         now = time.monotonic()
-        if done == self._last_done or (not force and now - self._last_time < _INTERVAL):
+        if done == self._last_done or (not force and now - self._last_time < PROGRESS_INTERVAL):
             return
         self._last_time, self._last_done = now, done
         for callback in self._callbacks:

@@ -18,7 +18,7 @@ never acknowledged before its result is sent:
   lapses. So a lost machine holds at most ``slots x batch`` items.
 
 A slot takes at most as many items as its worker ran in about
-``BATCH_SECONDS`` the last time, so that slow items are not held back in one
+``RELAY_BATCH_SECONDS`` the last time, so that slow items are not held back in one
 slot while other workers (and machines) are idle; cheap items travel in full
 batches, paying the round trips to redis and to the worker once per batch.
 There are a few more slots than workers, so that a worker does not sit idle
@@ -42,19 +42,15 @@ from .._errors import (
     WorkerCrashed,
 )
 from .._protocols import Receiver, Sender
+from .._timing import RELAY_BATCH_SECONDS, RELAY_POLL
 from .batches import Marks, run_batch
 from .pool import Pool
 from .processes import exit_description
 from .remote_errors import describe, unpack_exception
 
-__all__ = ["BATCH_SECONDS", "DeadLetter", "Relay"]
+__all__ = ["DeadLetter", "Relay"]
 
 T = TypeVar("T")
-
-# How often a slot waiting for an item or a result looks whether it should stop.
-_POLL = 0.1
-#: About how long one batch should keep its worker busy (see the module doc).
-BATCH_SECONDS = 0.05
 
 
 @final
@@ -163,7 +159,7 @@ class Relay:
         size = 1  # until the first batch shows how long an item takes
         while not self._stop.is_set():
             try:
-                items = rx.recv_many(size, timeout=_POLL)
+                items = rx.recv_many(size, timeout=RELAY_POLL)
             except ChannelTimeout:
                 continue
             except EndOfChannel:
@@ -179,7 +175,7 @@ class Relay:
             self._mark_done(rx, len(items))
             if batch.ran:
                 rate = batch.ran / max(batch.seconds, 1e-9)
-                size = max(1, min(self._batch, int(BATCH_SECONDS * rate)))
+                size = max(1, min(self._batch, int(RELAY_BATCH_SECONDS * rate)))
 
     def _finish(self, slot: int, batch: _Batch) -> bool:
         """Run ``batch`` until every result (or dead letter) is sent; False if they were not."""
@@ -191,7 +187,7 @@ class Relay:
                 outcome = self._pool.apply_async(
                     run_batch, self._fn, [batch.items[i] for i in chunk], slot
                 )
-                while not outcome.wait(_POLL):
+                while not outcome.wait(RELAY_POLL):
                     pass
                 values, error, seconds = outcome.get(0)
             except PoolClosed:  # stopped while it ran: the batch goes back to the channel

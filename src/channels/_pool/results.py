@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from itertools import chain, islice
 from typing import Generic, TypeVar, cast, final
 
-from .._engine.deadlines import deadline_after
 from .._errors import ChannelTimeout
+from .._timing import PROGRESS_LOOK, deadline_after
 from .dispatcher import Engine
 from .jobs import BatchJob, Chunk, IterJob, pack
 from .progress import Progress
@@ -24,9 +24,6 @@ __all__ = ["AsyncResult", "ResultIterator", "wait_batch"]
 
 # Covariant: these objects only hand out R, so an AsyncResult[bool] is an AsyncResult[int].
 R_co = TypeVar("R_co", covariant=True)
-
-# How often a map with a progress report looks at the results that came.
-_PROGRESS = 0.1
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -44,7 +41,9 @@ def wait_batch(
                 if not job.finished:
                     left = _remaining(deadline)
                     # Deliveries do not wake this wait: look at the progress now and then.
-                    wait_for = left if progress is None else min(left or _PROGRESS, _PROGRESS)
+                    wait_for = (
+                        left if progress is None else min(left or PROGRESS_LOOK, PROGRESS_LOOK)
+                    )
                     job.cond.wait(wait_for)
                 finished, done = job.finished, job.delivered
             if finished:

@@ -37,6 +37,7 @@ from .._errors import (
     WorkerCrashed,
 )
 from .._protocols import Receiver, Sender
+from .._timing import STREAM_POLL, STREAM_STOP_GRACE
 from .processes import (
     exit_description,
     ignore_sigint,
@@ -49,10 +50,6 @@ from .remote_errors import describe, dumps, loads, pack_exception, unpack_except
 
 __all__ = ["StreamRun", "StreamSpec"]
 
-# How often an idle or blocked stream worker checks whether it should stop.
-_POLL = 0.1
-# How long terminate() lets stream workers stop by themselves before killing them.
-_GRACE = 1.0
 
 _FINISHED = 0
 _FAILED = 1
@@ -85,7 +82,7 @@ def stream_worker_main(
             spec.initializer(*spec.initargs)
         while not stop.is_set():
             try:
-                item = inbox.recv(timeout=_POLL)
+                item = inbox.recv(timeout=STREAM_POLL)
             except ChannelTimeout:
                 continue
             except EndOfChannel:
@@ -106,7 +103,7 @@ def stream_worker_main(
 def _send(outbox: Sender[object], result: object, stop: Event) -> bool:
     """Try to send for a moment; True once sent or when told to stop."""
     try:
-        outbox.send(result, timeout=_POLL)
+        outbox.send(result, timeout=STREAM_POLL)
     except ChannelTimeout:
         return stop.is_set()
     return True
@@ -198,7 +195,7 @@ class StreamRun:
             if self._wake_w >= 0:
                 os.write(self._wake_w, b"!")
         if threading.current_thread() is not self._thread:
-            self._thread.join(_GRACE + 4.0)
+            self._thread.join(STREAM_STOP_GRACE + 4.0)
 
     def join(self, timeout: float | None) -> bool:
         """Wait for the stream to end; return whether it did."""
@@ -211,12 +208,14 @@ class StreamRun:
         kill_at: float | None = None
         while pending:
             if self._terminated and kill_at is None:
-                kill_at = time.monotonic() + _GRACE
+                kill_at = time.monotonic() + STREAM_STOP_GRACE
             if kill_at is not None and time.monotonic() >= kill_at:
                 for member in pending.values():
                     member.process.kill()
-            left = _POLL * 5 if kill_at is None else max(0.0, kill_at - time.monotonic()) + 0.01
-            ready = wait([*pending, self._wake_r], timeout=min(left, _POLL * 5))
+            left = (
+                STREAM_POLL * 5 if kill_at is None else max(0.0, kill_at - time.monotonic()) + 0.01
+            )
+            ready = wait([*pending, self._wake_r], timeout=min(left, STREAM_POLL * 5))
             if self._wake_r in ready:
                 os.read(self._wake_r, 512)
             # A sentinel can be held open by a process forked elsewhere: ask the OS too.

@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import cast
 
 from .._errors import SerializationError
+from .._timing import ORPHAN_CHECK
 from .processes import ignore_sigint
 from .remote_errors import describe, dumps, loads, pack_exception
 
@@ -51,9 +52,6 @@ STAR = 1  # fn(*item)
 APPLY = 2  # fn(*args, **kwargs) for item == (args, kwargs)
 
 Error = tuple[int, bytes]
-
-# How often an idle worker looks whether its parent is gone (it then exits).
-_ORPHAN_CHECK = 0.5
 
 
 def worker_main(
@@ -78,7 +76,7 @@ def worker_main(
         try:
             # Under fork the other workers hold this pipe's write end too, so the end of
             # file alone does not say that the parent is gone: its pid does.
-            while not tasks.poll(_ORPHAN_CHECK):
+            while not tasks.poll(ORPHAN_CHECK):
                 if os.getppid() != parent:
                     return
             message = tasks.recv_bytes()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import cast
 
 from .._errors import ChannelBroken, ChannelError
+from .._timing import LOCK_SLICE
 
 __all__ = ["MUTEX_BYTES", "OWNER_DIED", "RobustMutex"]
 
@@ -35,8 +36,6 @@ OWNER_DIED = 1
 _PTHREAD_PROCESS_SHARED = 1
 _PTHREAD_MUTEX_ROBUST = 1
 _PTHREAD_MUTEX_ERRORCHECK = 2
-# A bounded wait, so a waiting thread still runs signal handlers (Ctrl-C) regularly.
-_SLICE = 0.05
 
 
 class _Timespec(ctypes.Structure):
@@ -134,7 +133,7 @@ class RobustMutex:
         if rc != errno.EBUSY:
             return _result(rc)
         while True:
-            wait = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+            wait = LOCK_SLICE if deadline is None else min(LOCK_SLICE, deadline - time.monotonic())
             if wait <= 0:
                 return self.try_acquire()
             rc = self._timed(wait)

@@ -51,13 +51,13 @@ from ..._engine.conditions import (
     nothing_to_mark,
 )
 from ..._engine.contract import ChannelStats
-from ..._engine.deadlines import POLL_SLICE
 from ..._engine.ledger import (
     BROKEN,
     ENDED,
 )
 from ..._errors import ChannelError, ChannelTimeout
 from ..._process.liveness import pid_alive, this_process
+from ..._timing import POLL_SLICE
 from .opening import close_all, os_reason, pipe, prepare_pipe, side_fds, state_file
 from .options import LocalOptions
 from .receiving import Receiving

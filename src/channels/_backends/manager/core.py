@@ -59,11 +59,11 @@ from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError,
 from ..._process.handover import Handed
 from ..._process.liveness import host_key, pid_alive, process_stamp, this_process
 from ..._process.per_process import PerProcess
+from ..._timing import ANSWER_WINDOW, CONNECT_TIMEOUT, MIN_ANSWER
 from .keys import env_authkey, key_for, key_source, process_key, to_authkey
-from .link import CONNECT_TIMEOUT, MIN_ANSWER, Link, expect_int, expect_pair, link_for
+from .link import Link, expect_int, expect_pair, link_for
 from .manager import ChannelManager, start_local_manager, stop_local_manager
 from .options import ManagerOptions
-from .state import WINDOW
 from .wire import Address, describe_address, parse_address
 
 __all__ = ["ChannelRef", "ManagerCore"]
@@ -197,7 +197,7 @@ class ManagerCore(CoreBase):
         The server is asked to answer a little early, so that the answer is here
         in time; one that is late anyway is read and dropped by the next call.
         """
-        wait = min(max(0.0, timeout), WINDOW)
+        wait = min(max(0.0, timeout), ANSWER_WINDOW)
         deadline = time.monotonic() + wait
         if self._handed or self._watched:
             self._settle(deadline)

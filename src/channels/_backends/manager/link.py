@@ -30,26 +30,17 @@ from ..._errors import (
     ChannelError,
     ChannelTimeout,
 )
+from ..._timing import CONNECT_TIMEOUT, MIN_ANSWER, REPLY_GRACE
 from .keys import ENV_AUTHKEY, process_key
 from .wire import HUB_ID, Address, describe_address, set_io_timeout
 
 __all__ = [
-    "CONNECT_TIMEOUT",
-    "MIN_ANSWER",
-    "REPLY_GRACE",
     "Link",
     "connect",
     "expect_int",
     "expect_pair",
     "link_for",
 ]
-
-#: How long connecting to a server and proving the key may take, in seconds.
-CONNECT_TIMEOUT = 10.0
-#: How much longer than its own wait a server may take to answer before it counts as gone.
-REPLY_GRACE = 20.0
-#: The least time a call is given for its answer, even when its deadline is nearer or past.
-MIN_ANSWER = 0.05
 
 
 def _gone(address: Address, exc: BaseException) -> ChannelError:

@@ -44,6 +44,7 @@ from typing import Any, cast
 from ..._engine.conditions import condition_of
 from ..._errors import ChannelError
 from ..._process.liveness import pid_alive
+from ..._timing import HANDSHAKE_HEAD, HANDSHAKE_TIMEOUT
 from .hub import Hub, caller
 from .wire import HUB_ID, borrowed_socket, describe_address, hang_up, set_io_timeout
 
@@ -51,12 +52,8 @@ __all__ = ["ChannelServer", "exit_with"]
 
 log = logging.getLogger(__name__)
 
-#: How long an unauthenticated connection may take to prove the key, in all.
-HANDSHAKE_TIMEOUT = 10.0
 #: How many connections may be proving the key at once.
 MAX_HANDSHAKES = 128
-#: How long a handshake is safe from being pushed out by a newer one.
-HANDSHAKE_HEAD = 0.5
 #: How many refused connections are logged in 10 s at most (the rest are counted).
 LOGGED_REFUSALS = 20
 _BACKLOG = 128

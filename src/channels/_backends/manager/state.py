@@ -7,7 +7,7 @@ the serialized bytes the client made; the server never unpickles them.
 Each method runs in the server thread of the connection that called it.
 ``put`` and ``take`` never wait; ``wait`` does, waking every ``POLL_SLICE`` (and
 whenever a client process goes away) to look for dead peers, and answers within
-``WINDOW`` seconds at most, so a live server always answers in a bounded time.
+``ANSWER_WINDOW`` seconds at most, so a live server always answers in a bounded time.
 
 ``put`` and ``take`` only *stage* their items: put items hold room but no
 receiver sees them, taken items leave the queue but still count as in it. The
@@ -37,18 +37,16 @@ from ..._engine.conditions import (
     nothing_left,
     nothing_to_mark,
 )
-from ..._engine.deadlines import POLL_SLICE
 from ..._engine.ledger import (
     BROKEN,
     ENDED,
     WORDS,
     Ledger,
 )
+from ..._timing import ANSWER_WINDOW, POLL_SLICE
 
-__all__ = ["WINDOW", "Caller", "ChannelState"]
+__all__ = ["Caller", "ChannelState"]
 
-#: The longest a server call waits before answering "not yet" (the client asks again).
-WINDOW = 2.0
 
 _OVER = ENDED | BROKEN
 
@@ -208,7 +206,7 @@ class ChannelState:
         Every slice it looks for dead peers: a full channel whose receivers all
         died breaks, and so does an empty one whose senders all died.
         """
-        end = time.monotonic() + min(max(0.0, timeout), WINDOW)
+        end = time.monotonic() + min(max(0.0, timeout), ANSWER_WINDOW)
         ledger = self.ledger
         with self.lock:
             while True:

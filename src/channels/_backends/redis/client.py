@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, ServerFull, ServerUnreachable
-from .connection import CONNECT_TIMEOUT, Connection, Server, connect, scrub
+from ..._timing import BLOCK_GRACE, CONNECT_ATTEMPT, REPLY_FLOOR, REPLY_TIMEOUT
+from .connection import Connection, Server, connect, scrub
 
 __all__ = ["Arg", "Client", "as_bytes", "as_int", "as_list", "pack"]
 
@@ -28,16 +29,6 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 #: What a script or command takes as an argument.
 Arg = bytes | str | int | float
-
-#: The shortest wait for a reply, even when the caller's deadline is nearer: a call
-#: that gives up sooner would lose replies that are merely a little slow.
-REPLY_FLOOR = 0.1
-#: How much longer than its own block a blocking read may take to answer.
-BLOCK_GRACE = 0.5
-#: How long a call with no nearer deadline waits for one reply before it takes the
-#: connection for lost and asks again on a new one (safe: see ``core``). A request
-#: that a middlebox swallowed then costs this long, not the whole call.
-REPLY_TIMEOUT = 2.0
 
 
 class Client:
@@ -62,7 +53,7 @@ class Client:
         with self._idle_lock:
             conn = self._idle.pop() if self._idle else connect(self.server)
         # Read when the connection is (re)made: the handshake waits no longer than the call.
-        conn.socket_connect_timeout = min(CONNECT_TIMEOUT, timeout)
+        conn.socket_connect_timeout = min(CONNECT_ATTEMPT, timeout)
         conn.socket_timeout = timeout
         try:
             conn.send_packed_command([packed])

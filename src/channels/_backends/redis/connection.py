@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..._errors import ConfigError
+from ..._timing import CONNECT_ATTEMPT, SOCKET_TIMEOUT
 
 if TYPE_CHECKING:
     import redis
@@ -40,11 +41,6 @@ ENV_PASSWORD = "CHANNELS_REDIS_PASSWORD"
 ENV_ADDRESS = "CHANNELS_REDIS_ADDRESS"
 INSTALL = "pip install 'typed-channels[redis]'"
 DEFAULT_PORT = 6379
-
-#: How long one connection attempt may take before the server counts as unreachable.
-CONNECT_TIMEOUT = 1.0
-#: How long one reply may take; a blocking read asks for much less than this.
-SOCKET_TIMEOUT = 10.0
 
 
 class Connection(Protocol):
@@ -162,7 +158,7 @@ def connect(server: Server) -> Connection:
         "db": server.db,
         "username": server.username,
         "password": password_for(server),
-        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_connect_timeout": CONNECT_ATTEMPT,
         "socket_timeout": SOCKET_TIMEOUT,
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,

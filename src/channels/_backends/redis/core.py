@@ -42,7 +42,6 @@ from ..._codec.serializers import Serializer
 from ..._engine.conditions import not_joinable, nothing_to_mark
 from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
-from ..._engine.deadlines import remaining
 from ..._errors import (
     ChannelBroken,
     ChannelClosed,
@@ -52,6 +51,7 @@ from ..._errors import (
     EndOfChannel,
 )
 from ..._process.liveness import this_process
+from ..._timing import remaining
 from . import renewal
 from . import scripts as lua
 from .calls import Calls, stream_items, why_broken

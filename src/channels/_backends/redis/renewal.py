@@ -18,10 +18,10 @@ import time
 
 from ..._errors import ChannelError
 from ..._process.liveness import pid_alive, process_stamp, this_process
+from ..._timing import CONNECT_ATTEMPT
 from . import scripts as lua
 from .calls import Calls
 from .client import Arg
-from .connection import CONNECT_TIMEOUT
 from .lease import born_suffix
 from .state import Local, ms
 
@@ -88,6 +88,6 @@ def at_exit(calls: Calls, joinable: bool | None) -> None:
         return
     if local.receiving and not joinable:
         acks: list[Arg] = [local.consumer, *local.held]
-        calls.call(lua.CLOSE_RECEIVER, acks, time.monotonic() + CONNECT_TIMEOUT)
+        calls.call(lua.CLOSE_RECEIVER, acks, time.monotonic() + CONNECT_ATTEMPT)
         local.held.clear()
         local.receiving = False

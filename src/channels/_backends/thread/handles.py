@@ -16,10 +16,10 @@ from typing import Generic, NoReturn, TypeVar, cast, final
 from ..._engine.closing import Closing
 from ..._engine.conditions import closed_receiver, full, nothing_ready
 from ..._engine.contract import ChannelStats
-from ..._engine.deadlines import deadline_after
 from ..._engine.receiver import aiterate
 from ..._engine.waiting import apause, pause
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
+from ..._timing import deadline_after
 from .core import NOTHING, ThreadCore, cannot_cross
 
 __all__ = ["ThreadReceiver", "ThreadSender"]

@@ -12,7 +12,7 @@ Condition            details                         raises
 ``SENDER_CLOSED``                                    ``ChannelClosed``
 ``CLONE_CLOSED``                                     ``ChannelClosed``
 ``RECEIVER_CLOSED``                                  ``ChannelClosed``
-``SENDER_REFUSED``   name, kept (bool)               ``ChannelClosed``
+``SENDER_REFUSED``   name, kept (bool), note = ""    ``ChannelClosed``
 ``ENDED``                                            ``EndOfChannel``
 ``BROKEN``           ``Broken`` reason, note = ""    ``ChannelBroken``
 ``LOST_UNFINISHED``  how many items                  ``ChannelBroken``
@@ -25,6 +25,11 @@ Condition            details                         raises
 ``MISMATCH``         name, maxsize, joinable,        ``ConfigError``
                      asked maxsize, asked joinable
 ===================  ==============================  ================================
+
+The engines that report conditions: the local core (in the calling process),
+a manager server (answered to its client), and a redis channel's scripts
+(whose statuses its core reads as conditions: ``end``, ``closed``,
+``broken`` and ``options``, and lost data, ``Broken.DATA_LOST``).
 
 An error made by ``error`` remembers its condition (``condition_of``), so a
 process that answers for another sends the condition, not the exception, and
@@ -99,6 +104,8 @@ class Broken(IntEnum):
     RECEIVERS_GONE = 2
     TORN = 3
     SERVER_GONE = 4
+    DATA_LOST = 5
+    GIVEN_UP = 6
 
 
 _WHY: dict[int, str] = {
@@ -107,7 +114,13 @@ _WHY: dict[int, str] = {
     ),
     Broken.RECEIVERS_GONE: "every process that received from the channel has died",
     Broken.TORN: "a process died in the middle of reading or writing an item",
-    Broken.SERVER_GONE: "the manager server holding the channel is gone",
+    Broken.SERVER_GONE: "the server holding the channel is gone",
+    Broken.DATA_LOST: (
+        "the server lost the channel's data (restarted without persistence, flushed, "
+        "restored from an older snapshot, or failed over to a replica that lagged): "
+        "items may be gone"
+    ),
+    Broken.GIVEN_UP: "a program that served the channel gave up on it",
 }
 
 _FIXED: dict[Condition, tuple[type[ChannelError], str]] = {
@@ -179,10 +192,12 @@ def _make(condition: Condition, details: tuple[Detail, ...]) -> ChannelError:
             return _timeout(sending, rest[0] if rest and isinstance(rest[0], int) else 0)
         case Condition.NOT_JOINABLE, (str() as call,):
             return ChannelError(f"{call} needs a channel opened with joinable=True")
-        case Condition.SENDER_REFUSED, (str() as name, bool() as kept):
+        case Condition.SENDER_REFUSED, (str() as name, bool() as kept, *rest):
             refused = f"channel {name!r} has ended: no sender can be opened on it"
             if kept:
                 refused += " (its name names a new channel once every process that used it is gone)"
+            if rest and rest[0]:
+                refused += f" ({rest[0]})"
             return ChannelClosed(refused)
         case Condition.NO_CHANNEL, (int() as cid,):
             return ChannelError(f"this server holds no channel {cid}")

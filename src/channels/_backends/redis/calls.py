@@ -15,14 +15,14 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from ..._engine.conditions import Broken, broken_reason
-from ..._errors import ChannelBroken
+from ..._engine.conditions import Broken, Condition, error
+from ..._errors import ChannelError
 from ..._process.liveness import this_process
 from . import scripts as lua
 from .client import Arg, as_bytes, as_int, as_list
 from .state import Local, Ref
 
-__all__ = ["Calls", "stream_items", "why_broken"]
+__all__ = ["Calls", "broken", "stream_items"]
 
 
 class Calls:
@@ -96,10 +96,10 @@ class Calls:
         local = self.mine()
         if local is not None:
             local.client.disconnect()  # every later call raises at once: nothing more to ask
-        raise ChannelBroken(
-            f"the redis server at {self.ref.server.describe()} lost the data of channel "
-            f"{self.ref.name!r} (restarted without persistence, flushed, restored from an "
-            "older snapshot, or failed over to a replica that lagged): items may be gone"
+        raise error(
+            Condition.BROKEN,
+            Broken.DATA_LOST,
+            f"channel {self.ref.name!r} at the redis server at {self.ref.server.describe()}",
         )
 
     def __repr__(self) -> str:
@@ -119,7 +119,13 @@ def stream_items(reply: object) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def why_broken(reason: object) -> str:
-    """What a broken channel's record says, or what breaks a channel by itself."""
+def broken(where: str, reason: object) -> ChannelError:
+    """The error for a channel the server has marked broken, with what its record says.
+
+    A record with no words is a channel whose senders' leases lapsed; one with
+    words was broken on purpose (``break_channel``), and says why.
+    """
     said = as_bytes(reason).decode(errors="replace")
-    return said or f"{broken_reason(Broken.SENDERS_GONE)} (its lease lapsed)"
+    if said:
+        return error(Condition.BROKEN, Broken.GIVEN_UP, f"{where}: {said}")
+    return error(Condition.BROKEN, Broken.SENDERS_GONE, f"{where}: its lease lapsed")

@@ -39,22 +39,19 @@ from collections.abc import Sequence
 
 from ..._codec.payloads import Payload, plain
 from ..._codec.serializers import Serializer
-from ..._engine.conditions import not_joinable, nothing_to_mark
+from ..._engine.conditions import Condition, error, not_joinable, nothing_to_mark
 from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
 from ..._errors import (
     ChannelBroken,
-    ChannelClosed,
     ChannelError,
     ChannelTimeout,
-    ConfigError,
-    EndOfChannel,
 )
 from ..._process.liveness import this_process
 from ..._timing import remaining
 from . import renewal
 from . import scripts as lua
-from .calls import Calls, stream_items, why_broken
+from .calls import Calls, broken, stream_items
 from .client import Arg, as_bytes, as_int, as_list
 from .lease import hold
 from .options import Settings
@@ -114,17 +111,24 @@ class RedisCore(CoreBase):
         known_size, known_joinable = as_int(rest[0]), as_int(rest[1])
         where = f"channel {ref.name!r} at {ref.server.describe()}"
         if status == b"end":
-            raise ChannelClosed(
-                f"the {where} has ended; no sender can be opened on it until its "
-                f"end marker expires (option linger, {given.linger:g} s after it was drained)"
+            raise error(
+                Condition.SENDER_REFUSED,
+                ref.name,
+                False,
+                f"at {ref.server.describe()}, until its end marker expires: option linger, "
+                f"{given.linger:g} s after it was drained",
             )
         if status == b"options":
-            raise ConfigError(
-                f"the {where} has maxsize={known_size} and joinable={bool(known_joinable)}; "
-                "open it with those or leave them out"
+            raise error(
+                Condition.MISMATCH,
+                ref.name,
+                known_size,
+                bool(known_joinable),
+                known_size if size is None else size,
+                bool(known_joinable) if joinable is None else joinable,
             )
         if status == b"broken":
-            raise ChannelBroken(f"the {where} is broken: {why_broken(rest[2])}")
+            raise broken(where, rest[2])
         core._joinable = None if known_joinable < 0 else bool(known_joinable)
         return core
 
@@ -141,7 +145,7 @@ class RedisCore(CoreBase):
         new = new_token()
         status, _ = self._calls.call(lua.CLONE, [token, new], None)
         if status != b"ok":
-            raise ChannelClosed("this sender handle is closed, or the channel has ended")
+            raise error(Condition.CLONE_CLOSED)
         return new
 
     def handing_over(self, token: int) -> None:
@@ -223,9 +227,9 @@ class RedisCore(CoreBase):
                 raise
             if status == b"closed":
                 local.closed.add(token)
-                raise ChannelClosed("this sender handle is closed, or the channel has ended")
+                raise error(Condition.SENDER_CLOSED)
             if status == b"broken":
-                raise ChannelBroken(f"{self!r} is broken: {why_broken(rest[3])}")
+                raise broken(repr(self), rest[3])
             stored, bell, last = as_int(rest[0]), as_bytes(rest[1]), as_int(rest[2])
             earlier = local.unsure.pop(token, None)
             if earlier is not None:
@@ -256,7 +260,7 @@ class RedisCore(CoreBase):
                 hold(self)
             while not local.backlog:
                 if local.ended:
-                    raise EndOfChannel("the channel has ended")
+                    raise error(Condition.ENDED)
                 if not self._take_round(local, max_items, deadline):
                     return []
             batch: list[Payload] = []
@@ -284,12 +288,12 @@ class RedisCore(CoreBase):
         if status == b"end":
             local.held.clear()
             local.ended = True
-            raise EndOfChannel("the channel has ended")
+            raise error(Condition.ENDED)
         self._joinable = bool(as_int(rest[0]))
         if not self._joinable:
             local.held.clear()
         if status == b"broken":
-            raise ChannelBroken(f"{self!r} is broken: {why_broken(rest[1])}")
+            raise broken(repr(self), rest[1])
         if status == b"none":
             local.recover = False
             local.sent_mark, local.bell_mark = as_bytes(rest[1]), as_bytes(rest[2])

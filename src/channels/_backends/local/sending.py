@@ -47,6 +47,19 @@ class Sending(Locked):
         handle this process sent on last, goes straight into the pipe: the same
         stores and steps as ``_put_counted``, without its calls.
         """
+        # The write lock stays even where the pipe write alone is atomic (PIPE_BUF),
+        # as multiprocessing.Pipe has it, and for a batch as well. It also orders:
+        # - the pipe against the overflow. A writer that saw the overflow empty, then
+        #   wrote to the pipe after another writer (the pipe full for it) appended to
+        #   the overflow and a reader turned to it (PIPE_DRAINED), leaves its item
+        #   in the pipe behind its own next item, which goes to the overflow and is
+        #   received first: per-sender FIFO broken.
+        # - a close of the same handle in another process (close takes this lock):
+        #   without it a send could return after a receiver saw the end, and its
+        #   item would never be received.
+        # - SENT, a read-modify-write that stats, join and the bound rely on.
+        # A death anywhere is safe without it; the rest is not, and Python has no
+        # atomic read-modify-write on shared memory to replace it.
         if rc := self._wtry():
             self._lock_after(self._wlock, rc, deadline)
         try:

@@ -23,7 +23,7 @@ from typing import Protocol
 from .._errors import ChannelError
 from . import steps as _steps
 
-__all__ = ["BROKEN", "ENDED", "WORDS", "Ledger", "Liveness", "Words"]
+__all__ = ["BROKEN", "ENDED", "FLAGS_WORD", "WORDS", "Ledger", "Liveness", "Words"]
 
 #: Flag bits in the FLAGS word.
 ENDED = 1
@@ -31,6 +31,8 @@ BROKEN = 2
 
 # Header words.
 _MAGIC, _FLAGS, _OPEN, _HINT, _BROKEN_WHY = range(5)
+#: The word of the flags, for a caller that reads them straight from the words.
+FLAGS_WORD = _FLAGS
 _HEADER = 8
 _MAGIC_VALUE = 0x6368616E6E656C73  # "channels"
 
@@ -138,6 +140,12 @@ class Ledger:
         """Whether the handle ``token`` is still open."""
         slot = token & ((1 << _SLOT_BITS) - 1)
         return self._w[_HEADER + slot] == ((token >> _SLOT_BITS) << 1) | 1
+
+    @staticmethod
+    def open_word(token: int) -> tuple[int, int]:
+        """The word of ``token``'s slot, and the value it holds while the handle is open:
+        for a caller that checks one handle over and over straight from the words."""
+        return _HEADER + (token & ((1 << _SLOT_BITS) - 1)), ((token >> _SLOT_BITS) << 1) | 1
 
     def sendable(self, token: int) -> bool:
         """Whether ``token`` is open and the channel not broken: one call per item sent."""

@@ -12,11 +12,11 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import Generic, TypeVar, cast, final
 
-from .._codec.payloads import OutOfBand, Part, Payload, decode, decode_many, items_in
+from .._codec.payloads import Part, Payload, decode, decode_many, items_in
 from .._codec.serializers import PASS_THROUGH, cannot_load, loader
 from .._errors import (
     ChannelError,
@@ -30,7 +30,7 @@ from .._protocols import Receiver
 from .._timing import NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
-from .contract import ChannelStats, Core
+from .contract import ChannelStats, Core, Data, steps_on_loop
 from .turns import NOW, Turn, may_try_now, take_turn
 from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
 
@@ -56,12 +56,13 @@ def _batch_size(max_items: object) -> int:
 class ReceiverHandle(Closing, Generic[T]):
     """The receiving half; ``Receiver[T]``. Closing it stops only this process's receiver."""
 
-    __slots__ = ("__weakref__", "_closed", "_core", "_held", "_loads")
+    __slots__ = ("__weakref__", "_closed", "_core", "_held", "_loads", "_turns")
 
     def __init__(self, core: Core, closed: bool = False) -> None:
         self._core = core
         self._closed = closed
-        self._loads = loader(core.serializer)
+        self._loads = cast("Callable[[Data], T]", loader(core.serializer))
+        self._turns = not steps_on_loop(core)  # whether threads take turns to wait (``turn``)
         # Items taken out of the channel but not yet handed over (after an item of a
         # batch failed to deserialize, or an async call left before its take returned):
         # they belong to this process now, and the next call hands them over first. An
@@ -81,18 +82,19 @@ class ReceiverHandle(Closing, Generic[T]):
         deadline = None if timeout is None else deadline_after(timeout)
         core = self._core
         # While another thread waits its turn, nothing was ready a moment ago: line up too.
-        if not (self._held or self._closed or in_line(core, False)):
+        if not (self._held or self._closed or (self._turns and in_line(core, False))):
             raw = core.take(1, deadline)
-            if raw:
-                data = raw[0]
-                if isinstance(data, OutOfBand | Part):
-                    return cast(T, decode(core.serializer, data))
-                try:  # the common case, decoded here at once
-                    return cast(T, self._loads(cast(bytes, data)))
-                except PASS_THROUGH:
-                    raise
-                except BaseException as exc:
-                    raise cannot_load(core.serializer, exc) from exc
+            if not raw:  # nothing now: wait first, then try again
+                return self._wait_for(1, deadline)[0]
+            data = raw[0]
+            if not isinstance(data, _BYTES):  # a large item's buffers, or a stored batch's
+                return cast(T, decode(core.serializer, data))
+            try:  # the common case, decoded here at once
+                return self._loads(data)
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:
+                raise cannot_load(core.serializer, exc) from exc
         return self._recv_many(1, deadline)[0]
 
     def recv_nowait(self) -> T:
@@ -107,11 +109,15 @@ class ReceiverHandle(Closing, Generic[T]):
         return self._recv_many(_batch_size(max_items), deadline_after(timeout))
 
     def _recv_many(self, size: int, deadline: float | None) -> list[T]:
-        core = self._core
-        if self._held or not in_line(core, False):
+        if self._held or not (self._turns and in_line(self._core, False)):
             got = self._take(size, deadline)
             if got:
                 return got
+        return self._wait_for(size, deadline)
+
+    def _wait_for(self, size: int, deadline: float | None) -> list[T]:
+        """Up to ``size`` items, once nothing was ready: pause, try, until some come."""
+        core = self._core
         with turn(core, False, deadline, check=self._check_open):
             while True:
                 pause(core, False, deadline)
@@ -241,7 +247,7 @@ class ReceiverHandle(Closing, Generic[T]):
             kind = type(one)
             if kind in _BYTES:
                 try:
-                    return [cast(T, self._loads(cast(bytes, one)))]
+                    return [self._loads(cast(bytes, one))]
                 except PASS_THROUGH:
                     raise
                 except BaseException as exc:

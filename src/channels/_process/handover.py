@@ -23,10 +23,12 @@ class Handed:
     the parent's to settle.
     """
 
-    __slots__ = ("_lock", "_pending", "_pid")
+    __slots__ = ("_lock", "_pid", "pending")
 
     def __init__(self) -> None:
-        self._pending: list[tuple[object, int]] = []
+        #: (Popen, token) of each child not yet settled; read it, never change it. Empty,
+        #: it says at once that there is nothing to settle (truth: ``bool(handed)``).
+        self.pending: list[tuple[object, int]] = []
         self._pid = this_process.pid
         self._lock = threading.Lock()  # a thread may start a child while another settles
 
@@ -37,22 +39,22 @@ class Handed:
             return False
         self._own()
         with self._lock:
-            self._pending.append((popen, token))
+            self.pending.append((popen, token))
         return True
 
     def started(self) -> list[tuple[int, int]]:
         """(pid, token) of each child that has a pid now, each once."""
         self._own()
         with self._lock:
-            ready = [(started_pid(p), t) for p, t in self._pending if started_pid(p)]
+            ready = [(started_pid(p), t) for p, t in self.pending if started_pid(p)]
             if ready:
-                self._pending = [(p, t) for p, t in self._pending if not started_pid(p)]
+                self.pending = [(p, t) for p, t in self.pending if not started_pid(p)]
         return ready
 
     def __bool__(self) -> bool:
         """Whether this process is starting any child with a handle (a cheap check)."""
-        return bool(self._pending) and self._pid == this_process.pid
+        return bool(self.pending) and self._pid == this_process.pid
 
     def _own(self) -> None:
         if self._pid != this_process.pid:  # forked: the pending children are the parent's
-            self._pending, self._pid, self._lock = [], this_process.pid, threading.Lock()
+            self.pending, self._pid, self._lock = [], this_process.pid, threading.Lock()

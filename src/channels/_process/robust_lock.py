@@ -21,12 +21,13 @@ import errno
 import mmap
 import time
 from collections.abc import Callable
-from typing import cast
+from functools import partial
+from typing import NoReturn, cast
 
 from .._errors import ChannelBroken, ChannelError
 from .._timing import LOCK_SLICE
 
-__all__ = ["MUTEX_BYTES", "OWNER_DIED", "RobustMutex"]
+__all__ = ["MUTEX_BYTES", "OWNER_DIED", "RobustMutex", "release_failed"]
 
 #: Room reserved for one mutex (glibc needs 40 bytes on x86_64, 48 on arm64).
 MUTEX_BYTES = 64
@@ -93,7 +94,7 @@ _pt = _load()
 class RobustMutex:
     """A view of one robust, process-shared mutex at a fixed address in shared memory."""
 
-    __slots__ = ("_addr", "_buffer", "_pt", "_trylock", "_unlock")
+    __slots__ = ("_addr", "_buffer", "_pt", "_trylock", "_unlock", "try_now", "unlock_now")
 
     def __init__(self, buffer: mmap.mmap, offset: int) -> None:
         if _pt is None:
@@ -105,6 +106,11 @@ class RobustMutex:
         self._trylock, self._unlock = _pt.trylock, _pt.unlock  # the calls every item makes
         self._buffer = ctypes.c_char.from_buffer(buffer, offset)
         self._addr = ctypes.addressof(self._buffer)
+        #: The bare calls, for a caller that takes the lock once per item: ``try_now()``
+        #: answers 0 once the lock is taken (any other answer: ``acquire_after``), and
+        #: ``unlock_now()`` 0 once it is let go (any other: ``release_failed``).
+        self.try_now: Callable[[], int] = partial(_pt.trylock, self._addr)
+        self.unlock_now: Callable[[], int] = partial(_pt.unlock, self._addr)
 
     def initialise(self) -> None:
         """Set up the mutex (once, in a new channel, before any other process sees it)."""
@@ -127,7 +133,11 @@ class RobustMutex:
 
     def acquire(self, deadline: float | None) -> int | None:
         """Take the lock: 0, ``OWNER_DIED``, or None once ``deadline`` (monotonic) has passed."""
-        rc = self._trylock(self._addr)
+        return self.acquire_after(self._trylock(self._addr), deadline)
+
+    def acquire_after(self, rc: int, deadline: float | None) -> int | None:
+        """``acquire``, given what ``try_now`` answered (``rc``): after ``OWNER_DIED`` this
+        thread holds the lock already, and after ``EBUSY`` it waits for it."""
         if rc == 0:
             return 0
         if rc != errno.EBUSY:
@@ -157,7 +167,12 @@ class RobustMutex:
         """Let go of the lock; fails loudly if this thread does not hold it."""
         rc = self._unlock(self._addr)
         if rc:
-            _check(rc, "release a channel lock")
+            release_failed(rc)
+
+
+def release_failed(rc: int) -> NoReturn:
+    """Raise for a failed unlock (``rc``: its answer), as ``release`` does."""
+    raise ChannelError(f"cannot release a channel lock: {errno.errorcode.get(rc, rc)} ({rc})")
 
 
 def _result(rc: int) -> int:

@@ -50,6 +50,12 @@ class Locked(Base):
         if got != 0:
             self._acquired(lock, got)
 
+    def _lock_after(self, lock: RobustMutex, rc: int, deadline: float | None) -> None:
+        """Hold ``lock`` after its ``try_now`` answered ``rc`` (not 0), repaired if need be."""
+        got = lock.acquire_after(rc, deadline)
+        if got != 0:
+            self._acquired(lock, got)
+
     def _acquired(self, lock: RobustMutex, got: int | None) -> None:
         """After ``acquire`` answered other than 0: time out, or repair after a dead holder."""
         if got is None:

@@ -43,7 +43,7 @@ from ..._engine import steps as _steps
 from ..._engine.conditions import Broken, Condition, error
 from ..._engine.ledger import Words
 
-__all__ = ["Overflow"]
+__all__ = ["TOTALS", "WORDS", "Overflow"]
 
 _FRAME = struct.Struct("!Q")
 _JUMP_TO = struct.Struct("!QQ")  # where the next ring starts, and its size
@@ -65,6 +65,8 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _W_TOTAL, _R_TOTAL, _W_AT, _W_CAP, _W_T0, _R_AT, _R_CAP, _R_T0, _END, _ALLOC = range(10)
 _B_AT, _B_TAKEN = 10, 11
 WORDS = 12
+#: The write and read totals: the overflow holds something while they differ (``pending``).
+TOTALS = (_W_TOTAL, _R_TOTAL)
 
 #: What ``peek_many`` found: the payloads, how many items they hold, and what
 #: ``take_to`` stores to take them.

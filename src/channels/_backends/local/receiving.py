@@ -20,8 +20,12 @@ from ..._engine.ledger import (
 )
 from ..._errors import ChannelBroken, EndOfChannel
 from ..._process.liveness import pid_alive, this_process
+from ..._process.robust_lock import release_failed
 from .locks import Locked
 from .state import (
+    FLAGS,
+    OVERFLOW_READ,
+    OVERFLOW_WRITTEN,
     PIPE_BUF,
     PIPE_DRAINED,
     PIPE_FRAME,
@@ -34,6 +38,9 @@ from .state import (
     TICKET_BIT,
 )
 
+HEAD = PIPE_FRAME.size
+_head = PIPE_FRAME.unpack_from
+
 
 class Receiving(Locked):
     """The read side: ``take`` and what it needs."""
@@ -44,20 +51,19 @@ class Receiving(Locked):
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != this_process.pid:
             self._note_receiver(deadline)
-        if self._handed:
+        if self._handed.pending and self._handed:
             self._settle(deadline)
-        words, ledger, rlock = self._words, self._ledger, self._rlock
+        if rc := self._rtry():
+            self._lock_after(self._rlock, rc, deadline)
+        words = self._words
         got: list[Payload] = []
         count = 0  # items in got: a part of a stored batch may hold several
-        got_lock = rlock.acquire(deadline)
-        if got_lock != 0:
-            self._acquired(rlock, got_lock)
         try:
             step = _steps.step
             if step:
                 step("recv:locked")
             while count < max_items:
-                if words[PIPE_DRAINED] and not ledger.flags & BROKEN:
+                if words[PIPE_DRAINED] and not words[FLAGS] & BROKEN:
                     run, taken = self._take_run(max_items - count)
                     if run:
                         got += run
@@ -76,8 +82,9 @@ class Receiving(Locked):
                     count += 1
         finally:
             words[TAKING] = 0
-            rlock.release()
-        if got and self._settings.maxsize:
+            if rc := self._runlock():
+                release_failed(rc)
+        if got and not self._unbounded:
             self._made_room(count)
         return got
 
@@ -85,7 +92,7 @@ class Receiving(Locked):
         """One item, pipe first, counted taken; None if none is ready, ``RUN`` if it is
         the overflow's turn; the caller holds the read lock."""
         words = self._words
-        joinable = self._settings.joinable
+        joinable = self._joinable
         if joinable:  # held before taken: a live receiver never holds less than it took
             self._hold(1)
         words[TAKING] = words[RECEIVED] + 1
@@ -145,17 +152,27 @@ class Receiving(Locked):
         """The next item, or None, or ``RUN`` when the overflow's turn has just come;
         the caller holds the read lock."""
         words = self._words
-        ledger = self._ledger
-        overflow = self._overflow
         while True:
-            flags = ledger.flags
-            if flags & BROKEN and ledger.broken_why == Broken.TORN:
-                raise error(Condition.BROKEN, ledger.broken_why)
+            flags = words[FLAGS]
+            if flags & BROKEN and self._ledger.broken_why == Broken.TORN:
+                raise error(Condition.BROKEN, Broken.TORN)
             # The overflow only ever holds items newer than the pipe's, so it is
             # read only once the pipe was seen empty *after* the overflow had items.
-            pending = overflow.pending()
+            pending = words[OVERFLOW_WRITTEN] != words[OVERFLOW_READ]
             if not (pending and words[PIPE_DRAINED]):
-                data = self._read_pipe()
+                data: Payload | None = None
+                if self._packets:  # one read is one whole frame: nothing can tear it
+                    try:
+                        frame = os.read(self._rfd, PIPE_BUF)
+                    except BlockingIOError:
+                        pass
+                    else:
+                        size = len(frame) - HEAD
+                        if size >= 0 and _head(frame)[0] == size + 1:  # an item, in band
+                            return frame[HEAD:]
+                        data = self._read_pipe(frame)
+                else:
+                    data = self._read_pipe()
                 if data is not None:
                     return data
                 if pending:
@@ -169,29 +186,29 @@ class Receiving(Locked):
                 if data is not None:
                     return data
                 continue
-            if overflow.pending():
+            if words[OVERFLOW_WRITTEN] != words[OVERFLOW_READ]:
                 continue  # the overflow filled after we looked: the pipe may hold older items
             if _steps.step:
                 _steps.step("recv:empty")
-            nothing_left(ledger, flags)  # as read before looking: see nothing_left
+            nothing_left(self._ledger, flags)  # as read before looking: see nothing_left
             return None
 
-    def _read_pipe(self) -> Payload | None:
-        """Take one item from the pipe, or None if it holds none (wake-ups are skipped)."""
+    def _read_pipe(self, frame: bytes | None = None) -> Payload | None:
+        """Take one item from the pipe, or None if it holds none (wake-ups are skipped);
+        ``frame``: one read already, in packet mode."""
         fd = self._rfd
         while True:
-            try:
-                if self._packets:  # one read is one whole frame: nothing can tear it
-                    frame = os.read(fd, PIPE_BUF)
-                    head = frame[: PIPE_FRAME.size]
-                else:
-                    frame = head = os.read(fd, PIPE_FRAME.size)
-            except BlockingIOError:
-                return None
-            if len(head) != PIPE_FRAME.size:
+            if frame is None:
+                try:
+                    frame = os.read(fd, PIPE_BUF if self._packets else HEAD)
+                except BlockingIOError:
+                    return None
+            head = frame[:HEAD]
+            if len(head) != HEAD:
                 self._tear(f"a frame header of {len(head)} bytes")
             (size,) = PIPE_FRAME.unpack(head)
             if size == 0:
+                frame = None
                 continue
             marked = size & TICKET_BIT
             size = (size & ~TICKET_BIT) - 1
@@ -200,10 +217,10 @@ class Receiving(Locked):
             data: Data
             if not self._packets:
                 data = self._read_payload(fd, size)
-            elif len(frame) != PIPE_FRAME.size + size:
+            elif len(frame) != HEAD + size:
                 self._tear(f"a frame of {len(frame)} bytes claiming {size}")
             else:
-                data = memoryview(frame)[PIPE_FRAME.size : PIPE_FRAME.size + size]
+                data = memoryview(frame)[HEAD : HEAD + size]
             return self._redeem(data) if marked else data
 
     def _read_payload(self, fd: int, size: int) -> bytes:

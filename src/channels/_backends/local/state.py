@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..._codec.serializers import Serializer
 from ..._engine.ledger import (
+    FLAGS_WORD,
     WORDS,
     Ledger,
 )
@@ -26,6 +27,7 @@ from ..._process.handover import Handed
 from ..._process.liveness import this_process
 from ..._process.robust_lock import MUTEX_BYTES, RobustMutex
 from .opening import close_all
+from .overflow import TOTALS as OVERFLOW_TOTALS
 from .overflow import WORDS as OVERFLOW_WORDS
 from .overflow import Overflow
 from .shm import Shm
@@ -44,6 +46,9 @@ W_TORN, R_TORN, PIPE_DRAINED, SENT, RECEIVED, TAKING, DONE, TICKETS = range(8)
 OVERFLOW = 8  # the overflow's words follow
 RUN = b"<the overflow's turn>"  # from _take: no item, take a run of the overflow
 TRANSPORT_WORDS = OVERFLOW + OVERFLOW_WORDS
+# Words the per-item paths read straight: the ledger's flags, the overflow's totals.
+FLAGS = TRANSPORT_WORDS + FLAGS_WORD
+OVERFLOW_WRITTEN, OVERFLOW_READ = (OVERFLOW + at for at in OVERFLOW_TOTALS)
 STATE_BYTES = WORDS_AT + (TRANSPORT_WORDS + WORDS) * 8
 OVERFLOW_BASE = -(-STATE_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
 
@@ -108,6 +113,7 @@ class Base:
         "_first",
         "_handed",
         "_hold_lock",
+        "_joinable",
         "_ledger",
         "_mm",
         "_noted",
@@ -118,12 +124,20 @@ class Base:
         "_rentry",
         "_rfd",
         "_rlock",
+        "_rtry",
+        "_runlock",
+        "_sending",
         "_settings",
         "_shm",
         "_shm_pid",
+        "_slot_at",
+        "_slot_open",
+        "_unbounded",
         "_wfd",
         "_wlock",
         "_words",
+        "_wtry",
+        "_wunlock",
     )
 
     def __init__(self, fds: Fds, settings: Settings, first: int) -> None:
@@ -133,6 +147,14 @@ class Base:
         self._mm = mmap.mmap(fds.state, STATE_BYTES)
         self._rlock = RobustMutex(self._mm, RLOCK_AT)
         self._wlock = RobustMutex(self._mm, WLOCK_AT)
+        self._rtry, self._runlock = self._rlock.try_now, self._rlock.unlock_now
+        self._wtry, self._wunlock = self._wlock.try_now, self._wlock.unlock_now
+        self._unbounded = not settings.maxsize
+        self._joinable = settings.joinable
+        # The handle this process last sent on, checked and noted (``Sending``): its
+        # slot's word and the value it holds while the handle is open.
+        self._sending = -1  # no token is negative
+        self._slot_at = self._slot_open = -1
         self._words = memoryview(self._mm)[WORDS_AT:STATE_BYTES].cast("q")
         self._ledger = Ledger(self._words[TRANSPORT_WORDS:])
         self._first = first
@@ -172,5 +194,7 @@ class Base:
 
     def _wake(self) -> None:
         """Wake a receiver waiting on the pipe; a full pipe needs no waking."""
-        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+        try:  # noqa: SIM105 (contextlib.suppress costs more, and a batch makes this call each time)
             os.write(self._wfd, WAKE)
+        except (BlockingIOError, BrokenPipeError):
+            pass

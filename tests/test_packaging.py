@@ -100,7 +100,7 @@ def test_the_sdists_tests_run_there(dists: Dists) -> None:
     # "N/M tests collected (K deselected)": the suite pairs each backend with its own workers
     assert re.search(r"^\d+(/\d+)? tests collected", collected.stdout, flags=re.MULTILINE)
     ran = subprocess.run(
-        [*run, "tests/test_serialize.py"],
+        [*run, "tests/test_codec.py"],
         cwd=dists.unpacked,
         env=env,
         capture_output=True,

@@ -45,7 +45,8 @@ __all__ = [
 
 def _gone(address: Address, exc: BaseException) -> ChannelError:
     detail = str(exc) or type(exc).__name__
-    return error(Condition.BROKEN, Broken.SERVER_GONE, f"{describe_address(address)}: {detail}")
+    where = describe_address(address)
+    return error(Condition.BROKEN, Broken.SERVER_GONE, f"the manager server at {where}: {detail}")
 
 
 class _Late(TimeoutError):

@@ -19,6 +19,9 @@ from channels import ChannelBroken
 import children
 from support import REDIS_LEASE, WAIT, drain, join, open_for, start
 
+#: A matrix suite: .ci/run runs it after the default set (scripts/test -m extended).
+pytestmark = pytest.mark.extended
+
 #: The start methods that hand a child its handles by pickling them as it starts.
 STARTING = ["spawn", "forkserver"]
 #: A crash shows within this: a redis lease (the slowest), and a few slices on a busy machine.

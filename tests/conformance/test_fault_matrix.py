@@ -21,7 +21,8 @@ import children
 from children import HARD_FAULTS, SOFT_FAULTS
 from support import BOUNDED_BACKENDS, PROCESS_BACKENDS, WAIT, drain, join, open_for, start
 
-pytestmark = pytest.mark.processes
+#: A matrix suite: .ci/run runs it after the default set (scripts/test -m extended).
+pytestmark = [pytest.mark.processes, pytest.mark.extended]
 
 #: A fault must show within this (it shows within a 50 ms slice; the rest is a noisy machine).
 DETECTED_WITHIN = 5.0

@@ -50,6 +50,7 @@ def _forward(
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # a long fault suite: .ci/run runs it after the default set
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 def test_random_kills_lose_at_most_what_the_killed_receivers_held(backend: str, batch: int) -> None:

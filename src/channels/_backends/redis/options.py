@@ -25,7 +25,7 @@ from ..._contexts import resolve_context
 from ..._errors import ConfigError
 from .connection import Server, import_redis, parse_address, remember_password
 
-__all__ = ["RedisOptions", "Settings", "check_options"]
+__all__ = ["RedisOptions", "Settings"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,27 +88,7 @@ class RedisOptions(Options):
     def settings(self) -> Settings:
         """Check every option (``ConfigError`` names the first bad one); keep the password
         in this process only (see ``connection``)."""
-        return check_options(
-            maxsize=self.maxsize,
-            serializer=self.serializer,
-            max_message_size=self.max_message_size,
-            address=self.address,
-            name=self.name,
-            db=self.db,
-            username=self.username,
-            password=self.password,
-            socket=self.socket,
-            tls=self.tls,
-            tls_ca=self.tls_ca,
-            tls_cert=self.tls_cert,
-            tls_key=self.tls_key,
-            tls_verify=self.tls_verify,
-            lease=self.lease,
-            reconnect=self.reconnect,
-            joinable=self.joinable,
-            linger=self.linger,
-            prefix=self.prefix,
-        )
+        return _settings(self)
 
 
 @dataclass(frozen=True)
@@ -127,82 +107,61 @@ class Settings:
     linger: float
 
 
-def check_options(
-    *,
-    maxsize: int | None = None,
-    serializer: SerializerSpec = None,
-    max_message_size: int | None = None,
-    address: tuple[str, int] | str | None = None,
-    name: str | None = None,
-    db: int = 0,
-    username: str | None = None,
-    password: str | None = None,
-    socket: str | None = None,
-    tls: bool = False,
-    tls_ca: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    tls_verify: bool = True,
-    lease: float = 10.0,
-    reconnect: float = 30.0,
-    joinable: bool | None = None,
-    linger: float = 86400.0,
-    prefix: str = "channels",
-) -> Settings:
+def _settings(options: RedisOptions) -> Settings:
     """Check every option (``ConfigError`` names the first bad one); remember the password.
 
     The password stays in this process only (see ``connection``): it is no part
     of what is returned, so nothing that prints or pickles the options shows it.
     """
-    size = None if maxsize is None else check_maxsize(maxsize)
-    codec = resolve_serializer(serializer)
-    limit = check_message_limit(max_message_size)
-    _positive("lease", lease)
-    _positive("reconnect", reconnect)
-    _positive("linger", linger)
-    if name is not None and (not isinstance(name, str) or not name):
-        raise ConfigError(f"a channel name is a non-empty string, not {name!r}")
-    if not isinstance(prefix, str) or not prefix:
-        raise ConfigError(f"a key prefix is a non-empty string, not {prefix!r}")
-    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
-        raise ConfigError(f"db is a database number >= 0, not {db!r}")
-    if joinable is not None and not isinstance(joinable, bool):
-        raise ConfigError(f"joinable is True or False, not {joinable!r}")
+    size = None if options.maxsize is None else check_maxsize(options.maxsize)
+    codec = resolve_serializer(options.serializer)
+    limit = check_message_limit(options.max_message_size)
+    _positive("lease", options.lease)
+    _positive("reconnect", options.reconnect)
+    _positive("linger", options.linger)
+    if options.name is not None and (not isinstance(options.name, str) or not options.name):
+        raise ConfigError(f"a channel name is a non-empty string, not {options.name!r}")
+    if not isinstance(options.prefix, str) or not options.prefix:
+        raise ConfigError(f"a key prefix is a non-empty string, not {options.prefix!r}")
+    if isinstance(options.db, bool) or not isinstance(options.db, int) or options.db < 0:
+        raise ConfigError(f"db is a database number >= 0, not {options.db!r}")
+    if options.joinable is not None and not isinstance(options.joinable, bool):
+        raise ConfigError(f"joinable is True or False, not {options.joinable!r}")
     _check_transport(
-        address=address,
-        socket=socket,
-        tls=tls,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_verify=tls_verify,
+        address=options.address,
+        socket=options.socket,
+        tls=options.tls,
+        tls_ca=options.tls_ca,
+        tls_cert=options.tls_cert,
+        tls_key=options.tls_key,
+        tls_verify=options.tls_verify,
     )
     import_redis()
-    host, port = ("localhost", 0) if socket else parse_address(address)
+    host, port = ("localhost", 0) if options.socket else parse_address(options.address)
     server = Server(
         host=host,
         port=port,
-        socket=socket,
-        db=db,
-        username=username,
-        tls=bool(tls),
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_verify=bool(tls_verify),
+        socket=options.socket,
+        db=options.db,
+        username=options.username,
+        tls=bool(options.tls),
+        tls_ca=options.tls_ca,
+        tls_cert=options.tls_cert,
+        tls_key=options.tls_key,
+        tls_verify=bool(options.tls_verify),
     )
-    remember_password(server, password)
+    remember_password(server, options.password)
     return Settings(
         server=server,
-        name=name or f"anon-{secrets.token_hex(8)}",
-        prefix=prefix,
+        name=options.name or f"anon-{secrets.token_hex(8)}",
+        prefix=options.prefix,
         maxsize=size,
-        joinable=joinable,
+        joinable=options.joinable,
         serializer=codec,
         max_message_size=limit,
-        lease=lease,
-        reconnect=reconnect,
-        linger=linger,
+        lease=options.lease,
+        reconnect=options.reconnect,
+        linger=options.linger,
     )
 
 

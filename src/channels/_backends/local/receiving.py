@@ -51,7 +51,7 @@ class Receiving(Locked):
         """Take up to ``max_items`` ready items; the read lock is taken once for them all."""
         if self._receiving_pid != this_process.pid:
             self._note_receiver(deadline)
-        if self._handed.pending and self._handed:
+        if self._handed.hint and self._handed:
             self._settle(deadline)
         if rc := self._rtry():
             self._lock_after(self._rlock, rc, deadline)

@@ -24,7 +24,7 @@ from ..._engine.ledger import (
     Ledger,
 )
 from ..._process.handover import Handed
-from ..._process.liveness import this_process
+from ..._process.per_process import PerProcess
 from ..._process.robust_lock import MUTEX_BYTES, RobustMutex
 from .opening import close_all
 from .overflow import TOTALS as OVERFLOW_TOTALS
@@ -129,7 +129,6 @@ class Base:
         "_sending",
         "_settings",
         "_shm",
-        "_shm_pid",
         "_slot_at",
         "_slot_open",
         "_unbounded",
@@ -168,8 +167,7 @@ class Base:
         self._receiving_pid = 0
         self._rentry = 0  # this process's receiver entry in the ledger
         self._hold_lock = threading.Lock()  # this process's threads update its held count
-        self._shm: Shm | None = None
-        self._shm_pid = 0
+        self._shm: PerProcess[Shm] = PerProcess()
         self._handed = Handed()  # children being started with a handle
         weakref.finalize(self, close_all, fds.all())
 
@@ -185,12 +183,12 @@ class Base:
             os.write(self._fds.room_writer, b"\0")
 
     def _side(self) -> Shm:
-        if self._shm is None or self._shm_pid != this_process.pid:
-            fds = self._fds
-            self._shm = Shm(fds.side_send, fds.side_recv)
-            self._shm_pid = this_process.pid
-            weakref.finalize(self, self._shm.close)
-        return self._shm
+        return self._shm.get(self._new_side)
+
+    def _new_side(self) -> Shm:
+        shm = Shm(self._fds.side_send, self._fds.side_recv)
+        weakref.finalize(self, shm.close)
+        return shm
 
     def _wake(self) -> None:
         """Wake a receiver waiting on the pipe; a full pipe needs no waking."""

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -57,7 +56,7 @@ from ..._engine.contract import ChannelStats
 from ..._engine.core_base import CoreBase
 from ..._errors import ChannelBroken, ChannelError, ChannelTimeout, ConfigError, ServerUnreachable
 from ..._process.handover import Handed
-from ..._process.liveness import host_key, pid_alive, process_stamp, this_process
+from ..._process.liveness import host_key, process_stamp, this_process
 from ..._process.per_process import PerProcess
 from ..._timing import ANSWER_WINDOW, CONNECT_TIMEOUT, MIN_ANSWER
 from .keys import env_authkey, key_for, key_source, process_key, to_authkey
@@ -96,9 +95,6 @@ class ManagerCore(CoreBase):
         "_handed",
         "_link",
         "_receiving",
-        "_watched",
-        "_watched_lock",
-        "_watched_pid",
         "manager",
         "ref",
     )
@@ -112,11 +108,8 @@ class ManagerCore(CoreBase):
         self._closed: set[int] = set()
         self._receiving = 0
         # Children being started with a handle until they have a pid, then, where the
-        # server cannot see this machine's pids, (pid, stamp, token) while they run.
+        # server cannot see this machine's pids, while they run.
         self._handed = Handed()
-        self._watched: list[tuple[int, int, int]] = []
-        self._watched_pid = this_process.pid
-        self._watched_lock = threading.Lock()  # a thread may start a child while another waits
         #: The private manager this core started, if any; it stops when the core is collected.
         self.manager: ChannelManager | None = None
 
@@ -199,7 +192,7 @@ class ManagerCore(CoreBase):
         """
         wait = min(max(0.0, timeout), ANSWER_WINDOW)
         deadline = time.monotonic() + wait
-        if self._handed or self._watched:
+        if self._handed:
             self._settle(deadline)
         asked = max(0.0, wait - min(MIN_ANSWER, wait / 2))
         with contextlib.suppress(ChannelTimeout):
@@ -238,12 +231,6 @@ class ManagerCore(CoreBase):
         """
         self._handed.note(token)
 
-    def _forget_forked(self) -> None:
-        """In a forked child: the children watched are the parent's to settle."""
-        if self._watched_pid != this_process.pid:
-            self._watched, self._watched_pid = [], this_process.pid
-            self._watched_lock = threading.Lock()  # another thread may have held it at the fork
-
     def _settle(self, deadline: float | None = None) -> None:
         """Name each started child that was handed a handle; report the watched ones that died.
 
@@ -252,12 +239,8 @@ class ManagerCore(CoreBase):
         watches its children while it waits, and reports a death (if it dies
         first, such a child counts once it reaches the server, as before).
         """
-        self._forget_forked()
         started = self._handed.started()
-        with self._watched_lock:
-            dead = [w for w in self._watched if not pid_alive(w[0], w[1])]
-            for watched in dead:
-                self._watched.remove(watched)
+        dead = self._handed.died()
         cid = self.ref.cid
         host = host_key() if started else ""
         late: list[tuple[int, int, int]] = []  # no answer by the deadline: watch it here
@@ -278,8 +261,7 @@ class ManagerCore(CoreBase):
             except ChannelError:
                 pass
         if late:
-            with self._watched_lock:
-                self._watched.extend(late)
+            self._handed.watch(late)
 
     def close_sender(self, token: int) -> None:
         if self._handed:

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from ..._engine.conditions import Broken, Condition, error
 from ..._errors import ChannelError
-from ..._process.liveness import this_process
+from ..._process.per_process import PerProcess
 from . import scripts as lua
 from .client import Arg, as_bytes, as_int, as_list
 from .state import Local, Ref
@@ -36,21 +36,20 @@ class Calls:
         self.epoch = epoch
         self.seen = seen
         self.lost = False
-        self.local: Local | None = None
+        self.local: PerProcess[Local] = PerProcess()
 
     def here(self) -> Local:
         """This process's state for the channel, made on first use in each process."""
-        local = self.local
-        if local is None or local.pid != this_process.pid:
-            local = Local(self.ref.server, self.ref.reconnect)
-            self.local = local
-            weakref.finalize(self, local.client.disconnect)
+        return self.local.get(self._new_local)
+
+    def _new_local(self) -> Local:
+        local = Local(self.ref.server, self.ref.reconnect)
+        weakref.finalize(self, local.client.disconnect)
         return local
 
     def mine(self) -> Local | None:
         """This process's state if it has any (the lease thread never makes it)."""
-        local = self.local
-        return local if local is not None and local.pid == this_process.pid else None
+        return self.local.here()
 
     def call(
         self,

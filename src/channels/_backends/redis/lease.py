@@ -25,7 +25,7 @@ import weakref
 from multiprocessing import util
 from typing import Protocol
 
-from ..._process.liveness import this_process
+from ..._process.per_process import PerProcess
 
 __all__ = ["Leaseholder", "born_suffix", "hold", "process_name"]
 
@@ -57,8 +57,7 @@ class _Heart:
         self.failing: weakref.WeakSet[Leaseholder] = weakref.WeakSet()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
-        self.pid = os.getpid()
-        self.name = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def hold(self, holder: Leaseholder) -> None:
         with self.lock:
@@ -113,27 +112,18 @@ class _Heart:
                 log.debug("could not acknowledge at exit: %s", str(exc))
 
 
-_heart = _Heart()
-
-
-def _after_fork() -> None:
-    global _heart
-    _heart = _Heart()  # the parent's thread and leases are not this process's
-
-
-os.register_at_fork(after_in_child=_after_fork)
+#: This process's leaseholders: a child's are its own, never its parent's.
+_heart: PerProcess[_Heart] = PerProcess()
 
 
 def hold(holder: Leaseholder) -> None:
     """Keep ``holder``'s leases fresh while it lives in this process."""
-    _heart.hold(holder)
+    _heart.get(_Heart).hold(holder)
 
 
 def process_name() -> str:
     """A name for this process that no other process, on any machine, has."""
-    if _heart.pid != this_process.pid:  # pragma: no cover - refreshed at fork already
-        _after_fork()
-    return _heart.name
+    return _heart.get(_Heart).name
 
 
 def born_suffix(pid: int, stamp: int) -> str:

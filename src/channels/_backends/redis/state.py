@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..._process.handover import Handed
-from ..._process.liveness import this_process
 from . import scripts as lua
 from .client import Client
 from .connection import Server
@@ -52,7 +51,6 @@ class Local:
     """One core's state in one process."""
 
     def __init__(self, server: Server, reconnect: float) -> None:
-        self.pid = this_process.pid
         self.client = Client(server, reconnect)
         serial = next(_serials)
         self.consumer = f"{process_name()}/{serial}"

@@ -7,6 +7,8 @@ import asyncio
 import os
 import pickle
 import selectors
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -394,3 +396,39 @@ def test_join_waits_for_worker_threads() -> None:
     tasks.close()
     for w in workers:
         w.join(WAIT)
+
+
+_WITHOUT_ANYIO = """
+import asyncio, sys
+sys.modules["anyio"] = None  # as where the trio extra is not installed
+import channels
+
+async def main() -> None:
+    ch = channels.open_channel("thread", maxsize=1)
+    tx, rx = ch.sender, ch.receiver
+    tx.send(0)
+
+    async def consume() -> list[int]:
+        await asyncio.sleep(0.2)  # the producer's asend waits for room meanwhile
+        return [await rx.arecv(timeout=5) for _ in range(3)]
+
+    task = asyncio.create_task(consume())
+    await tx.asend(1, timeout=5)
+    await tx.asend(2, timeout=5)
+    print(await task)
+
+asyncio.run(main())
+"""
+
+
+def test_asyncio_faces_wait_without_anyio() -> None:
+    """Waiting in asyncio needs nothing beyond the standard library on any backend."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_ANYIO],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 2]"

@@ -2,8 +2,8 @@
 
 A *core* is one channel's shared state and transport. It only does what can be
 done now: put serialized items, take them, keep the books. Waiting is the
-handles' job (``waiting``, ``turns``): one loop for blocking calls, one for
-asyncio and one for ``select``, all over the same two readiness hooks a core
+handles' job: one loop for every face that waits (``driving``) and one for
+``select``, both over the same two readiness hooks a core
 offers: a file descriptor that becomes readable when a retry may succeed
 (``ready_fd``), or, where the backend has none, a blocking ``wait`` with a
 timeout.

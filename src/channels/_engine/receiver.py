@@ -1,15 +1,14 @@
 """``ReceiverHandle``: the receiving half every process backend hands out.
 
 A receiver's closed state belongs to its process. Every face (blocking,
-``*_nowait``, batches, asyncio, trio) is the same loop: try the core's
-non-blocking ``take``, and if it found nothing, wait for this thread's (or
-task's) turn, pause (``waiting``, ``turns``) and try again.
+``*_nowait``, batches, asyncio, trio) tries the core's non-blocking ``take``
+once; if it found nothing, the one loop of ``driving`` runs a ``Take`` job:
+this thread's (or task's) turn, a pause, a try, until items come.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -31,8 +30,9 @@ from .._timing import NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
 from .contract import ChannelStats, Core, Data, steps_on_loop
-from .turns import NOW, Turn, may_try_now, take_turn
-from .waiting import apause, astep_anyio, in_asyncio, in_line, pause, turn
+from .driving import Take, arun, run
+from .turns import Turn
+from .waiting import in_line
 
 __all__ = ["ReceiverHandle", "aiterate"]
 
@@ -117,13 +117,16 @@ class ReceiverHandle(Closing, Generic[T]):
 
     def _wait_for(self, size: int, deadline: float | None) -> list[T]:
         """Up to ``size`` items, once nothing was ready: pause, try, until some come."""
-        core = self._core
-        with turn(core, False, deadline, check=self._check_open):
-            while True:
-                pause(core, False, deadline)
-                got = self._take(size, deadline)
-                if got:
-                    return got
+        job = self._job(size)
+        run(self._core, job, deadline, tried=True, check=self._check_open)
+        return self._decoded(job.got)
+
+    def _job(self, size: int) -> Take[Payload | SerializationError]:
+        return Take(partial(self._take_raw, size), self._keep)
+
+    def _keep(self, raw: list[Payload | SerializationError]) -> None:
+        """Items a call took for a task that left: the next call hands them over first."""
+        self._held.extendleft(reversed(raw))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -150,62 +153,14 @@ class ReceiverHandle(Closing, Generic[T]):
         """Wait for this task's turn on the channel, then for up to ``size`` items."""
         if self._held or self._closed:
             return self._take(size, deadline)
-        if not in_asyncio():
-            return await self._areceive_anyio(size, deadline)
-        core = self._core
-        if may_try_now(core, False):
-            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
-                raw = core.take(size, NOW)
-                if raw:
-                    return self._decoded(raw)
-        turn = await take_turn(core, False, deadline)
-        try:
-            if self._held:  # the call whose turn it was left items here: they come first
-                return self._take(size, deadline)
-            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
-                take = partial(self._take_waiting, size, deadline)
-                return self._decoded(await turn.off_loop(take, deadline, self._held.extend))
-            while True:
-                got = await self._atry(turn, size, deadline)
-                if got:
-                    return got
-                await turn.ready(deadline)
-        finally:
-            turn.leave()
-
-    def _take_waiting(
-        self, size: int, deadline: float | None, stop: threading.Event
-    ) -> list[Payload]:
-        """On a helper thread: take up to ``size`` items, waiting until ``stop`` is set."""
-        core = self._core
-        while True:
-            self._check_open()
-            raw = core.take(size, deadline)
-            if raw or stop.is_set():
-                return raw
-            pause(core, False, deadline)
-            if stop.is_set():  # its task left: take nothing more for it
-                return []
+        job = self._job(size)
+        await arun(self._core, job, deadline)
+        return self._decoded(job.got)
 
     async def _atry(self, turn: Turn, size: int, deadline: float | None) -> list[T]:
         """With this task's turn on the channel: up to ``size`` items ready now; [] if none is."""
-        if self._closed:
-            closed_receiver()
-        if self._held:  # a call that left before its take returned kept items here
-            return self._take(size, deadline)
-        raw = await turn.step(partial(self._core.take, size), deadline, self._held.extend)
+        raw = await turn.step(self._job(size), deadline)
         return self._decoded(raw) if raw else []
-
-    async def _areceive_anyio(self, size: int, deadline: float | None) -> list[T]:
-        """``_areceive`` under another event loop (trio), through anyio."""
-        core = self._core
-        while True:
-            if self._closed:
-                closed_receiver()
-            raw = await astep_anyio(core, partial(core.take, size), deadline)
-            if raw:
-                return self._decoded(raw)
-            await apause(core, False, deadline)
 
     def _take_now(self, size: int) -> list[T]:
         try:
@@ -214,10 +169,12 @@ class ReceiverHandle(Closing, Generic[T]):
             raise WouldBlock("another process holds the channel's lock") from exc
 
     def _take(self, size: int, deadline: float | None) -> list[T]:
-        """Up to ``size`` items ready now, deserialized; [] if none is.
+        """Up to ``size`` items ready now, deserialized; [] if none is."""
+        return self._decoded(self._take_raw(size, deadline))
 
-        Items held from before are handed over first, on their own.
-        """
+    def _take_raw(self, size: int, deadline: float | None) -> list[Payload | SerializationError]:
+        """Up to ``size`` items ready now; [] if none is. Items held from before come first,
+        on their own."""
         if self._closed:
             closed_receiver()
         held = self._held
@@ -233,8 +190,8 @@ class ReceiverHandle(Closing, Generic[T]):
                     raw.append(data)
                     count += items_in(data)
             if raw:
-                return self._decoded(raw)
-        return self._decoded(self._core.take(size, deadline))
+                return raw
+        return cast("list[Payload | SerializationError]", self._core.take(size, deadline))
 
     def _decoded(self, raw: Sequence[Payload | SerializationError]) -> list[T]:
         """Deserialize ``raw``; from the first item that fails on, the rest is held.

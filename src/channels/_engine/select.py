@@ -230,7 +230,7 @@ class _Race:
                             return rounds.receivers[i], got[0]
                 if all(i in rounds.ended for i in indexes):
                     return None
-                await turn.ready(deadline)
+                await turn.pause(deadline)
         finally:
             turn.leave()
 

@@ -9,20 +9,18 @@ alive at a fork) and that is garbage-collected unclosed raises
 is not closed for the user, since the collection may run in the middle of a
 call on the same channel in the same thread.
 
-Every face (blocking, ``*_nowait``, batches, asyncio) is the same loop: try the
-core's non-blocking ``put``, and if it did nothing, wait for this thread's (or
-task's) turn, pause (``waiting``, ``turns``) and try again.
+Every face (blocking, ``*_nowait``, batches, asyncio) tries the core's
+non-blocking ``put`` once; if it did not send everything, the one loop of
+``driving`` runs a ``Put`` job: this thread's (or task's) turn, a pause, a try,
+until all of it went.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Generic, TypeVar, final
 
 from .._codec.payloads import Payload, encode_many, encoder
@@ -34,8 +32,7 @@ from .._timing import JOIN_SLICE, NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import full
 from .contract import ChannelStats, Core, stores_batches
-from .turns import NOW, may_try_now, take_turn
-from .waiting import apause, astep_anyio, in_asyncio, pause, turn
+from .driving import Put, arun, run
 
 __all__ = ["SenderHandle", "join"]
 
@@ -80,27 +77,6 @@ os.register_at_fork(after_in_parent=_FORKS.forked, after_in_child=_FORKS.forked)
 _SHARED = -1
 
 
-async def _asend_anyio(core: Core, token: int, data: list[Payload], deadline: float | None) -> None:
-    """``asend_many`` under another event loop (trio), through anyio."""
-    sent = 0
-    while True:
-        rest = data[sent:] if sent else data
-        sent += await astep_anyio(core, partial(core.put, token, rest), deadline)
-        if sent >= len(data):
-            return
-        await apause(core, True, deadline, sent)
-
-
-def _put_rest(
-    core: Core, token: int, data: list[Payload], sent: int, deadline: float | None
-) -> int:
-    """Put what is left of a batch; a timeout says how much of the batch went before it."""
-    try:
-        return core.put(token, data[sent:] if sent else data, deadline)
-    except ChannelTimeout as exc:  # a server's reply lost: exc.unsure may have gone too
-        raise ChannelTimeout(str(exc), sent=sent, unsure=exc.unsure) from exc
-
-
 @final
 class SenderHandle(Closing, Generic[T]):
     """A counted sender handle; ``Sender[T]``.
@@ -132,11 +108,8 @@ class SenderHandle(Closing, Generic[T]):
         data = [self._encode(item)]
         deadline = None if timeout is None else deadline_after(timeout)
         core, token = self._core, self._token
-        if core.put(token, data, deadline):
-            return
-        with turn(core, True, deadline):
-            while not core.put(token, data, deadline):
-                pause(core, True, deadline)
+        if not core.put(token, data, deadline):
+            run(core, Put(core, token, data), deadline)
 
     def send_nowait(self, item: T) -> None:
         """Put ``item`` in the channel now, or raise ``WouldBlock`` if it is full."""
@@ -158,14 +131,8 @@ class SenderHandle(Closing, Generic[T]):
         deadline = deadline_after(timeout)
         core, token = self._core, self._token
         sent = core.put(token, data, deadline)
-        if sent >= len(data):
-            return
-        with turn(core, True, deadline, sent):
-            while True:
-                pause(core, True, deadline, sent)
-                sent += _put_rest(core, token, data, sent, deadline)
-                if sent >= len(data):
-                    return
+        if sent < len(data):
+            run(core, Put(core, token, data, sent), deadline, tried=True)
 
     async def asend(self, item: T, timeout: float | None = None) -> None:
         """``send`` for asyncio: waits without blocking the event loop.
@@ -179,54 +146,7 @@ class SenderHandle(Closing, Generic[T]):
         await self._asend_all(self._encode_many(items), deadline_after(timeout))
 
     async def _asend_all(self, data: list[Payload], deadline: float | None) -> None:
-        core, token = self._core, self._token
-        if not in_asyncio():
-            await _asend_anyio(core, token, data, deadline)
-            return
-        sent = 0
-        if may_try_now(core, True):
-            with contextlib.suppress(ChannelTimeout):  # a busy lock: wait for it in turn
-                sent = core.put(token, data, NOW)
-                if sent >= len(data):
-                    return
-        turn = await take_turn(core, True, deadline, sent)
-        try:
-            if not turn.quick:  # every step a round trip: the whole wait on one helper thread
-                progress = [sent]
-                put = partial(self._put_waiting, data, progress, deadline)
-                try:
-                    await turn.off_loop(put, deadline)
-                except ChannelTimeout as exc:  # out of time while the call was still out
-                    exc.sent = max(exc.sent, progress[0])
-                    raise
-                return
-            while True:
-                rest = data[sent:] if sent else data
-                sent += await turn.step(partial(core.put, token, rest), deadline, sent=sent)
-                if sent >= len(data):
-                    return
-                await turn.ready(deadline, sent)
-        finally:
-            turn.leave()
-
-    def _put_waiting(
-        self,
-        data: list[Payload],
-        progress: list[int],
-        deadline: float | None,
-        stop: threading.Event,
-    ) -> None:
-        """On a helper thread: send what is left of ``data`` (``progress[0]`` of it went),
-        waiting for room until ``stop`` is set."""
-        core, token = self._core, self._token
-        while True:
-            sent = progress[0]
-            progress[0] += core.put(token, data[sent:] if sent else data, deadline)
-            if progress[0] >= len(data) or stop.is_set():
-                return
-            pause(core, True, deadline, progress[0])
-            if stop.is_set():  # its task left: send nothing more for it
-                return
+        await arun(self._core, Put(self._core, self._token, data), deadline)
 
     def _encode_many(self, items: Iterable[T]) -> list[Payload]:
         core = self._core

@@ -36,6 +36,8 @@ from .waiting import readable
 if TYPE_CHECKING:
     import asyncio
 
+    from .driving import Job
+
 __all__ = ["NOW", "Turn", "may_try_now", "take_turn"]
 
 R = TypeVar("R")
@@ -135,27 +137,21 @@ class Turn:
         self.quick = steps_on_loop(core)
         self._pending: asyncio.Future[Any] | None = None  # a step this task left running
 
-    async def step(
-        self,
-        call: Callable[[float | None], R],
-        deadline: float | None,
-        keep: Callable[[R], object] | None = None,
-        sent: int = 0,
-    ) -> R:
-        """``call(deadline)``: on the loop where it cannot block, else on a helper thread.
+    async def step(self, job: Job[R], deadline: float | None) -> R:
+        """One step of ``job``: on the loop where it cannot block, else on a helper thread.
 
-        If this task leaves before an off-loop call returns, ``keep`` gets what it
-        returns. Out of time, it raises ``ChannelTimeout`` once the deadline (and,
-        for a core that keeps deadlines itself, a little more) has passed.
+        If this task leaves before an off-loop step returns, ``job.keep`` gets what it
+        returns. Out of time, it raises ``ChannelTimeout`` once the deadline (and, for
+        a core that keeps deadlines itself, a little more) has passed.
         """
         if self.quick:
             try:
-                return call(NOW)
+                return job.step(NOW)
             except ChannelTimeout:
                 pass  # a lock is busy: wait for it on a helper thread
-        return await self.off_loop(lambda _: call(deadline), deadline, keep, sent)
+        return await self.off_loop(lambda _: job.step(deadline), deadline, job.keep, job.sent)
 
-    async def ready(self, deadline: float | None, sent: int = 0) -> None:
+    async def pause(self, deadline: float | None, sent: int = 0) -> None:
         """Wait one slice for a retry to be worth it; ``ChannelTimeout`` past the deadline."""
         core, sending = self._core, self._sending
         left = WAIT_SLICE

@@ -1,7 +1,7 @@
-"""Waiting for a channel, written once: for blocking calls, and under trio.
+"""The pause between two tries: for blocking calls, and under trio.
 
 A core never waits for room or items (``contract.Core``). When a try finds
-nothing, the caller pauses here for one slice and tries again: the blocking
+nothing, the loop (``driving``) pauses here for one slice and tries again: the blocking
 face sleeps in the core's ``wait``, and the threads of a process take turns to
 do so (``turn``), so an item wakes one thread, not every thread. Under asyncio
 the tasks take turns as well and never block the loop (``turns``); under

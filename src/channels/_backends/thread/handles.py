@@ -3,7 +3,7 @@
 ``send`` and ``recv`` (and their ``*_nowait`` and asyncio faces) first try to
 move the item under the core's lock in a few statements; only when that cannot
 be done now (full, empty, closed, a timeout to check) do they fall back to the
-engine's shared waiting loop (``waiting.pause`` / ``apause``) over the core.
+engine's one waiting loop (``driving``) over the core.
 Items are the very objects sent: nothing is serialized.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
 from typing import Generic, NoReturn, TypeVar, cast, final
 
 from ..._engine.closing import Closing
 from ..._engine.conditions import closed_receiver, full, nothing_ready
 from ..._engine.contract import ChannelStats
+from ..._engine.driving import Put, Take, arun, run
 from ..._engine.receiver import aiterate
-from ..._engine.waiting import apause, pause
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
 from ..._timing import deadline_after
 from .core import NOTHING, ThreadCore, cannot_cross
@@ -54,10 +55,7 @@ class ThreadSender(Closing, Generic[T]):
         """
         if timeout is None and self._send_now(item):
             return
-        deadline = deadline_after(timeout)
-        core, token, one = self._core, self._token, [item]
-        while not core.put(token, one, deadline):
-            pause(core, True, deadline)
+        run(self._core, Put(self._core, self._token, [item]), deadline_after(timeout))
 
     def _send_now(self, item: T) -> bool:
         """The per-item path: put ``item`` now if the channel takes it at once."""
@@ -81,30 +79,20 @@ class ThreadSender(Closing, Generic[T]):
         """Send every item, in order; ``ChannelTimeout.sent`` says how many went if it times out."""
         batch = list(items)
         deadline = deadline_after(timeout)
-        core, token = self._core, self._token
-        sent = core.put(token, batch, deadline)
-        while sent < len(batch):
-            pause(core, True, deadline, sent)
-            sent += core.put(token, batch[sent:], deadline)
+        sent = self._core.put(self._token, batch, deadline)
+        if sent < len(batch):
+            run(self._core, Put(self._core, self._token, batch, sent), deadline, tried=True)
 
     async def asend(self, item: T, timeout: float | None = None) -> None:
         """``send`` for asyncio: waits on the event loop, never blocking it."""
         if timeout is None and self._send_now(item):
             return
-        deadline = deadline_after(timeout)
-        core, token, one = self._core, self._token, [item]
-        while not core.put(token, one, deadline):
-            await apause(core, True, deadline)
+        await arun(self._core, Put(self._core, self._token, [item]), deadline_after(timeout))
 
     async def asend_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """``send_many`` for asyncio."""
         batch = list(items)
-        deadline = deadline_after(timeout)
-        core, token = self._core, self._token
-        sent = core.put(token, batch, deadline)
-        while sent < len(batch):
-            await apause(core, True, deadline, sent)
-            sent += core.put(token, batch[sent:], deadline)
+        await arun(self._core, Put(self._core, self._token, batch), deadline_after(timeout))
 
     def clone(self) -> ThreadSender[T]:
         """Open another counted sender handle, for another producer."""
@@ -187,12 +175,9 @@ class ThreadReceiver(Closing, Generic[T]):
                     return cast(T, item)
             elif (item := core.take_one()) is not NOTHING:
                 return cast(T, item)
-        deadline = deadline_after(timeout)
-        while True:
-            got = self._take(1, deadline)
-            if got:
-                return got[0]
-            pause(core, False, deadline)
+        job = Take(partial(self._take, 1))
+        run(core, job, deadline_after(timeout))
+        return job.got[0]
 
     def recv_nowait(self) -> T:
         """Return the next item if one is ready now, else raise ``WouldBlock``."""
@@ -203,13 +188,9 @@ class ThreadReceiver(Closing, Generic[T]):
 
     def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
         """Wait like ``recv`` for an item, then return every ready item up to ``max_items``."""
-        size = _batch_size(max_items)
-        deadline = deadline_after(timeout)
-        while True:
-            got = self._take(size, deadline)
-            if got:
-                return got
-            pause(self._core, False, deadline)
+        job = Take(partial(self._take, _batch_size(max_items)))
+        run(self._core, job, deadline_after(timeout))
+        return job.got
 
     def recv_many_nowait(self, max_items: int) -> list[T]:
         """Every ready item up to ``max_items``, or ``WouldBlock`` if none is ready."""
@@ -234,22 +215,15 @@ class ThreadReceiver(Closing, Generic[T]):
                     return cast(T, item)
             elif (item := core.take_one()) is not NOTHING:
                 return cast(T, item)
-        deadline = deadline_after(timeout)
-        while True:
-            got = self._take(1, deadline)
-            if got:
-                return got[0]
-            await apause(core, False, deadline)
+        job = Take(partial(self._take, 1))
+        await arun(core, job, deadline_after(timeout))
+        return job.got[0]
 
     async def arecv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
         """``recv_many`` for asyncio."""
-        size = _batch_size(max_items)
-        deadline = deadline_after(timeout)
-        while True:
-            got = self._take(size, deadline)
-            if got:
-                return got
-            await apause(self._core, False, deadline)
+        job = Take(partial(self._take, _batch_size(max_items)))
+        await arun(self._core, job, deadline_after(timeout))
+        return job.got
 
     def _take(self, size: int, deadline: float | None) -> list[T]:
         if not self._core.receiver_open:

@@ -9,8 +9,10 @@ semaphores that other programs on the machine create and remove meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from multiprocessing import process
+from pathlib import Path
 from typing import cast
 
 SHM = "/dev/shm"
@@ -40,3 +42,22 @@ def own_semaphores() -> set[str]:
         return {name for name in os.listdir(SHM) if name.startswith(prefix)}
     except OSError:
         return set()
+
+
+def named_shared_memory(pid: int) -> set[str]:
+    """The named shared memory (files in /dev/shm other than semaphores) that ``pid`` maps
+    or holds open: its own, never another program's."""
+    found: set[str] = set()
+    try:
+        lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    paths = [line.split(maxsplit=5)[-1] for line in lines]
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            paths.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    for path in paths:
+        if path.startswith(SHM + "/") and not path.startswith(SHM + "/sem."):
+            found.add(path.removesuffix(" (deleted)"))
+    return found

@@ -15,16 +15,11 @@ import pytest
 import channels
 from channels import ConfigError
 
-from leaks import own_semaphores
+from leaks import named_shared_memory
 from local_kill import kill_at
 from support import LOCAL_BACKENDS, WAIT, drain, join, open_for, start
 
 BIG = 1 << 20  # the default threshold
-
-
-def _shm_files() -> set[str]:
-    """What is in /dev/shm, less the semaphores other programs' processes make meanwhile."""
-    return {n for n in os.listdir("/dev/shm") if not n.startswith("sem.")} | own_semaphores()
 
 
 def _backed_by_shared_memory(view: object) -> bool:
@@ -40,7 +35,6 @@ def _backed_by_shared_memory(view: object) -> bool:
 
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 def test_large_items_arrive_whole_and_in_order_among_small_ones(backend: str) -> None:
-    before = _shm_files()
     ch = open_for(backend)
     items: list[Any] = [
         b"small",
@@ -62,7 +56,8 @@ def test_large_items_arrive_whole_and_in_order_among_small_ones(backend: str) ->
     assert type(got[2]) is bytearray
     assert bytes(got[3]["buffer"]) == b"d" * BIG
     assert got[4:] == [b"", items[5]]
-    assert _shm_files() == before  # memory with no name: nothing in /dev/shm
+    # Memory with no name: nothing in /dev/shm for a crash to leave behind.
+    assert named_shared_memory(os.getpid()) == set()
 
 
 def test_a_received_array_is_a_writable_view_of_shared_memory() -> None:
@@ -101,11 +96,11 @@ def test_the_threshold_can_be_set_or_turned_off() -> None:
 def _sum_items(receiver: channels.Receiver[Any], results: channels.Sender[int]) -> None:
     with results:
         for item in receiver:
-            results.send(sum(bytes(item)[::4096]) + len(item))
+            named = named_shared_memory(os.getpid())  # while the item's memory is mapped
+            results.send(-1 if named else sum(bytes(item)[::4096]) + len(item))
 
 
 def test_large_items_cross_processes_under_every_start_method(method: str) -> None:
-    before = _shm_files()
     ch = open_for("queue", method)
     results = open_for("queue", method)
     consumer = start(method, _sum_items, ch.receiver, results.clone())
@@ -117,7 +112,7 @@ def test_large_items_cross_processes_under_every_start_method(method: str) -> No
     assert how == "EndOfChannel"
     assert got == [sum(item[::4096]) + len(item) for item in items]
     assert join(consumer) == [0]
-    assert _shm_files() == before
+    assert named_shared_memory(os.getpid()) == set()
 
 
 def _send(sender: channels.Sender[Any], item: object) -> None:
@@ -130,7 +125,6 @@ def _recv(receiver: channels.Receiver[Any]) -> None:
 
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 def test_a_sender_killed_after_shipping_leaves_an_orphan_that_is_dropped(backend: str) -> None:
-    before = _shm_files()
     ch = open_for(backend)
     kill_at("shm:shipped", _send, ch.sender, b"x" * (2 * BIG))
     ch.send(b"y" * (2 * BIG))  # its ticket is newer: the orphan is closed, this one taken
@@ -138,12 +132,11 @@ def test_a_sender_killed_after_shipping_leaves_an_orphan_that_is_dropped(backend
     got, how = drain(ch)
     assert (len(got), how) == (1, "EndOfChannel")
     assert got[0] == b"y" * (2 * BIG)
-    assert _shm_files() == before
+    assert named_shared_memory(os.getpid()) == set()
 
 
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 def test_a_receiver_killed_while_redeeming_loses_only_its_item(backend: str) -> None:
-    before = _shm_files()
     ch = open_for(backend)
     ch.send(b"a" * (2 * BIG))
     ch.send(b"b" * (2 * BIG))
@@ -152,7 +145,7 @@ def test_a_receiver_killed_while_redeeming_loses_only_its_item(backend: str) -> 
     got, how = drain(ch)
     assert how == "EndOfChannel"
     assert got == [b"b" * (2 * BIG)]
-    assert _shm_files() == before
+    assert named_shared_memory(os.getpid()) == set()
 
 
 def _ship_forever(sender: channels.Sender[Any]) -> None:
@@ -161,20 +154,20 @@ def _ship_forever(sender: channels.Sender[Any]) -> None:
 
 
 def test_killing_every_process_of_a_channel_leaves_nothing_in_dev_shm(method: str) -> None:
-    before = _shm_files()
     ch = open_for("queue", method)
     sender = start(method, _ship_forever, ch.clone())
     receiver = start(method, _recv_forever, ch.receiver)
     deadline = time.monotonic() + WAIT
     while ch.stats().received < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
-    for child in (sender, receiver):
+    for child in (sender, receiver):  # nothing named that a kill could leave behind
+        assert named_shared_memory(child.pid or 0) == set()
         os.kill(child.pid or 0, signal.SIGKILL)
     assert join(sender, receiver) == [-signal.SIGKILL] * 2
     ch.close()
     del ch
     gc.collect()
-    assert _shm_files() == before
+    assert named_shared_memory(os.getpid()) == set()
 
 
 def _recv_forever(receiver: channels.Receiver[Any]) -> None:

@@ -80,6 +80,20 @@ def test_keys_are_removed_once_the_channel_ended_and_was_drained(server: RedisSe
         client.close()
 
 
+def test_linger_is_the_channel_s_and_a_sender_asking_for_another_is_refused(
+    server: RedisServer,
+) -> None:
+    url = server.url(unique("linger"))
+    first = channels.open_sender[str](url, linger=30)
+    try:
+        with pytest.raises(ConfigError, match=r"linger=30.*asked for.*linger=60"):
+            channels.open_sender[str](url, linger=60)
+        for same in ({}, {"linger": 30}, {"linger": 29.5}):  # whole seconds on the server
+            channels.open_sender[str](url, **same).close()
+    finally:
+        first.close()
+
+
 def test_a_receiver_that_joins_first_waits_and_open_sender_refuses_an_ended_channel(
     server: RedisServer,
 ) -> None:

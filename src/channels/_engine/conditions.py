@@ -22,8 +22,8 @@ Condition            details                         raises
 ``NOT_JOINABLE``     the call, as ``"join()"``       ``ChannelError``
 ``OVER_MARKED``                                      ``ChannelError``
 ``NO_CHANNEL``       the channel's id                ``ChannelError``
-``MISMATCH``         name, maxsize, joinable,        ``ConfigError``
-                     asked maxsize, asked joinable
+``MISMATCH``         name, then option, the          ``ConfigError``
+                     channel's, asked, for each one
 ===================  ==============================  ================================
 
 The engines that report conditions: the local core (in the calling process),
@@ -201,10 +201,12 @@ def _make(condition: Condition, details: tuple[Detail, ...]) -> ChannelError:
             return ChannelClosed(refused)
         case Condition.NO_CHANNEL, (int() as cid,):
             return ChannelError(f"this server holds no channel {cid}")
-        case Condition.MISMATCH, (str() as name, int(), bool(), int(), bool()):
+        case Condition.MISMATCH, (str() as name, *checked) if len(checked) % 3 == 0:
+            options = [checked[i : i + 3] for i in range(0, len(checked), 3)]
+            has = ", ".join(f"{option}={known}" for option, known, _ in options)
+            asked = ", ".join(f"{option}={wanted}" for option, _, wanted in options)
             return ConfigError(
-                "channel {!r} exists with maxsize={} and joinable={}; open it with those "
-                "(it was asked for maxsize={}, joinable={})".format(name, *details[1:])
+                f"channel {name!r} exists with {has}; open it with those (it was asked for {asked})"
             )
         case _:
             return ChannelError(f"the channel is in state {condition.name} {details!r}")

@@ -195,7 +195,8 @@ class Hub:
                     if state.maxsize != maxsize or state.joinable != joinable:
                         raise error(
                             Condition.MISMATCH,
-                            *(name, state.maxsize, state.joinable, maxsize, joinable),
+                            *(name, "maxsize", state.maxsize, maxsize),
+                            *("joinable", state.joinable, joinable),
                         )
                     if session:
                         state.users.add(session)

@@ -65,7 +65,7 @@ class RedisChannel(ChannelBase[T]):
         lease: float = 10.0,
         reconnect: float = 30.0,
         joinable: bool | None = None,
-        linger: float = 86400.0,
+        linger: float | None = None,
         prefix: str = "channels",
     ) -> None:
         given = RedisOptions.given(locals())

@@ -106,7 +106,8 @@ class RedisCore(CoreBase):
             -1 if size is None else size,
             -1 if joinable is None else int(joinable),
         ]
-        args += [math.ceil(given.linger), int(with_sender), secrets.token_hex(8), ms(given.lease)]
+        linger = -1 if given.linger is None else math.ceil(given.linger)
+        args += [linger, int(with_sender), secrets.token_hex(8), ms(given.lease)]
         status, rest = core._calls.call(lua.OPEN, args, None)
         known_size, known_joinable = as_int(rest[0]), as_int(rest[1])
         where = f"channel {ref.name!r} at {ref.server.describe()}"
@@ -115,18 +116,15 @@ class RedisCore(CoreBase):
                 Condition.SENDER_REFUSED,
                 ref.name,
                 False,
-                f"at {ref.server.describe()}, until its end marker expires: option linger, "
-                f"{given.linger:g} s after it was drained",
+                f"at {ref.server.describe()}, until its end marker expires "
+                "(option linger, when it was made: a day unless set)",
             )
         if status == b"options":
-            raise error(
-                Condition.MISMATCH,
-                ref.name,
-                known_size,
-                bool(known_joinable),
-                known_size if size is None else size,
-                bool(known_joinable) if joinable is None else joinable,
-            )
+            has = (known_size, bool(known_joinable), as_int(rest[2]))
+            asked = (size, joinable, None if linger < 0 else linger)
+            checked = zip(("maxsize", "joinable", "linger"), has, asked, strict=True)
+            mismatch = [d for o, h, a in checked for d in (o, h, h if a is None else a)]
+            raise error(Condition.MISMATCH, ref.name, *mismatch)
         if status == b"broken":
             raise broken(where, rest[2])
         core._joinable = None if known_joinable < 0 else bool(known_joinable)

@@ -57,7 +57,9 @@ class RedisOptions(Options):
             ``ChannelBroken`` (before then they wait, up to their timeout).
         joinable: track ``task_done()`` and ``join()``; None: what the channel has.
         linger: seconds an ended and drained channel's end marker stays, so that
-            late receivers see the end and late senders ``ChannelClosed``.
+            late receivers see the end and late senders ``ChannelClosed``; None: what
+            the channel has (a day for a new one). Set when the channel is made: a
+            sender that asks for another value is refused with ``ConfigError``.
         prefix: the first part of the channel's key names.
     """
 
@@ -79,7 +81,7 @@ class RedisOptions(Options):
     lease: float = 10.0
     reconnect: float = 30.0
     joinable: bool | None = None
-    linger: float = 86400.0
+    linger: float | None = None
     prefix: str = "channels"
 
     def check(self) -> None:
@@ -104,7 +106,7 @@ class Settings:
     max_message_size: int | None
     lease: float
     reconnect: float
-    linger: float
+    linger: float | None
 
 
 def _settings(options: RedisOptions) -> Settings:
@@ -118,7 +120,8 @@ def _settings(options: RedisOptions) -> Settings:
     limit = check_message_limit(options.max_message_size)
     _positive("lease", options.lease)
     _positive("reconnect", options.reconnect)
-    _positive("linger", options.linger)
+    if options.linger is not None:
+        _positive("linger", options.linger)
     if options.name is not None and (not isinstance(options.name, str) or not options.name):
         raise ConfigError(f"a channel name is a non-empty string, not {options.name!r}")
     if not isinstance(options.prefix, str) or not options.prefix:

@@ -141,10 +141,10 @@ local function judging()
 end
 """
 
-#: ARGV: token, maxsize (-1: keep), joinable (-1: keep), linger, with_sender (1/0),
-#: epoch for a new channel, lease (ms).
+#: ARGV: token, maxsize (-1: keep), joinable (-1: keep), linger (s, -1: keep), with_sender
+#: (1/0), epoch for a new channel, lease (ms).
 #: Returns {status, version, epoch, maxsize, joinable}: status 'ok', 'end' (ended: no sender
-#: may open), 'options' (they differ), 'broken', 'lost'.
+#: may open), 'options' (they differ; then the channel's linger too), 'broken', 'lost'.
 OPEN = (
     _PRELUDE
     + """
@@ -159,20 +159,23 @@ if s == 'none' then
   if not with_sender then return {'ok', 0, '', -1, -1} end
   local m = math.max(tonumber(ARGV[A + 1]), 0)
   local j = math.max(tonumber(ARGV[A + 2]), 0)
-  redis.call('HSET', meta, 'maxsize', m, 'joinable', j, 'linger', ARGV[A + 3], 'sent', 0,
+  local lg = tonumber(ARGV[A + 3])
+  if lg < 0 then lg = 86400 end
+  redis.call('HSET', meta, 'maxsize', m, 'joinable', j, 'linger', lg, 'sent', 0,
     'done', 0, 'ended', 0, 'broken', 0, 'bell', 0, 'epoch', ARGV[A + 5], 'version', 0,
     'tick', NOW, 'grace', 0, 'lease', ARGV[A + 6])
   redis.pcall('XGROUP', 'CREATE', items, 'g', '0', 'MKSTREAM')
   EP = ARGV[A + 5]
 end
-local st = redis.call('HMGET', meta, 'maxsize', 'joinable', 'ended', 'broken')
-local m, j = tonumber(st[1]), tonumber(st[2])
+local st = redis.call('HMGET', meta, 'maxsize', 'joinable', 'ended', 'broken', 'linger')
+local m, j, lg = tonumber(st[1]), tonumber(st[2]), tonumber(st[5] or '86400')
 if with_sender then
   if st[3] == '1' then return {'end', VER, EP, m, j} end
   if st[4] == '1' then return {'broken', VER, EP, m, j, M.why or ''} end
   if (tonumber(ARGV[A + 1]) >= 0 and tonumber(ARGV[A + 1]) ~= m)
-      or (tonumber(ARGV[A + 2]) >= 0 and tonumber(ARGV[A + 2]) ~= j) then
-    return {'options', VER, EP, m, j}
+      or (tonumber(ARGV[A + 2]) >= 0 and tonumber(ARGV[A + 2]) ~= j)
+      or (tonumber(ARGV[A + 3]) >= 0 and tonumber(ARGV[A + 3]) ~= lg) then
+    return {'options', VER, EP, m, j, lg}
   end
   if redis.call('HSETNX', handles, ARGV[A], 1) == 1 then bump() end
 end

@@ -15,12 +15,21 @@ Each row is a channel beside what it must beat, measured in the same rounds
 - a 64 MiB numpy array (bytes without numpy), the receiver reading every page,
   vs ``multiprocessing.Queue`` (goal >= 12x): 4 arrays sent at once, and a
   steady stream of 64 with ``maxsize=2`` on both sides (the shape in which
-  shared memory is reused).
+  shared memory is reused);
+- 64 MiB ``bytes`` on ``pipe`` and ``queue``, the receiver reading every
+  page, vs a hand-rolled ``multiprocessing.shared_memory`` copy (goal >= 1.0x):
+  its producer copies each item into a new block and puts the block's name in
+  a ``multiprocessing.Queue``, its consumer copies the block out to ``bytes``,
+  closes and unlinks it. 4 items sent at once, and a steady stream of
+  ``--stream`` (32) with at most 2 waiting: ``maxsize=2`` on ``queue`` and the
+  anchor's ``Queue(2)``; ``pipe``, which has no bound, paced by the consumer,
+  which acknowledges each item on receipt (a window of 2).
 
 Small items are ints. The ratio is the median of the per-round ratios.
 faster_fifo and numpy are optional (``pip install typed-channels[bench]``):
 without them their rows say so. Run:
-``python benchmarks/bench_goals.py [--count N] [--repeat R] [--json]``.
+``python benchmarks/bench_goals.py [--count N] [--repeat R] [--json]``;
+``--only bytes`` runs the rows of 64 MiB ``bytes`` alone.
 """
 
 from __future__ import annotations
@@ -35,16 +44,24 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.queues import Queue as MPQueue
+from multiprocessing.shared_memory import SharedMemory
+from typing import cast
 
+from channels import ChannelOptions, Receiver, Sender, open_channel
 from channels._bench import optional
 from channels._bench.measure import Shape, Target, channel_rate, fifo_rate, raw_rate
+from channels._bench.model import BenchError
 from channels._bench.primitives import make_raw
-from channels._bench.processes import StartLine, throughput
-from channels._bench.workers import Items
+from channels._bench.processes import STEP_TIMEOUT, StartLine, throughput
+from channels._bench.workers import Items, touch
 
 _BUFFER = 64 << 10
+#: Large items waiting at most in the steady streams: maxsize, or the pipe's window.
+_WINDOW = 2
 
 
 def _target(backend: str) -> Target:
@@ -102,11 +119,120 @@ def _os_pipe_rate(ctx: BaseContext, shape: Shape) -> float:
         os.close(wfd)
 
 
+def _shm_producer(
+    names: MPQueue[tuple[str, int] | None], n: int, size: int, start: StartLine
+) -> None:
+    """The anchor's producer: each item copied into a new shared memory block, its name put."""
+    data = b"x" * size
+    start.wait()
+    for _ in range(n):
+        block = SharedMemory(create=True, size=size)
+        cast(memoryview, block.buf)[:size] = data
+        block.close()  # the consumer unlinks it
+        names.put((block.name, size))
+
+
+def _shm_consumer(
+    names: MPQueue[tuple[str, int] | None], start: StartLine, results: MPQueue[tuple[int, float]]
+) -> None:
+    """The anchor's consumer: attach, copy out to bytes, close and unlink; read every page."""
+    count, last = 0, 0.0
+    start.wait()
+    while (got := names.get(timeout=STEP_TIMEOUT)) is not None:
+        name, size = got
+        block = SharedMemory(name)
+        item = bytes(cast(memoryview, block.buf)[:size])
+        block.close()
+        block.unlink()
+        touch(item)
+        count += 1
+        last = time.monotonic()
+    results.put((count, last))
+
+
+def _shm_rate(ctx: BaseContext, count: int, size: int, maxsize: int) -> float:
+    # One tracker for every process, started here (untimed): each child would start its own.
+    resource_tracker.ensure_running()
+    names: MPQueue[tuple[str, int] | None] = ctx.Queue(maxsize)
+    try:
+        return throughput(
+            ctx,
+            count=count,
+            producers=1,
+            consumers=1,
+            producer=lambda n: (_shm_producer, (names, n, size)),
+            consumer=(_shm_consumer, (names,)),
+            after_producers=lambda: names.put(None),
+        )
+    finally:
+        names.close()
+        names.join_thread()
+
+
+def _bytes_producer(
+    tx: Sender[object], n: int, size: int, acks: Connection | None, start: StartLine
+) -> None:
+    """Send the same ``bytes`` ``n`` times; with ``acks``, at most ``_WINDOW`` unacknowledged."""
+    data = b"x" * size
+    with tx:
+        start.wait()
+        for i in range(n):
+            if acks is not None and i >= _WINDOW:
+                if not acks.poll(STEP_TIMEOUT):
+                    raise BenchError("the consumer acknowledged no item in time")
+                acks.recv_bytes()
+            tx.send(data)
+
+
+def _bytes_consumer(
+    rx: Receiver[object],
+    acks: Connection | None,
+    start: StartLine,
+    results: MPQueue[tuple[int, float]],
+) -> None:
+    """Receive until the end, acknowledging each item on receipt; read every page."""
+    count, last = 0, 0.0
+    start.wait()
+    for item in rx:
+        if acks is not None:
+            acks.send_bytes(b"")
+        touch(cast(bytes, item))
+        count += 1
+        last = time.monotonic()
+    results.put((count, last))
+
+
+def _bytes_rate(ctx: BaseContext, backend: str, count: int, size: int, window: bool) -> float:
+    """``bytes`` of ``size`` on ``backend``; with ``window``, at most ``_WINDOW`` waiting."""
+    bounded = window and backend == "queue"
+    options: ChannelOptions = {"maxsize": _WINDOW} if bounded else {}
+    ch = open_channel[object](backend, **options)
+    tx = ch.sender.clone()
+    ch.close()
+    reader, writer = ctx.Pipe(duplex=False) if window and not bounded else (None, None)
+    try:
+        return throughput(
+            ctx,
+            count=count,
+            producers=1,
+            consumers=1,
+            producer=lambda n: (_bytes_producer, (tx, n, size, reader)),
+            consumer=(_bytes_consumer, (ch.receiver, writer)),
+            after_producers=lambda: None,
+        )
+    finally:
+        tx.close()
+        ch.receiver.close()
+        for end in (reader, writer):
+            if end is not None:
+                end.close()
+
+
 Run = Callable[[], float]
 
 
 def _rows(
-    ctx: BaseContext, count: int, large: int
+    ctx: BaseContext, count: int, large: int, stream: int
 ) -> list[tuple[str, Run, list[tuple[str, Run]], float]]:
     """(row, channel run, [(baseline, run)], goal): the faster baseline is the one compared."""
     small = Shape(Items(0), count, 1, 1)
@@ -169,6 +295,41 @@ def _rows(
             12.0,
         )
     )
+    rows += _bytes_rows(ctx, large, stream)
+    return rows
+
+
+def _bytes_rows(
+    ctx: BaseContext, large: int, stream: int
+) -> list[tuple[str, Run, list[tuple[str, Run]], float]]:
+    """``bytes`` on pipe and queue vs the hand-rolled shared memory copy: a burst, a stream."""
+
+    def chan(backend: str, n: int, window: bool) -> Run:
+        return lambda: _bytes_rate(ctx, backend, n, large, window)
+
+    def anchor(n: int, maxsize: int) -> Run:
+        return lambda: _shm_rate(ctx, n, large, maxsize)
+
+    mib = large >> 20
+    rows: list[tuple[str, Run, list[tuple[str, Run]], float]] = []
+    for backend in ("pipe", "queue"):
+        rows.append(
+            (
+                f"{backend}, {mib} MiB bytes",
+                chan(backend, 4, False),
+                [("shm copy", anchor(4, 0))],
+                1.0,
+            )
+        )
+    for backend in ("pipe", "queue"):
+        rows.append(
+            (
+                f"{backend}, {mib} MiB bytes, stream",
+                chan(backend, stream, True),
+                [(f"shm copy, Queue({_WINDOW})", anchor(stream, _WINDOW))],
+                1.0,
+            )
+        )
     return rows
 
 
@@ -177,12 +338,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000, help="small items per run")
     parser.add_argument("--large", type=int, default=64 << 20, help="bytes per large item")
+    parser.add_argument(
+        "--stream", type=int, default=32, help="large bytes items per steady stream"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--only", help="run only the rows whose name contains this")
     args = parser.parse_args(argv)
     ctx = multiprocessing.get_context("fork")
-    rows = [r for r in _rows(ctx, args.count, args.large) if not args.only or args.only in r[0]]
+    rows = [
+        r
+        for r in _rows(ctx, args.count, args.large, args.stream)
+        if not args.only or args.only in r[0]
+    ]
     # Every distinct run once per round: the same channel run serves several rows.
     runs: dict[str, Run] = {}
     for name, mine, theirs, _ in rows:

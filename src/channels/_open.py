@@ -51,7 +51,7 @@ class ChannelOptions(TypedDict, total=False):
     lease: float
     reconnect: float
     joinable: bool | None
-    linger: float
+    linger: float | None
     prefix: str
 
 

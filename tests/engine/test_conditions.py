@@ -40,7 +40,11 @@ _EXAMPLES: dict[Condition, tuple[tuple[Detail, ...], type[ChannelError], str]] =
     Condition.NOT_JOINABLE: (("join()",), ChannelError, r"join\(\) needs"),
     Condition.OVER_MARKED: ((), ChannelError, "more times"),
     Condition.NO_CHANNEL: ((7,), ChannelError, "no channel 7"),
-    Condition.MISMATCH: (("jobs", 2, False, 3, True), ConfigError, "maxsize=2"),
+    Condition.MISMATCH: (
+        ("jobs", "maxsize", 2, 3, "joinable", False, True),
+        ConfigError,
+        r"maxsize=2, joinable=False; .* maxsize=3, joinable=True",
+    ),
 }
 
 

@@ -88,8 +88,9 @@ def test_linger_is_the_channel_s_and_a_sender_asking_for_another_is_refused(
     try:
         with pytest.raises(ConfigError, match=r"linger=30.*asked for.*linger=60"):
             channels.open_sender[str](url, linger=60)
-        for same in ({}, {"linger": 30}, {"linger": 29.5}):  # whole seconds on the server
-            channels.open_sender[str](url, **same).close()
+        channels.open_sender[str](url).close()
+        channels.open_sender[str](url, linger=30).close()
+        channels.open_sender[str](url, linger=29.5).close()  # whole seconds on the server
     finally:
         first.close()
 

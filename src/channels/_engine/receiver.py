@@ -30,7 +30,8 @@ from .._timing import NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import closed_receiver, nothing_ready
 from .contract import ChannelStats, Core, Data, steps_on_loop
-from .driving import Take, arun, run
+from .driving import arun, run
+from .jobs import Take
 from .turns import Turn
 from .waiting import in_line
 

@@ -32,7 +32,8 @@ from .._timing import JOIN_SLICE, NOWAIT_LOCK, deadline_after
 from .closing import Closing
 from .conditions import full
 from .contract import ChannelStats, Core, stores_batches
-from .driving import Put, arun, run
+from .driving import arun, run
+from .jobs import Put
 
 __all__ = ["SenderHandle", "join"]
 

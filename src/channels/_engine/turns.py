@@ -36,7 +36,7 @@ from .waiting import readable
 if TYPE_CHECKING:
     import asyncio
 
-    from .driving import Job
+    from .jobs import Job
 
 __all__ = ["NOW", "Turn", "may_try_now", "take_turn"]
 

@@ -17,7 +17,8 @@ from typing import Generic, NoReturn, TypeVar, cast, final
 from ..._engine.closing import Closing
 from ..._engine.conditions import closed_receiver, full, nothing_ready
 from ..._engine.contract import ChannelStats
-from ..._engine.driving import Put, Take, arun, run
+from ..._engine.driving import arun, run
+from ..._engine.jobs import Put, Take
 from ..._engine.receiver import aiterate
 from ..._errors import ChannelError, ChannelTimeout, ConfigError, EndOfChannel
 from ..._timing import deadline_after

@@ -132,6 +132,9 @@ PROGRESS_INTERVAL = 0.1
 #: How often a map with a progress report looks at the results that came.
 PROGRESS_LOOK = 0.1
 
+#: How often a finished call's waiter looks whether the thread running its callback ended.
+CALLBACK_LOOK = 0.1
+
 #: How often an idle or blocked stream worker checks whether it should stop.
 STREAM_POLL = 0.1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from channels import ConfigError, Pool, PoolClosed, PoolExecutor
+from channels import AsyncResult, ConfigError, Pool, PoolClosed, PoolExecutor
 
 import pool_funcs as f
 from support import WAIT, pid_alive
@@ -71,6 +71,40 @@ def test_callbacks_get_the_result_or_the_error_and_never_reach_the_function() ->
         assert sorted(map(repr, done.wait_for(4))) == ["10", "3", "[0, 1, 4, 9]", "[2]"]
         errors = failed.wait_for(2)
         assert all(isinstance(e, ValueError) and "bad input 3" in str(e) for e in errors)
+
+
+def test_a_result_is_ready_only_once_its_callback_has_run() -> None:
+    """As in the stdlib: what the callback did is there to see once ``get()`` returns."""
+    seen: list[object] = []
+
+    def slow(value: object) -> None:
+        time.sleep(0.3)
+        seen.append(value)
+
+    with Pool(2, context="fork") as pool:
+        one = pool.apply_async(f.add, (1, 2), callback=slow)
+        assert one.get(timeout=WAIT) == 3
+        assert seen == [3]
+        assert one.ready()
+        assert one.successful()
+        many = pool.map_async(f.fail_on, [3], error_callback=slow)
+        assert many.wait(timeout=WAIT)
+        assert len(seen) == 2
+        assert isinstance(seen[1], ValueError)
+
+
+def test_a_callback_may_wait_for_its_own_result() -> None:
+    got: list[object] = []
+    with Pool(1, context="fork") as pool:
+        holder: list[AsyncResult[int]] = []
+
+        def callback(_: object) -> None:
+            got.append(holder[0].get(timeout=WAIT))
+
+        holder.append(pool.apply_async(f.add, (2, 2), callback=callback))
+        pool.close()
+        pool.join(timeout=WAIT)
+    assert got == [4]
 
 
 def test_join_waits_for_the_callbacks() -> None:

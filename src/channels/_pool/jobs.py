@@ -125,8 +125,11 @@ class Job:
         self.abandoned: bool = False
         self.queued: bool = False
         self.on_finished: Callable[[Job], None] = _ignore
-        # Run once the job has finished, on the pool's callback thread.
+        # Run once the job has finished, on the pool's callback thread (``notifier``);
+        # ``notified`` once it has run.
         self.notify: Callable[[], None] | None = None
+        self.notifier: threading.Thread | None = None
+        self.notified: bool = False
         self._item_seconds: float | None = None
         self._item_bytes: float | None = None
 
@@ -252,6 +255,18 @@ class Job:
     def _check_finished(self) -> None:
         if self.input_done and self.delivered >= self.read:
             self._finish()
+
+    def settled(self) -> bool:
+        """Finished, and its callback has run: the stdlib's ``ready()``, so what a callback
+        did is there to see once ``get()`` returns. Call it holding ``cond``.
+
+        On the callback thread, or once that thread is gone, finished is enough: a
+        callback that waits for a result must not wait for itself.
+        """
+        if not self.finished or self.notified or self.notify is None:
+            return self.finished
+        notifier = self.notifier
+        return notifier is None or notifier is threading.current_thread() or not notifier.is_alive()
 
     def _finish(self) -> None:
         if not self.finished:

@@ -48,7 +48,7 @@ class PoolState:
         self._jobs: set[Job] = set()
         self._processes: dict[int, BaseProcess] = {}
         self.started: int = 0
-        self._notices: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._notices: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._notifier: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -68,6 +68,7 @@ class PoolState:
                     target=self._notify, name="channels-pool-callbacks", daemon=True
                 )
                 self._notifier.start()
+            job.notifier = self._notifier
             if job.finished:  # nothing to do, e.g. map over an empty input
                 self._forget(job)
                 return
@@ -165,16 +166,21 @@ class PoolState:
     def _forget(self, job: Job) -> None:
         self._jobs.discard(job)
         if job.notify is not None:
-            self._notices.put(job.notify)
+            self._notices.put(job)
         self._wake()
 
     def _notify(self) -> None:
         """The callback thread: run each finished job's notice, until the pool has stopped."""
-        while (notice := self._notices.get()) is not None:
+        while (job := self._notices.get()) is not None:
             try:
-                notice()
+                assert job.notify is not None
+                job.notify()
             except Exception:
                 log_exception("a pool callback raised")
+            finally:
+                with job.cond:
+                    job.notified = True
+                    job.cond.notify_all()
 
     def _fail_all(self, error: Callable[[], BaseException]) -> None:
         for job in list(self._jobs):

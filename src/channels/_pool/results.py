@@ -15,7 +15,7 @@ from itertools import chain, islice
 from typing import Generic, TypeVar, cast, final
 
 from .._errors import ChannelTimeout
-from .._timing import PROGRESS_LOOK, deadline_after
+from .._timing import CALLBACK_LOOK, PROGRESS_LOOK, deadline_after
 from .dispatcher import Engine
 from .jobs import BatchJob, Chunk, IterJob, pack
 from .progress import Progress
@@ -75,14 +75,14 @@ class AsyncResult(Generic[R_co]):
         self._keepalive = keepalive
 
     def ready(self) -> bool:
-        """Whether the call has finished, successfully or not."""
+        """Whether the call has finished, successfully or not, and its callback has run."""
         with self._job.cond:
-            return self._job.finished
+            return self._job.settled()
 
     def successful(self) -> bool:
-        """Whether the call finished without raising; ``ValueError`` if it is not finished."""
+        """Whether the call finished without raising; ``ValueError`` if it is not ready."""
         with self._job.cond:
-            if not self._job.finished:
+            if not self._job.settled():
                 raise ValueError(f"{self._job.spec.name} has not finished yet")
             return self._job.error is None
 
@@ -91,12 +91,14 @@ class AsyncResult(Generic[R_co]):
         job = self._job
         deadline = deadline_after(timeout)
         with job.cond:
-            while not job.finished:
+            while not job.settled():
                 left = _remaining(deadline)
                 if left == 0.0:
                     break
+                if job.finished:  # its callback runs: look again if that thread ends first
+                    left = CALLBACK_LOOK if left is None else min(left, CALLBACK_LOOK)
                 job.cond.wait(left)
-            return job.finished
+            return job.settled()
 
     def get(self, timeout: float | None = None) -> R_co:
         """Return the result, or raise the call's exception, or ``ChannelTimeout``."""

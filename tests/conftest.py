@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing import forkserver, resource_tracker
@@ -38,6 +39,13 @@ _NEEDS = {
     "processes": "needs several processes: a thread channel and its handles stay in one",
     "serializes": "a thread channel passes items by reference and serializes nothing",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Started in the background by a shell without job control, pytest inherits SIGINT
+    # ignored, and so would every process the tests start: Ctrl-C could not be tested.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-__all__ = ["PROG", "port", "positive", "size", "usage_error"]
+from .._errors import ChannelError, ConfigError
+
+__all__ = ["PROG", "port", "positive", "reported", "size", "usage_error"]
 
 PROG = "channels"
 UNITS = {"k": 1 << 10, "m": 1 << 20}
@@ -14,6 +17,18 @@ UNITS = {"k": 1 << 10, "m": 1 << 20}
 def usage_error(command: str, message: str) -> int:
     print(f"{PROG} {command}: error: {message}", file=sys.stderr)
     return 2
+
+
+def reported(command: str, work: Callable[[], int]) -> int:
+    """Run a command's ``work``: a ``ConfigError`` is a usage error (exit 2), any other
+    ``ChannelError`` is said as a failure (exit 1)."""
+    try:
+        return work()
+    except ConfigError as exc:
+        return usage_error(command, str(exc))
+    except ChannelError as exc:
+        print(f"{PROG} {command}: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 def positive(text: str) -> int:

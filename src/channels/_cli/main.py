@@ -17,9 +17,9 @@ import sys
 from collections.abc import Callable, Generator, Sequence
 from typing import cast
 
-from .._errors import ChannelError, ConfigError
+from .._errors import ConfigError
 from .._registry import backends
-from .arguments import PROG, port, positive, usage_error
+from .arguments import PROG, port, positive, reported, usage_error
 from .bench import add_bench_arguments, bench_command
 from .completion import bash_script
 from .listing import backends_command
@@ -285,35 +285,26 @@ def _worker_command(args: argparse.Namespace) -> int:
     # Imported on use: it brings in the pool, which the other commands never need.
     from .worker import run_worker  # noqa: PLC0415
 
+    def work() -> int:
+        return run_worker(
+            args.target,
+            args.inbox,
+            args.outbox,
+            args.workers,
+            sys.stderr,
+            max_tries=args.max_tries,
+            dead_letter_url=args.dead_letter,
+            batch=args.batch,
+        )
+
     with _logging_to_stderr(0):
-        try:
-            return run_worker(
-                args.target,
-                args.inbox,
-                args.outbox,
-                args.workers,
-                sys.stderr,
-                max_tries=args.max_tries,
-                dead_letter_url=args.dead_letter,
-                batch=args.batch,
-            )
-        except ConfigError as exc:
-            return usage_error("worker", str(exc))
-        except ChannelError as exc:
-            print(f"{PROG} worker: failed: {exc}", file=sys.stderr)
-            return 1
+        return reported("worker", work)
 
 
 def _inspect_command(args: argparse.Namespace) -> int:
     from .inspect import run_inspect  # noqa: PLC0415
 
-    try:
-        return run_inspect(args.url, args.json, sys.stdout)
-    except ConfigError as exc:
-        return usage_error("inspect", str(exc))
-    except ChannelError as exc:
-        print(f"{PROG} inspect: failed: {exc}", file=sys.stderr)
-        return 1
+    return reported("inspect", lambda: run_inspect(args.url, args.json, sys.stdout))
 
 
 # -- completion ----------------------------------------------------------------------
